@@ -1,0 +1,1 @@
+"""CCHC / PAR plan tracking pipeline: workbooks in, curated DuckDB indicator tables out."""

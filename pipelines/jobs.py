@@ -1,0 +1,29 @@
+"""Jobs: the quarterly pipeline (partitioned) and the catalog refresh (dimensions).
+
+Both run in-process: DuckDB allows one writer per file, so steps run one after another
+in a single process (a distributed executor needs a shared catalog such as DuckLake on
+PostgreSQL; see docs/operations.md).
+"""
+
+from dagster import AssetSelection, define_asset_job, in_process_executor
+
+from pipelines.dims import DIMENSIONS
+from pipelines.partitions import quarterly_partitions
+
+DIMENSION_SELECTION = AssetSelection.assets(*DIMENSIONS)
+QUARTERLY_SELECTION = AssetSelection.groups("raw", "staging", "intermediate", "curated", "delivery") - DIMENSION_SELECTION
+
+quarterly_job = define_asset_job(
+    "cchc_quarterly",
+    selection=QUARTERLY_SELECTION,
+    partitions_def=quarterly_partitions,
+    executor_def=in_process_executor,
+    description="Ingest, validate, compute and publish one quarter; send receipts, reminders and the summary.",
+)
+
+catalog_job = define_asset_job(
+    "cchc_catalog",
+    selection=DIMENSION_SELECTION,
+    executor_def=in_process_executor,
+    description="Publish the dimension tables from the catalog folder.",
+)

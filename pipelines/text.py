@@ -1,0 +1,29 @@
+"""Vietnamese text normalisation: NFC for display, a folded key for matching."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+_NON_KEY = re.compile(r"[^0-9a-z]+")
+
+
+def clean(value: object) -> str:
+    """NFC, non-breaking spaces folded, whitespace collapsed and trimmed; None -> ''."""
+    if value is None:
+        return ""
+    text = unicodedata.normalize("NFC", str(value))
+    text = text.replace("\u00a0", " ").replace("\u200b", "")
+    return _SPACES.sub(" ", text).strip()
+
+
+def fold(value: object) -> str:
+    """Matching key: no diacritics (đ -> d), lower case, punctuation as single spaces.
+
+    "Mã đơn vị:" , "MÃ ĐƠN VỊ" and the NFD form of "Mã đơn vị" all fold to "ma don vi".
+    """
+    text = unicodedata.normalize("NFD", clean(value))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
+    text = text.replace("đ", "d").replace("Đ", "D").lower()
+    return _NON_KEY.sub(" ", text).strip()

@@ -1,0 +1,173 @@
+"""The DuckDB warehouse: schema, SQL files, idempotent partition writes.
+
+SQL lives in `sql/` (one statement per file, bound `$parameters`). Every write
+replaces one slice (a partition key, a year, or the whole table for dimensions)
+inside a transaction, so re-running a quarter gives the same tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@cache
+def sql_text(name: str) -> str:
+    """The text of `sql/<name>.sql` (name like "curated/fct_indicator_value")."""
+    path = SQL_DIR / f"{name}.sql"
+    return path.read_text(encoding="utf-8")
+
+
+def _ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"not a safe identifier: {name!r}")
+    return name
+
+
+def _where(slice_: Mapping[str, object]) -> tuple[str, dict]:
+    if not slice_:
+        return "true", {}
+    parts, params = [], {}
+    for i, (column, value) in enumerate(slice_.items()):
+        key = f"slice_{i}"
+        parts.append(f"{_ident(column)} = ${key}")
+        params[key] = value
+    return " and ".join(parts), params
+
+
+class Warehouse:
+    """A DuckDB file. Open one connection at a time (DuckDB file locks)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            if not read_only:
+                ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
+        con.execute(path.read_text(encoding="utf-8"))
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_name = $t and table_schema = current_schema()",
+        {"t": table},
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def query(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    params: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """Run a SQL file and return a DataFrame."""
+    return con.execute(sql_text(name), dict(params or {})).df()
+
+
+def _used_params(sql: str, params: Mapping[str, object]) -> dict:
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+
+
+def replace_from_sql(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    name: str,
+    params: Mapping[str, object] | None = None,
+    slice_: Mapping[str, object] | None = None,
+) -> int:
+    """Replace a slice of `table` with the rows of SQL file `name`; returns rows written.
+
+    The table is created from the query on first use. The query must only return
+    rows inside the slice (checked: a mismatch raises and rolls back).
+    """
+    table = _ident(table)
+    sql = sql_text(name).strip().rstrip(";")
+    params = dict(params or {})
+    where, where_params = _where(slice_ or {})
+    con.execute("begin transaction")
+    try:
+        if not table_exists(con, table):
+            con.execute(
+                f"create table {table} as select * from ({sql}) where false",
+                _used_params(sql, params),
+            )
+        con.execute(f"delete from {table} where {where}", where_params)
+        con.execute(
+            f"insert into {table} by name select * from ({sql})",
+            _used_params(sql, params),
+        )
+        written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
+        total_new = con.execute(f"select count(*) from ({sql})", _used_params(sql, params)).fetchone()[0]
+        if written != total_new:
+            raise ValueError(f"{name} returned rows outside the slice {dict(slice_ or {})} of {table}")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return int(written)
+
+
+def replace_frame(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    slice_: Mapping[str, object] | None = None,
+) -> int:
+    """Replace a slice of an existing table (declared in sql/ddl) with a DataFrame's rows."""
+    table = _ident(table)
+    where, where_params = _where(slice_ or {})
+    columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
+    missing = [c for c in columns if c not in frame.columns]
+    frame = frame.assign(**{c: None for c in missing})[columns]
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from {table} where {where}", where_params)
+        if len(frame):
+            con.register("_incoming", frame)
+            try:
+                con.execute(f"insert into {table} by name select * from _incoming")
+            finally:
+                con.unregister("_incoming")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return len(frame)
+
+
+def replace_frame_as(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Replace a whole table (a dimension) with a DataFrame, creating it from the frame."""
+    table = _ident(table)
+    con.execute("begin transaction")
+    try:
+        con.register("_incoming", frame)
+        try:
+            con.execute(f"create or replace table {table} as select * from _incoming")
+        finally:
+            con.unregister("_incoming")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return len(frame)

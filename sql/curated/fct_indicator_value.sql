@@ -1,0 +1,116 @@
+-- One row per indicator x scope (agency, level within a jurisdiction, whole jurisdiction) x period.
+-- Ratios over several agencies are sum of numerators / sum of denominators; a zero
+-- denominator gives no value. Weighted means: sum(mean x weight) / sum(weight).
+with element_values as (
+    select
+        agency_code,
+        period_code,
+        code,
+        value
+    from int_element_value
+    where period_year = $year
+),
+
+indicators as (
+    select
+        indicator_code,
+        method,
+        numerator_code,
+        denominator_code,
+        multiplier,
+        direction,
+        unit
+    from dim_indicator
+    where method in ('ratio', 'weighted_mean')
+),
+
+agencies as (
+    select
+        org_unit_code,
+        admin_level,
+        jurisdiction_code
+    from dim_agency
+),
+
+agency_parts as (
+    select
+        i.indicator_code,
+        n.agency_code,
+        n.period_code,
+        case when i.method = 'weighted_mean' then n.value * d.value else n.value end as numerator,
+        d.value as denominator
+    from indicators as i
+    inner join element_values as n on i.numerator_code = n.code
+    inner join element_values as d
+        on
+            i.denominator_code = d.code
+            and n.agency_code = d.agency_code
+            and n.period_code = d.period_code
+),
+
+scoped as (
+    select
+        p.indicator_code,
+        'agency' as scope,
+        p.agency_code as org_unit_code,
+        a.admin_level,
+        a.jurisdiction_code,
+        p.period_code,
+        p.numerator,
+        p.denominator,
+        1 as reporting_units
+    from agency_parts as p
+    inner join agencies as a on p.agency_code = a.org_unit_code
+    union all
+    select
+        p.indicator_code,
+        'level' as scope,
+        a.jurisdiction_code as org_unit_code,
+        a.admin_level,
+        a.jurisdiction_code,
+        p.period_code,
+        sum(p.numerator) as numerator,
+        sum(p.denominator) as denominator,
+        count(*) as reporting_units
+    from agency_parts as p
+    inner join agencies as a on p.agency_code = a.org_unit_code
+    group by p.indicator_code, a.jurisdiction_code, a.admin_level, p.period_code
+    union all
+    select
+        p.indicator_code,
+        'jurisdiction' as scope,
+        a.jurisdiction_code as org_unit_code,
+        'all' as admin_level,
+        a.jurisdiction_code,
+        p.period_code,
+        sum(p.numerator) as numerator,
+        sum(p.denominator) as denominator,
+        count(*) as reporting_units
+    from agency_parts as p
+    inner join agencies as a on p.agency_code = a.org_unit_code
+    group by p.indicator_code, a.jurisdiction_code, p.period_code
+),
+
+final as (
+    select
+        s.indicator_code,
+        s.scope,
+        s.org_unit_code,
+        s.admin_level,
+        s.jurisdiction_code,
+        s.period_code,
+        $year as period_year,
+        s.numerator,
+        s.denominator,
+        case
+            when s.denominator = 0 then null
+            else s.numerator / s.denominator * i.multiplier
+        end as value,
+        i.unit,
+        i.direction,
+        s.reporting_units
+    from scoped as s
+    inner join indicators as i on s.indicator_code = i.indicator_code
+)
+
+select * from final

@@ -1,0 +1,33 @@
+import unicodedata
+
+import pytest
+
+from pipelines.text import clean, fold
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("Mã đơn vị", "ma don vi"),
+        (unicodedata.normalize("NFD", "Mã đơn vị"), "ma don vi"),
+        ("  MÃ   ĐƠN VỊ: ", "ma don vi"),
+        ("Điện thoại / Email", "dien thoai email"),
+        ("Kỳ báo cáo", "ky bao cao"),
+        ("Số liệu", "so lieu"),
+        ("Thông\u00a0tin chung", "thong tin chung"),
+        (None, ""),
+        (12, "12"),
+    ],
+)
+def test_fold(raw, key):
+    assert fold(raw) == key
+
+
+def test_clean_is_nfc_and_collapses_space():
+    nfd = unicodedata.normalize("NFD", "Liêu  Tú ")
+    assert clean(nfd) == "Liêu Tú"
+    assert unicodedata.is_normalized("NFC", clean(nfd))
+
+
+def test_nfd_and_nfc_names_match():
+    assert fold(unicodedata.normalize("NFD", "UBND xã Thạnh Thới Thuận")) == fold("UBND XÃ THẠNH THỚI THUẬN")
