@@ -67,7 +67,12 @@ def test_derived_quarter_components():
 
 @pytest.mark.parametrize(
     ("key", "report", "quarter"),
-    [("2024-01-01", "2024-Q1", "2024-Q1"), ("2024-04-01", "2024-H1", "2024-Q2"), ("2024-07-01", "2024-Q3", "2024-Q3"), ("2024-10-01", "2024-Y", "2024-Q4")],
+    [
+        ("2024-01-01", "2024-Q1", "2024-Q1"),
+        ("2024-04-01", "2024-H1", "2024-Q2"),
+        ("2024-07-01", "2024-Q3", "2024-Q3"),
+        ("2024-10-01", "2024-Y", "2024-Q4"),
+    ],
 )
 def test_partition_mapping(key, report, quarter):
     assert partition_report(key).code == report

@@ -1,0 +1,32 @@
+"""Shared fixtures: fixture workbooks written by the tests themselves, with real-world quirks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from pipelines.catalog import Catalog
+from pipelines.form_writer import FormContent, Quirks, write_form
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return Catalog.load(REPO / "catalog")
+
+
+def make_form(
+    path: Path,
+    agency: str,
+    period_label: str,
+    figures: dict,
+    quirks: Quirks | None = None,
+    report_date: dt.date | None = dt.date(2024, 3, 5),
+    tasks=(),
+) -> Path:
+    """Write one CCHC-1 workbook for the tests."""
+    content = FormContent(agency, f"Đơn vị {agency}", period_label, report_date, figures, tasks=tasks)
+    return write_form(path, content, quirks)

@@ -1,0 +1,157 @@
+import unicodedata
+
+import pytest
+
+from pipelines.form_writer import Formula, Quirks
+from pipelines.workbook import cell_ref, column_letter, detect_header, normalise_code, read_workbook
+from tests.conftest import make_form
+
+FIGURES = {"HSO.01": 1250, "HSO.02": 600, "HSO.03": 900, "HSO.04": 850, "HSO.05": 50, "GDT.01": 400, "GDT.02": 120}
+
+
+@pytest.mark.parametrize(("index", "letters"), [(0, "A"), (4, "E"), (25, "Z"), (26, "AA"), (27, "AB"), (701, "ZZ"), (702, "AAA")])
+def test_column_letter(index, letters):
+    assert column_letter(index) == letters
+
+
+def test_cell_ref():
+    assert cell_ref(13, 4) == "E14"
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("HSO.01", "HSO.01"),
+        (" hso.01 ", "HSO.01"),
+        ("HSO 01", "HSO.01"),
+        ("HSO_1", "HSO.01"),
+        ("HSO-01", "HSO.01"),
+        ("STT", None),
+        ("", None),
+        (None, None),
+        ("Tổng", None),
+    ],
+)
+def test_normalise_code(raw, code):
+    assert normalise_code(raw) == code
+
+
+COLUMNS = {"stt": "seq", "ma so": "code", "noi dung": "label", "don vi tinh": "unit", "so lieu": "value", "ghi chu": "note"}
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (
+            [["STT", "Mã số", "Nội dung", "Đơn vị tính", "Số liệu", "Ghi chú"]],
+            (0, {"seq": 0, "code": 1, "label": 2, "unit": 3, "value": 4, "note": 5}),
+        ),
+        # title rows and a merged title (empty cells) above the header
+        ([["ỦY BAN NHÂN DÂN", "", ""], ["", "", ""], ["Mã số", "Số liệu"]], (2, {"code": 0, "value": 1})),
+        # NFD header, other order, extra column, header cell with extra words
+        ([[unicodedata.normalize("NFD", "Số liệu báo cáo"), "Kỳ trước", "MÃ SỐ"]], (0, {"value": 0, "code": 2})),
+        # no header at all
+        ([["a", "b"], ["c", "d"]], None),
+        # a "Mã số" without "Số liệu" is not a header
+        ([["Mã số", "Nội dung"]], None),
+    ],
+)
+def test_detect_header(rows, expected):
+    assert detect_header(rows, COLUMNS, ("code", "value")) == expected
+
+
+def test_reads_clean_workbook(tmp_path):
+    wb = read_workbook(make_form(tmp_path / "a.xlsx", "TD-XA-LIEUTU", "Quý I/2024", FIGURES))
+    assert wb.readable and wb.agency_code == "TD-XA-LIEUTU" and wb.period.code == "2024-Q1"
+    assert {f.code: f.value for f in wb.figures} == {k: float(v) for k, v in FIGURES.items()}
+    assert all(f.sheet == "Số liệu" for f in wb.figures)
+    assert [f for f in wb.findings if f.severity == "error"] == []
+    # 3 title rows + a blank row, header on row 5, first figure on row 6, value column E
+    assert next(f.cell for f in wb.figures if f.code == "HSO.01") == "E6"
+
+
+def test_reads_messy_workbook(tmp_path):
+    quirks = Quirks(
+        nfd=True,
+        column_order=["Mã số", "STT", "Nội dung", "Số liệu", "Đơn vị tính", "Ghi chú"],
+        extra_column="Số liệu kỳ trước",
+        blank_row_after=2,
+        figures_sheet_first=True,
+        extra_sheet="Hướng dẫn",
+        vn_text_numbers=["HSO.01", "HSO.03"],
+        lowercase_keys=True,
+        info_label_column=1,
+    )
+    figures = FIGURES | {"GDT.01": "-", "GDT.02": "không phát sinh", "TGI.01": "12,5"}
+    wb = read_workbook(make_form(tmp_path / "m.xlsx", "TD-XA-LIEUTU", "Quý 1 năm 2024", figures, quirks))
+    values = {f.code: f.value for f in wb.figures}
+    assert values["HSO.01"] == 1250 and values["HSO.03"] == 900 and values["TGI.01"] == 12.5
+    assert values["GDT.01"] is None and values["GDT.02"] is None
+    assert wb.agency_code == "TD-XA-LIEUTU" and wb.period.code == "2024-Q1"
+    assert not [f for f in wb.findings if f.severity == "error"]
+    # value column is D in this layout; blank row after the 2nd data row shifts HSO.03 down one row
+    cells = {f.code: f.cell for f in wb.figures}
+    assert cells["HSO.01"] == "D6" and cells["HSO.02"] == "D7" and cells["HSO.03"] == "D9"
+
+
+def test_formula_cached_value_is_read(tmp_path):
+    figures = FIGURES | {"HSO.03": Formula("={HSO.04}+{HSO.05}", cached=900)}
+    wb = read_workbook(make_form(tmp_path / "f.xlsx", "TD-XA-LIEUTU", "Quý I/2024", figures, Quirks(engine="xlsxwriter")))
+    assert {f.code: f.value for f in wb.figures}["HSO.03"] == 900
+    assert not [f for f in wb.findings if f.rule_id == "WB_FORMULA_NO_VALUE"]
+
+
+def test_formula_without_cached_value_is_not_reported_with_warning(tmp_path):
+    figures = FIGURES | {"HSO.03": Formula("={HSO.04}+{HSO.05}")}
+    wb = read_workbook(make_form(tmp_path / "f.xlsx", "TD-XA-LIEUTU", "Quý I/2024", figures))  # openpyxl writes no cache
+    assert {f.code: f.value for f in wb.figures}["HSO.03"] is None
+    warning = next(f for f in wb.findings if f.rule_id == "WB_FORMULA_NO_VALUE")
+    assert warning.severity == "warning" and warning.location == "Số liệu!E8" and "HSO.03" in warning.message_vi
+
+
+def test_unreadable_file_is_a_finding_not_a_crash(tmp_path):
+    path = tmp_path / "garbage.xlsx"
+    path.write_bytes(b"this is not a zip file")
+    wb = read_workbook(path)
+    assert not wb.readable
+    assert [f.rule_id for f in wb.findings] == ["WB_UNREADABLE"]
+    assert "Không đọc được" in wb.findings[0].message_vi
+
+
+def test_missing_figures_sheet_and_info(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Sheet1"
+    book.active["A1"] = "hello"
+    path = tmp_path / "empty.xlsx"
+    book.save(path)
+    wb = read_workbook(path)
+    rules = {f.rule_id for f in wb.findings if f.severity == "error"}
+    assert {"WB_NO_FIGURES", "WB_INFO_MISSING"} <= rules
+
+
+def test_duplicate_rows_same_value_collapse_conflicting_kept(tmp_path):
+    import openpyxl
+
+    path = make_form(tmp_path / "d.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10, "HSO.02": 5})
+    book = openpyxl.load_workbook(path)
+    sheet = book["Số liệu"]
+    sheet.append([3, "HSO.01", "dup", "hồ sơ", 10])  # same value: harmless
+    sheet.append([4, "HSO.02", "dup", "hồ sơ", 7])  # conflicting value
+    book.save(path)
+    wb = read_workbook(path)
+    codes = [f.code for f in wb.figures]
+    assert codes.count("HSO.01") == 1 and codes.count("HSO.02") == 2
+
+
+def test_tasks_sheet(tmp_path):
+    tasks = [
+        {"code": "NV1", "task": "Rà soát TTHC", "due": "Quý I/2024", "status": "Đã hoàn thành"},
+        {"task": "Số hóa hồ sơ", "due": "Thường xuyên", "status": "dang thuc hien"},
+    ]
+    wb = read_workbook(make_form(tmp_path / "t.xlsx", "TD-XA-LIEUTU", "Quý I/2024", FIGURES, tasks=tasks))
+    assert [(t.task_code, t.due_text, t.status_text) for t in wb.tasks] == [
+        ("NV1", "Quý I/2024", "Đã hoàn thành"),
+        ("", "Thường xuyên", "dang thuc hien"),
+    ]
