@@ -1,0 +1,159 @@
+"""Each target form with numbers worked out by hand."""
+
+import math
+
+import pytest
+
+from pipelines.periods import Period
+from pipelines.targets import (
+    Target,
+    applicable_target,
+    assess,
+    baseline_reduction,
+    classify,
+    gap_points,
+    is_met,
+    period_time,
+    progress_ratio,
+    project,
+    ramp_value,
+    required_path_value,
+)
+
+# Ngã Năm, Phụ lục I 2.c: town 2021 >= 20%, then +20 points a year per level (2022-2025).
+RAMP_TOWN = Target(
+    "result_digitization", "ramp", ">=", 100, 2021, 2025, ramp={"base_year": 2021, "base_value": 20, "step": 20, "cap": 100}
+)
+RAMP_COMMUNE = Target(
+    "result_digitization", "ramp", ">=", 95, 2021, 2025, ramp={"base_year": 2021, "base_value": 15, "step": 20, "cap": 100}
+)
+# Tây Hòa: end-2022 district >= 40%, +20 points a year until 100%.
+RAMP_CAPPED = Target(
+    "result_digitization", "ramp", ">=", 100, 2022, 2026, ramp={"base_year": 2022, "base_value": 40, "step": 20, "cap": 100}
+)
+RANGE = Target("leaders_international", "range", "range", 25, 2026, 2030, value_max=35)
+WAITING = Target("waiting_time", "threshold", "<=", 15, 2022, 2025, direction="lower", unit="phút")
+REDUCTION = Target(
+    "psu_reduction", "baseline_reduction", ">=", 2.5, 2022, 2022, baseline={"start_year": 2021, "end_year": 2021, "stat": "last"}
+)
+MAINTAIN = Target("vbqppl_correct", "maintain", ">=", 100, 2024, 2024)
+PHASE = Target("proc_online_payment", "threshold", ">=", 80, 2022, 2025)
+
+
+@pytest.mark.parametrize(
+    ("target", "year", "value"),
+    [
+        (RAMP_TOWN, 2021, 20),
+        (RAMP_TOWN, 2023, 60),
+        (RAMP_TOWN, 2025, 100),
+        (RAMP_COMMUNE, 2024, 75),
+        (RAMP_COMMUNE, 2025, 95),
+        (RAMP_CAPPED, 2025, 100),
+        (RAMP_CAPPED, 2026, 100),  # capped, not 120
+        (RAMP_TOWN, 2020, None),  # before the base year
+    ],
+)
+def test_ramp_value(target, year, value):
+    assert ramp_value(target, year) == value
+
+
+def test_applicable_target_by_form():
+    assert applicable_target(RAMP_TOWN, 2024) == (80, None)
+    assert applicable_target(RAMP_TOWN, 2026) is None  # after the deadline
+    assert applicable_target(RANGE, 2027) == (25, 35)
+    assert applicable_target(RANGE, 2025) is None  # phase 2026-2030 only
+    assert applicable_target(PHASE, 2023) == (80, None)  # phase target: the phase-end value
+    assert applicable_target(MAINTAIN, 2024) == (100, None)
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "target", "target_max", "met"),
+    [
+        (">=", 80.0, 80, None, True),
+        (">=", 79.99, 80, None, False),
+        (">", 80.0, 80, None, False),
+        (">", 80.01, 80, None, True),
+        ("<=", 15.0, 15, None, True),
+        ("<=", 15.5, 15, None, False),
+        ("<", 15.0, 15, None, False),
+        ("=", 100.0, 100, None, True),
+        ("range", 30.0, 25, 35, True),
+        ("range", 24.0, 25, 35, False),
+        ("range", 36.0, 25, 35, False),
+        (">=", None, 80, None, None),
+        (">=", math.nan, 80, None, None),
+    ],
+)
+def test_is_met(operator, value, target, target_max, met):
+    assert is_met(operator, value, target, target_max) is met
+
+
+def test_range_target():
+    assert gap_points(RANGE, 20.0, 25, 35) == 5.0  # below the range
+    assert gap_points(RANGE, 40.0, 25, 35) == 5.0  # above the range
+    assert gap_points(RANGE, 30.0, 25, 35) == 0.0
+
+
+def test_lower_is_better_target():
+    assert is_met("<=", 18.0, 15) is False
+    assert gap_points(WAITING, 18.0, 15) == 3.0
+    assert gap_points(WAITING, 12.0, 15) == 0.0
+    # baseline 30 minutes at the start of 2022, 25 minutes at the start of 2023, target 15 by end-2025:
+    # actual = 25/30 - 1 = -0.16667; required = (15/30)^(1/4) - 1 = -0.15910; d = -1 -> ratio 1.0476
+    ratio = progress_ratio(WAITING, 30.0, 2022.0, 25.0, 2023.0)
+    assert ratio == pytest.approx((-(25 / 30 - 1)) / (-((15 / 30) ** 0.25 - 1)))
+    assert ratio == pytest.approx(1.0476, abs=1e-4)
+    assert classify(ratio, False) == "substantial_progress"
+
+
+def test_baseline_reduction_target():
+    # 200 public service units in 2021; 196 now = 2% fewer, short of 2.5%; 195 = 2.5%
+    assert baseline_reduction(196, 200) == pytest.approx(2.0)
+    assert is_met(">=", baseline_reduction(196, 200), 2.5) is False
+    assert gap_points(REDUCTION, baseline_reduction(196, 200), 2.5) == pytest.approx(0.5)
+    assert is_met(">=", baseline_reduction(195, 200), 2.5) is True
+    assert baseline_reduction(195, 0) is None and baseline_reduction(None, 200) is None
+
+
+def test_target_at_100_with_value_100():
+    result = assess(MAINTAIN, Period(2024, "Q2"), 100.0, (100.0, 2024.25))
+    assert result.met is True and result.gap == 0.0 and result.status == "target_achieved"
+
+
+def test_cagr_progress_categories():
+    # baseline 40% at 2022.0, target 80% by end-2025 (T = 2026.0); required CAGR = 2^(1/4) - 1 = 0.18921
+    assert progress_ratio(PHASE, 40.0, 2022.0, 50.0, 2023.0) == pytest.approx(0.25 / (2**0.25 - 1))
+    assert classify(progress_ratio(PHASE, 40.0, 2022.0, 50.0, 2023.0), False) == "substantial_progress"  # 1.32
+    assert classify(progress_ratio(PHASE, 40.0, 2022.0, 46.0, 2023.0), False) == "moderate_progress"  # 0.15/0.189 = 0.79
+    assert classify(progress_ratio(PHASE, 40.0, 2022.0, 42.0, 2023.0), False) == "limited_progress"  # 0.05/0.189 = 0.26
+    assert classify(progress_ratio(PHASE, 40.0, 2022.0, 38.0, 2023.0), False) == "deterioration"
+    assert classify(None, False) == "insufficient_data"
+    assert classify(None, None) == "no_data"
+
+
+def test_ramp_uses_a_linear_required_path():
+    # mid-2023: between the 2022 value (40) and the 2023 value (60)
+    assert required_path_value(RAMP_TOWN, 20.0, 2021.0, 2023.5) == pytest.approx(50.0)
+    # observed 45 at mid-2023 from 20 at the start of 2021: (45-20)/(50-20) = 0.8333 -> moderate
+    ratio = progress_ratio(RAMP_TOWN, 20.0, 2021.0, 45.0, 2023.5)
+    assert ratio == pytest.approx(25 / 30)
+    assert classify(ratio, False) == "moderate_progress"
+
+
+def test_zero_baseline_falls_back_to_the_linear_path():
+    # 0% at 2022.0, 20% at 2023.0, 80% by 2026.0: linear required at 2023.0 = 20 -> ratio 1.0
+    assert progress_ratio(PHASE, 0.0, 2022.0, 20.0, 2023.0) == pytest.approx(1.0)
+
+
+def test_projection_to_the_deadline():
+    # 40 at 2022.0 -> 50 at 2023.0: +10 a year, 80 at the end of 2025
+    assert project(PHASE, 40.0, 2022.0, 50.0, 2023.0) == pytest.approx(80.0)
+    assert project(PHASE, 40.0, 2022.0, 70.0, 2023.0) == 100.0  # clipped at 100%
+    result = assess(PHASE, Period(2022, "Y"), 50.0, (40.0, 2022.0))
+    assert period_time(Period(2022, "Y")) == 2023.0
+    assert result.projected_value == pytest.approx(80.0) and result.projected_met is True
+    assert result.target_value == 80 and result.met is False and result.gap == pytest.approx(30.0)
+
+
+def test_assess_outside_the_target_years_is_none():
+    assert assess(RANGE, Period(2024, "Q1"), 30.0, None) is None

@@ -1,0 +1,229 @@
+"""Every validation rule of the catalog fires on a bad case and stays silent on a good one:
+on tiny frames (one submission per rule, validated together) and on real workbooks."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipelines.form_writer import Quirks
+from pipelines.validation import RuleEngine, ValidationInput, modified_z
+from pipelines.workbook import read_workbook
+from tests.conftest import make_form
+
+AGENCY = "TD-XA-LIEUTU"
+PEERS = [
+    "TD-TT-TRANDE",
+    "TD-TT-LICHHOITHUONG",
+    "TD-XA-LICHHOITHUONG",
+    "TD-XA-TRUNGBINH",
+    "TD-XA-TAIVAN",
+    "TD-XA-VIENAN",
+    "TD-XA-VIENBINH",
+]
+HISTORY_COLUMNS = ["agency_code", "period_code", "code", "value", "kind"]
+
+
+@pytest.fixture(scope="module")
+def engine(catalog):
+    return RuleEngine(catalog)
+
+
+def valid_figures(catalog) -> dict[str, float]:
+    """A consistent set: parents 100, of-which 50 (HSO.04 + HSO.05 = HSO.03), means 10 minutes."""
+    out = {}
+    for e in catalog.data_elements.to_dict("records"):
+        out[e["code"]] = 10.0 if e["kind"] == "mean" else (50.0 if e["parent_code"] else 100.0)
+    return out
+
+
+def submission(sid, agency=AGENCY, period="2024-Q1", **overrides):
+    row = {
+        "submission_id": sid,
+        "readable": True,
+        "declared_agency_code": agency,
+        "declared_period": period,
+        "declared_period_text": period,
+        "folder_period": period,
+        "filename_agency_code": agency,
+        "file_name": f"{sid}.xlsx",
+    }
+    return row | overrides
+
+
+def values(sid, figures: dict, raw: dict | None = None, status: dict | None = None):
+    rows = []
+    for n, (code, value) in enumerate(figures.items(), start=6):
+        text = (raw or {}).get(code, None if value is None else str(value))
+        rows.append(
+            {
+                "submission_id": sid,
+                "code": code,
+                "value": value,
+                "parse_status": (status or {}).get(code, "ok"),
+                "raw_text": text,
+                "sheet": "Số liệu",
+                "cell": f"E{n}",
+            }
+        )
+    return rows
+
+
+def bad_cases(catalog):
+    """{submission_id: (expected rule ids, submission row, value rows)} — one broken rule each."""
+    base = valid_figures(catalog)
+    cases = {}
+
+    def case(sid, rules, figures=None, sub=None, raw=None, status=None, extra_rows=()):
+        cases[sid] = (set(rules), sub or submission(sid), values(sid, figures or base, raw, status) + list(extra_rows))
+
+    case("number", {"V_NUMBER"}, base | {"HSO.01": None}, raw={"HSO.01": "một trăm"}, status={"HSO.01": "invalid"})
+    case("negative", {"V_NON_NEGATIVE"}, base | {"KQS.01": -5.0, "KQS.02": -10.0})
+    case("whole", {"V_WHOLE"}, base | {"HSO.06": 100.5})
+    case("unknown", {"V_UNKNOWN_CODE"}, extra_rows=values("unknown", {"XYZ.99": 1.0}))
+    case("duplicate", {"V_DUPLICATE"}, extra_rows=values("duplicate", {"HSO.01": 120.0}))
+    case("balance", {"V_HSO_BALANCE"}, base | {"HSO.05": 40.0})
+    case("mean1", {"V_MEAN_PLAUSIBLE_TGI01"}, base | {"TGI.01": 300.0})
+    case("mean2", {"V_MEAN_PLAUSIBLE_TGI02"}, base | {"TGI.02": 241.0})
+    for rule in catalog.rules[catalog.rules["rule_id"].str.startswith("V_OFWHICH_")].to_dict("records"):
+        child, parent = rule["left"], rule["right"]
+        figures = base | {child: base[parent] + 1}
+        expected = {rule["rule_id"]}
+        if child in ("HSO.04", "HSO.05"):
+            expected.add("V_HSO_BALANCE")
+        case(rule["rule_id"], expected, figures)
+    case(
+        "agency_unknown",
+        {"V_AGENCY_KNOWN"},
+        sub=submission("agency_unknown", filename_agency_code=None, declared_agency_code="TD-XA-KHONGCO"),
+    )
+    case("agency_file", {"V_AGENCY_MATCHES_FILE"}, sub=submission("agency_file", filename_agency_code="TD-XA-TAIVAN"))
+    case(
+        "period_unknown",
+        {"V_PERIOD_KNOWN"},
+        sub=submission("period_unknown", declared_period=None, declared_period_text="Quý V/2024", folder_period=None),
+    )
+    case("period_folder", {"V_PERIOD_MATCHES"}, sub=submission("period_folder", folder_period="2024-H1"))
+    case("inactive", {"V_AGENCY_ACTIVE"}, sub=submission("inactive", agency="TD-PHONG-NNMT"))  # opens 1 March 2025
+    return cases
+
+
+def test_each_rule_fires_alone_on_tiny_frames(catalog, engine):
+    cases = bad_cases(catalog)
+    good = submission("good")
+    subs = pd.DataFrame([c[1] for c in cases.values()] + [good])
+    rows = [r for c in cases.values() for r in c[2]] + values("good", valid_figures(catalog))
+    findings = engine.validate(ValidationInput(subs, pd.DataFrame(rows), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
+    fired = findings.groupby("submission_id")["rule_id"].apply(set).to_dict()
+    assert fired.get("good", set()) == set()
+    for sid, (expected, _, _) in cases.items():
+        assert fired.get(sid, set()) == expected, sid
+    # every rule of the catalog except the outlier ones (tested below) was exercised
+    covered = set().union(*(c[0] for c in cases.values()))
+    outliers = set(catalog.rules[catalog.rules["kind"] == "outlier"]["rule_id"])
+    assert covered | outliers == set(catalog.rules["rule_id"])
+
+
+def test_messages_name_cells_values_and_rule(catalog, engine):
+    base = valid_figures(catalog)
+    subs = pd.DataFrame([submission("s")])
+    rows = values("s", base | {"HSO.02": 1250.0, "HSO.01": 1200.0})
+    finding = engine.validate(ValidationInput(subs, pd.DataFrame(rows), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1")).iloc[0]
+    assert finding["rule_id"] == "V_OFWHICH_HSO02" and finding["severity"] == "error"
+    assert finding["message_vi"].startswith(
+        "HSO.02 (tiếp nhận trực tuyến) = 1.250 lớn hơn HSO.01 (Số hồ sơ tiếp nhận) = 1.200 tại Số liệu!E"
+    )
+    assert finding["message_en"].startswith("HSO.02 (tiếp nhận trực tuyến) = 1.250 is greater than HSO.01")
+
+
+def test_no_cap_on_the_number_of_findings(catalog, engine):
+    subs = pd.DataFrame([submission(f"s{i}") for i in range(300)])
+    rows = [r for i in range(300) for r in values(f"s{i}", {"HSO.01": 10.0, "HSO.02": 11.0})]
+    findings = engine.validate(ValidationInput(subs, pd.DataFrame(rows), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
+    assert (findings["rule_id"] == "V_OFWHICH_HSO02").sum() == 300
+
+
+def test_peer_outlier(catalog, engine):
+    subs = pd.DataFrame([submission(a, agency=a, filename_agency_code=a) for a in PEERS])
+    rows = [r for n, a in enumerate(PEERS) for r in values(a, {"HSO.06": 100.0 + n * 3})]
+    rows[-1] = rows[-1] | {"value": 5000.0, "raw_text": "5000"}  # the last peer is far out
+    findings = engine.validate(ValidationInput(subs, pd.DataFrame(rows), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
+    peers = findings[findings["rule_id"] == "V_OUTLIER_PEERS"]
+    assert list(peers["submission_id"]) == [PEERS[-1]]
+    assert peers.iloc[0]["severity"] == "warning"
+    # and silent when everyone is alike
+    rows[-1] = rows[-1] | {"value": 120.0}
+    quiet = engine.validate(ValidationInput(subs, pd.DataFrame(rows), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
+    assert "V_OUTLIER_PEERS" not in set(quiet["rule_id"])
+
+
+def test_own_history_outlier_and_stock_jump(catalog, engine):
+    history = pd.DataFrame(
+        [
+            {"agency_code": AGENCY, "period_code": p, "code": "HSO.06", "value": v, "kind": "flow"}
+            for p, v in [("2023-Q1", 90.0), ("2023-H1", 190.0), ("2023-Q3", 100.0), ("2023-Y", 400.0), ("2022-Y", 380.0)]
+        ]
+        + [{"agency_code": AGENCY, "period_code": "2023-Y", "code": "KQS.01", "value": 200.0, "kind": "stock"}]
+    )
+    subs = pd.DataFrame([submission("s")])
+    bad = engine.validate(
+        ValidationInput(subs, pd.DataFrame(values("s", {"HSO.06": 3000.0, "KQS.01": 320.0})), history, "2024-Q1")
+    )
+    assert {"V_OUTLIER_OWN", "V_STOCK_JUMP"} <= set(bad["rule_id"])
+    jump = bad[bad["rule_id"] == "V_STOCK_JUMP"].iloc[0]
+    assert jump["code"] == "KQS.01" and "change = 60.0%" in jump["message_en"]
+    good = engine.validate(
+        ValidationInput(subs, pd.DataFrame(values("s", {"HSO.06": 98.0, "KQS.01": 230.0})), history, "2024-Q1")
+    )
+    assert not {"V_OUTLIER_OWN", "V_STOCK_JUMP"} & set(good["rule_id"])
+
+
+def test_modified_z():
+    z = modified_z(pd.Series([10.0, 11.0, 12.0, 13.0, 14.0, 100.0]))
+    # median 12.5, MAD 1.5 -> z(100) = 0.6745 * 87.5 / 1.5
+    assert z.iloc[-1] == pytest.approx(0.6745 * 87.5 / 1.5)
+    assert modified_z(pd.Series([1.0, 2.0])).isna().all()  # too few values
+    assert modified_z(pd.Series([5.0] * 6)).isna().all()  # MAD 0
+
+
+@pytest.mark.parametrize(
+    ("figures", "rule", "cell"),
+    [
+        ({"HSO.01": "1.200", "HSO.02": "1.250"}, "V_OFWHICH_HSO02", "E7"),
+        ({"HSO.03": 100, "HSO.04": 80, "HSO.05": 10}, "V_HSO_BALANCE", "E7"),
+        ({"HSO.01": "-3"}, "V_NON_NEGATIVE", "E6"),
+        ({"HSO.01": "12,5"}, "V_WHOLE", "E6"),
+        ({"HSO.01": "mười hai"}, "V_NUMBER", "E6"),
+        ({"TGI.01": 300, "HSO.01": 10}, "V_MEAN_PLAUSIBLE_TGI01", "E6"),
+    ],
+)
+def test_rules_on_real_workbooks(tmp_path, catalog, engine, figures, rule, cell):
+    bad = read_workbook(make_form(tmp_path / f"{AGENCY}_bad.xlsx", AGENCY, "Quý I/2024", figures, Quirks(nfd=True)))
+    good = read_workbook(
+        make_form(
+            tmp_path / f"{AGENCY}_good.xlsx",
+            AGENCY,
+            "Quý I/2024",
+            {"HSO.01": 1200, "HSO.02": 1100, "HSO.03": 100, "HSO.04": 90, "HSO.05": 10, "TGI.01": 12},
+        )
+    )
+    for read, sid in ((bad, "bad"), (good, "good")):
+        read.sid = sid
+    subs = pd.DataFrame([submission("bad"), submission("good")])
+    rows = [
+        {
+            "submission_id": r.sid,
+            "code": f.code,
+            "value": f.value,
+            "parse_status": f.parse_status,
+            "raw_text": None if f.raw is None else str(f.raw),
+            "sheet": f.sheet,
+            "cell": f.cell,
+        }
+        for r in (bad, good)
+        for f in r.figures
+    ]
+    findings = engine.validate(ValidationInput(subs, pd.DataFrame(rows), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
+    hit = findings[findings["rule_id"] == rule]
+    assert list(hit["submission_id"]) == ["bad"] and hit.iloc[0]["cell"] == cell
+    assert findings[findings["submission_id"] == "good"].empty
