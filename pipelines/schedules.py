@@ -62,3 +62,17 @@ def build_quarterly_schedule(catalog: Catalog) -> ScheduleDefinition:
         execution_fn=evaluate,
         description="The day after each authority's due day: flag missing reports, send reminders and the summary.",
     )
+
+
+def next_ticks(schedule: ScheduleDefinition, after: dt.datetime, count: int = 1) -> list[dt.datetime]:
+    """The schedule's next tick times after `after`, computed by Dagster's own cron evaluator."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    ticks = cron_string_iterator(after.timestamp(), schedule.cron_schedule, schedule.execution_timezone)
+    out = []
+    for tick in ticks:
+        if tick.timestamp() > after.timestamp():
+            out.append(tick)
+        if len(out) == count:
+            break
+    return out

@@ -1,0 +1,86 @@
+import datetime as dt
+
+from dagster import RunRequest, SkipReason, build_schedule_context
+
+from pipelines.catalog import Catalog
+from pipelines.definitions import ALL_ASSETS, build_definitions, defs
+from pipelines.periods import LOCAL_TZ
+from pipelines.schedules import build_quarterly_schedule, next_ticks, run_request_for, schedule_cron
+from tests.conftest import REPO
+
+
+def test_definitions_load():
+    repo = defs.get_repository_def()
+    assert {"cchc_quarterly", "cchc_catalog"} <= {job.name for job in repo.get_all_jobs()}
+    keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
+    assert {
+        "raw_submission",
+        "stg_value",
+        "int_finding",
+        "fct_indicator_value",
+        "fct_target_scorecard",
+        "fct_alert",
+        "dim_agency",
+        "notification_log",
+    } <= keys
+    assert len(ALL_ASSETS) == 15
+    assert {s.name for s in repo.schedule_defs} == {"cchc_after_due_day"}
+    assert {s.name for s in repo.sensor_defs} == {"raw_folder_sensor", "catalog_sensor"}
+
+
+def test_groups_follow_layers():
+    graph = defs.get_repository_def().asset_graph
+    for key in graph.get_all_asset_keys():
+        name = key.to_user_string()
+        group = graph.get(key).group_name
+        prefix = name.split("_")[0]
+        expected = {
+            "raw": "raw",
+            "stg": "staging",
+            "int": "intermediate",
+            "fct": "curated",
+            "dim": "curated",
+            "notification": "delivery",
+        }[prefix]
+        assert group == expected, name
+
+
+def test_resources_come_from_the_environment(tmp_path):
+    built = build_definitions({"CCHC_DATABASE": str(tmp_path / "x.duckdb"), "CCHC_RAW_DIR": str(tmp_path / "raw")})
+    assert built.resources["warehouse"].database_path == str(tmp_path / "x.duckdb")
+    assert built.resources["raw"].raw_dir == str(tmp_path / "raw")
+    assert defs.resources["warehouse"].database_path == "data/curated/cchc.duckdb"
+
+
+def test_schedule_cron_comes_from_the_calendars():
+    catalog = Catalog.load(REPO / "catalog")
+    # Cần Thơ due day 10 -> runs on the 11th; Trần Đề due day 11 -> runs on the 12th
+    assert schedule_cron(catalog) == "0 7 11,12 3,6,9,12 *"
+
+
+def test_next_tick_is_the_day_after_the_due_day():
+    catalog = Catalog.load(REPO / "catalog")
+    schedule = build_quarterly_schedule(catalog)
+    after = dt.datetime(2024, 1, 15, 9, 0, tzinfo=LOCAL_TZ)
+    ticks = next_ticks(schedule, after, 3)
+    assert [t.astimezone(LOCAL_TZ).replace(tzinfo=None) for t in ticks] == [
+        dt.datetime(2024, 3, 11, 7, 0),
+        dt.datetime(2024, 3, 12, 7, 0),
+        dt.datetime(2024, 6, 11, 7, 0),
+    ]
+
+
+def test_schedule_requests_the_quarter_whose_report_fell_due():
+    catalog = Catalog.load(REPO / "catalog")
+    request = run_request_for(catalog, dt.datetime(2024, 3, 12, 7, 0, tzinfo=LOCAL_TZ))
+    assert isinstance(request, RunRequest)
+    assert request.partition_key == "2024-01-01" and request.tags["cchc/authorities"] == "TD"
+    request = run_request_for(catalog, dt.datetime(2024, 12, 11, 7, 0, tzinfo=LOCAL_TZ))
+    assert request.partition_key == "2024-10-01" and request.tags["cchc/authorities"] == "CT"
+    assert isinstance(run_request_for(catalog, dt.datetime(2024, 3, 13, 7, 0, tzinfo=LOCAL_TZ)), SkipReason)
+    schedule = defs.get_repository_def().get_schedule_def("cchc_after_due_day")
+    context = build_schedule_context(
+        scheduled_execution_time=dt.datetime(2024, 9, 12, 7, 0, tzinfo=LOCAL_TZ), repository_def=defs.get_repository_def()
+    )
+    result = schedule.evaluate_tick(context)
+    assert [r.partition_key for r in result.run_requests] == ["2024-07-01"]

@@ -1,0 +1,48 @@
+"""Who is expected to report, as org units open, merge and close (catalog/org_units.csv)."""
+
+import datetime as dt
+
+import pytest
+
+from pipelines.periods import LOCAL_TZ, Period
+
+
+def expected(catalog, code):
+    frame = catalog.expected_reporters(Period(int(code[:4]), code[5:]))
+    return set(frame["code"]) if not frame.empty else set()
+
+
+def test_all_trande_units_expected_in_2024(catalog):
+    units = expected(catalog, "2024-Q1")
+    assert len(units) == 20  # PC office, 8 departments, 11 communes
+    assert "TD-PHONG-NNMT" not in units  # opens 1 March 2025
+
+
+def test_merged_units_mid_year(catalog):
+    # On 1 March 2025 TNMT + NNPTNT merged into NNMT and LĐTBXH into Nội vụ.
+    q1 = expected(catalog, "2025-Q1")  # due 11 March 2025
+    assert "TD-PHONG-NNMT" in q1
+    assert not {"TD-PHONG-TNMT", "TD-PHONG-NNPTNT", "TD-PHONG-LDTBXH"} & q1
+    assert len(q1) == 18
+    # The year report of 2024 (due 11 December 2024) is still expected from the old units.
+    y2024 = expected(catalog, "2024-Y")
+    assert {"TD-PHONG-TNMT", "TD-PHONG-NNPTNT", "TD-PHONG-LDTBXH"} <= y2024 and "TD-PHONG-NNMT" not in y2024
+
+
+def test_abolished_district_tier(catalog):
+    # The district tier ended on 30 June 2025: the H1 report (due 11 June) is expected, Q3 is not.
+    assert len(expected(catalog, "2025-H1")) == 18
+    assert expected(catalog, "2025-Q3") == set()
+
+
+@pytest.mark.parametrize(
+    ("received", "on_time"),
+    [
+        (dt.datetime(2024, 3, 11, 23, 59, tzinfo=LOCAL_TZ), True),
+        (dt.datetime(2024, 3, 12, 0, 1, tzinfo=LOCAL_TZ), False),
+        (dt.datetime(2024, 3, 11, 16, 59, tzinfo=dt.UTC), True),  # 23:59 in Hồ Chí Minh City
+        (dt.datetime(2024, 3, 11, 17, 1, tzinfo=dt.UTC), False),  # 00:01 on the 12th local time
+    ],
+)
+def test_due_boundary(received, on_time):
+    assert (received < Period(2024, "Q1").due_at(11)) is on_time
