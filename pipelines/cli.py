@@ -137,6 +137,21 @@ def template(agency: str, period: str, out: Path) -> Path:
     return write_form(out, content, Quirks(title_rows=2))
 
 
+def describe_command(database: Path | None, as_json: bool) -> int:
+    import json
+
+    from pipelines.schema import describe
+
+    database = database or Path(os.environ.get("CCHC_DATABASE", "data/curated/cchc.duckdb"))
+    tables = describe(database)
+    if as_json:
+        print(json.dumps(tables, ensure_ascii=False))
+    else:
+        for table, columns in tables.items():
+            print(f"{table}: " + ", ".join(f"{c['name']} {c['type']}" for c in columns))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines",
@@ -155,12 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         help="quarter partition key, e.g. 2024-04-01 (repeatable)",
     )
     sub.add_parser("summary", help="print the summary of the latest quarter")
+    desc = sub.add_parser("describe", help="list the curated tables and their columns (JSON with --json)")
+    desc.add_argument("--database", type=Path, help="DuckDB file (default: CCHC_DATABASE or data/curated/cchc.duckdb)")
+    desc.add_argument("--json", action="store_true")
     tpl = sub.add_parser("template", help="write a blank reporting workbook for an agency")
     tpl.add_argument("--agency", required=True)
     tpl.add_argument("--period", required=True)
     tpl.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     _prepare_environment()
+    if args.command == "describe":
+        return describe_command(args.database, args.json)
     if args.command == "template":
         print(template(args.agency, args.period, args.out))
         return 0

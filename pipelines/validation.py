@@ -315,28 +315,14 @@ class RuleEngine:
             frame[rhs] = self._side(wide, rule["right"])
             frame.loc[frame[lhs].isna(), rhs] = np.nan
             op, meta = rule["operator"], {"rule_id": rule_id}
-            if op == "<=":
+            if op in ("<=", ">="):
+                greater, smaller = (rhs, lhs) if op == "<=" else (lhs, rhs)
                 exp = gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A=rhs,
-                    column_B=lhs,
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                    meta=meta,
-                )
-            elif op == ">=":
-                exp = gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A=lhs,
-                    column_B=rhs,
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                    meta=meta,
+                    column_A=greater, column_B=smaller, or_equal=True, ignore_row_if="either_value_is_missing", meta=meta
                 )
             elif op == "==":
                 exp = gx.expectations.ExpectColumnPairValuesToBeEqual(
-                    column_A=lhs,
-                    column_B=rhs,
-                    ignore_row_if="either_value_is_missing",
-                    meta=meta,
+                    column_A=lhs, column_B=rhs, ignore_row_if="either_value_is_missing", meta=meta
                 )
             else:
                 raise ValueError(f"rule {rule_id}: unsupported operator {op!r}")

@@ -105,27 +105,37 @@ def replace_from_sql(
     sql = sql_text(name).strip().rstrip(";")
     params = dict(params or {})
     where, where_params = _where(slice_ or {})
+    bound = _used_params(sql, params)
+    with _transaction(con):
+        if not table_exists(con, table):
+            con.execute(f"create table {table} as select * from ({sql}) where false", bound)
+        con.execute(f"delete from {table} where {where}", where_params)
+        inserted = con.execute(f"insert into {table} by name select * from ({sql})", bound).fetchone()[0]
+        written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
+        if written != inserted:
+            raise ValueError(f"{name} returned rows outside the slice {dict(slice_ or {})} of {table}")
+    return int(written)
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> Iterator[str]:
+    """Expose a DataFrame to SQL as `_incoming` for the duration of the block."""
+    con.register("_incoming", frame)
+    try:
+        yield "_incoming"
+    finally:
+        con.unregister("_incoming")
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("begin transaction")
     try:
-        if not table_exists(con, table):
-            con.execute(
-                f"create table {table} as select * from ({sql}) where false",
-                _used_params(sql, params),
-            )
-        con.execute(f"delete from {table} where {where}", where_params)
-        con.execute(
-            f"insert into {table} by name select * from ({sql})",
-            _used_params(sql, params),
-        )
-        written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
-        total_new = con.execute(f"select count(*) from ({sql})", _used_params(sql, params)).fetchone()[0]
-        if written != total_new:
-            raise ValueError(f"{name} returned rows outside the slice {dict(slice_ or {})} of {table}")
+        yield
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return int(written)
 
 
 def replace_frame(
@@ -140,34 +150,17 @@ def replace_frame(
     columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
     missing = [c for c in columns if c not in frame.columns]
     frame = frame.assign(**{c: None for c in missing})[columns]
-    con.execute("begin transaction")
-    try:
+    with _transaction(con):
         con.execute(f"delete from {table} where {where}", where_params)
         if len(frame):
-            con.register("_incoming", frame)
-            try:
-                con.execute(f"insert into {table} by name select * from _incoming")
-            finally:
-                con.unregister("_incoming")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+            with _registered(con, frame) as name:
+                con.execute(f"insert into {table} by name select * from {name}")
     return len(frame)
 
 
 def replace_frame_as(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
     """Replace a whole table (a dimension) with a DataFrame, creating it from the frame."""
     table = _ident(table)
-    con.execute("begin transaction")
-    try:
-        con.register("_incoming", frame)
-        try:
-            con.execute(f"create or replace table {table} as select * from _incoming")
-        finally:
-            con.unregister("_incoming")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+    with _transaction(con), _registered(con, frame) as name:
+        con.execute(f"create or replace table {table} as select * from {name}")
     return len(frame)
