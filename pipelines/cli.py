@@ -63,7 +63,9 @@ def run(partitions: list[str] | None = None, quiet: bool = False) -> list[str]:
         raise SystemExit("catalog job failed")
     for key in partitions:
         started = time.perf_counter()
-        result = defs.resolve_job_def("cchc_quarterly").execute_in_process(partition_key=key, instance=instance)
+        result = defs.resolve_job_def("cchc_quarterly").execute_in_process(
+            partition_key=key, instance=instance, run_config=quiet_logs
+        )
         if not quiet:
             print(f"  quý {key}: {'ok' if result.success else 'FAILED'} ({time.perf_counter() - started:.1f} s)")
         if not result.success:

@@ -209,15 +209,18 @@ def build_scorecard(
                     )
                 continue
             series = series.assign(period=series["period_code"].map(period_from_code))
-            history = series[series["value"].notna()]
-            quarters = history[history["period"].map(lambda p: p.is_quarter or p.kind == "Y")]
-            window = quarters[quarters["period"].map(lambda p, first=t["start_year"] - 1: p.year >= first)]
+            first_year = t["start_year"] - 1
+            in_trend = [
+                v is not None and not pd.isna(v) and (p.is_quarter or p.kind == "Y") and p.year >= first_year
+                for p, v in zip(series["period"], series["value"], strict=True)
+            ]
+            window = series.loc[in_trend]
             window = window.assign(time=window["period"].map(period_time)).sort_values("time")
             before_start = window[window["time"] <= t["start_year"]]
             base_row = before_start.iloc[-1] if not before_start.empty else (window.iloc[0] if not window.empty else None)
             baseline = (float(base_row["value"]), float(base_row["time"])) if base_row is not None else None
             base_period = base_row["period_code"] if base_row is not None else None
-            for r in series[series["period"].map(lambda p: p.year == year)].itertuples():
+            for r in series.loc[[p.year == year for p in series["period"]]].itertuples():
                 value = None if r.value is None or (isinstance(r.value, float) and math.isnan(r.value)) else float(r.value)
                 rows.append(
                     _row(

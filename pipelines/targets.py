@@ -194,13 +194,22 @@ def progress_ratio(
         actual = (value / baseline_value) ** (1 / elapsed) - 1
         required = (goal / baseline_value) ** (1 / horizon) - 1
         if abs(required) < 1e-12:
-            return None
+            return _flat_path_ratio(target, baseline_value, value)
         return (target.sign * actual) / (target.sign * required)
     required_now = required_path_value(target, baseline_value, baseline_time, t)
     needed = required_now - baseline_value
     if abs(needed) < 1e-12:
-        return None
+        return _flat_path_ratio(target, baseline_value, value)
     return (value - baseline_value) / needed
+
+
+def _flat_path_ratio(target: Target, baseline_value: float, value: float) -> float | None:
+    """No progress was required (the baseline already sat on the target, e.g. "maintain 100%"):
+    holding the level is on track (1), slipping from it is deterioration (-1)."""
+    moved = target.sign * (value - baseline_value)
+    if abs(moved) < 1e-12:
+        return 1.0
+    return 1.0 if moved > 0 else -1.0
 
 
 def classify(ratio: float | None, met: bool | None, settings: dict | None = None) -> str:

@@ -122,6 +122,7 @@ class RuleEngine:
         elements = catalog.data_elements.set_index("code")
         self.value_type = elements["value_type"].to_dict()
         self.kind = elements["kind"].to_dict()
+        self.parent = elements["parent_code"].replace("", np.nan).dropna().to_dict()
         self.short_name = {code: re.sub(r"^Trong đó:\s*", "", name) for code, name in elements["name_vi"].items()}
 
     def rules_of(self, kind: str) -> list[dict]:
@@ -478,10 +479,9 @@ class RuleEngine:
             limit = float(rule["right"])
             applies = self._applies(rule, long) & usable
             if rule["check"] == "peers":
-                z = modified_z_by_group(
-                    long["value"].where(applies) / _flow_months(long, months),
-                    [long["code"], long["admin_level"], long["period_code"]],
-                )
+                metric, is_share = self._peer_metric(long, months)
+                floors = pd.Series(np.where(is_share, PEER_MAD_FLOOR["share"], PEER_MAD_FLOOR["log"]), index=long.index)
+                z = modified_z_by_group(metric.where(applies), [long["code"], long["admin_level"], long["period_code"]], floors)
                 frame[col] = z
                 extra[rule_id] = ("peers", z)
             elif rule["check"] == "own_history":
@@ -517,8 +517,8 @@ class RuleEngine:
                     self._finding(
                         rule,
                         r["submission_id"],
-                        f"{r['code']} = {format_vn(r['value'])} tại {where}: {rule['description_vi']} ({'thay đổi' if unit else 'z'} = {format_vn(round(score, 1))}{unit}). Đề nghị kiểm tra lại.",
-                        f"{r['code']} = {format_vn(r['value'])} at {where}: {rule['description_en']} ({'change' if unit else 'z'} = {round(score, 1)}{unit}). Please check.",
+                        f"{r['code']} = {format_vn(r['value'])} tại {where}: {rule['description_vi']}; {'thay đổi' if unit else 'z'} = {format_vn(round(score, 1))}{unit}. Đề nghị kiểm tra lại.",
+                        f"{r['code']} = {format_vn(r['value'])} at {where}: {rule['description_en']}; {'change' if unit else 'z'} = {round(score, 1)}{unit}. Please check.",
                         r["sheet"],
                         r["cell"],
                         r["code"],
@@ -527,28 +527,59 @@ class RuleEngine:
                 )
         return out
 
+    def _peer_metric(self, long: pd.DataFrame, months: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """What peers are compared on, so that agencies of different sizes line up.
+
+        An "of which" value is compared as its share of the parent; any other value on a log
+        scale (flows per month of window), since counts of agencies differ by multiples.
+        Returns (metric, is_share).
+        """
+        parent = long["code"].map(self.parent)
+        lookup = long.drop_duplicates(["submission_id", "code"]).set_index(["submission_id", "code"])["value"]
+        keys = pd.MultiIndex.from_arrays([long["submission_id"], parent.fillna("")])
+        parent_value = pd.Series(lookup.reindex(keys).to_numpy(), index=long.index)
+        share = long["value"] / parent_value.where(parent_value >= MIN_SHARE_BASE)
+        scaled = np.log1p((long["value"] / _flow_months(long, months)).clip(lower=0))
+        is_share = long["code"].isin(self.parent.keys())
+        return share.where(is_share, scaled), is_share
+
 
 def _flow_months(long: pd.DataFrame, months: pd.Series) -> pd.Series:
     """Flows are compared per month of window (so Q1, H1 and Y line up); others per 1."""
     return months.where(long["element_kind"] == "flow", 1.0).fillna(1.0)
 
 
-def modified_z(values: pd.Series, min_count: int = 5) -> pd.Series:
-    """Iglewicz-Hoaglin modified z-score 0.6745 (x - median) / MAD; NaN when MAD is 0 or too few values."""
+# Smallest spread peers are held to: 0.2 on the log scale (about +-22%), 5 points for shares.
+# Without a floor, a tight cluster of small agencies makes every ordinary value an outlier.
+PEER_MAD_FLOOR = {"log": 0.2, "share": 0.05}
+MIN_SHARE_BASE = 20  # a share of fewer than 20 (e.g. 0 of 1 petitions) says nothing about an agency
+
+
+def modified_z(values: pd.Series, min_count: int = 5, mad_floor: float = 0.0) -> pd.Series:
+    """Iglewicz-Hoaglin modified z-score 0.6745 (x - median) / MAD; NaN when MAD is 0 or too few values.
+
+    mad_floor: the MAD used is at least this (a minimum spread, in the values' unit).
+    """
     clean = values.dropna()
     if len(clean) < min_count:
         return pd.Series(np.nan, index=values.index)
     median = clean.median()
-    mad = (clean - median).abs().median()
+    mad = max((clean - median).abs().median(), mad_floor)
     if mad == 0:
         return pd.Series(np.nan, index=values.index)
     return 0.6745 * (values - median) / mad
 
 
-def modified_z_by_group(values: pd.Series, keys: list[pd.Series]) -> pd.Series:
-    frame = pd.DataFrame({"v": values}).assign(**{f"k{i}": k for i, k in enumerate(keys)})
+def modified_z_by_group(values: pd.Series, keys: list[pd.Series], floors: pd.Series | None = None) -> pd.Series:
+    """Modified z within each group of keys; floors (per row, constant within a group) is the MAD floor."""
+    frame = pd.DataFrame({"v": values, "floor": 0.0 if floors is None else floors}).assign(
+        **{f"k{i}": k for i, k in enumerate(keys)}
+    )
     key_cols = [f"k{i}" for i in range(len(keys))]
-    return frame.groupby(key_cols, dropna=False)["v"].transform(modified_z)
+    out = pd.Series(np.nan, index=values.index)
+    for _, group in frame.groupby(key_cols, dropna=False):
+        out.loc[group.index] = modified_z(group["v"], mad_floor=float(group["floor"].max()))
+    return out
 
 
 def _history_rates(history: pd.DataFrame) -> pd.DataFrame:

@@ -157,3 +157,10 @@ def test_projection_to_the_deadline():
 
 def test_assess_outside_the_target_years_is_none():
     assert assess(RANGE, Period(2024, "Q1"), 30.0, None) is None
+
+
+def test_slipping_from_a_maintained_level_is_deterioration():
+    # "tiếp tục đạt 100%": 100% in Q1, 83.3% in Q3 -> no progress was required, the level slipped
+    result = assess(MAINTAIN, Period(2024, "Q3"), 250 / 3, (100.0, 2024.25))
+    assert result.met is False and result.progress_ratio == -1.0 and result.status == "deterioration"
+    assert assess(MAINTAIN, Period(2024, "Q3"), 100.0, (100.0, 2024.25)).status == "target_achieved"

@@ -1,0 +1,383 @@
+"""Write the Trần Đề 2024 demo workbooks and their receipt register.
+
+For every TD reporting unit valid in 2024 (catalog/org_units.csv, reports=true) this writes
+the four 2024 reports with pipelines.form_writer:
+
+    <out>/2024-Q1/<AGENCY>_2024-Q1.xlsx   Quý I/2024 (the quarter)
+    <out>/2024-H1/<AGENCY>_2024-H1.xlsx   6 tháng đầu năm 2024 (cumulative Q1+Q2)
+    <out>/2024-Q3/<AGENCY>_2024-Q3.xlsx   Quý III/2024 (the quarter)
+    <out>/2024-Y/<AGENCY>_2024-Y.xlsx     Năm 2024 (cumulative Q1..Q4)
+    <out>/receipts.csv                    file_name,received_at (local time)
+
+Values are simulated per calendar quarter first and each report is built from them:
+flows add up over the window, stocks are the level at its end, means (TGI.*) are the
+HSO.01-weighted mean of the quarters' means, so Q2 = H1 - Q1 and Q4 = Y - H1 - Q3 are
+exactly recoverable. Every "of which" child <= its parent and HSO.04 + HSO.05 == HSO.03.
+
+Special files:
+  late        TD-XA-VIENAN 2024-H1, received 14/06/2024 (due 11/06/2024)
+  invalid     TD-PHONG-KTHT 2024-Q3: HSO.02 > HSO.01 and HSO.04 + HSO.05 != HSO.03
+  resubmitted TD-XA-TAIVAN 2024-Q1: GDT.01 typed 10x too high, corrected in *_lan2.xlsx two days later
+  missing     TD-XA-DAIAN2 sends no 2024-Q3
+  unreadable  TD-PHONG-VHTT 2024-Y: garbage bytes, not a zip (its only year report)
+
+Re-running first deletes the *.xlsx in the four period folders under <out>.
+Usage (from the repo root): .venv/bin/python scripts/make_demo_data.py [--out data/raw] [--seed 2024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as dt
+import random
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from pipelines.form_writer import FormContent, Formula, Quirks, write_form  # noqa: E402
+from pipelines.periods import Period  # noqa: E402
+
+YEAR = 2024
+DUE_DAY = 11  # catalog/calendars.csv: Trần Đề reports are due on the 11th of the window's last month
+REPORTS = {"Q1": (0,), "H1": (0, 1), "Q3": (2,), "Y": (0, 1, 2, 3)}  # report -> calendar quarters (0-based)
+Figures = dict[str, float]
+
+# Performance spread: most units are on track, these lag.
+LAG_PAYMENT = {"TD-XA-VIENAN", "TD-XA-DAIAN2", "TD-PHONG-NNPTNT"}
+LAG_DIGITIZATION = {"TD-XA-THANHTHOITHUAN", "TD-XA-DAIAN2", "TD-PHONG-LDTBXH"}
+LAG_ON_TIME = {"TD-PHONG-TNMT"}
+LAG_LEGAL = "TD-PHONG-TNMT"  # issues one legal document incorrectly in Q3 (TCH.02 < TCH.01)
+
+# Who reports which elements beyond the common set (HSO, TTH, KQS, GDT, PAK, KSH, TGI, CQS.01/02/13/14, CVU.03/04).
+EXTRA_ELEMENTS: dict[str, str] = {
+    "TD-UBND": "TCH.01 TCH.02 TCH.03 TCH.04 CQS.03 CQS.04 CQS.07 CQS.08 CQS.09 CQS.10 CQS.11 CQS.12",
+    "TD-PHONG-TUPHAP": "TCH.01 TCH.02 TCH.03 TCH.04 TCH.05 TCH.06",
+    "TD-PHONG-TNMT": "TCH.01 TCH.02 KSH.03 KSH.04",
+    "TD-PHONG-KTHT": "KSH.03 KSH.04",
+    "TD-PHONG-TCKH": "KSH.03 KSH.04 TCC.01 TCC.02 TCC.03 TCC.04 TCC.05",
+    "TD-PHONG-NOIVU": "BMA.01 BMA.02 BMA.03 CQS.17 CQS.18 CDD.01 CDD.02 CDD.03 CDD.04",
+    "department": "CQS.05 CQS.06",
+    "commune": "CVU.01 CVU.02 CQS.09 CQS.10 CQS.15 CQS.16 KSH.07 KSH.08",
+}
+
+# Messy features, each on a few files: (agency, report) -> Quirks.
+QUIRKS: dict[tuple[str, str], Quirks] = {
+    # (a) numbers typed as Vietnamese text ("1.234", "45.678,5")
+    ("TD-XA-LIEUTU", "Q1"): Quirks(vn_text_numbers=("HSO.01", "KQS.01", "KQS.02", "CQS.15", "CQS.16")),
+    ("TD-PHONG-TCKH", "H1"): Quirks(vn_text_numbers=("TCC.05", "HSO.01", "CQS.13")),
+    # (c) NFD labels and sheet names
+    ("TD-XA-THANHTHOIAN", "H1"): Quirks(nfd=True),
+    ("TD-PHONG-NOIVU", "Y"): Quirks(nfd=True, vn_text_numbers=("BMA.03",)),
+    # (d) columns in another order plus an extra column
+    ("TD-PHONG-TNMT", "Q1"): Quirks(
+        column_order=("Mã số", "STT", "Nội dung", "Số liệu", "Đơn vị tính", "Ghi chú"), extra_column="Kế hoạch năm 2024"
+    ),
+    ("TD-XA-VIENAN", "Q3"): Quirks(column_order=("STT", "Nội dung", "Mã số", "Đơn vị tính", "Số liệu", "Ghi chú"), title_rows=1),
+    # (e) a blank row inside the table
+    ("TD-XA-TRUNGBINH", "Q3"): Quirks(blank_row_after=5),
+    ("TD-PHONG-LDTBXH", "H1"): Quirks(blank_row_after=9, title_rows=0),
+    # (f) figures sheet first and an extra sheet "Hướng dẫn"
+    ("TD-PHONG-NNPTNT", "Q3"): Quirks(figures_sheet_first=True, extra_sheet="Hướng dẫn"),
+    ("TD-TT-TRANDE", "Y"): Quirks(figures_sheet_first=True, extra_sheet="Hướng dẫn"),
+    # (g) xlsxwriter files where HSO.03 is a formula with a cached value (see FORMULA_HSO03)
+    ("TD-PHONG-TCKH", "Q3"): Quirks(engine="xlsxwriter"),
+    ("TD-TT-LICHHOITHUONG", "H1"): Quirks(engine="xlsxwriter"),
+    # (i) lower-case keys, labels in column B
+    ("TD-PHONG-TUPHAP", "H1"): Quirks(lowercase_keys=True, info_label_column=1),
+    ("TD-XA-DAIAN2", "Y"): Quirks(lowercase_keys=True, info_label_column=1),
+}
+FORMULA_HSO03 = {("TD-PHONG-TCKH", "Q3"), ("TD-TT-LICHHOITHUONG", "H1")}
+# (b) "không phát sinh", "-", "x" for elements that did not arise
+NOT_ARISEN: dict[tuple[str, str], dict[str, str]] = {
+    ("TD-XA-VIENBINH", "Q1"): {"TCH.01": "không phát sinh", "TCH.02": "-", "TCH.03": "x", "TCH.04": "x"},
+    ("TD-UBND", "Q3"): {"TCH.05": "không phát sinh", "TCH.06": "-"},
+    ("TD-PHONG-VHTT", "H1"): {"KSH.03": "x", "KSH.04": "x"},
+}
+# (h) period written as a Vietnamese label variant (default: Period.label_vi)
+PERIOD_LABELS = {
+    ("TD-XA-LICHHOITHUONG", "Q1"): "Quý 1 năm 2024",
+    ("TD-XA-THANHTHOITHUAN", "Y"): "Báo cáo năm 2024",
+    ("TD-PHONG-KTHT", "H1"): "2024-H1",
+}
+# (j) workbooks with a 'Nhiệm vụ' sheet
+TASK_FILES = {("TD-UBND", "H1"), ("TD-PHONG-NOIVU", "Q3"), ("TD-PHONG-NOIVU", "Y"), ("TD-XA-LIEUTU", "Y")}
+# (code, task, due text, first quarter worked on (1-4, 0 = not started), completion date or None)
+TASKS = (
+    ("NV-01", "Ban hành Kế hoạch cải cách hành chính năm 2024", "Quý I/2024", 1, dt.date(2024, 1, 25)),
+    ("NV-02", "Rà soát, đơn giản hóa thủ tục hành chính nội bộ", "Quý III-IV/2024", 3, dt.date(2024, 11, 20)),
+    ("NV-03", "Kiểm tra công tác cải cách hành chính tại các cơ quan, đơn vị", "Năm 2024", 2, dt.date(2024, 12, 5)),
+    ("NV-04", "Tự đánh giá, chấm điểm Chỉ số cải cách hành chính", "Hàng năm", 4, None),
+    ("NV-05", "Tuyên truyền cải cách hành chính trên Trang thông tin điện tử huyện", "Thường xuyên", 1, None),
+    ("NV-06", "Triển khai mô hình Bộ phận một cửa hiện đại", "Khi có hướng dẫn của cấp trên", 0, None),
+)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def reporting_units() -> list[dict[str, str]]:
+    """TD units with reports=true that are valid at some time in YEAR."""
+    start, end = f"{YEAR}-01-01", f"{YEAR}-12-31"
+    return [
+        u
+        for u in read_csv(ROOT / "catalog" / "org_units.csv")
+        if u["jurisdiction_code"] == "TD"
+        and u["reports"].lower() == "true"
+        and u["valid_from"] <= end
+        and (not u["valid_to"] or u["valid_to"] >= start)
+    ]
+
+
+def unit_elements(code: str) -> set[str]:
+    common = {f"HSO.{i:02d}" for i in range(1, 11)} | {f"TTH.{i:02d}" for i in range(1, 10)}
+    common |= {"KQS.01", "KQS.02", "KQS.03", "KQS.04", "GDT.01", "GDT.02", "PAK.01", "PAK.02"}
+    common |= {"KSH.01", "KSH.02", "KSH.05", "KSH.06", "TGI.01", "TGI.02", "CQS.01", "CQS.02", "CQS.13", "CQS.14"}
+    common |= {"CVU.03", "CVU.04"}
+    group = "department" if "-PHONG-" in code else "commune" if code.startswith(("TD-XA-", "TD-TT-")) else ""
+    return common | set(EXTRA_ELEMENTS.get(code, "").split()) | set(EXTRA_ELEMENTS.get(group, "").split())
+
+
+def simulate(code: str, rng: random.Random) -> list[Figures]:
+    """Four calendar quarters of values for one unit (flows per quarter, stocks at quarter end)."""
+    commune = code.startswith(("TD-XA-", "TD-TT-"))
+    size = rng.uniform(0.7, 1.3) * (1.6 if code == "TD-PHONG-TNMT" else 1.0)
+    base = (230 if commune else 260 if code == "TD-UBND" else 520) * size
+
+    def part(total: float, lo: float, hi: float) -> int:
+        return min(round(total), round(total * rng.uniform(lo, hi)))
+
+    online = rng.uniform(0.5, 0.65)
+    late = rng.uniform(0.06, 0.09) if code in LAG_ON_TIME else rng.uniform(0.003, 0.02)
+    pay = rng.uniform(0.06, 0.12) if code in LAG_PAYMENT else rng.uniform(0.32, 0.5)
+    fee_online = rng.uniform(0.3, 0.4) if code in LAG_PAYMENT else rng.uniform(0.7, 0.85)
+    digit = rng.uniform(0.3, 0.42) if code in LAG_DIGITIZATION else rng.uniform(0.78, 0.92)
+    stock_digit = rng.uniform(0.12, 0.18) if code in LAG_DIGITIZATION else rng.uniform(0.36, 0.46)
+    digit_step = 0.02 if code in LAG_DIGITIZATION else rng.uniform(0.05, 0.07)
+    n_proc = rng.randint(25, 45) if commune else rng.randint(32, 45) if code == "TD-UBND" else rng.randint(50, 110)
+    eligible, integrated, fees = rng.uniform(0.35, 0.5), rng.uniform(0.85, 1.0), rng.uniform(0.3, 0.45)
+    internal, independent = rng.randint(6, 15), rng.uniform(0.1, 0.3)
+    results_held = round(base * rng.uniform(9, 14))
+    wait, process = rng.uniform(9, 18), rng.uniform(20, 32)
+    if code in LAG_DIGITIZATION | LAG_ON_TIME:
+        wait, process = wait + 8, process + 6
+    officials, leaders = rng.randint(19, 23), rng.randint(4, 6) if commune else rng.randint(2, 4)
+    adults, users = round(rng.uniform(8000, 22000)), round(rng.uniform(7000, 10000))
+    quarters: list[Figures] = []
+    for q in range(4):
+        season = (0.9, 1.0, 1.05, 1.15)[q] * rng.uniform(0.9, 1.1)
+        v: Figures = {}
+        # dossiers (flows)
+        v["HSO.01"] = received = round(base * season)
+        v["HSO.02"] = part(received, online + 0.03 * q, online + 0.03 * q + 0.05)
+        v["HSO.03"] = resolved = part(received, 0.9, 0.99)
+        v["HSO.05"] = part(resolved, late * 0.8, late * 1.2)
+        v["HSO.04"] = resolved - v["HSO.05"]
+        v["HSO.06"] = part(received, 0.1, 0.25)
+        v["HSO.07"] = part(v["HSO.06"], 0.85, 0.98)
+        v["HSO.08"] = part(received, digit + 0.02 * q, digit + 0.02 * q + 0.04)
+        v["HSO.09"] = part(v["HSO.08"], 0.4, 0.6)
+        v["HSO.10"] = part(received, 0.6, 0.85)
+        v["KQS.03"] = part(resolved, 0.95, 1.0)
+        v["KQS.04"] = part(v["KQS.03"], 0.2, 0.35) if code in LAG_DIGITIZATION else part(v["KQS.03"], 0.55, 0.85)
+        v["GDT.01"] = part(received, 0.3, 0.5)
+        v["GDT.02"] = part(v["GDT.01"], pay + 0.03 * q, pay + 0.03 * q + 0.05)
+        v["PAK.01"] = rng.choice((0, 0, 0, 1, 1, 2, 3))
+        v["PAK.02"] = v["PAK.01"] - (1 if v["PAK.01"] >= 2 and rng.random() < 0.3 else 0)
+        v["KSH.01"] = part(resolved, 0.2, 0.35)
+        v["KSH.02"] = part(v["KSH.01"], 0.9, 0.99)
+        v["KSH.03"] = part(v["KSH.01"], 0.3, 0.5)
+        v["KSH.04"] = part(v["KSH.03"], 0.82, 0.95)
+        v["KSH.05"] = part(v["KSH.01"], 0.5, 0.8)
+        v["KSH.06"] = part(v["KSH.05"], 0.88, 0.98)
+        v["KSH.07"] = rng.randint(40, 120)
+        v["KSH.08"] = part(v["KSH.07"], 0.85, 0.97)
+        v["TGI.01"] = round(min(40.0, max(5.0, wait - 0.6 * q + rng.uniform(-1, 1))), 1)
+        v["TGI.02"] = round(min(40.0, max(10.0, process - 0.8 * q + rng.uniform(-1.5, 1.5))), 1)
+        # e-government, legal documents, inspections (flows)
+        v["CQS.01"] = round(base * 0.8 * season)
+        v["CQS.02"] = part(v["CQS.01"], 0.55, 0.8) if commune else part(v["CQS.01"], 0.75, 0.95)
+        v["CQS.13"] = part(v["CQS.01"] * 1.5, 0.75, 1.0)
+        v["CQS.14"] = part(v["CQS.13"], 0.92, 1.0)
+        v["CQS.05"] = rng.randint(1, 5)
+        v["CQS.06"] = part(v["CQS.05"], 0.3, 0.8)
+        v["CQS.09"] = rng.randint(4, 7)
+        v["CQS.10"] = part(v["CQS.09"], 0.4, 0.8)
+        v["TCH.01"] = 2 if code == LAG_LEGAL and q == 2 else rng.randint(0, 1 if code != "TD-UBND" else 3)
+        v["TCH.02"] = v["TCH.01"] - (1 if code == LAG_LEGAL and q == 2 else 0)
+        v["TCH.03"] = rng.randint(0, 3)
+        v["TCH.04"] = v["TCH.03"]
+        v["TCH.05"] = rng.randint(2, 6)
+        v["TCH.06"] = v["TCH.05"] - (1 if q == 3 else 0)  # one draft still under appraisal at year end
+        v["CDD.03"] = rng.randint(2, 4) if q == 0 else rng.randint(4, 9)
+        v["CDD.04"] = v["CDD.03"] - rng.randint(0, 2)
+        v["TCC.05"] = rng.randint(380_000, 460_000) / 10  # triệu đồng, one decimal
+        # stocks at the end of the quarter
+        n_proc += rng.choice((0, 0, 1, 2))
+        v["TTH.01"] = n_proc
+        v["TTH.02"] = round(n_proc * eligible)
+        v["TTH.03"] = part(v["TTH.02"], min(0.98, 0.75 + 0.07 * q), min(1.0, 0.8 + 0.07 * q))
+        v["TTH.04"] = part(v["TTH.03"], integrated, 1.0)
+        v["TTH.05"] = round(n_proc * fees)
+        v["TTH.06"] = round(v["TTH.05"] * min(1.0, fee_online + 0.04 * q))
+        v["TTH.07"] = internal
+        v["TTH.08"] = round(internal * min(1.0, 0.75 + 0.08 * q))
+        v["TTH.09"] = round(n_proc * independent)
+        results_held += round(v["KQS.03"] * rng.uniform(0.6, 0.8))
+        v["KQS.01"] = results_held
+        v["KQS.02"] = round(results_held * min(0.98, stock_digit + digit_step * q))
+        v["CVU.01"], v["CVU.02"] = officials, officials - (2 if q < 2 else 1)
+        v["CVU.03"], v["CVU.04"] = leaders, 1 if q >= 2 and leaders >= 4 else 0
+        v["CQS.03"], v["CQS.04"] = 9, 6 + q // 2
+        v["CQS.07"] = 132 + 4 * q
+        v["CQS.08"] = round(v["CQS.07"] * (0.8 + 0.04 * q))
+        users = round(users * rng.uniform(1.05, 1.1))
+        v["CQS.11"], v["CQS.12"] = users, round(users * (0.55 + 0.08 * q))
+        adults += rng.randint(20, 80)
+        v["CQS.15"], v["CQS.16"] = adults, round(adults * (0.56 + 0.03 * q + rng.uniform(0, 0.02)))
+        v["CQS.17"], v["CQS.18"] = 12, 11 if q < 3 else 12
+        v["BMA.01"], v["BMA.02"], v["BMA.03"] = 12, 12, 1874 - 4 * q - rng.randint(0, 3)
+        v["CDD.01"], v["CDD.02"] = 21, (8, 11, 14, 17)[q]
+        v["TCC.01"], v["TCC.02"], v["TCC.03"], v["TCC.04"] = 72 - q // 2, 4 + q // 2, 3, 2
+        keep = unit_elements(code)
+        quarters.append({k: x for k, x in v.items() if k in keep})
+    return quarters
+
+
+def build_report(quarters: list[Figures], report: str, kinds: dict[str, str]) -> Figures:
+    """One report window from quarter values: flows summed, stocks last, means HSO.01-weighted."""
+    window = [quarters[i] for i in REPORTS[report]]
+    out: Figures = {}
+    for code in window[-1]:
+        kind = kinds[code]
+        if kind == "stock":
+            out[code] = window[-1][code]
+        elif kind == "mean":
+            weight = sum(q["HSO.01"] for q in window)
+            out[code] = sum(q[code] * q["HSO.01"] for q in window) / weight
+        elif code == "TCC.05":
+            out[code] = round(sum(q[code] for q in window), 1)
+        else:
+            out[code] = sum(q[code] for q in window)
+    return out
+
+
+def tasks_at(report: str) -> list[dict[str, object]]:
+    """Task progress as reported at the end of a window."""
+    quarter = REPORTS[report][-1] + 1
+    end = dt.date(YEAR, quarter * 3, DUE_DAY - 1)
+    rows = []
+    for code, task, due, start, done in TASKS:
+        if done and done <= end:
+            status, note = "Đã hoàn thành", ""
+        elif start and start <= quarter:
+            status, note, done = "Đang thực hiện", "Đúng tiến độ" if code != "NV-04" else "", None
+        else:
+            status, note, done = "chua thuc hien", "Chờ hướng dẫn" if start == 0 else "", None
+        rows.append({"code": code, "task": task, "due": due, "status": status, "done": done, "note": note})
+    return rows
+
+
+def freeze(path: Path, when: dt.datetime) -> None:
+    """Make a written workbook byte-reproducible: zip entry times and document dates = when."""
+    with zipfile.ZipFile(path) as source:
+        members = [(info.filename, source.read(info)) for info in source.infolist()]
+    stamp = (when - dt.timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M:%SZ").encode()  # local (UTC+7) -> UTC
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in members:
+            if name == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>" + stamp, data)
+            target.writestr(zipfile.ZipInfo(name, when.timetuple()[:6]), data, zipfile.ZIP_DEFLATED)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("data/raw"))
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    for report in REPORTS:
+        for old in (out / f"{YEAR}-{report}").glob("*.xlsx"):
+            old.unlink()
+
+    elements = read_csv(ROOT / "catalog" / "data_elements.csv")
+    kinds = {e["code"]: e["kind"] for e in elements}
+    labels = {e["code"]: (("- " if e["parent_code"] else "") + e["name_vi"], e["unit"]) for e in elements}
+    order = [e["code"] for e in elements]
+    contacts = {c["org_unit_code"]: c for c in read_csv(ROOT / "catalog" / "contacts.csv")}
+    sim_rng, date_rng = random.Random(args.seed), random.Random(args.seed + 1)
+    receipts: list[tuple[str, dt.datetime]] = []
+
+    for unit in reporting_units():
+        code = unit["code"]
+        quarters = simulate(code, sim_rng)
+        slug = code.rsplit("-", 1)[-1].lower()
+        person = contacts.get(code, {})
+        contact = f"{person.get('phone', '0299 3850 000')} / vanthu.{slug}@trande.soctrang.gov.vn"
+        for report in REPORTS:
+            key = (code, report)
+            if key == ("TD-XA-DAIAN2", "Q3"):
+                continue  # missing report
+            period = Period(YEAR, report)
+            due = dt.date(YEAR, period.last_month, DUE_DAY)
+            path = out / period.code / f"{code}_{period.code}.xlsx"
+            signed = due - dt.timedelta(days=6 if key == ("TD-XA-TAIVAN", "Q1") else date_rng.randint(2, 6))
+            received = dt.datetime.combine(
+                signed + dt.timedelta(days=date_rng.randint(0, 1)),
+                dt.time(date_rng.randint(7, 16), date_rng.choice((0, 15, 30, 45))),
+            )
+            if key == ("TD-XA-VIENAN", "H1"):  # late: signed and sent after the due day
+                signed, received = dt.date(YEAR, 6, 13), dt.datetime(YEAR, 6, 14, 9, 20)
+            if key == ("TD-PHONG-VHTT", "Y"):  # unreadable: not a zip at all
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"\xd0\xcf BAO CAO CCHC 2024 " + date_rng.randbytes(2048))
+                receipts.append((path.name, received))
+                continue
+            figures = build_report(quarters, report, kinds)
+            if key == ("TD-PHONG-KTHT", "Q3"):  # invalid: online > received, on time + late != resolved
+                figures["HSO.02"] = figures["HSO.01"] + 37
+                figures["HSO.05"] += 12
+            merged: dict[str, object] = {**figures, **NOT_ARISEN.get(key, {})}
+            cells = {c: merged[c] for c in order if c in merged}
+            if key in FORMULA_HSO03:
+                cells["HSO.03"] = Formula("={HSO.04}+{HSO.05}", cached=figures["HSO.03"])
+            content = FormContent(
+                agency_code=code,
+                agency_name=unit["name_vi"],
+                period_label=PERIOD_LABELS.get(key, period.label_vi),
+                report_date=signed,
+                figures=cells,
+                labels=labels,
+                preparer=person.get("name", "Nguyễn Văn An"),
+                contact=contact,
+                tasks=tasks_at(report) if key in TASK_FILES else (),
+            )
+            if key == ("TD-XA-TAIVAN", "Q1"):  # resubmission: first file has GDT.01 typed 10x too high
+                typo = dataclasses.replace(content, figures=cells | {"GDT.01": figures["GDT.01"] * 10})
+                freeze(write_form(path, typo, QUIRKS.get(key)), received)
+                receipts.append((path.name, received))
+                path = path.with_name(f"{code}_{period.code}_lan2.xlsx")
+                received += dt.timedelta(days=2)
+                content.report_date = received.date()
+            freeze(write_form(path, content, QUIRKS.get(key)), received)
+            receipts.append((path.name, received))
+
+    receipts.sort(key=lambda item: (item[1], item[0]))
+    with open(out / "receipts.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file_name", "received_at"])
+        writer.writerows((name, when.isoformat(timespec="seconds")) for name, when in receipts)
+    print(f"wrote {len(receipts)} files under {out} and {out / 'receipts.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
