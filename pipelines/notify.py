@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.ingest import UNASSIGNED
 from pipelines.periods import LOCAL_TZ, period_from_code
 
 SIGNATURE = "\n--\nHệ thống theo dõi cải cách hành chính (CCHC). Thư tự động, vui lòng không trả lời.\nPAR plan tracking system. Automatic message, please do not reply.\n"
@@ -247,11 +248,9 @@ def deliver(con, messages: list[Message], settings: MailSettings, now: dt.dateti
 def compose_for_partition(con, catalog, partition_key: str, as_of: dt.datetime) -> list[Message]:
     """Receipts for the partition's workbooks; reminders and a summary once the due day has passed."""
     messages: list[Message] = []
-    subs = con.execute("select * from fct_submission where partition_key = $p", {"p": partition_key}).df()
-    findings = con.execute(
-        "select * from fct_validation_finding where partition_key = $p",
-        {"p": partition_key},
-    ).df()
+    slices = {"p": partition_key, "u": UNASSIGNED}  # workbooks with no readable period get their receipt too
+    subs = con.execute("select * from fct_submission where partition_key in ($p, $u)", slices).df()
+    findings = con.execute("select * from fct_validation_finding where partition_key in ($p, $u)", slices).df()
     for s in subs.to_dict("records"):
         recipients = [c["email"] for c in catalog.contacts_for(s["agency_code"] or "", "submitter") if c["email"]]
         m = receipt(s, findings[findings["submission_id"] == s["submission_id"]], recipients)

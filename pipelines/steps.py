@@ -67,12 +67,31 @@ def ingest_partition(
     return {table: counts[f"{table}:{partition_key}"] for table in frames}
 
 
-def stage_partition(con, partition_key: str) -> dict[str, int]:
+def with_unassigned(step):
+    """Run a per-slice step for the partition and for the 'unassigned' slice (workbooks whose
+    period cannot be read), so those are validated, on record and alerted on too.
+    Returns the partition's result."""
+
+    def run(con, *args, partition_key: str, **kwargs):
+        result = step(con, *args, partition_key=partition_key, **kwargs)
+        step(con, *args, partition_key=ingest.UNASSIGNED, **kwargs)
+        return result
+
+    run.__doc__ = step.__doc__
+    return run
+
+
+def _stage(con, partition_key: str) -> dict[str, int]:
+    """stg_submission and stg_value for one slice."""
     params = {"partition_key": partition_key}
     return {
         "stg_submission": replace_from_sql(con, "stg_submission", "staging/stg_submission", params, params),
         "stg_value": replace_from_sql(con, "stg_value", "staging/stg_value", params, params),
     }
+
+
+def stage_partition(con, partition_key: str) -> dict[str, int]:
+    return with_unassigned(_stage)(con, partition_key=partition_key)
 
 
 def _history(con, before_period: Period) -> pd.DataFrame:
@@ -88,6 +107,10 @@ def _history(con, before_period: Period) -> pd.DataFrame:
 
 def validate_partition(con, catalog: Catalog, partition_key: str) -> pd.DataFrame:
     """int_finding: read findings plus every broken validation rule, for the partition's workbooks."""
+    return with_unassigned(_validate)(con, catalog, partition_key=partition_key)
+
+
+def _validate(con, catalog: Catalog, partition_key: str) -> pd.DataFrame:
     subs = con.execute("select * from raw_submission where partition_key = $p", {"p": partition_key}).df()
     values = con.execute("select * from raw_value where partition_key = $p", {"p": partition_key}).df()
     read_findings = con.execute("select * from raw_read_finding where partition_key = $p", {"p": partition_key}).df()
@@ -113,6 +136,10 @@ def validate_partition(con, catalog: Catalog, partition_key: str) -> pd.DataFram
 
 def settle_partition(con, partition_key: str) -> dict[str, int]:
     """int_submission_status: accepted, rejected, superseded, in force."""
+    return with_unassigned(_settle)(con, partition_key=partition_key)
+
+
+def _settle(con, partition_key: str) -> dict[str, int]:
     params = {"partition_key": partition_key}
     return {
         "int_submission_status": replace_from_sql(
@@ -211,6 +238,11 @@ def timeliness(con, partition_key: str, as_of: dt.datetime) -> dict[str, int]:
 
 
 def submissions_and_findings(con, partition_key: str) -> dict[str, int]:
+    """fct_submission and fct_validation_finding for the partition (and the unassigned slice)."""
+    return with_unassigned(_submissions_and_findings)(con, partition_key=partition_key)
+
+
+def _submissions_and_findings(con, partition_key: str) -> dict[str, int]:
     params = {"partition_key": partition_key}
     return {
         "fct_submission": replace_from_sql(con, "fct_submission", "curated/fct_submission", params, params),
@@ -225,6 +257,11 @@ def submissions_and_findings(con, partition_key: str) -> dict[str, int]:
 
 
 def alerts(con, partition_key: str, as_of: dt.datetime) -> int:
+    """fct_alert for the partition (and the unassigned slice)."""
+    return with_unassigned(_alerts)(con, partition_key=partition_key, as_of=as_of)
+
+
+def _alerts(con, partition_key: str, as_of: dt.datetime) -> int:
     params = {"partition_key": partition_key, "as_of": as_of}
     return replace_from_sql(con, "fct_alert", "curated/fct_alert", params, {"partition_key": partition_key})
 

@@ -74,7 +74,7 @@ def test_schedule_requests_the_quarter_whose_report_fell_due():
     catalog = Catalog.load(REPO / "catalog")
     request = run_request_for(catalog, dt.datetime(2024, 3, 12, 7, 0, tzinfo=LOCAL_TZ))
     assert isinstance(request, RunRequest)
-    assert request.partition_key == "2024-01-01" and request.tags["cchc/authorities"] == "TD"
+    assert request.partition_key == "2024-01-01" and request.tags["cchc/authorities"] == "NN,TD"
     request = run_request_for(catalog, dt.datetime(2024, 12, 11, 7, 0, tzinfo=LOCAL_TZ))
     assert request.partition_key == "2024-10-01" and request.tags["cchc/authorities"] == "CT"
     assert isinstance(run_request_for(catalog, dt.datetime(2024, 3, 13, 7, 0, tzinfo=LOCAL_TZ)), SkipReason)

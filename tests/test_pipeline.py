@@ -7,6 +7,7 @@ SMTP server started on 127.0.0.1.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from email import message_from_bytes
 from email.header import decode_header, make_header
@@ -27,6 +28,14 @@ pytestmark = [pytest.mark.pipeline, pytest.mark.smtp]
 Q1 = "Quý I/2024"
 H1 = "6 tháng đầu năm 2024"
 HSO = ("HSO.01", "HSO.02", "HSO.03", "HSO.04", "HSO.05")
+
+TASKS = [
+    {"code": "NV01", "task": "Rà soát TTHC", "due": "Quý I/2024", "status": "Đang thực hiện"},
+    {"code": "NV02", "task": "Số hóa hồ sơ", "due": "Thường xuyên", "status": "dang thuc hien"},
+    {"code": "NV03", "task": "Kiểm tra CCHC", "due": "Quý III-IV/2024", "status": "Chưa thực hiện"},
+    {"code": "NV04", "task": "Tập huấn", "due": "sau khi có kinh phí", "status": "Chưa thực hiện"},
+    {"code": "NV05", "task": "Công khai TTHC", "due": "Năm 2024", "status": "Đã hoàn thành", "done": dt.date(2024, 5, 2)},
+]
 
 TEST_PLAN = {
     "plan": {
@@ -127,7 +136,10 @@ def world(tmp_path_factory):
         "TD-XA-LIEUTU",
         H1,
         _figures((250, 110, 230, 200, 30), (120, 30), (210, 70), {"TGI.01": 12}),
+        tasks=TASKS,
     )
+    # no readable period and no period folder: the 'unassigned' slice, still on record and answered
+    make_form(raw / "TD-XA-VIENAN_bao-cao.xlsx", "TD-XA-VIENAN", "Quý V/2024", _figures((10, 5, 10, 9, 1)))
     make_form(
         h1 / "TD-XA-TAIVAN_2024-H1.xlsx",
         "TD-XA-TAIVAN",
@@ -171,9 +183,11 @@ def world(tmp_path_factory):
                 partition_key=request.partition_key, instance=instance, raise_on_error=True
             )
         first_batch = list(smtp.messages)
-        # Running the same quarter again sends nothing twice.
+        snapshot = _snapshot(db)
+        # Running the same quarter again changes no table and sends nothing twice.
         defs.resolve_job_def("cchc_quarterly").execute_in_process(partition_key="2024-01-01", instance=instance)
         second_batch = smtp.messages[len(first_batch) :]
+        rerun_snapshot = _snapshot(db)
     con = duckdb.connect(str(db), read_only=True)
     yield {
         "con": con,
@@ -183,8 +197,41 @@ def world(tmp_path_factory):
         "resent": second_batch,
         "cursor": cursor,
         "raw": raw,
+        "snapshots": (snapshot, rerun_snapshot),
     }
     con.close()
+
+
+IDEMPOTENT_TABLES = (
+    "raw_submission",
+    "raw_value",
+    "fct_submission",
+    "fct_validation_finding",
+    "fct_data_element_value",
+    "fct_indicator_value",
+    "fct_target_scorecard",
+    "fct_reporting_completeness",
+    "fct_alert",
+    "fct_plan_task_status",
+)
+
+
+def _snapshot(db):
+    """Every row of the published tables, without load timestamps, as a comparable value."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out = {}
+        for table in IDEMPOTENT_TABLES:
+            columns = [c[0] for c in con.execute(f"describe {table}").fetchall() if c[0] not in ("loaded_at",)]
+            out[table] = sorted(map(repr, con.execute(f"select {', '.join(columns)} from {table}").fetchall()))
+        return out
+    finally:
+        con.close()
+
+
+def test_rerunning_a_quarter_gives_the_same_tables(world):
+    before, after = world["snapshots"]
+    assert before == after
 
 
 def q(world, sql, params=None):
@@ -214,6 +261,7 @@ def test_every_file_is_on_record(world):
         "TD-PHONG-VHTT_2024-Q1.xlsx": "rejected",
         "TD-XA-LIEUTU_2024-H1.xlsx": "in_force",
         "TD-XA-TAIVAN_2024-H1.xlsx": "in_force",
+        "TD-XA-VIENAN_bao-cao.xlsx": "rejected",  # its period cannot be read: on record, rejected
     }
     reason = one(world, "select rejection_reasons_vi from fct_submission where file_name = 'TD-PHONG-VHTT_2024-Q1.xlsx'")[0]
     assert "Không đọc được" in reason
@@ -313,7 +361,7 @@ def test_timeliness_on_the_due_day_boundary(world):
 def test_reporting_rate(world):
     expected, received, on_time, rate = one(
         world,
-        "select expected_reports, received_reports, on_time_reports, reporting_rate from fct_reporting_rate where period_code = '2024-Q1' and admin_level = 'commune'",
+        "select expected_reports, received_reports, on_time_reports, reporting_rate from fct_reporting_rate where period_code = '2024-Q1' and admin_level = 'commune' and authority = 'TD'",
     )
     assert (expected, received, on_time) == (11, 2, 1)
     assert rate == pytest.approx(round(200 / 11, 2))
@@ -340,12 +388,27 @@ def test_scorecard_commune_ramp_and_district_threshold(world):
     assert value == pytest.approx((70 + 95) / (210 + 110) * 100)  # stocks at the end of H1
     assert target == 55  # ramp: 35 in 2023 + 20
     assert met is False and gap == pytest.approx(55 - value)
-    assert status in ("substantial_progress", "moderate_progress", "limited_progress", "deterioration")
+    # baseline: the commune level in 2024-Q1, (50 + 80) / (200 + 100) at t = 2024.25; required at mid-2024 on the
+    # ramp's linear path = 35 + (55 - 35) x 0.5 = 45; ratio = (51.5625 - 43.33) / (45 - 43.33) = 4.9 -> on track
+    base = (50 + 80) / (200 + 100) * 100
+    ratio, required, projected, projected_met = one(
+        world,
+        "select progress_ratio, required_value, projected_value, projected_met from fct_target_scorecard where target_id = 'T-01' and scope = 'level' and period_code = '2024-Q2'",
+    )
+    assert required == pytest.approx(45.0)
+    assert ratio == pytest.approx((value - base) / (45.0 - base))
+    assert status == "substantial_progress"
+    assert projected == 100.0 and projected_met is True  # the trend reaches 75% (the 2025 ramp value) in time
     value, target, met, gap = one(
         world,
         "select value, target_value, met, gap_points from fct_target_scorecard where target_id = 'T-02' and scope = 'level' and period_code = '2024-Q1'",
     )
     assert (value, target, met, gap) == (pytest.approx(90.0), 95, False, pytest.approx(5.0))
+    (status,) = one(
+        world,
+        "select status from fct_target_scorecard where target_id = 'T-02' and org_unit_code = 'TD-PHONG-TUPHAP' and period_code = '2024-Q1'",
+    )
+    assert status == "insufficient_data"  # first observation: no trend yet
     agency = one(
         world,
         "select value, met from fct_target_scorecard where target_id = 'T-01' and org_unit_code = 'TD-XA-TAIVAN' and period_code = '2024-Q1'",
@@ -397,3 +460,18 @@ def test_receipts_reminders_and_summary_by_email(world):
     ]
     assert len(summaries) == 2  # one per report window
     assert world["resent"] == []  # a re-run sends nothing twice
+
+
+def test_plan_tasks_due_dates_and_overdue_flags(world):
+    rows = {
+        r[0]: r[1:]
+        for r in q(
+            world,
+            "select task_code, due_kind, due_date, status, is_overdue, days_overdue, is_due_parsed from fct_plan_task_status where agency_code = 'TD-XA-LIEUTU'",
+        )
+    }
+    assert rows["NV01"] == ("date", dt.date(2024, 3, 31), "in_progress", True, 91, True)  # as of 30/06/2024
+    assert rows["NV02"][:2] == ("continuous", None) and rows["NV02"][3] is False
+    assert rows["NV03"][3] is False  # due at the end of 2024
+    assert rows["NV04"] == ("unparsed", None, "not_started", False, None, False)  # kept verbatim, flagged
+    assert rows["NV05"][2:4] == ("done", False)

@@ -7,9 +7,9 @@ import pytest
 from pipelines.periods import LOCAL_TZ, Period
 
 
-def expected(catalog, code):
+def expected(catalog, code, jurisdiction="TD"):
     frame = catalog.expected_reporters(Period(int(code[:4]), code[5:]))
-    return set(frame["code"]) if not frame.empty else set()
+    return set(frame[frame["jurisdiction_code"] == jurisdiction]["code"]) if not frame.empty else set()
 
 
 def test_all_trande_units_expected_in_2024(catalog):
@@ -33,6 +33,7 @@ def test_abolished_district_tier(catalog):
     # The district tier ended on 30 June 2025: the H1 report (due 11 June) is expected, Q3 is not.
     assert len(expected(catalog, "2025-H1")) == 18
     assert expected(catalog, "2025-Q3") == set()
+    assert len(expected(catalog, "2025-H1", "NN")) == 14 and expected(catalog, "2025-Q3", "NN") == set()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,85 @@
+"""Cumulative reports to quarters (sql/intermediate/int_element_value.sql) on tiny tables."""
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipelines import steps
+from pipelines.warehouse import ensure_schema, query
+
+AGENCY = "TD-XA-LIEUTU"
+
+
+@pytest.fixture
+def con(catalog):
+    con = duckdb.connect(":memory:")
+    ensure_schema(con)
+    steps.publish_dimensions(con, catalog)
+    yield con
+    con.close()
+
+
+def load(con, reports: dict[str, dict[str, float]]):
+    """Fake in-force submissions (one per report window) with their values."""
+    status = pd.DataFrame(
+        [
+            {
+                "submission_id": f"s-{p}",
+                "agency_code": AGENCY,
+                "period_code": f"2024-{p}",
+                "period_year": 2024,
+                "is_in_force": True,
+                "file_name": f"{p}.xlsx",
+                "content_hash": "h",
+                "received_at": pd.Timestamp("2024-03-01", tz="UTC"),
+            }
+            for p in reports
+        ]
+    )
+    values = pd.DataFrame(
+        [
+            {"submission_id": f"s-{p}", "code": c, "value": v, "parse_status": "ok", "sheet": "Số liệu", "cell": f"E{i + 6}"}
+            for p, figures in reports.items()
+            for i, (c, v) in enumerate(figures.items())
+        ]
+    )
+    con.register("status_frame", status)
+    con.register("value_frame", values)
+    con.execute("create or replace table int_submission_status as select * from status_frame")
+    con.execute("create or replace table stg_value as select * from value_frame")
+    frame = query(con, "intermediate/int_element_value", {"year": 2024})
+    return {(r.period_code, r.code): r for r in frame.itertuples()}
+
+
+def test_flows_stocks_and_means(con):
+    rows = load(
+        con,
+        {
+            "Q1": {"HSO.01": 100, "KQS.01": 200, "TGI.01": 10},
+            "H1": {"HSO.01": 250, "KQS.01": 210, "TGI.01": 12},
+            "Q3": {"HSO.01": 120, "KQS.01": 230, "TGI.01": 9},
+            "Y": {"HSO.01": 500, "KQS.01": 260, "TGI.01": 11},
+        },
+    )
+    assert rows[("2024-Q2", "HSO.01")].value == 150  # H1 - Q1
+    assert rows[("2024-Q4", "HSO.01")].value == 130  # Y - H1 - Q3
+    assert rows[("2024-Q2", "KQS.01")].value == 210  # stock: the H1 level
+    assert rows[("2024-Q4", "KQS.01")].value == 260  # stock: the year-end level
+    assert rows[("2024-Q2", "TGI.01")].value == pytest.approx((12 * 250 - 10 * 100) / 150)
+    assert rows[("2024-Q4", "TGI.01")].value == pytest.approx((11 * 500 - 12 * 250 - 9 * 120) / 130)
+    assert rows[("2024-Q4", "HSO.01")].derivation == "2024-Y - 2024-H1 - 2024-Q3"
+    assert list(rows[("2024-Q2", "HSO.01")].source_submission_ids) == ["s-H1", "s-Q1"]
+    assert rows[("2024-Q1", "HSO.01")].cell == "E6" and not rows[("2024-Q1", "HSO.01")].is_derived
+
+
+def test_missing_component_gives_no_derived_flow(con):
+    rows = load(con, {"H1": {"HSO.01": 250, "KQS.01": 210}, "Y": {"HSO.01": 500, "KQS.01": 260}})
+    assert ("2024-Q2", "HSO.01") not in rows  # no Q1 report: Q2 flow unknown, not H1
+    assert ("2024-Q4", "HSO.01") not in rows  # no Q3 report
+    assert rows[("2024-Q2", "KQS.01")].value == 210  # stocks need only the report that closes the quarter
+    assert rows[("2024-Q4", "KQS.01")].value == 260
+
+
+def test_not_reported_elements_have_no_rows(con):
+    rows = load(con, {"Q1": {"HSO.01": 100}})
+    assert set(rows) == {("2024-Q1", "HSO.01")}

@@ -1,0 +1,54 @@
+"""Raw folder scanning, file-name agencies, receipt register, and first-seen times that never move."""
+
+import datetime as dt
+from pathlib import Path
+
+from pipelines import ingest, steps
+from pipelines.periods import LOCAL_TZ
+from pipelines.warehouse import Warehouse
+from tests.conftest import make_form
+
+
+def test_scan_skips_lock_hidden_and_quarantine(tmp_path):
+    for name in ("2024-Q1/a.xlsx", "2024-Q1/~$a.xlsx", ".hidden/b.xlsx", "quarantine/c.xlsx", "notes.txt", "d.XLSX"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert [p.relative_to(tmp_path).as_posix() for p in ingest.scan_raw_folder(tmp_path)] == ["2024-Q1/a.xlsx", "d.XLSX"]
+
+
+def test_filename_agency_prefers_the_longest_code():
+    codes = ["TD-XA-LICHHOITHUONG", "TD-TT-LICHHOITHUONG", "TD-UBND"]
+    assert ingest.filename_agency(Path("TD-XA-LICHHOITHUONG_2024-Q1.xlsx"), codes) == "TD-XA-LICHHOITHUONG"
+    assert ingest.filename_agency(Path("bao cao td-ubnd quy 1.xlsx"), codes) == "TD-UBND"
+    assert ingest.filename_agency(Path("TD-UBNDX.xlsx"), codes) is None
+
+
+def test_folder_period(tmp_path):
+    assert ingest.folder_period(tmp_path / "2024-H1" / "a.xlsx", tmp_path).code == "2024-H1"
+    assert ingest.folder_period(tmp_path / "Quý III 2024" / "x" / "a.xlsx", tmp_path).code == "2024-Q3"  # nearest period folder
+    assert ingest.folder_period(tmp_path / "a.xlsx", tmp_path) is None
+
+
+def test_register_times_are_local_unless_zoned(tmp_path):
+    register = tmp_path / "receipts.csv"
+    register.write_text("file_name,received_at\na.xlsx,2024-03-11T23:59:00\nb.xlsx,2024-03-11T16:59:00+00:00\n", encoding="utf-8")
+    got = ingest.load_receipt_register(register)
+    assert got["a.xlsx"].received_at == dt.datetime(2024, 3, 11, 23, 59, tzinfo=LOCAL_TZ)
+    assert got["b.xlsx"].received_at == got["a.xlsx"].received_at
+    assert ingest.load_receipt_register(tmp_path / "missing.csv") == {}
+
+
+def test_first_seen_time_is_never_overwritten(tmp_path, catalog):
+    raw = tmp_path / "raw"
+    make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    first = dt.datetime(2024, 3, 5, 9, 0, tzinfo=LOCAL_TZ)
+    later = dt.datetime(2024, 5, 1, 9, 0, tzinfo=LOCAL_TZ)
+    with Warehouse(tmp_path / "db.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        steps.ingest_partition(con, catalog, raw, "2024-01-01", first, None)
+        steps.ingest_partition(con, catalog, raw, "2024-01-01", later, None)  # a re-run weeks later
+        (received, source, loaded) = con.execute("select received_at, received_source, loaded_at from raw_submission").fetchone()
+        (seen,) = con.execute("select first_seen_at from raw_file_log").fetchone()
+    assert received == first and seen == first and source == "first_seen"
+    assert loaded == later
