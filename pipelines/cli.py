@@ -90,27 +90,36 @@ def summary() -> str:
         period = latest[0]
         lines.append(f"Quý gần nhất / latest quarter: {period}")
         rows = con.execute(
-            "select indicator_code, admin_level, value, numerator, denominator from fct_indicator_value "
+            "select indicator_code, org_unit_code, admin_level, value from fct_indicator_value "
             "where period_code = $p and scope in ('level', 'jurisdiction') and list_contains($codes, indicator_code) "
-            "order by indicator_code, case admin_level when 'all' then 9 else 0 end, admin_level",
+            "order by indicator_code, org_unit_code, case admin_level when 'all' then 9 else 0 end, admin_level",
             {"p": period, "codes": list(SUMMARY_INDICATORS)},
         ).fetchall()
         for code, title in SUMMARY_INDICATORS.items():
-            parts = [f"{lvl}: {val:.1f}%" for c, lvl, val, _, _ in rows if c == code and val is not None]
-            lines.append(f"  {title}: " + ("; ".join(parts) if parts else "-"))
+            lines.append(f"  {title}:")
+            for unit in sorted({u for c, u, _, _ in rows if c == code}):
+                parts = [f"{lvl} {val:.1f}%" for c, u, lvl, val in rows if c == code and u == unit and val is not None]
+                lines.append(f"    {unit}: " + "; ".join(parts))
         rates = con.execute(
-            "select period_code, reporting_rate, on_time_rate, missing_reports, late_reports from fct_reporting_rate "
-            "where admin_level = 'all' order by period_code"
+            "select authority, period_code, reporting_rate, on_time_rate, missing_reports, late_reports from fct_reporting_rate "
+            "where admin_level = 'all' order by authority, period_code"
         ).fetchall()
         lines.append("Nộp báo cáo / reporting (rate %, on time %, missing, late):")
-        lines += [f"  {p}: {r}% | {o}% | {m} | {late}" for p, r, o, m, late in rates]
+        lines += [f"  {a} {p}: {r}% | {o}% | {m} | {late}" for a, p, r, o, m, late in rates]
         alerts = con.execute("select alert_type, count(*) from fct_alert group by 1 order by 1").fetchall()
         lines.append("Cảnh báo mở / open alerts: " + ", ".join(f"{t} {n}" for t, n in alerts))
         off = con.execute(
-            "select count(*) from fct_target_scorecard where period_code = $p and met = false and scope <> 'agency'",
+            "select plan_id, target_id, indicator_code, org_unit_code, admin_level, value, operator, target_value, gap_points, "
+            "status, projected_met from fct_target_scorecard where period_code = $p and met = false "
+            "order by scope = 'agency', gap_points desc",
             {"p": period},
-        ).fetchone()[0]
-        lines.append(f"Chỉ tiêu chưa đạt (cấp tổng hợp) / targets not met at aggregate level in {period}: {off}")
+        ).fetchall()
+        lines.append(f"Chỉ tiêu chưa đạt / targets not met in {period}: {len(off)} (fct_target_scorecard)")
+        for plan, target, indicator, unit, level, value, op, goal, gap, status, will in off[:8]:
+            outlook = {True: "sẽ đạt / on course", False: "không kịp / will miss"}.get(will, "chưa rõ / unknown")
+            lines.append(
+                f"  {plan} {target} {indicator} @ {unit} ({level}): {value:.1f} {op} {goal:g}, thiếu / short {gap:.1f} - {status}, {outlook}"
+            )
     lines.append("Mở bằng / open with: duckdb -readonly " + str(db) + "   (docs/queries.md has example queries)")
     return "\n".join(lines)
 
