@@ -163,8 +163,9 @@ class RuleEngine:
         meta = subs.set_index("submission_id")
         long["agency_code"] = long["submission_id"].map(meta["declared_agency_code"])
         long["period_code"] = long["submission_id"].map(meta["declared_period"])
-        levels = self.catalog.org_units.set_index("code")["admin_level"]
-        long["admin_level"] = long["agency_code"].map(levels)
+        units = self.catalog.org_units.set_index("code")
+        long["admin_level"] = long["agency_code"].map(units["admin_level"])
+        long["jurisdiction_code"] = long["agency_code"].map(units["jurisdiction_code"])
         long["row_id"] = np.arange(len(long))
         return long
 
@@ -481,7 +482,11 @@ class RuleEngine:
             if rule["check"] == "peers":
                 metric, is_share = self._peer_metric(long, months)
                 floors = pd.Series(np.where(is_share, PEER_MAD_FLOOR["share"], PEER_MAD_FLOOR["log"]), index=long.index)
-                z = modified_z_by_group(metric.where(applies), [long["code"], long["admin_level"], long["period_code"]], floors)
+                z = modified_z_by_group(
+                    metric.where(applies),
+                    [long["code"], long["jurisdiction_code"], long["admin_level"], long["period_code"]],
+                    floors,
+                )
                 frame[col] = z
                 extra[rule_id] = ("peers", z)
             elif rule["check"] == "own_history":

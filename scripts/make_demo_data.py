@@ -1,25 +1,35 @@
-"""Write the Trần Đề 2024 demo workbooks and their receipt register.
+"""Write the 2024 demo workbooks of Trần Đề district and Ngã Năm town, and their receipt register.
 
-For every TD reporting unit valid in 2024 (catalog/org_units.csv, reports=true) this writes
-the four 2024 reports with pipelines.form_writer:
+For every TD and NN reporting unit valid in 2024 (catalog/org_units.csv, reports=true) this
+writes the four 2024 reports with pipelines.form_writer (both calendars: due on the 11th):
 
     <out>/2024-Q1/<AGENCY>_2024-Q1.xlsx   Quý I/2024 (the quarter)
     <out>/2024-H1/<AGENCY>_2024-H1.xlsx   6 tháng đầu năm 2024 (cumulative Q1+Q2)
     <out>/2024-Q3/<AGENCY>_2024-Q3.xlsx   Quý III/2024 (the quarter)
     <out>/2024-Y/<AGENCY>_2024-Y.xlsx     Năm 2024 (cumulative Q1..Q4)
-    <out>/receipts.csv                    file_name,received_at (local time)
+    <out>/receipts.csv                    file_name,received_at (local time), both jurisdictions
 
 Values are simulated per calendar quarter first and each report is built from them:
 flows add up over the window, stocks are the level at its end, means (TGI.*) are the
 HSO.01-weighted mean of the quarters' means, so Q2 = H1 - Q1 and Q4 = Y - H1 - Q3 are
 exactly recoverable. Every "of which" child <= its parent and HSO.04 + HSO.05 == HSO.03.
+Each jurisdiction draws from its own random.Random, so either can change without moving the other.
 
-Special files:
+Trần Đề (TD, 20 units, seed): the messy one, quirks (a)-(j) below and these special files:
   late        TD-XA-VIENAN 2024-H1, received 14/06/2024 (due 11/06/2024)
   invalid     TD-PHONG-KTHT 2024-Q3: HSO.02 > HSO.01 and HSO.04 + HSO.05 != HSO.03
   resubmitted TD-XA-TAIVAN 2024-Q1: GDT.01 typed 10x too high, corrected in *_lan2.xlsx two days later
   missing     TD-XA-DAIAN2 sends no 2024-Q3
   unreadable  TD-PHONG-VHTT 2024-Y: garbage bytes, not a zip (its only year report)
+
+Ngã Năm (NN, 14 units, seed + 2): all files valid and on time, a few light quirks, values shaped
+for the scorecard of catalog/plans/ngan-nam-2021-2030.yaml (NN_SHARES: each "of which" share
+moves from its Q1 level to its Q4 level). The town starts 2024 below several 2021-2025 targets
+(online dossiers, online payment, digitized results) and reaches them by the year's end; others
+were met all year (e-transfer, portal integration, satisfaction with service); no re-supply,
+land-sector satisfaction, published internal procedures and e-ID 100% stay short; self-financing
+public service units stall at 15%. Laggards (NN_LAG): NN-XA-VINHQUOI and NN-XA-MYQUOI (digitized
+results ~35-45%, online payment ~10%), NN-PHONG-QLDT (online dossiers ~30%).
 
 Re-running first deletes the *.xlsx in the four period folders under <out>.
 Usage (from the repo root): .venv/bin/python scripts/make_demo_data.py [--out data/raw] [--seed 2024]
@@ -45,7 +55,7 @@ from pipelines.form_writer import FormContent, Formula, Quirks, write_form  # no
 from pipelines.periods import Period  # noqa: E402
 
 YEAR = 2024
-DUE_DAY = 11  # catalog/calendars.csv: Trần Đề reports are due on the 11th of the window's last month
+DUE_DAY = 11  # catalog/calendars.csv: TD and NN reports are due on the 11th of the window's last month
 REPORTS = {"Q1": (0,), "H1": (0, 1), "Q3": (2,), "Y": (0, 1, 2, 3)}  # report -> calendar quarters (0-based)
 Figures = dict[str, float]
 
@@ -65,6 +75,39 @@ EXTRA_ELEMENTS: dict[str, str] = {
     "TD-PHONG-NOIVU": "BMA.01 BMA.02 BMA.03 CQS.17 CQS.18 CDD.01 CDD.02 CDD.03 CDD.04",
     "department": "CQS.05 CQS.06",
     "commune": "CVU.01 CVU.02 CQS.09 CQS.10 CQS.15 CQS.16 KSH.07 KSH.08",
+    "NN-UBND": "TCH.01 TCH.02 TCH.03 TCH.04 CQS.03 CQS.04 CQS.07 CQS.08 CQS.09 CQS.10 CQS.11 CQS.12",
+    "NN-PHONG-TUPHAP": "TCH.01 TCH.02 TCH.03 TCH.04 TCH.05 TCH.06",
+    "NN-PHONG-QLDT": "KSH.03 KSH.04",
+    "NN-PHONG-TCKH": "KSH.03 KSH.04 TCC.01 TCC.02 TCC.03 TCC.04 TCC.05",
+    "NN-PHONG-NOIVU": "BMA.01 BMA.02 BMA.03 CQS.17 CQS.18 CDD.01 CDD.02 CDD.03 CDD.04",
+}
+
+# Ngã Năm: "of which" share of the parent in Q1 and in Q4 (linear in between, plus a fixed
+# per-unit offset of +-3 points): (town level Q1, Q4, commune level Q1, Q4).
+NN_SHARES: dict[str, tuple[float, float, float, float]] = {
+    "HSO.02": (0.46, 0.57, 0.44, 0.55),  # online dossiers, target >= 50
+    "HSO.07": (0.88, 0.94, 0.86, 0.92),  # electronic transfer, >= 80: met all year
+    "HSO.10": (0.70, 0.735, 0.69, 0.725),  # no re-supply, >= 80: too slow
+    "KQS.02": (0.66, 0.82, 0.67, 0.82),  # digitized results, ramp 80 (town) / 75 (commune) in 2024
+    "KQS.04": (0.60, 0.78, 0.55, 0.74),
+    "GDT.02": (0.27, 0.36, 0.28, 0.37),  # online payments, >= 30
+    "TTH.03": (0.74, 0.87, 0.72, 0.86),  # fully online procedures, >= 80
+    "TTH.04": (0.90, 0.97, 0.88, 0.96),  # on the national portal, >= 80: met all year
+    "TTH.06": (0.72, 0.86, 0.70, 0.85),  # online payment offered, >= 80
+    "TTH.08": (0.70, 0.88, 0.68, 0.86),  # internal procedures published, >= 90
+    "KSH.02": (0.87, 0.915, 0.87, 0.915),  # satisfaction with procedures, >= 90
+    "KSH.04": (0.80, 0.84, 0.80, 0.84),  # land sector, >= 85
+    "KSH.06": (0.91, 0.95, 0.91, 0.95),  # service, >= 90: met all year
+    "CQS.02": (0.78, 0.87, 0.57, 0.68),  # work records online, >= 80 (town) / 60 (commune)
+    "CQS.06": (0.38, 0.48, 0.38, 0.48),  # digital inspections, >= 50
+    "CVU.02": (0.84, 0.92, 0.84, 0.92),  # commune officials meeting the standard, >= 90
+    "CQS.16": (0.47, 0.54, 0.47, 0.54),  # adults with a bank account, > 50
+}
+NN_LAG: dict[str, dict[str, tuple[float, float]]] = {  # units that will miss the 2025 targets
+    "NN-XA-VINHQUOI": {"KQS.02": (0.35, 0.43), "GDT.02": (0.08, 0.11), "TTH.06": (0.50, 0.56), "CQS.02": (0.45, 0.50)}
+    | {"CVU.02": (0.76, 0.80), "CQS.16": (0.38, 0.41), "HSO.02": (0.36, 0.42)},
+    "NN-XA-MYQUOI": {"KQS.02": (0.38, 0.46), "GDT.02": (0.09, 0.13), "TTH.06": (0.55, 0.60), "CQS.02": (0.47, 0.52)},
+    "NN-PHONG-QLDT": {"HSO.02": (0.28, 0.34)},
 }
 
 # Messy features, each on a few files: (agency, report) -> Quirks.
@@ -92,8 +135,13 @@ QUIRKS: dict[tuple[str, str], Quirks] = {
     # (i) lower-case keys, labels in column B
     ("TD-PHONG-TUPHAP", "H1"): Quirks(lowercase_keys=True, info_label_column=1),
     ("TD-XA-DAIAN2", "Y"): Quirks(lowercase_keys=True, info_label_column=1),
+    # Ngã Năm: light quirks only
+    ("NN-PHUONG-2", "Q3"): Quirks(vn_text_numbers=("HSO.01", "KQS.01", "CQS.15")),
+    ("NN-PHONG-TCKH", "Y"): Quirks(vn_text_numbers=("TCC.05", "HSO.01")),
+    ("NN-XA-TANLONG", "H1"): Quirks(nfd=True),
+    ("NN-PHONG-VHTT", "Q1"): Quirks(engine="xlsxwriter"),
 }
-FORMULA_HSO03 = {("TD-PHONG-TCKH", "Q3"), ("TD-TT-LICHHOITHUONG", "H1")}
+FORMULA_HSO03 = {("TD-PHONG-TCKH", "Q3"), ("TD-TT-LICHHOITHUONG", "H1"), ("NN-PHONG-VHTT", "Q1")}
 # (b) "không phát sinh", "-", "x" for elements that did not arise
 NOT_ARISEN: dict[tuple[str, str], dict[str, str]] = {
     ("TD-XA-VIENBINH", "Q1"): {"TCH.01": "không phát sinh", "TCH.02": "-", "TCH.03": "x", "TCH.04": "x"},
@@ -124,13 +172,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def reporting_units() -> list[dict[str, str]]:
-    """TD units with reports=true that are valid at some time in YEAR."""
+def reporting_units(jurisdiction: str) -> list[dict[str, str]]:
+    """The jurisdiction's units with reports=true that are valid at some time in YEAR."""
     start, end = f"{YEAR}-01-01", f"{YEAR}-12-31"
     return [
         u
         for u in read_csv(ROOT / "catalog" / "org_units.csv")
-        if u["jurisdiction_code"] == "TD"
+        if u["jurisdiction_code"] == jurisdiction
         and u["reports"].lower() == "true"
         and u["valid_from"] <= end
         and (not u["valid_to"] or u["valid_to"] >= start)
@@ -142,7 +190,7 @@ def unit_elements(code: str) -> set[str]:
     common |= {"KQS.01", "KQS.02", "KQS.03", "KQS.04", "GDT.01", "GDT.02", "PAK.01", "PAK.02"}
     common |= {"KSH.01", "KSH.02", "KSH.05", "KSH.06", "TGI.01", "TGI.02", "CQS.01", "CQS.02", "CQS.13", "CQS.14"}
     common |= {"CVU.03", "CVU.04"}
-    group = "department" if "-PHONG-" in code else "commune" if code.startswith(("TD-XA-", "TD-TT-")) else ""
+    group = "department" if "-PHONG-" in code else "commune" if code.split("-")[1] in ("XA", "TT", "PHUONG") else ""
     return common | set(EXTRA_ELEMENTS.get(code, "").split()) | set(EXTRA_ELEMENTS.get(group, "").split())
 
 
@@ -252,6 +300,101 @@ def simulate(code: str, rng: random.Random) -> list[Figures]:
     return quarters
 
 
+def simulate_nn(code: str, rng: random.Random) -> list[Figures]:
+    """Four calendar quarters of one Ngã Năm unit: shares follow NN_SHARES / NN_LAG from Q1 to Q4."""
+    commune = code.split("-")[1] in ("XA", "PHUONG")
+    size = rng.uniform(0.8, 1.2) * (1.3 if code == "NN-PHONG-QLDT" else 1.0)
+    base = (240 if commune else 250 if code == "NN-UBND" else 480) * size
+    lag = NN_LAG.get(code, {})
+    paths = {k: v[2:] if commune else v[:2] for k, v in NN_SHARES.items()} | lag
+    offset = {k: 0.0 if k in lag else rng.uniform(-0.03, 0.03) for k in paths}
+
+    def share(key: str, q: int, noise: float = 0.0) -> float:
+        start, end = paths[key]
+        return min(1.0, max(0.0, start + (end - start) * q / 3 + offset[key] + rng.uniform(-noise, noise)))
+
+    def part(total: float, fraction: float) -> int:
+        return min(round(total), round(total * fraction))
+
+    n_proc = rng.randint(25, 40) if commune else rng.randint(32, 42) if code == "NN-UBND" else rng.randint(50, 95)
+    eligible, fees, independent = rng.uniform(0.38, 0.5), rng.uniform(0.3, 0.42), rng.uniform(0.1, 0.3)
+    internal, results_held = rng.randint(7, 14), round(base * rng.uniform(9, 13))
+    wait, process = rng.uniform(9, 16), rng.uniform(20, 30)
+    officials, leaders = rng.randint(19, 23), rng.randint(4, 6) if commune else rng.randint(2, 4)
+    adults, users = round(rng.uniform(5500, 9500)), round(rng.uniform(5200, 6800))
+    quarters: list[Figures] = []
+    for q in range(4):
+        season = (0.9, 1.0, 1.05, 1.15)[q] * rng.uniform(0.93, 1.07)
+        v: Figures = {}
+        v["HSO.01"] = received = round(base * season)
+        v["HSO.02"] = part(received, share("HSO.02", q, 0.01))
+        v["HSO.03"] = resolved = part(received, rng.uniform(0.92, 0.98))
+        v["HSO.05"] = part(resolved, rng.uniform(0.004, 0.015))
+        v["HSO.04"] = resolved - v["HSO.05"]
+        v["HSO.06"] = part(received, rng.uniform(0.12, 0.25))
+        v["HSO.07"] = part(v["HSO.06"], share("HSO.07", q, 0.01))
+        v["HSO.08"] = part(received, share("KQS.02", q, 0.02) + 0.05)
+        v["HSO.09"] = part(v["HSO.08"], rng.uniform(0.4, 0.6))
+        v["HSO.10"] = part(received, share("HSO.10", q, 0.01))
+        v["KQS.03"] = part(resolved, rng.uniform(0.95, 1.0))
+        v["KQS.04"] = part(v["KQS.03"], share("KQS.04", q, 0.02))
+        v["GDT.01"] = part(received, rng.uniform(0.35, 0.45))
+        v["GDT.02"] = part(v["GDT.01"], share("GDT.02", q, 0.01))
+        v["PAK.01"] = rng.choice((0, 0, 1, 1, 2))
+        v["PAK.02"] = v["PAK.01"]
+        v["KSH.01"] = part(resolved, rng.uniform(0.22, 0.32))
+        v["KSH.02"] = part(v["KSH.01"], share("KSH.02", q, 0.01))
+        v["KSH.03"] = part(v["KSH.01"], rng.uniform(0.35, 0.5))
+        v["KSH.04"] = part(v["KSH.03"], share("KSH.04", q, 0.01))
+        v["KSH.05"] = part(v["KSH.01"], rng.uniform(0.5, 0.75))
+        v["KSH.06"] = part(v["KSH.05"], share("KSH.06", q, 0.01))
+        v["KSH.07"] = rng.randint(40, 110)
+        v["KSH.08"] = part(v["KSH.07"], rng.uniform(0.86, 0.95))
+        v["TGI.01"] = round(wait - 0.5 * q + rng.uniform(-0.8, 0.8), 1)
+        v["TGI.02"] = round(process - 0.7 * q + rng.uniform(-1.2, 1.2), 1)
+        v["CQS.01"] = round(base * 0.8 * season)
+        v["CQS.02"] = part(v["CQS.01"], share("CQS.02", q, 0.01))
+        v["CQS.13"] = part(v["CQS.01"] * 1.5, rng.uniform(0.8, 1.0))
+        v["CQS.14"] = part(v["CQS.13"], rng.uniform(0.93, 1.0))
+        v["CQS.05"] = rng.randint(3, 6)
+        v["CQS.06"] = part(v["CQS.05"], share("CQS.06", q, 0.03))
+        v["CQS.09"] = rng.randint(4, 6)
+        v["CQS.10"] = part(v["CQS.09"], 0.5 + 0.1 * q)
+        v["TCH.01"] = v["TCH.02"] = rng.randint(1, 3) if code == "NN-UBND" else rng.randint(0, 1)
+        v["TCH.03"] = v["TCH.04"] = rng.randint(1, 3)
+        v["TCH.05"] = v["TCH.06"] = rng.randint(2, 5)
+        v["CDD.03"] = rng.randint(2, 6)
+        v["CDD.04"] = v["CDD.03"] - rng.randint(0, 1)
+        v["TCC.05"] = rng.randint(210_000, 250_000) / 10
+        # stocks at the end of the quarter
+        n_proc += rng.choice((0, 0, 1))
+        v["TTH.01"], v["TTH.02"] = n_proc, round(n_proc * eligible)
+        v["TTH.03"] = part(v["TTH.02"], share("TTH.03", q))
+        v["TTH.04"] = part(v["TTH.03"], share("TTH.04", q))
+        v["TTH.05"] = round(n_proc * fees)
+        v["TTH.06"] = part(v["TTH.05"], share("TTH.06", q))
+        v["TTH.07"], v["TTH.08"] = internal, part(internal, share("TTH.08", q))
+        v["TTH.09"] = round(n_proc * independent)
+        results_held += round(v["KQS.03"] * rng.uniform(0.6, 0.8))
+        v["KQS.01"], v["KQS.02"] = results_held, part(results_held, share("KQS.02", q))
+        v["CVU.01"], v["CVU.02"] = officials, part(officials, share("CVU.02", q))
+        v["CVU.03"], v["CVU.04"] = leaders, 1 if q >= 2 and leaders >= 5 else 0
+        v["CQS.03"], v["CQS.04"] = 7, (5, 5, 6, 6)[q]
+        v["CQS.07"] = 118 + 3 * q
+        v["CQS.08"] = round(v["CQS.07"] * (0.76, 0.80, 0.84, 0.87)[q])
+        users = round(users * rng.uniform(1.04, 1.08))
+        v["CQS.11"], v["CQS.12"] = users, round(users * (0.72, 0.75, 0.78, 0.805)[q])
+        adults += rng.randint(10, 40)
+        v["CQS.15"], v["CQS.16"] = adults, part(adults, share("CQS.16", q))
+        v["CQS.17"], v["CQS.18"] = 7, 6 if q < 2 else 7
+        v["BMA.01"], v["BMA.02"], v["BMA.03"] = 10, (9, 9, 10, 10)[q], 612 - 2 * q - rng.randint(0, 2)
+        v["CDD.01"], v["CDD.02"] = 14, (6, 8, 10, 13)[q]
+        v["TCC.01"], v["TCC.02"], v["TCC.03"], v["TCC.04"] = (40, 40, 39, 39)[q], 6, 2, 1
+        keep = unit_elements(code)
+        quarters.append({k: x for k, x in v.items() if k in keep})
+    return quarters
+
+
 def build_report(quarters: list[Figures], report: str, kinds: dict[str, str]) -> Figures:
     """One report window from quarter values: flows summed, stocks last, means HSO.01-weighted."""
     window = [quarters[i] for i in REPORTS[report]]
@@ -313,15 +456,19 @@ def main(argv: list[str] | None = None) -> int:
     labels = {e["code"]: (("- " if e["parent_code"] else "") + e["name_vi"], e["unit"]) for e in elements}
     order = [e["code"] for e in elements]
     contacts = {c["org_unit_code"]: c for c in read_csv(ROOT / "catalog" / "contacts.csv")}
-    sim_rng, date_rng = random.Random(args.seed), random.Random(args.seed + 1)
+    sim_rng, date_rng, nn_rng = random.Random(args.seed), random.Random(args.seed + 1), random.Random(args.seed + 2)
+    units = [(u, simulate, sim_rng, date_rng) for u in reporting_units("TD")]
+    units += [(u, simulate_nn, nn_rng, nn_rng) for u in reporting_units("NN")]  # own stream: TD files stay as they were
     receipts: list[tuple[str, dt.datetime]] = []
 
-    for unit in reporting_units():
+    for unit, simulator, rng, dates in units:
         code = unit["code"]
-        quarters = simulate(code, sim_rng)
+        quarters = simulator(code, rng)
         slug = code.rsplit("-", 1)[-1].lower()
         person = contacts.get(code, {})
         contact = f"{person.get('phone', '0299 3850 000')} / vanthu.{slug}@trande.soctrang.gov.vn"
+        if unit["jurisdiction_code"] == "NN":
+            contact = f"{person['phone']} / {person['email']}"
         for report in REPORTS:
             key = (code, report)
             if key == ("TD-XA-DAIAN2", "Q3"):
@@ -329,16 +476,16 @@ def main(argv: list[str] | None = None) -> int:
             period = Period(YEAR, report)
             due = dt.date(YEAR, period.last_month, DUE_DAY)
             path = out / period.code / f"{code}_{period.code}.xlsx"
-            signed = due - dt.timedelta(days=6 if key == ("TD-XA-TAIVAN", "Q1") else date_rng.randint(2, 6))
+            signed = due - dt.timedelta(days=6 if key == ("TD-XA-TAIVAN", "Q1") else dates.randint(2, 6))
             received = dt.datetime.combine(
-                signed + dt.timedelta(days=date_rng.randint(0, 1)),
-                dt.time(date_rng.randint(7, 16), date_rng.choice((0, 15, 30, 45))),
+                signed + dt.timedelta(days=dates.randint(0, 1)),
+                dt.time(dates.randint(7, 16), dates.choice((0, 15, 30, 45))),
             )
             if key == ("TD-XA-VIENAN", "H1"):  # late: signed and sent after the due day
                 signed, received = dt.date(YEAR, 6, 13), dt.datetime(YEAR, 6, 14, 9, 20)
             if key == ("TD-PHONG-VHTT", "Y"):  # unreadable: not a zip at all
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(b"\xd0\xcf BAO CAO CCHC 2024 " + date_rng.randbytes(2048))
+                path.write_bytes(b"\xd0\xcf BAO CAO CCHC 2024 " + dates.randbytes(2048))
                 receipts.append((path.name, received))
                 continue
             figures = build_report(quarters, report, kinds)
