@@ -49,13 +49,15 @@ def write_workbooks(raw: Path, catalog: Catalog, agencies: int) -> list[Path]:
     elements = catalog.data_elements.to_dict("records")
     paths = []
     for i in range(agencies):
-        figures = {}
-        for e in elements:
-            figures[e["code"]] = (
-                rng.randint(5, 15) if e["kind"] == "mean" else (rng.randint(0, 40) if e["parent_code"] else rng.randint(40, 400))
-            )
-        figures["HSO.05"] = 0
-        figures["HSO.04"] = figures["HSO.03"]
+        figures: dict[str, float] = {}
+        for e in elements:  # parents first in the catalog, so an of-which child can use its parent's value
+            if e["kind"] == "mean":
+                figures[e["code"]] = rng.randint(5, 15)
+            elif e["parent_code"]:
+                figures[e["code"]] = round(figures[e["parent_code"]] * rng.uniform(0.6, 0.9))
+            else:
+                figures[e["code"]] = rng.randint(300, 400)
+        figures["HSO.05"] = figures["HSO.03"] - figures["HSO.04"]
         quirks = Quirks(
             nfd=i % 3 == 0, vn_text_numbers=["HSO.01"] if i % 2 else [], engine="xlsxwriter" if i % 4 == 0 else "openpyxl"
         )

@@ -130,6 +130,8 @@ def build_scorecard(
     indicators = catalog.indicators.set_index("code")
     units = catalog.org_units.set_index("code")
     rows: list[dict] = []
+    parts_by_indicator = {code: group for code, group in agency_parts.groupby("indicator_code")}
+    empty_parts = agency_parts.iloc[0:0]
     for t in catalog.targets.to_dict("records"):
         if not (t["start_year"] <= year <= t["deadline_year"]):
             continue
@@ -173,9 +175,8 @@ def build_scorecard(
         multiplier = float(ind["multiplier"] or 100)
         for scope, unit_code, level, members in scopes:
             if method in ("ratio", "weighted_mean"):
-                parts = agency_parts[
-                    (agency_parts["indicator_code"] == t["indicator"]) & agency_parts["agency_code"].isin(members)
-                ]
+                of_indicator = parts_by_indicator.get(t["indicator"], empty_parts)
+                parts = of_indicator[of_indicator["agency_code"].isin(members)]
                 series = _series_ratio(parts, 1.0 if method == "weighted_mean" else multiplier) if not parts.empty else None
             elif method == "baseline_reduction":
                 vals = element_values[element_values["agency_code"].isin(members)]
