@@ -82,9 +82,10 @@ alerts as (
     from completeness as c
     where c.timeliness_status = 'missing'
     union all
+    -- errors of rejected workbooks not yet replaced by an accepted one; warnings of workbooks in force
     select
-        'rejected' as alert_type,
-        'error' as severity,
+        case when f.severity = 'error' then 'rejected' else 'warning' end as alert_type,
+        f.severity,
         s.agency_code,
         s.period_code,
         s.reporting_authority as authority,
@@ -95,25 +96,14 @@ alerts as (
         f.message_vi,
         f.message_en
     from submissions as s
-    inner join findings as f on s.submission_id = f.submission_id and f.severity = 'error'
+    inner join findings as f on s.submission_id = f.submission_id
     left join last_accepted as a on s.agency_code = a.agency_code and s.period_code = a.period_code
-    where s.status = 'rejected' and (a.accepted_at is null or a.accepted_at < s.received_at)
-    union all
-    select
-        'warning' as alert_type,
-        'warning' as severity,
-        s.agency_code,
-        s.period_code,
-        s.reporting_authority as authority,
-        s.submission_id,
-        s.file_name,
-        f.rule_id,
-        case when f.sheet <> '' and f.cell <> '' then f.sheet || '!' || f.cell else f.sheet end as location,
-        f.message_vi,
-        f.message_en
-    from submissions as s
-    inner join findings as f on s.submission_id = f.submission_id and f.severity = 'warning'
-    where s.status = 'in_force'
+    where
+        (
+            f.severity = 'error' and s.status = 'rejected'
+            and (a.accepted_at is null or a.accepted_at < s.received_at)
+        )
+        or (f.severity = 'warning' and s.status = 'in_force')
 ),
 
 final as (
