@@ -2,12 +2,10 @@
 
 from pathlib import Path
 
-import pytest
-
 from pipelines.catalog import TARGET_LEVELS
 from pipelines.targets import Target, ramp_value
 
-SEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parent.parent / "catalog" / "plans" / "seeds"
 
 # Quantitative targets per seed, counted by reading each seed line by line: 000 Ngã Năm, Appendix I
 # (two phases, the digitization ramp split town/commune, blank cells skipped); 001 Tây Hòa, section II
@@ -38,7 +36,6 @@ def test_targets_name_known_indicators_levels_and_phases(catalog):
     assert (catalog.targets["start_year"] <= catalog.targets["deadline_year"]).all()
 
 
-@pytest.mark.skipif(not SEEDS.exists(), reason="shared/seeds is beside the repository in the workplace and CI")
 def test_every_target_quotes_its_seed_verbatim(catalog):
     texts = {path.name: path.read_text(encoding="utf-8") for path in SEEDS.glob("*.txt")}
     seed_of = dict(zip(catalog.plans["plan_id"], catalog.plans["seed"], strict=True))
