@@ -15,7 +15,6 @@ import pandas as pd
 import yaml
 
 from pipelines.periods import Period
-from pipelines.text import fold
 
 LEVELS = ("province", "district", "commune")
 TARGET_LEVELS = (*LEVELS, "all")
@@ -169,10 +168,6 @@ class Catalog:
     @cached_property
     def units_by_code(self) -> dict[str, dict]:
         return {row["code"]: row for row in self.org_units.to_dict("records")}
-
-    @cached_property
-    def units_by_folded_name(self) -> dict[str, str]:
-        return {fold(row["name_vi"]): row["code"] for row in self.org_units.to_dict("records")}
 
     def calendar(self, authority: str) -> dict:
         rows = self.calendars[self.calendars["authority"] == authority]

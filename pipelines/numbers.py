@@ -102,11 +102,6 @@ def _parse_unsigned(text: str) -> float | None:
     return float(text) if text.isdigit() else None
 
 
-def is_whole(value: float | None) -> bool:
-    """True when value is a whole number (None counts as whole: nothing to check)."""
-    return value is None or float(value).is_integer()
-
-
 def format_vn(value: float | None) -> str:
     """1234 -> "1.234", 12.5 -> "12,5", 1234.5 -> "1.234,5"; None -> "(trống)"."""
     if value is None:

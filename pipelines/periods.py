@@ -105,22 +105,6 @@ class Period:
         day_after = dt.date(self.year, self.last_month, due_day) + dt.timedelta(days=1)
         return dt.datetime.combine(day_after, dt.time(0, 0), tzinfo=LOCAL_TZ)
 
-    def components(self) -> tuple[tuple[Period, int], ...]:
-        """How a derived quarter's flows come from reports: (period, sign) pairs."""
-        if self.kind == "Q2":
-            return ((Period(self.year, "H1"), 1), (Period(self.year, "Q1"), -1))
-        if self.kind == "Q4":
-            return (
-                (Period(self.year, "Y"), 1),
-                (Period(self.year, "H1"), -1),
-                (Period(self.year, "Q3"), -1),
-            )
-        return ((self, 1),)
-
-    def stock_source(self) -> Period:
-        """The report whose stock levels a period takes (the one ending with it)."""
-        return {"Q2": Period(self.year, "H1"), "Q4": Period(self.year, "Y")}.get(self.kind, self)
-
     def __str__(self) -> str:
         return self.code
 
@@ -190,10 +174,6 @@ def partition_quarter(partition_key: str) -> Period:
 def report_partition_key(period: Period) -> str:
     """Report window -> the quarter partition key that collects it."""
     return dt.date(period.year, (period.quarter - 1) * 3 + 1, 1).isoformat()
-
-
-def year_periods(year: int) -> list[Period]:
-    return [Period(year, k) for k in ALL_KINDS]
 
 
 _DATE_VI = re.compile(r"ngay\s+(\d{1,2})\s+thang\s+(\d{1,2})\s+nam\s+(\d{4})")

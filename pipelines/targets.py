@@ -23,15 +23,6 @@ DEFAULT_SETTINGS = {
     "natural_limit": 100.0,
     "thresholds": {"substantial": 0.95, "moderate": 0.60, "limited": 0.0},
 }
-STATUSES = (
-    "target_achieved",
-    "substantial_progress",
-    "moderate_progress",
-    "limited_progress",
-    "deterioration",
-    "insufficient_data",
-    "no_data",
-)
 STATUS_VI = {
     "target_achieved": "Đã đạt chỉ tiêu",
     "substantial_progress": "Tiến bộ đáng kể (đúng lộ trình)",

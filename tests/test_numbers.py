@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.numbers import format_vn, is_whole, parse_number
+from pipelines.numbers import format_vn, parse_number
 
 
 @pytest.mark.parametrize(
@@ -62,11 +62,6 @@ def test_parse_number(raw, value, status):
 def test_percent_flag():
     assert parse_number("85%").is_percent
     assert not parse_number("85").is_percent
-
-
-@pytest.mark.parametrize(("value", "whole"), [(3.0, True), (3.5, False), (None, True), (0.0, True)])
-def test_is_whole(value, whole):
-    assert is_whole(value) is whole
 
 
 @pytest.mark.parametrize(

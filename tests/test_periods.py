@@ -59,12 +59,6 @@ def test_due_at_is_end_of_due_day_local_time():
     assert due == dt.datetime(2024, 3, 12, 0, 0, tzinfo=LOCAL_TZ)
 
 
-def test_derived_quarter_components():
-    assert [(p.code, s) for p, s in Period(2024, "Q2").components()] == [("2024-H1", 1), ("2024-Q1", -1)]
-    assert [(p.code, s) for p, s in Period(2024, "Q4").components()] == [("2024-Y", 1), ("2024-H1", -1), ("2024-Q3", -1)]
-    assert Period(2024, "Q2").stock_source().code == "2024-H1"
-
-
 @pytest.mark.parametrize(
     ("key", "report", "quarter"),
     [
