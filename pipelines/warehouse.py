@@ -64,8 +64,19 @@ class Warehouse:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
-        con.execute(path.read_text(encoding="utf-8"))
+    """Create the tables declared in sql/ddl; add columns a newer DDL declares to older tables."""
+    ddl = "\n".join(path.read_text(encoding="utf-8") for path in sorted((SQL_DIR / "ddl").glob("*.sql")))
+    reference = duckdb.connect(":memory:")
+    try:
+        reference.execute(ddl)
+        declared = reference.execute("select table_name, column_name, data_type from information_schema.columns").fetchall()
+    finally:
+        reference.close()
+    con.execute(ddl)
+    existing = {(t, c) for t, c in con.execute("select table_name, column_name from information_schema.columns").fetchall()}
+    for table, column, type_ in declared:
+        if (table, column) not in existing:
+            con.execute(f'alter table {_ident(table)} add column "{column}" {type_}')
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -109,6 +120,8 @@ def replace_from_sql(
     with _transaction(con):
         if not table_exists(con, table):
             con.execute(f"create table {table} as select * from ({sql}) where false", bound)
+        else:
+            _add_new_columns(con, table, sql, bound)
         con.execute(f"delete from {table} where {where}", where_params)
         inserted = con.execute(f"insert into {table} by name select * from ({sql})", bound).fetchone()[0]
         written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
@@ -136,6 +149,15 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     except Exception:
         con.execute("rollback")
         raise
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str, bound: dict) -> None:
+    """A newer version of a query may return more columns than a table built by an older one:
+    add them (existing rows get NULL), so upgrading never needs a hand migration."""
+    existing = {row[0] for row in con.execute(f"describe {table}").fetchall()}
+    for name, type_, *_ in con.execute(f"describe select * from ({sql})", bound).fetchall():
+        if name not in existing:
+            con.execute(f'alter table {table} add column "{name}" {type_}')
 
 
 def replace_frame(

@@ -83,3 +83,29 @@ def test_missing_component_gives_no_derived_flow(con):
 def test_not_reported_elements_have_no_rows(con):
     rows = load(con, {"Q1": {"HSO.01": 100}})
     assert set(rows) == {("2024-Q1", "HSO.01")}
+
+
+def test_a_newer_query_adds_its_new_columns(tmp_path, monkeypatch):
+    from pipelines import warehouse
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create table t (k varchar, a integer)")
+    con.execute("insert into t values ('old', 1)")
+    monkeypatch.setattr(warehouse, "sql_text", lambda name: "select 'new' as k, 2 as a, 'x' as b")
+    assert warehouse.replace_from_sql(con, "t", "any", {}, {"k": "new"}) == 1
+    assert con.execute("select k, a, b from t order by k").fetchall() == [("new", 2, "x"), ("old", 1, None)]
+    con.close()
+
+
+def test_an_older_database_gets_the_columns_a_newer_ddl_declares(tmp_path):
+    from pipelines.warehouse import Warehouse
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create table raw_file_log (content_hash varchar primary key, first_path varchar, first_seen_at timestamptz)")
+    con.execute("insert into raw_file_log values ('h', 'a.xlsx', now())")
+    con.close()
+    with Warehouse(path).connect() as con:
+        columns = [r[0] for r in con.execute("describe raw_file_log").fetchall()]
+        assert columns == ["content_hash", "first_path", "first_seen_at", "size_bytes"]
+        assert con.execute("select content_hash, size_bytes from raw_file_log").fetchall() == [("h", None)]
