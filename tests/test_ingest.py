@@ -52,3 +52,17 @@ def test_first_seen_time_is_never_overwritten(tmp_path, catalog):
         (seen,) = con.execute("select first_seen_at from raw_file_log").fetchone()
     assert received == first and seen == first and source == "first_seen"
     assert loaded == later
+
+
+def test_sensor_sees_new_and_changed_files_once(tmp_path):
+    from pipelines.sensors import new_files
+
+    path = make_form(tmp_path / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    found = new_files(tmp_path, {})
+    assert list(found) == [str(path)]
+    assert new_files(tmp_path, found) == {}  # nothing new on the next tick
+    make_form(path, "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 12})  # the agency overwrites its file
+    import os
+
+    os.utime(path, ns=(1, 10**18))
+    assert list(new_files(tmp_path, found)) == [str(path)]
