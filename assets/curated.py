@@ -1,6 +1,9 @@
 """Curated layer: the published fact tables analysts query."""
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
     MaterializeResult,
@@ -12,6 +15,7 @@ from assets.common import partition_year, preview, table_metadata
 from pipelines import steps
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import CatalogResource, ClockResource, WarehouseResource
+from pipelines.warehouse import query
 
 PARTITION = "partition_key = $p"
 
@@ -21,13 +25,28 @@ PARTITION = "partition_key = $p"
     partitions_def=quarterly_partitions,
     deps=["int_element_value", "dim_agency", "dim_data_element"],
     kinds={"duckdb"},
+    check_specs=[
+        AssetCheckSpec(
+            "no_negative_derived_flows",
+            asset="fct_data_element_value",
+            description="Derived quarter flows are not negative (a cumulative report smaller than its parts).",
+        )
+    ],
 )
 def fct_data_element_value(context: AssetExecutionContext, warehouse: WarehouseResource):
     """One row per agency x period (report window or derived quarter) x data element, with provenance."""
     year = partition_year(context.partition_key)
     with warehouse.warehouse().connect() as con:
         rows = steps.data_element_values(con, year)
-        return MaterializeResult(metadata=table_metadata(con, "fct_data_element_value", "period_year = $y", {"y": year}, rows))
+        meta = table_metadata(con, "fct_data_element_value", "period_year = $y", {"y": year}, rows)
+        negative = query(con, "quality/negative_derived_flows", {"year": year})
+    yield MaterializeResult(metadata=meta)
+    yield AssetCheckResult(
+        check_name="no_negative_derived_flows",
+        passed=negative.empty,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"count": len(negative), "offending_rows": preview(negative, 50)},
+    )
 
 
 @asset(
@@ -35,13 +54,29 @@ def fct_data_element_value(context: AssetExecutionContext, warehouse: WarehouseR
     partitions_def=quarterly_partitions,
     deps=["int_element_value", "dim_indicator", "dim_agency"],
     kinds={"duckdb"},
+    check_specs=[
+        AssetCheckSpec(
+            "percentages_within_0_100",
+            asset="fct_indicator_value",
+            blocking=True,
+            description="Percentage indicators lie in 0-100 and no numerator exceeds its denominator.",
+        )
+    ],
 )
 def fct_indicator_value(context: AssetExecutionContext, warehouse: WarehouseResource):
     """One row per indicator x scope (agency, level, jurisdiction) x period: numerator, denominator, value."""
     year = partition_year(context.partition_key)
     with warehouse.warehouse().connect() as con:
         rows = steps.indicator_values(con, year)
-        return MaterializeResult(metadata=table_metadata(con, "fct_indicator_value", "period_year = $y", {"y": year}, rows))
+        meta = table_metadata(con, "fct_indicator_value", "period_year = $y", {"y": year}, rows)
+        broken = query(con, "quality/ratio_out_of_range", {"year": year})
+    yield MaterializeResult(metadata=meta)
+    yield AssetCheckResult(
+        check_name="percentages_within_0_100",
+        passed=broken.empty,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"count": len(broken), "offending_rows": preview(broken, 50)},
+    )
 
 
 @multi_asset(

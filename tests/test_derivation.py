@@ -109,3 +109,11 @@ def test_an_older_database_gets_the_columns_a_newer_ddl_declares(tmp_path):
         columns = [r[0] for r in con.execute("describe raw_file_log").fetchall()]
         assert columns == ["content_hash", "first_path", "first_seen_at", "size_bytes"]
         assert con.execute("select content_hash, size_bytes from raw_file_log").fetchall() == [("h", None)]
+
+
+def test_negative_derived_flow_is_reported(con):
+    load(con, {"Q1": {"HSO.01": 300}, "H1": {"HSO.01": 250}})  # H1 smaller than Q1: a revised or wrong report
+    steps.element_values(con, 2024)
+    steps.data_element_values(con, 2024)
+    rows = query(con, "quality/negative_derived_flows", {"year": 2024})
+    assert rows[["agency_code", "period_code", "element_code", "value"]].values.tolist() == [[AGENCY, "2024-Q2", "HSO.01", -50.0]]

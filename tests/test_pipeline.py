@@ -475,3 +475,15 @@ def test_plan_tasks_due_dates_and_overdue_flags(world):
     assert rows["NV03"][3] is False  # due at the end of 2024
     assert rows["NV04"] == ("unparsed", None, "not_started", False, None, False)  # kept verbatim, flagged
     assert rows["NV05"][2:4] == ("done", False)
+
+
+def test_asset_checks(world):
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e for e in world["results"]["2024-01-01"].get_asset_check_evaluations()
+    }
+    rejected = evaluations[("int_finding", "no_rejected_workbooks")]
+    assert rejected.passed is False and rejected.severity.value == "WARN"  # reported, does not stop the others
+    assert rejected.metadata["workbooks"].value == 2  # TD-UBND (HSO.02 > HSO.01) and the unreadable TD-PHONG-VHTT
+    assert evaluations[("int_element_value", "accepted_figures_pass_error_rules")].passed is True
+    assert evaluations[("fct_indicator_value", "percentages_within_0_100")].passed is True
+    assert evaluations[("fct_data_element_value", "no_negative_derived_flows")].passed is True
