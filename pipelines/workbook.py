@@ -131,7 +131,9 @@ class WorkbookRead:
     @property
     def agency_code(self) -> str | None:
         item = self.info.get("agency_code")
-        return clean(item.value).upper() or None if item else None
+        if item is None:
+            return None
+        return clean(item.value).upper() or None
 
     @property
     def period(self) -> Period | None:
