@@ -15,22 +15,37 @@ DIM_YEARS = range(2020, 2031)
 def dim_agency(catalog: Catalog) -> pd.DataFrame:
     """One row per org unit (agencies and jurisdictions), with validity dates and successor."""
     units = catalog.org_units.rename(columns={"code": "org_unit_code"})
-    return units[
-        [
-            "org_unit_code",
-            "name_vi",
-            "name_en",
-            "unit_type",
-            "admin_level",
-            "parent_code",
-            "jurisdiction_code",
-            "reporting_authority",
-            "reports",
-            "valid_from",
-            "valid_to",
-            "successor_code",
+    return (
+        units[
+            [
+                "org_unit_code",
+                "name_vi",
+                "name_en",
+                "unit_type",
+                "admin_level",
+                "parent_code",
+                "jurisdiction_code",
+                "reporting_authority",
+                "reports",
+                "valid_from",
+                "valid_to",
+                "successor_code",
+            ]
         ]
-    ].replace({"": None})
+        .replace({"": None})
+        .assign(current_org_unit_code=lambda f: f["org_unit_code"].map(lambda c: current_unit(catalog, c)))
+    )
+
+
+def current_unit(catalog: Catalog, code: str) -> str:
+    """Follow successor_code to the unit that carries an org unit's work today (itself if none)."""
+    seen = {code}
+    while successor := catalog.units_by_code[code]["successor_code"]:
+        if successor in seen:
+            raise ValueError(f"org_units.csv: successor cycle at {code}")
+        seen.add(successor)
+        code = successor
+    return code
 
 
 def dim_data_element(catalog: Catalog) -> pd.DataFrame:

@@ -47,3 +47,11 @@ def test_abolished_district_tier(catalog):
 )
 def test_due_boundary(received, on_time):
     assert (received < Period(2024, "Q1").due_at(11)) is on_time
+
+
+def test_merged_units_roll_up_to_their_current_successor(catalog):
+    from pipelines.dims import dim_agency
+
+    current = dim_agency(catalog).set_index("org_unit_code")["current_org_unit_code"]
+    assert current["TD-PHONG-TNMT"] == "TD-PHONG-NNMT" and current["TD-PHONG-NNPTNT"] == "TD-PHONG-NNMT"
+    assert current["TD-PHONG-LDTBXH"] == "TD-PHONG-NOIVU" and current["TD-XA-LIEUTU"] == "TD-XA-LIEUTU"
