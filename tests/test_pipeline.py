@@ -487,3 +487,14 @@ def test_asset_checks(world):
     assert evaluations[("int_element_value", "accepted_figures_pass_error_rules")].passed is True
     assert evaluations[("fct_indicator_value", "percentages_within_0_100")].passed is True
     assert evaluations[("fct_data_element_value", "no_negative_derived_flows")].passed is True
+
+
+def test_every_example_query_in_the_docs_runs(world):
+    import re
+
+    text = (REPO / "docs" / "queries.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sql\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 8
+    for block in blocks:
+        for statement in filter(None, (s.strip() for s in block.split(";"))):
+            world["con"].execute(statement).fetchall()
