@@ -1,7 +1,7 @@
 """Small helpers shared by the asset modules: metadata previews and partition facts."""
 
 import pandas as pd
-from dagster import MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from pipelines.periods import partition_report
 
@@ -21,3 +21,13 @@ def table_metadata(con, table: str, where: str, params: dict, rows: int) -> dict
 
 def partition_year(partition_key: str) -> int:
     return partition_report(partition_key).year
+
+
+def rows_check(check_name: str, rows: pd.DataFrame, severity: AssetCheckSeverity, **extra) -> AssetCheckResult:
+    """An asset check that passes when there are no offending rows, and attaches them as metadata."""
+    return AssetCheckResult(
+        check_name=check_name,
+        passed=bool(rows.empty),
+        severity=severity,
+        metadata={"count": len(rows), **extra, "offending_rows": preview(rows, 50)},
+    )

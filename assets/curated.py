@@ -1,7 +1,6 @@
 """Curated layer: the published fact tables analysts query."""
 
 from dagster import (
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -11,7 +10,7 @@ from dagster import (
     multi_asset,
 )
 
-from assets.common import partition_year, preview, table_metadata
+from assets.common import partition_year, preview, rows_check, table_metadata
 from pipelines import steps
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import CatalogResource, ClockResource, WarehouseResource
@@ -41,12 +40,7 @@ def fct_data_element_value(context: AssetExecutionContext, warehouse: WarehouseR
         meta = table_metadata(con, "fct_data_element_value", "period_year = $y", {"y": year}, rows)
         negative = query(con, "quality/negative_derived_flows", {"year": year})
     yield MaterializeResult(metadata=meta)
-    yield AssetCheckResult(
-        check_name="no_negative_derived_flows",
-        passed=negative.empty,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"count": len(negative), "offending_rows": preview(negative, 50)},
-    )
+    yield rows_check("no_negative_derived_flows", negative, AssetCheckSeverity.WARN)
 
 
 @asset(
@@ -71,12 +65,7 @@ def fct_indicator_value(context: AssetExecutionContext, warehouse: WarehouseReso
         meta = table_metadata(con, "fct_indicator_value", "period_year = $y", {"y": year}, rows)
         broken = query(con, "quality/ratio_out_of_range", {"year": year})
     yield MaterializeResult(metadata=meta)
-    yield AssetCheckResult(
-        check_name="percentages_within_0_100",
-        passed=broken.empty,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"count": len(broken), "offending_rows": preview(broken, 50)},
-    )
+    yield rows_check("percentages_within_0_100", broken, AssetCheckSeverity.ERROR)
 
 
 @multi_asset(

@@ -1,7 +1,6 @@
 """Intermediate layer: validation findings, submission status, expected reports, conformed values."""
 
 from dagster import (
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -9,7 +8,7 @@ from dagster import (
     asset,
 )
 
-from assets.common import partition_year, preview, table_metadata
+from assets.common import partition_year, rows_check, table_metadata
 from pipelines import steps
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import CatalogResource, WarehouseResource
@@ -75,16 +74,7 @@ def int_finding(
         ("no_warnings", "warning"),
     ):
         rows = detail[detail["severity"] == severity][CHECK_COLUMNS]
-        yield AssetCheckResult(
-            check_name=check,
-            passed=rows.empty,
-            severity=AssetCheckSeverity.WARN,
-            metadata={
-                "count": len(rows),
-                "workbooks": int(rows["file_name"].nunique()),
-                "offending_rows": preview(rows, 50),
-            },
-        )
+        yield rows_check(check, rows, AssetCheckSeverity.WARN, workbooks=int(rows["file_name"].nunique()))
 
 
 @asset(
@@ -151,12 +141,7 @@ def int_element_value(
         ).df()
     yield MaterializeResult(metadata=meta)
     broken = RuleEngine(catalog.load()).check_compare_rules(values, severity="error") if not values.empty else values
-    yield AssetCheckResult(
-        check_name="accepted_figures_pass_error_rules",
-        passed=bool(broken.empty),
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "count": len(broken),
-            "offending_rows": preview(broken[["submission_id", "rule_id", "message_vi"]] if not broken.empty else broken),
-        },
+    columns = ["submission_id", "rule_id", "message_vi"]
+    yield rows_check(
+        "accepted_figures_pass_error_rules", broken[columns] if not broken.empty else broken, AssetCheckSeverity.ERROR
     )
