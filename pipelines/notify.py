@@ -249,18 +249,22 @@ def compose_for_partition(con, catalog, partition_key: str, as_of: dt.datetime) 
     """Receipts for the partition's workbooks; reminders and a summary once the due day has passed."""
     messages: list[Message] = []
     slices = {"p": partition_key, "u": UNASSIGNED}  # workbooks with no readable period get their receipt too
-    subs = con.execute("select * from fct_submission where partition_key in ($p, $u)", slices).df()
-    findings = con.execute("select * from fct_validation_finding where partition_key in ($p, $u)", slices).df()
+    subs = con.execute("select * from fct_submission where partition_key in ($p, $u) order by submission_id", slices).df()
+    findings = con.execute(
+        "select * from fct_validation_finding where partition_key in ($p, $u) order by submission_id, rule_id, location", slices
+    ).df()
     for s in subs.to_dict("records"):
         recipients = [c["email"] for c in catalog.contacts_for(s["agency_code"] or "", "submitter") if c["email"]]
         m = receipt(s, findings[findings["submission_id"] == s["submission_id"]], recipients)
         if m:
             messages.append(m)
     completeness = con.execute(
-        "select * from fct_reporting_completeness where partition_key = $p",
+        "select * from fct_reporting_completeness where partition_key = $p order by authority, period_code, agency_code",
         {"p": partition_key},
     ).df()
-    alerts = con.execute("select * from fct_alert where partition_key = $p", {"p": partition_key}).df()
+    alerts = con.execute(
+        "select * from fct_alert where partition_key = $p order by agency_code, alert_type, submission_id", {"p": partition_key}
+    ).df()
     names = catalog.org_units.set_index("code")["name_vi"].to_dict()
     for row in completeness[completeness["timeliness_status"] == "missing"].to_dict("records"):
         recipients = [c["email"] for c in catalog.contacts_for(row["agency_code"], "submitter") if c["email"]]
