@@ -1,4 +1,6 @@
-"""Write the 2024 demo workbooks of Trần Đề district and Ngã Năm town, and their receipt register.
+"""Write the demo workbooks of every seed plan's jurisdiction, and their receipt register.
+
+Trần Đề district and Ngã Năm town, 2024:
 
 For every TD and NN reporting unit valid in 2024 (catalog/org_units.csv, reports=true) this
 writes the four 2024 reports with pipelines.form_writer (both calendars: due on the 11th):
@@ -31,7 +33,24 @@ land-sector satisfaction, published internal procedures and e-ID 100% stay short
 public service units stall at 15%. Laggards (NN_LAG): NN-XA-VINHQUOI and NN-XA-MYQUOI (digitized
 results ~35-45%, online payment ~10%), NN-PHONG-QLDT (online dossiers ~30%).
 
-Re-running first deletes the *.xlsx in the four period folders under <out>.
+The other three plans (and the two-tier reform of 1/7/2025) get workbooks too, see EXTRA_DEMO; each
+jurisdiction-year has its own random.Random, so the 2024 files above stay byte-identical:
+  Cần Thơ 2022 (CT, seed 003, due the 10th): 7 city agencies, 9 district PCs, 6 sample communes x 4 reports,
+      plus CT-SO-NOIVU's 2021 year report (the baseline of CT-17/CT-18). Missing CT-VINHTHANH 2022-Q3, late
+      CT-CODO-XA-THOIHUNG 2022-H1, invalid CT-SO-TAICHINH 2022-Q1 (TTH.06 > TTH.05); laggards in SHARES/EXTRA_LAG.
+  Trần Đề, Ngã Năm 2025-Q1/H1: their last reports before the district tier ends (stocks continue from 2024-Q4;
+      TD-PHONG-NNMT reports from 1/3/2025).
+  Tây Hòa 2025-Q1/H1 (TH, seed 001, assumed calendar): 8 offices, 11 communes. Resubmitted TH-XA-HOADONG 2025-Q1
+      (HSO.01 typed 10x, *_lan2.xlsx), missing TH-XA-SONTHANHTAY 2025-H1, late TH-PHONG-KTHT 2025-H1.
+  Hớn Quản 2025-Q1/H1 (HQ, assumed): Minh Đức's two predecessor communes until 30/6/2025.
+  Minh Đức 2025-Q3/Y (MD, seed 002, Đồng Nai's calendar): the commune's five offices from 1/7/2025; late
+      MD-TT-DVTH 2025-Q3. A unit that starts mid-year reports flows from its start (its Y = its Q3 + Q4).
+  Đắk Lắk 2025-Q3/Y (DL): the four new communes that succeed Tây Hòa's; invalid DL-XA-SONTHANH 2025-Y
+      (HSO.04 + HSO.05 != HSO.03).
+Every report is checked before it is written (check_figures: "of which" <= parent, HSO.04 + HSO.05 == HSO.03,
+each ratio's numerator <= its denominator), the deliberate problems are applied after the check.
+
+Re-running first deletes the *.xlsx in every period folder (YYYY-Q1/H1/Q3/Y) under <out>.
 Usage (from the repo root): .venv/bin/python scripts/make_demo_data.py [--out data/raw] [--seed 2024]
 """
 
@@ -441,15 +460,538 @@ def freeze(path: Path, when: dt.datetime) -> None:
             target.writestr(zipfile.ZipInfo(name, when.timetuple()[:6]), data, zipfile.ZIP_DEFLATED)
 
 
+# ------------------------------------------------------------------ the other plans' jurisdictions
+# Every other seed plan gets workbooks for the years it covers, each jurisdiction-year drawn from its own
+# random.Random (seeded by "<seed>-<jurisdiction>-<year>"), so none moves the Trần Đề / Ngã Năm 2024 files.
+# Reports written per unit are the ones the catalog expects (the unit is in force on its authority's due
+# day and existed on the first day of the window's last month, calendars.csv/org_units.csv); a unit that
+# starts mid-year reports flows only from its start (its Y = its Q3 + Q4).
+EXTRA_DEMO: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+    ("CT", 2021, ("Y",)),  # only CT-SO-NOIVU (EXTRA_ONLY): the 2021 baseline of units and payroll (CT-17, CT-18)
+    ("CT", 2022, ("Q1", "H1", "Q3", "Y")),  # Cần Thơ 2022 (seed 003): city agencies, 9 districts, 6 sample communes
+    ("TD", 2025, ("Q1", "H1")),  # Trần Đề and Ngã Năm until the district tier ends (30/6/2025)
+    ("NN", 2025, ("Q1", "H1")),
+    ("TH", 2025, ("Q1", "H1")),  # Tây Hòa 2021-2025 (seed 001), its last year before the reform
+    ("HQ", 2025, ("Q1", "H1")),  # Minh Đức's predecessor communes (assumed) before 1/7/2025
+    ("MD", 2025, ("Q3", "Y")),  # Minh Đức (seed 002) from 1/7/2025, on Đồng Nai's calendar
+    ("DL", 2025, ("Q3", "Y")),  # the new communes of former Tây Hòa (Đắk Lắk) from 1/7/2025
+)
+EXTRA_ONLY = {("CT", 2021): {"CT-SO-NOIVU"}}
+
+# "of which" share of the parent in the first and last calendar quarter of the year (linear in between,
+# plus a fixed per-unit offset of +-3 points), per level ("province", "district", "commune") or for all ("*").
+Path2 = dict[str, tuple[float, float]]
+SHARES: dict[tuple[str, int], dict[str, Path2]] = {
+    # Cần Thơ 2022: digitized results 50/40/35 by level, online payment offered >= 50 and paid >= 25,
+    # full online 100, portal >= 50, online dossiers >= 30, satisfaction 85/75/85/80, internal procedures 50,
+    # no re-supply 30, e-ID 30, systems 30, work records 90/70/40, ISO 100, inspected 30, officials 100.
+    ("CT", 2022): {
+        "HSO.02": {"*": (0.22, 0.34)},
+        "HSO.07": {"*": (0.55, 0.68)},
+        "HSO.08": {"*": (0.30, 0.45)},
+        "HSO.10": {"*": (0.24, 0.33)},
+        "KQS.02": {"province": (0.45, 0.56), "district": (0.33, 0.43), "commune": (0.27, 0.37)},
+        "KQS.04": {"*": (0.35, 0.55)},
+        "GDT.02": {"*": (0.18, 0.28)},
+        "TTH.03": {"*": (0.86, 0.97)},
+        "TTH.04": {"*": (0.44, 0.58)},
+        "TTH.06": {"*": (0.40, 0.56)},
+        "TTH.08": {"*": (0.38, 0.55)},
+        "TTH.09": {"*": (0.15, 0.25)},
+        "KSH.02": {"*": (0.83, 0.88)},
+        "KSH.04": {"*": (0.71, 0.78)},
+        "KSH.06": {"*": (0.84, 0.89)},
+        "KSH.08": {"*": (0.77, 0.83)},
+        "CQS.02": {"province": (0.85, 0.93), "district": (0.62, 0.73), "commune": (0.32, 0.43)},
+        "CQS.06": {"*": (0.20, 0.35)},
+        "CQS.08": {"*": (0.70, 0.85)},
+        "CQS.10": {"*": (0.45, 0.65)},
+        "CQS.12": {"*": (0.20, 0.33)},
+        "CQS.14": {"*": (0.85, 0.95)},
+        "CQS.16": {"*": (0.48, 0.58)},
+        "CVU.02": {"*": (0.93, 0.97)},
+    },
+    # Trần Đề / Ngã Năm 2025 (Q1, H1): a little ahead of where 2024 ended.
+    ("TD", 2025): {
+        "HSO.02": {"*": (0.62, 0.66)},
+        "HSO.07": {"*": (0.90, 0.93)},
+        "HSO.08": {"*": (0.86, 0.90)},
+        "HSO.10": {"*": (0.74, 0.78)},
+        "KQS.02": {"*": (0.56, 0.62)},
+        "KQS.04": {"*": (0.72, 0.78)},
+        "GDT.02": {"*": (0.46, 0.50)},
+        "TTH.03": {"*": (0.94, 0.96)},
+        "TTH.04": {"*": (0.92, 0.95)},
+        "TTH.06": {"*": (0.86, 0.90)},
+        "TTH.08": {"*": (0.96, 1.0)},
+        "TTH.09": {"*": (0.15, 0.25)},
+        "KSH.02": {"*": (0.93, 0.95)},
+        "KSH.04": {"*": (0.87, 0.90)},
+        "KSH.06": {"*": (0.92, 0.95)},
+        "KSH.08": {"*": (0.90, 0.93)},
+        "CQS.02": {"district": (0.86, 0.9), "commune": (0.68, 0.72)},
+        "CQS.06": {"*": (0.50, 0.58)},
+        "CQS.08": {"*": (0.92, 0.95)},
+        "CQS.10": {"*": (0.62, 0.7)},
+        "CQS.12": {"*": (0.80, 0.84)},
+        "CQS.14": {"*": (0.95, 0.98)},
+        "CQS.16": {"*": (0.66, 0.68)},
+        "CVU.02": {"*": (0.92, 0.95)},
+    },
+    ("NN", 2025): {
+        "HSO.02": {"district": (0.57, 0.60), "commune": (0.55, 0.58)},
+        "HSO.07": {"*": (0.93, 0.95)},
+        "HSO.08": {"*": (0.84, 0.88)},
+        "HSO.10": {"*": (0.735, 0.75)},
+        "KQS.02": {"district": (0.83, 0.9), "commune": (0.82, 0.88)},
+        "KQS.04": {"district": (0.78, 0.8), "commune": (0.74, 0.77)},
+        "GDT.02": {"*": (0.36, 0.39)},
+        "TTH.03": {"*": (0.87, 0.89)},
+        "TTH.04": {"*": (0.96, 0.97)},
+        "TTH.06": {"*": (0.86, 0.88)},
+        "TTH.08": {"*": (0.87, 0.90)},
+        "TTH.09": {"*": (0.15, 0.25)},
+        "KSH.02": {"*": (0.915, 0.92)},
+        "KSH.04": {"*": (0.84, 0.85)},
+        "KSH.06": {"*": (0.95, 0.955)},
+        "KSH.08": {"*": (0.88, 0.92)},
+        "CQS.02": {"district": (0.87, 0.89), "commune": (0.68, 0.70)},
+        "CQS.06": {"*": (0.48, 0.52)},
+        "CQS.08": {"*": (0.87, 0.89)},
+        "CQS.10": {"*": (0.75, 0.8)},
+        "CQS.12": {"*": (0.805, 0.83)},
+        "CQS.14": {"*": (0.95, 0.98)},
+        "CQS.16": {"*": (0.54, 0.56)},
+        "CVU.02": {"*": (0.92, 0.93)},
+    },
+    # Tây Hòa 2025, the deadline year: most section II targets met, digitized results short of the ramp
+    # (100 district / 95 commune), no re-supply, internal procedures, e-ID and health/education satisfaction short.
+    ("TH", 2025): {
+        "HSO.02": {"*": (0.66, 0.72)},
+        "HSO.07": {"*": (0.82, 0.88)},
+        "HSO.08": {"*": (0.84, 0.90)},
+        "HSO.10": {"*": (0.74, 0.79)},
+        "KQS.02": {"district": (0.80, 0.86), "commune": (0.72, 0.80)},
+        "KQS.04": {"*": (0.60, 0.75)},
+        "GDT.02": {"*": (0.29, 0.36)},
+        "TTH.03": {"*": (0.90, 0.96)},
+        "TTH.04": {"*": (0.82, 0.90)},
+        "TTH.06": {"*": (0.78, 0.85)},
+        "TTH.08": {"*": (0.86, 0.91)},
+        "TTH.09": {"*": (0.20, 0.35)},
+        "KSH.02": {"*": (0.90, 0.93)},
+        "KSH.04": {"*": (0.84, 0.88)},
+        "KSH.06": {"*": (0.91, 0.94)},
+        "KSH.08": {"*": (0.86, 0.90)},
+        "CQS.02": {"district": (0.80, 0.87), "commune": (0.56, 0.66)},
+        "CQS.06": {"*": (0.44, 0.56)},
+        "CQS.08": {"*": (0.88, 0.93)},
+        "CQS.10": {"*": (0.50, 0.66)},
+        "CQS.12": {"*": (0.80, 0.87)},
+        "CQS.14": {"*": (0.92, 0.98)},
+        "CQS.16": {"*": (0.55, 0.60)},
+        "CVU.02": {"*": (0.88, 0.93)},
+    },
+    # Minh Đức's predecessors (Q1-H1) and the new communes of Đắk Lắk (Q3-Y) share one shape each.
+    ("HQ", 2025): {},
+    ("DL", 2025): {},
+    # Minh Đức 2025 (Q3, Y): on-time >= 98, address-independent 100, online payment offered 80 / paid 60,
+    # full online 80, online dossiers 60, digitization 80, e-results 100, reuse 50, satisfaction 95,
+    # no re-supply 100, e-ID 100, systems 100, work records 90, inspections digital 50, signed 100, mobile 100.
+    ("MD", 2025): {
+        "HSO.02": {"*": (0.52, 0.56), "q": (0.58, 0.64)},
+        "HSO.07": {"*": (0.90, 0.96)},
+        "HSO.08": {"*": (0.70, 0.72), "q": (0.76, 0.83)},
+        "HSO.09": {"*": (0.40, 0.42), "q": (0.47, 0.55)},
+        "HSO.10": {"*": (0.80, 0.82), "q": (0.86, 0.91)},
+        "KQS.02": {"*": (0.60, 0.62), "q": (0.70, 0.80)},
+        "KQS.04": {"*": (0.85, 0.88), "q": (0.92, 0.97)},
+        "GDT.02": {"*": (0.50, 0.52), "q": (0.56, 0.63)},
+        "TTH.03": {"*": (0.74, 0.76), "q": (0.79, 0.85)},
+        "TTH.04": {"*": (0.90, 0.92), "q": (0.93, 0.97)},
+        "TTH.06": {"*": (0.74, 0.76), "q": (0.80, 0.86)},
+        "TTH.08": {"*": (0.90, 0.92), "q": (0.95, 1.0)},
+        "TTH.09": {"*": (0.80, 0.82), "q": (0.88, 0.96)},
+        "KSH.02": {"*": (0.93, 0.94), "q": (0.945, 0.965)},
+        "KSH.04": {"*": (0.90, 0.91), "q": (0.92, 0.95)},
+        "KSH.06": {"*": (0.93, 0.94), "q": (0.95, 0.97)},
+        "KSH.08": {"*": (0.90, 0.91), "q": (0.92, 0.95)},
+        "CQS.02": {"*": (0.82, 0.84), "q": (0.87, 0.93)},
+        "CQS.06": {"*": (0.38, 0.40), "q": (0.42, 0.56)},
+        "CQS.08": {"*": (0.86, 0.88), "q": (0.90, 0.96)},
+        "CQS.10": {"*": (0.60, 0.62), "q": (0.70, 0.85)},
+        "CQS.12": {"*": (0.84, 0.86), "q": (0.88, 0.94)},
+        "CQS.14": {"*": (0.94, 0.95), "q": (0.96, 0.995)},
+        "CQS.16": {"*": (0.62, 0.64), "q": (0.66, 0.70)},
+        "CVU.02": {"*": (0.90, 0.92), "q": (0.93, 0.97)},
+    },
+}
+SHARES[("HQ", 2025)] = {k: {"*": v["*"]} for k, v in SHARES[("MD", 2025)].items()}
+SHARES[("DL", 2025)] = {k: {"*": v.get("q", v["*"])} for k, v in SHARES[("MD", 2025)].items()}
+SHARES[("CT", 2021)] = SHARES[("CT", 2022)]
+for _shape in SHARES.values():  # elements no plan of the year names: plain defaults
+    for _code, _path in {"HSO.09": (0.40, 0.55), "TTH.03": (0.8, 0.9), "TTH.04": (0.85, 0.95)}.items():
+        _shape.setdefault(_code, {"*": _path})
+MD_FLAT = "q"  # MD's own units: the "q" path runs over its two quarters (Q3, Q4)
+
+# Laggards: (agency, element) -> (first, last quarter share), replacing the jurisdiction's path.
+EXTRA_LAG: dict[str, dict[str, tuple[float, float]]] = {
+    "CT-CODO-XA-THOIHUNG": {"KQS.02": (0.18, 0.24), "GDT.02": (0.06, 0.09), "CQS.02": (0.20, 0.26)},
+    "CT-VINHTHANH": {"KQS.02": (0.28, 0.33), "HSO.02": (0.15, 0.2)},
+    "CT-SO-YTE": {"KSH.08": (0.72, 0.76)},
+    "TH-XA-SONTHANHTAY": {"KQS.02": (0.50, 0.58), "GDT.02": (0.12, 0.16), "CQS.02": (0.40, 0.46)},
+    "TH-PHONG-KTHT": {"HSO.02": (0.40, 0.46), "KSH.04": (0.78, 0.80)},
+    "MD-TT-DVTH": {"CQS.02": (0.70, 0.78)},
+    "DL-XA-SONTHANH": {"KQS.02": (0.55, 0.62), "GDT.02": (0.30, 0.36)},
+}
+LATE_EXTRA = {0.06: ("MD-TT-PVHCC",)}  # share of late dossiers for these units (others 0.3-1.5%)
+
+# Deliberate problems of the other jurisdictions: (agency, period code) -> what.
+EXTRA_MISSING = {("CT-VINHTHANH", "2022-Q3"), ("TH-XA-SONTHANHTAY", "2025-H1")}
+EXTRA_LATE = {
+    ("CT-CODO-XA-THOIHUNG", "2022-H1"): 4,
+    ("TH-PHONG-KTHT", "2025-H1"): 2,
+    ("MD-TT-DVTH", "2025-Q3"): 3,
+}  # days after due
+EXTRA_INVALID = {
+    ("CT-SO-TAICHINH", "2022-Q1"): {"TTH.06": +7},  # more fee procedures paying online than fee procedures
+    ("DL-XA-SONTHANH", "2025-Y"): {"HSO.05": +9},  # on time + late != resolved
+}
+EXTRA_RESUBMITTED = {("TH-XA-HOADONG", "2025-Q1"): "HSO.01"}  # typed 10x too high, corrected 2 days later (_lan2)
+EXTRA_QUIRKS: dict[tuple[str, str], Quirks] = {
+    ("CT-SO-NOIVU", "2022-Y"): Quirks(vn_text_numbers=("BMA.03", "HSO.01")),
+    ("CT-NINHKIEU-PHUONG-TANAN", "2022-Q3"): Quirks(nfd=True),
+    ("CT-CAIRANG", "2022-H1"): Quirks(column_order=("Mã số", "STT", "Nội dung", "Số liệu", "Đơn vị tính", "Ghi chú")),
+    ("CT-SO-TUPHAP", "2022-Q1"): Quirks(engine="xlsxwriter"),
+    ("TH-TT-PHUTHU", "2025-H1"): Quirks(vn_text_numbers=("HSO.01", "KQS.01", "CQS.15")),
+    ("TH-PHONG-TCKH", "2025-Q1"): Quirks(lowercase_keys=True, info_label_column=1),
+    ("MD-PHONG-VHXH", "2025-Q3"): Quirks(nfd=True, extra_sheet="Hướng dẫn"),
+    ("DL-XA-HOAMY", "2025-Q3"): Quirks(blank_row_after=6),
+}
+
+
+def extra_elements(unit: dict[str, str]) -> set[str]:
+    """Data elements an agency of the other jurisdictions reports, by its role."""
+    code, level = unit["code"], unit["admin_level"]
+    out = {f"HSO.{i:02d}" for i in range(1, 11)} | {f"TTH.{i:02d}" for i in range(1, 10)}
+    out |= {"KQS.01", "KQS.02", "KQS.03", "KQS.04", "GDT.01", "GDT.02", "PAK.01", "PAK.02", "KSH.01", "KSH.02"}
+    out |= {"KSH.05", "KSH.06", "TGI.01", "TGI.02", "CQS.01", "CQS.02", "CQS.13", "CQS.14", "CVU.03", "CVU.04"}
+    office = {"TCH.01", "TCH.02", "TCH.03", "TCH.04", "CQS.03", "CQS.04"} | {
+        "CQS.07",
+        "CQS.08",
+        "CQS.09",
+        "CQS.10",
+        "CQS.11",
+        "CQS.12",
+    }
+    roles = {
+        ("NOIVU", "VHXH"): {"BMA.01", "BMA.02", "BMA.03", "CQS.17", "CQS.18", "CDD.01", "CDD.02", "CDD.03", "CDD.04"},
+        ("TUPHAP",): {"TCH.01", "TCH.02", "TCH.03", "TCH.04", "TCH.05", "TCH.06"},
+        ("TCKH", "TAICHINH", "PHONG-KT"): {"TCC.01", "TCC.02", "TCC.03", "TCC.04", "TCC.05", "KSH.03", "KSH.04"},
+        ("CT-SO-NOIVU",): {"TCC.01", "TCC.02", "TCC.03", "TCC.04"},  # in Cần Thơ the PSU count is Sở Nội vụ's (seed 003, 1.9)
+        ("TNMT", "NNMT", "KTHT", "NNPTNT", "PVHCC"): {"KSH.03", "KSH.04"},
+        ("TTTT", "VHTT", "KHCN"): {"CQS.03", "CQS.04", "CQS.11", "CQS.12"},
+        ("YTE", "GDDT"): {"KSH.07", "KSH.08"},
+    }
+    for keys, extra in roles.items():
+        if any(k in code for k in keys):
+            out |= extra
+    if unit["unit_type"] == "people_committee" and level != "commune":
+        out |= office | {"KSH.03", "KSH.04"}  # the PC office; in Cần Thơ also each district's PC
+    elif code.endswith("-VP-UBND"):
+        out |= office
+    if unit["unit_type"] == "department":
+        out |= {"CQS.05", "CQS.06"}
+    if level == "commune" and unit["unit_type"] == "people_committee":
+        out |= {"CVU.01", "CVU.02", "CQS.05", "CQS.06", "CQS.09", "CQS.10"}
+        out |= {"CQS.11", "CQS.12", "CQS.15", "CQS.16", "KSH.07", "KSH.08"}
+    if code == "MD-PHONG-VHXH":
+        out |= {"CVU.01", "CVU.02"}
+    if code == "MD-VP-UBND":
+        out |= {"CQS.15", "CQS.16"}
+    if code == "CT-SO-TAICHINH":
+        out -= {"TCC.01", "TCC.02", "TCC.03", "TCC.04"}  # Sở Nội vụ reports them; Tài chính the spending
+    return out
+
+
+def simulate_extra(
+    unit: dict[str, str], jurisdiction: str, year: int, rng: random.Random, prev: Figures | None = None
+) -> list[Figures]:
+    """Four calendar quarters of one agency of the other jurisdictions (flows per quarter, stocks at quarter end).
+
+    Shares of the parent follow SHARES[(jurisdiction, year)] from Q1 to Q4 (MD's own units: the "q" path over
+    Q3-Q4); `prev` (the agency's last 2024 quarter) carries the stock levels on, so nothing jumps.
+    """
+    code, level = unit["code"], unit["admin_level"]
+    shape, lag = SHARES[(jurisdiction, year)], EXTRA_LAG.get(code, {})
+    commune = level == "commune" and unit["unit_type"] == "people_committee"
+    flat_from = 2 if jurisdiction == "MD" else 0
+
+    def path(key: str) -> tuple[float, float]:
+        if key in lag:
+            return lag[key]
+        levels = shape[key]
+        if jurisdiction == "MD" and MD_FLAT in levels:
+            return levels[MD_FLAT]
+        return levels.get(level, levels.get("*", (0.8, 0.9)))
+
+    offset = {k: 0.0 if k in lag else rng.uniform(-0.03, 0.03) for k in shape}
+
+    def share(key: str, q: int, noise: float = 0.0) -> float:
+        start, end = path(key)
+        t = max(0, q - flat_from) / (3 - flat_from)
+        return min(1.0, max(0.0, start + (end - start) * t + offset.get(key, 0.0) + rng.uniform(-noise, noise)))
+
+    def part(total: float, fraction: float) -> int:
+        return min(round(total), max(0, round(total * fraction)))
+
+    size = rng.uniform(0.75, 1.25)
+    base = (180 if commune else 320 if level == "province" else 260) * size
+    if code.endswith("PVHCC"):
+        base *= 3.5  # the commune's one-stop centre receives most dossiers
+    if prev and prev.get("HSO.01"):
+        base = prev["HSO.01"] / 1.15  # continue from last year's fourth quarter
+    late = next((s for s, units in LATE_EXTRA.items() if code in units), rng.uniform(0.003, 0.015))
+    n_proc = rng.randint(25, 45) if commune else rng.randint(40, 120)
+    eligible, fees = rng.uniform(0.35, 0.5), rng.uniform(0.3, 0.45)
+    internal, results_held = rng.randint(6, 15), round(base * rng.uniform(9, 14))
+    wait, process = rng.uniform(10, 17), rng.uniform(22, 32)
+    officials, leaders = rng.randint(19, 24), rng.randint(4, 6) if commune else rng.randint(2, 5)
+    adults, users = round(rng.uniform(6000, 20000)), round(rng.uniform(4000, 9000))
+    systems = 9 if level != "commune" else 4
+    services = 120 + rng.randint(0, 40)
+    agencies, psus, econ, scope = 12, rng.randint(18, 24), rng.randint(3, 5), 20
+    payroll = round(rng.uniform(1500, 2500))
+    if jurisdiction == "CT":
+        agencies, psus, econ, scope, payroll = 31, 124, 10, 60, 9860  # city totals (Sở Nội vụ, Sở Tài chính)
+    if jurisdiction == "MD":
+        agencies, psus, econ, scope, payroll, systems = 5, 6, 1, 5, 96, 4
+    if prev:
+        n_proc = int(prev.get("TTH.01", n_proc))
+        eligible = prev.get("TTH.02", n_proc * eligible) / max(1, n_proc)
+        fees = prev.get("TTH.05", n_proc * fees) / max(1, n_proc)
+        internal = int(prev.get("TTH.07", internal))
+        results_held = int(prev.get("KQS.01", results_held))
+        officials, leaders = int(prev.get("CVU.01", officials)), int(prev.get("CVU.03", leaders))
+        adults, users = int(prev.get("CQS.15", adults)), int(prev.get("CQS.11", users))
+        systems, services = int(prev.get("CQS.03", systems)), int(prev.get("CQS.07", services))
+        agencies, payroll = int(prev.get("BMA.01", agencies)), int(prev.get("BMA.03", payroll))
+        psus, econ, scope = int(prev.get("TCC.01", psus)), int(prev.get("TCC.03", econ)), int(prev.get("CDD.01", scope))
+        wait, process = prev.get("TGI.01", wait), prev.get("TGI.02", process)
+    quarters: list[Figures] = []
+    for q in range(4):
+        season = (0.9, 1.0, 1.05, 1.15)[q] * rng.uniform(0.93, 1.07)
+        v: Figures = {}
+        v["HSO.01"] = received = round(base * season)
+        v["HSO.02"] = part(received, share("HSO.02", q, 0.01))
+        v["HSO.03"] = resolved = part(received, rng.uniform(0.92, 0.98))
+        v["HSO.05"] = part(resolved, late * rng.uniform(0.8, 1.2))
+        v["HSO.04"] = resolved - v["HSO.05"]
+        v["HSO.06"] = part(received, rng.uniform(0.12, 0.25))
+        v["HSO.07"] = part(v["HSO.06"], share("HSO.07", q, 0.01))
+        v["HSO.08"] = part(received, share("HSO.08", q, 0.01))
+        v["HSO.09"] = part(v["HSO.08"], share("HSO.09", q, 0.01) * received / max(1, v["HSO.08"]))
+        v["HSO.10"] = part(received, share("HSO.10", q, 0.01))
+        v["KQS.03"] = part(resolved, rng.uniform(0.95, 1.0))
+        v["KQS.04"] = part(v["KQS.03"], share("KQS.04", q, 0.01))
+        v["GDT.01"] = part(received, rng.uniform(0.3, 0.45))
+        v["GDT.02"] = part(v["GDT.01"], share("GDT.02", q, 0.01))
+        v["PAK.01"] = rng.choice((0, 0, 1, 1, 2, 3))
+        v["PAK.02"] = v["PAK.01"] - (1 if v["PAK.01"] >= 2 and jurisdiction != "MD" and rng.random() < 0.3 else 0)
+        v["KSH.01"] = part(resolved, rng.uniform(0.2, 0.32))
+        v["KSH.02"] = part(v["KSH.01"], share("KSH.02", q, 0.005))
+        v["KSH.03"] = part(v["KSH.01"], rng.uniform(0.3, 0.5))
+        v["KSH.04"] = part(v["KSH.03"], share("KSH.04", q, 0.005))
+        v["KSH.05"] = part(v["KSH.01"], rng.uniform(0.5, 0.75))
+        v["KSH.06"] = part(v["KSH.05"], share("KSH.06", q, 0.005))
+        v["KSH.07"] = rng.randint(40, 120)
+        v["KSH.08"] = part(v["KSH.07"], share("KSH.08", q, 0.005))
+        v["TGI.01"] = round(min(40.0, max(5.0, wait - 0.5 * q + rng.uniform(-0.8, 0.8))), 1)
+        v["TGI.02"] = round(min(45.0, max(10.0, process - 0.7 * q + rng.uniform(-1.2, 1.2))), 1)
+        v["CQS.01"] = round(base * 0.8 * season)
+        v["CQS.02"] = part(v["CQS.01"], share("CQS.02", q, 0.01))
+        v["CQS.13"] = part(v["CQS.01"] * 1.5, rng.uniform(0.8, 1.0))
+        v["CQS.14"] = part(v["CQS.13"], share("CQS.14", q, 0.005))
+        v["CQS.05"] = rng.randint(3, 7)
+        v["CQS.06"] = part(v["CQS.05"], share("CQS.06", q, 0.03))
+        v["CQS.09"] = rng.randint(4, 7)
+        v["CQS.10"] = part(v["CQS.09"], share("CQS.10", q, 0.03))
+        v["TCH.01"] = rng.randint(1, 3) if unit["unit_type"] == "people_committee" else rng.randint(0, 1)
+        v["TCH.02"] = v["TCH.01"]
+        v["TCH.03"] = rng.randint(0, 3)
+        v["TCH.04"] = v["TCH.03"]
+        v["TCH.05"] = rng.randint(3, 8) if jurisdiction == "CT" else rng.randint(1, 3)
+        v["TCH.06"] = v["TCH.05"] - (1 if q == 3 and jurisdiction == "CT" else 0)  # one draft still being appraised
+        v["CDD.03"] = rng.randint(2, 6)
+        v["CDD.04"] = v["CDD.03"] - (0 if jurisdiction == "MD" else rng.randint(0, 1))
+        v["TCC.05"] = rng.randint(150_000, 450_000) / 10
+        # stocks at the end of the quarter
+        n_proc += rng.choice((0, 0, 1))
+        v["TTH.01"], v["TTH.02"] = n_proc, round(n_proc * eligible)
+        v["TTH.03"] = part(v["TTH.02"], share("TTH.03", q))
+        v["TTH.04"] = part(v["TTH.03"], share("TTH.04", q))
+        v["TTH.05"] = round(n_proc * fees)
+        v["TTH.06"] = part(v["TTH.05"], share("TTH.06", q))
+        v["TTH.07"], v["TTH.08"] = internal, part(internal, share("TTH.08", q))
+        v["TTH.09"] = part(n_proc, share("TTH.09", q))
+        results_held += round(v["KQS.03"] * rng.uniform(0.6, 0.8))
+        v["KQS.01"], v["KQS.02"] = results_held, part(results_held, share("KQS.02", q))
+        v["CVU.01"], v["CVU.02"] = officials, part(officials, share("CVU.02", q))
+        v["CVU.03"] = leaders
+        v["CVU.04"] = int(prev.get("CVU.04", 0)) if prev else (1 if q >= 2 and leaders >= 5 else 0)
+        v["CQS.03"], v["CQS.04"] = systems, part(systems, share("CQS.12", q))  # systems connected move with e-ID
+        v["CQS.07"] = services + 3 * q
+        v["CQS.08"] = part(v["CQS.07"], share("CQS.08", q))
+        users = round(users * rng.uniform(1.03, 1.07))
+        v["CQS.11"], v["CQS.12"] = users, part(users, share("CQS.12", q))
+        adults += rng.randint(10, 60)
+        v["CQS.15"], v["CQS.16"] = adults, part(adults, share("CQS.16", q))
+        v["CQS.17"], v["CQS.18"] = agencies, part(agencies, min(1.0, 0.9 + 0.04 * q))
+        payroll -= rng.randint(45, 70) if jurisdiction == "CT" else rng.randint(0, 3)
+        v["BMA.01"], v["BMA.02"], v["BMA.03"] = agencies, agencies - (1 if q < 2 else 0), payroll
+        v["CDD.01"] = scope
+        v["CDD.02"] = part(scope, (0.10, 0.18, 0.26, 0.34)[q] if jurisdiction != "MD" else (0.0, 0.0, 0.2, 0.6)[q])
+        psus -= 1 if jurisdiction == "CT" else 0
+        v["TCC.01"], v["TCC.03"] = psus, econ
+        self_financing = {"MD": (0.17, 0.17, 0.17, 0.34), "TH": (0.40, 0.42, 0.44, 0.46)}.get(
+            jurisdiction, (0.08, 0.09, 0.10, 0.12)
+        )
+        v["TCC.02"] = part(psus, self_financing[q])
+        v["TCC.04"] = part(econ, 0.34 if jurisdiction == "CT" else (0.0, 0.0, 0.0, 1.0)[q] if jurisdiction == "MD" else 0.5)
+        keep = extra_elements(unit)
+        quarters.append({k: x for k, x in v.items() if k in keep})
+    return quarters
+
+
+def check_figures(figures: Figures, elements: list[dict[str, str]], indicators: list[dict[str, str]]) -> list[str]:
+    """Consistency of one report's figures: "of which" <= parent, HSO.04 + HSO.05 == HSO.03, numerator <= denominator."""
+    problems = []
+    pairs = {(e["code"], e["parent_code"]) for e in elements if e["parent_code"]}
+    pairs |= {(i["numerator"], i["denominator"]) for i in indicators if i["method"] == "ratio" and i["denominator"]}
+    for child, parent in sorted(pairs):
+        if child in figures and parent in figures and figures[child] > figures[parent]:
+            problems.append(f"{child}={figures[child]} > {parent}={figures[parent]}")
+    if {"HSO.03", "HSO.04", "HSO.05"} <= figures.keys() and figures["HSO.04"] + figures["HSO.05"] != figures["HSO.03"]:
+        problems.append("HSO.04 + HSO.05 != HSO.03")
+    return problems
+
+
+def expected_reports(unit: dict[str, str], year: int, reports: tuple[str, ...], due_day: int) -> list[str]:
+    """The unit's reports among `reports`, by the catalog's rule (in force on the due day, open on the 1st)."""
+    out = []
+    for report in reports:
+        period = Period(year, report)
+        due, month_start = dt.date(year, period.last_month, due_day), dt.date(year, period.last_month, 1)
+        if unit["valid_from"] <= month_start.isoformat() and (not unit["valid_to"] or unit["valid_to"] >= due.isoformat()):
+            out.append(report)
+    return out
+
+
+def build_window(quarters: list[Figures], report: str, kinds: dict[str, str], first_quarter: int = 0) -> Figures:
+    """Like build_report, for a unit that exists from calendar quarter `first_quarter` (0-based) on."""
+    window = [quarters[i] for i in REPORTS[report] if i >= first_quarter]
+    out: Figures = {}
+    for code in window[-1]:
+        kind = kinds[code]
+        if kind == "stock":
+            out[code] = window[-1][code]
+        elif kind == "mean":
+            weight = sum(q["HSO.01"] for q in window)
+            out[code] = round(sum(q[code] * q["HSO.01"] for q in window) / weight, 2)
+        elif code == "TCC.05":
+            out[code] = round(sum(q[code] for q in window), 1)
+        else:
+            out[code] = sum(q[code] for q in window)
+    return out
+
+
+def write_extra(
+    out: Path,
+    seed: int,
+    units: list[dict[str, str]],
+    calendars: dict[str, dict[str, str]],
+    contacts: dict[str, dict[str, str]],
+    kinds: dict[str, str],
+    labels: dict[str, tuple[str, str]],
+    order: list[str],
+    checks: tuple[list[dict[str, str]], list[dict[str, str]]],
+    last: dict[str, tuple[int, Figures]],
+) -> list[tuple[str, dt.datetime]]:
+    """The other jurisdictions' workbooks (EXTRA_DEMO); returns their receipts."""
+    receipts: list[tuple[str, dt.datetime]] = []
+    for jurisdiction, year, reports in EXTRA_DEMO:
+        rng = random.Random(f"{seed}-{jurisdiction}-{year}")
+        only = EXTRA_ONLY.get((jurisdiction, year))
+        members = [
+            u
+            for u in units
+            if u["jurisdiction_code"] == jurisdiction and u["reports"].lower() == "true" and (not only or u["code"] in only)
+        ]
+        for unit in members:
+            code = unit["code"]
+            due_day = int(calendars[unit["reporting_authority"]]["due_day"])
+            wanted = reports if only else tuple(expected_reports(unit, year, reports, due_day))
+            if not wanted:
+                continue
+            first_quarter = max(0, (int(unit["valid_from"][5:7]) - 1) // 3) if unit["valid_from"] >= f"{year}-01-01" else 0
+            before = last.get(code)
+            quarters = simulate_extra(unit, jurisdiction, year, rng, before[1] if before and before[0] == year - 1 else None)
+            last[code] = (year, quarters[3])
+            person = contacts.get(code, {})
+            for report in wanted:
+                period = Period(year, report)
+                key = (code, period.code)
+                due = dt.date(year, period.last_month, due_day)
+                signed = due - dt.timedelta(days=rng.randint(1, 6))
+                received = dt.datetime.combine(
+                    signed + dt.timedelta(days=rng.randint(0, 1)), dt.time(rng.randint(7, 16), rng.choice((0, 15, 30, 45)))
+                )
+                if key in EXTRA_MISSING:
+                    continue
+                if key in EXTRA_LATE:
+                    signed = due + dt.timedelta(days=EXTRA_LATE[key] - 1)
+                    received = dt.datetime.combine(due + dt.timedelta(days=EXTRA_LATE[key]), dt.time(8, 40))
+                figures = build_window(quarters, report, kinds, first_quarter if year == int(unit["valid_from"][:4]) else 0)
+                problems = check_figures(figures, *checks)
+                if problems:
+                    raise AssertionError(f"{key}: {problems}")
+                for element, delta in EXTRA_INVALID.get(key, {}).items():
+                    figures[element] += delta
+                cells = {c: figures[c] for c in order if c in figures}
+                content = FormContent(
+                    agency_code=code,
+                    agency_name=unit["name_vi"],
+                    period_label=period.label_vi,
+                    report_date=signed,
+                    figures=cells,
+                    labels=labels,
+                    preparer=person.get("name", ""),
+                    contact=person.get("email", ""),
+                )
+                path = out / period.code / f"{code}_{period.code}.xlsx"
+                if key in EXTRA_RESUBMITTED:
+                    element = EXTRA_RESUBMITTED[key]
+                    typo = dataclasses.replace(content, figures=cells | {element: figures[element] * 10})
+                    freeze(write_form(path, typo, EXTRA_QUIRKS.get(key)), received)
+                    receipts.append((path.name, received))
+                    path = path.with_name(f"{code}_{period.code}_lan2.xlsx")
+                    received += dt.timedelta(days=2)
+                    content.report_date = received.date()
+                freeze(write_form(path, content, EXTRA_QUIRKS.get(key)), received)
+                receipts.append((path.name, received))
+    return receipts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/raw"))
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args(argv)
     out: Path = args.out
-    for report in REPORTS:
-        for old in (out / f"{YEAR}-{report}").glob("*.xlsx"):
-            old.unlink()
+    for folder in out.glob("*-*"):
+        if folder.is_dir() and re.fullmatch(r"\d{4}-(Q1|H1|Q3|Y)", folder.name):
+            for old in folder.glob("*.xlsx"):
+                old.unlink()
 
     elements = read_csv(ROOT / "catalog" / "data_elements.csv")
     kinds = {e["code"]: e["kind"] for e in elements}
@@ -460,10 +1002,12 @@ def main(argv: list[str] | None = None) -> int:
     units = [(u, simulate, sim_rng, date_rng) for u in reporting_units("TD")]
     units += [(u, simulate_nn, nn_rng, nn_rng) for u in reporting_units("NN")]  # own stream: TD files stay as they were
     receipts: list[tuple[str, dt.datetime]] = []
+    last: dict[str, tuple[int, Figures]] = {}  # agency -> (year, its last simulated quarter): stocks carry on
 
     for unit, simulator, rng, dates in units:
         code = unit["code"]
         quarters = simulator(code, rng)
+        last[code] = (YEAR, quarters[3])
         slug = code.rsplit("-", 1)[-1].lower()
         person = contacts.get(code, {})
         contact = f"{person.get('phone', '0299 3850 000')} / vanthu.{slug}@trande.soctrang.gov.vn"
@@ -517,6 +1061,18 @@ def main(argv: list[str] | None = None) -> int:
             freeze(write_form(path, content, QUIRKS.get(key)), received)
             receipts.append((path.name, received))
 
+    receipts += write_extra(
+        out,
+        args.seed,
+        read_csv(ROOT / "catalog" / "org_units.csv"),
+        {c["authority"]: c for c in read_csv(ROOT / "catalog" / "calendars.csv")},
+        contacts,
+        kinds,
+        labels,
+        order,
+        (elements, [i for f in sorted((ROOT / "catalog" / "indicators").glob("*.csv")) for i in read_csv(f)]),
+        last,
+    )
     receipts.sort(key=lambda item: (item[1], item[0]))
     with open(out / "receipts.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
