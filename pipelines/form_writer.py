@@ -192,7 +192,9 @@ def write_form(path: Path, content: FormContent, quirks: Quirks | None = None) -
         ]
 
     if quirks.engine == "xlsxwriter":
-        book = xlsxwriter.Workbook(str(path))
+        # Text is always written as text: "=...", "+...", "-...", "@..." in an agency name or a
+        # label never becomes a formula (or a link); only Formula values are formulas.
+        book = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
         date_format = book.add_format({"num_format": "dd/mm/yyyy"})
         for name in sheet_order:
             sheet = book.add_worksheet(name)
@@ -224,9 +226,12 @@ def write_form(path: Path, content: FormContent, quirks: Quirks | None = None) -
     for name in sheet_order:
         sheet = book.create_sheet(name)
         for r, c, value in grids[name]:
-            if isinstance(value, Formula):
+            is_formula = isinstance(value, Formula)
+            if is_formula:
                 value = expand_formula(value.expression, value_letter, rows_of)
             cell = sheet.cell(row=r + 1, column=c + 1, value=value)
+            if isinstance(value, str) and not is_formula and cell.data_type == "f":
+                cell.data_type = "s"  # openpyxl takes any text starting with "=" for a formula: keep it text
             if isinstance(value, (dt.date, dt.datetime)):
                 cell.number_format = "dd/mm/yyyy"
         if name == fig_name:

@@ -35,12 +35,19 @@ class ParsedNumber:
 
 
 EMPTY = ParsedNumber(None, "empty")
+INVALID = ParsedNumber(None, "invalid")
+# Larger magnitudes are refused as "invalid": no CCHC figure comes near, a float stops holding
+# every whole number at 2**53 (~9e15), and sums of values near 1e308 overflow to inf.
+MAX_ABS = 1e15
 
 
 def _snap(x: float) -> float:
-    """Remove float noise from Excel arithmetic (1233.9999999999998 -> 1234.0)."""
+    """Remove float noise from Excel arithmetic (1233.9999999999998 -> 1234.0).
+
+    The tolerance is relative but capped at 1e-6: uncapped, 1e-9 x |x| would swallow real
+    decimals of large values ("1.000.000.000,5" read as 1000000000)."""
     nearest = round(x)
-    if abs(x - nearest) < 1e-9 * max(1.0, abs(x)):
+    if abs(x - nearest) < min(1e-9 * max(1.0, abs(x)), 1e-6):
         return float(nearest)
     return x
 
@@ -53,7 +60,9 @@ def parse_number(raw: object) -> ParsedNumber:
         return ParsedNumber(None, "invalid")
     if isinstance(raw, (int, float)):
         if isinstance(raw, float) and (math.isnan(raw) or math.isinf(raw)):
-            return EMPTY if math.isnan(raw) else ParsedNumber(None, "invalid")
+            return EMPTY if math.isnan(raw) else INVALID
+        if abs(raw) > MAX_ABS:  # before float(): float(10**400) raises OverflowError
+            return INVALID
         return ParsedNumber(_snap(float(raw)), "ok")
     text = clean(raw)
     if text in _DASHES or fold(text) in NOT_REPORTED_TOKENS:
@@ -70,8 +79,8 @@ def parse_number(raw: object) -> ParsedNumber:
         text = text[:-1].strip()
     text = text.replace(" ", "").replace("'", "")
     value = _parse_unsigned(text)
-    if value is None:
-        return ParsedNumber(None, "invalid")
+    if value is None or not value <= MAX_ABS:  # "9" * 400 parses to inf
+        return INVALID
     return ParsedNumber(_snap(-value if negative else value), "ok", is_percent)
 
 

@@ -13,9 +13,9 @@ def clean(value: object) -> str:
     """NFC, non-breaking spaces folded, whitespace collapsed and trimmed; None -> ''."""
     if value is None:
         return ""
-    text = unicodedata.normalize("NFC", str(value))
-    text = text.replace("\u00a0", " ").replace("\u200b", "")
-    return _SPACES.sub(" ", text).strip()
+    text = str(value).replace("\u00a0", " ").replace("\u200b", "")
+    # NFC last: removing a zero-width space can join a letter and a combining mark ("e\u200b\u0301")
+    return unicodedata.normalize("NFC", _SPACES.sub(" ", text).strip())
 
 
 def fold(value: object) -> str:

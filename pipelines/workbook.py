@@ -4,13 +4,23 @@ Accepts the messy shapes real workbooks take: title rows and merged cells above 
 header, columns in any order, extra columns and sheets, sheets in any order, blank
 rows, NFD text, numbers typed as text, cached formula values. Anything it cannot
 read becomes a Finding (never an exception), so one bad file never stops a run.
+
+Hostile and broken files (docs/security.md): the file type is read from the content
+(pipelines.filetype) and anything but an .xlsx workbook is refused in plain words; every
+resource a parser could spend is bounded by ReadLimits (pipelines.limits) and checked
+before it is spent. Library error text goes to the log, never into a finding's message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import math
+import os
+import posixpath
 import re
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +28,19 @@ from xml.etree import ElementTree
 
 import python_calamine
 
+from pipelines.filetype import refusal, sniff, too_large
 from pipelines.findings import Finding
-from pipelines.numbers import parse_number
+from pipelines.limits import (
+    Budget,
+    LimitExceeded,
+    ReadLimits,
+    cell_too_long,
+    check_xml_prologs,
+    check_zip_directory,
+    scan_sheet,
+    too_many_sheets,
+)
+from pipelines.numbers import ParsedNumber, parse_number
 from pipelines.periods import Period, PeriodError, parse_date, parse_period
 from pipelines.text import clean, fold
 
@@ -58,6 +79,10 @@ TASK_COLUMNS = {
     "ghi chu": "note",
 }
 _CODE = re.compile(r"^([A-Z]{3})[.\s_-]?(\d{1,2})$")
+_SHEET_LIMIT_RULES = ("WB_LIMIT_ROWS", "WB_LIMIT_COLUMNS", "WB_LIMIT_CELLS")
+_LOAD_RULES = (*_SHEET_LIMIT_RULES, "WB_CELL_TOO_LONG")  # findings made before any content is read
+
+log = logging.getLogger(__name__)
 
 
 def column_letter(index: int) -> str:
@@ -161,33 +186,181 @@ class WorkbookRead:
         return clean(item.value)
 
 
-def file_hash(path: Path) -> str:
+def file_hash(path: Path, max_bytes: int | None = None) -> str:
+    """sha256 of the file; with max_bytes, of at most its first max_bytes bytes (for a file
+    refused as too large, whose hash is then that of its head and its size)."""
     digest = hashlib.sha256()
+    left = max_bytes
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+        while left is None or left > 0:
+            chunk = handle.read(1 << 20 if left is None else min(1 << 20, left))
+            if not chunk:
+                break
             digest.update(chunk)
+            if left is not None:
+                left -= len(chunk)
+    if max_bytes is not None:
+        digest.update(f":head-of:{os.stat(path).st_size}".encode())
     return digest.hexdigest()
 
 
-def read_workbook(path: Path) -> WorkbookRead:
-    """Read a workbook; structural problems become findings on the result."""
+def read_workbook(path: Path, limits: ReadLimits | None = None) -> WorkbookRead:
+    """Read a workbook; structural problems, refusals and limits become findings on the result.
+
+    Never raises for anything about the file: a missing or odd file, another format, a
+    damaged or hostile package all come back as a WorkbookRead with readable=False and a
+    finding that says, in Vietnamese and English, what the file is and what to do.
+    """
     path = Path(path)
-    result = WorkbookRead(path=path, content_hash=file_hash(path), size_bytes=path.stat().st_size)
+    limits = limits or ReadLimits()
+    budget = Budget(limits.max_seconds)
     try:
-        book = python_calamine.CalamineWorkbook.from_path(str(path))
-        sheets = {name: book.get_sheet_by_name(name).to_python(skip_empty_area=False) for name in book.sheet_names}
-    except Exception as exc:  # calamine raises several error types for broken files
-        result.readable = False
-        result.findings.append(
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError(f"not a regular file: {path}")
+        if info.st_size > limits.max_file_bytes:
+            result = WorkbookRead(path=path, content_hash=file_hash(path, limits.max_file_bytes), size_bytes=info.st_size)
+            _refuse(result, too_large(info.st_size, limits.max_file_bytes))
+            return result
+        result = WorkbookRead(path=path, content_hash=file_hash(path), size_bytes=info.st_size)
+    except OSError as exc:
+        log.warning("cannot open %s: %s", path, exc)
+        result = WorkbookRead(path=path, content_hash=hashlib.sha256(f"unavailable:{path}".encode()).hexdigest(), size_bytes=0)
+        _refuse(
+            result,
             Finding.make(
-                "WB_UNREADABLE",
+                "WB_FILE_UNAVAILABLE",
                 "error",
-                message_vi=f"Không đọc được tệp Excel ({type(exc).__name__}: {exc}). Hãy lưu lại tệp dạng .xlsx và gửi lại.",
-                message_en=f"The file cannot be read as an .xlsx workbook ({type(exc).__name__}: {exc}).",
-            )
+                message_vi="Không mở được tệp (tệp đã bị xóa, di chuyển, hoặc không phải một tệp thường). Hãy gửi lại tệp.",
+                message_en="The file cannot be opened (deleted, moved, or not a regular file). Send it again.",
+            ),
         )
         return result
-    result.sheet_names = list(sheets)
+    try:
+        _read_into(result, limits, budget)
+    except LimitExceeded as exc:
+        log.info("refused %s: %s", path, exc.finding.rule_id)
+        _refuse(result, exc.finding)
+    except Exception:  # the last line: a reader bug or a library error on a broken file
+        log.warning("cannot read %s", path, exc_info=True)
+        _refuse(result, _unreadable())
+    return result
+
+
+def _unreadable() -> Finding:
+    return Finding.make(
+        "WB_UNREADABLE",
+        "error",
+        message_vi=(
+            "Không đọc được tệp Excel (tệp bị hỏng). Hãy mở tệp bằng Excel, lưu lại dạng .xlsx rồi gửi lại; "
+            "nếu Excel cũng không mở được, hãy gửi lại tệp gốc."
+        ),
+        message_en=(
+            "The file cannot be read as an .xlsx workbook (it is damaged). Open it in Excel, save it as .xlsx and "
+            "send it again; if Excel cannot open it either, send the original file again."
+        ),
+    )
+
+
+def _refuse(result: WorkbookRead, finding: Finding) -> None:
+    """Nothing half-read is kept from a refused file: only the finding (and the load-stage ones)."""
+    result.readable = False
+    result.info.clear()
+    result.figures.clear()
+    result.tasks.clear()
+    result.findings[:] = [f for f in result.findings if f.rule_id in _LOAD_RULES]
+    result.findings.append(finding)
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> list[tuple[str, str | None]]:
+    """(sheet name, zip member of its part) in workbook order, from xl/workbook.xml and its rels."""
+    workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    try:
+        rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except KeyError:
+        rels = ElementTree.Element("Relationships")
+    targets = {rel.get("Id"): rel.get("Target") or "" for rel in rels}
+    parts = []
+    for sheet in workbook.iterfind("m:sheets/m:sheet", _NS):
+        target = targets.get(sheet.get(_REL_NS))
+        member = None
+        if target:
+            member = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+        parts.append((sheet.get("name") or "", member))
+    return parts
+
+
+def _load_sheets(
+    path: Path, result: WorkbookRead, limits: ReadLimits, budget: Budget
+) -> tuple[dict[str, list[list[object]]], dict[str, set[str]]]:
+    """Check the package against the limits, then load with calamine only the sheets that passed.
+
+    Returns the sheets' rows and, per sheet, the formula cells without a cached value."""
+    with zipfile.ZipFile(path) as archive:
+        check_zip_directory(archive, limits)
+        xml_parts = [n for n in archive.namelist() if n.lower().endswith((".xml", ".rels", ".vml"))]
+        check_xml_prologs(archive, xml_parts, budget)
+        parts = _sheet_parts(archive)
+        if len(parts) > limits.max_sheets:
+            raise LimitExceeded(too_many_sheets(len(parts), limits))
+        members = set(archive.namelist())
+        uncached: dict[str, set[str]] = {}
+        refused: set[str] = set()  # a name listed twice is loaded only if every part under it passed
+        cells_left = limits.max_cells
+        for name, member in parts:
+            budget.check(name)
+            if member is None or member not in members:
+                refused.add(name)  # not a worksheet part this scan can check: never loaded
+                continue
+            try:
+                shape = scan_sheet(archive, member, name, limits, budget, cells_left)
+            except LimitExceeded as exc:
+                if exc.finding.rule_id not in _SHEET_LIMIT_RULES:
+                    raise
+                result.findings.append(exc.finding)
+                refused.add(name)
+                continue
+            cells_left -= shape.area
+            uncached[name] = shape.uncached
+    budget.check("open")
+    book = python_calamine.CalamineWorkbook.from_path(str(path))
+    try:
+        result.sheet_names = list(book.sheet_names)
+        sheets: dict[str, list[list[object]]] = {}
+        for name in book.sheet_names:
+            budget.check(name)
+            if name not in uncached or name in refused:
+                log.info("%s: sheet %r not loaded (over a limit or not a worksheet)", path, name)
+                continue
+            rows = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+            _drop_long_cells(result, name, rows, limits)
+            sheets[name] = rows
+        return sheets, uncached
+    finally:
+        book.close()
+
+
+def _drop_long_cells(result: WorkbookRead, sheet: str, rows: list[list[object]], limits: ReadLimits) -> None:
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, str) and len(value) > limits.max_cell_chars:
+                result.findings.append(cell_too_long(sheet, cell_ref(r, c), len(value), limits))
+                row[c] = ""
+
+
+def _read_into(result: WorkbookRead, limits: ReadLimits, budget: Budget) -> None:
+    path = result.path
+    kind = sniff(path, result.size_bytes)
+    if not kind.is_workbook:
+        log.info("%s is not an .xlsx workbook: %s %s", path, kind.kind, kind.detail)
+        raise LimitExceeded(refusal(kind))
+    try:
+        sheets, uncached = _load_sheets(path, result, limits, budget)
+    except LimitExceeded:
+        raise
+    except Exception:
+        log.warning("cannot read %s", path, exc_info=True)
+        raise LimitExceeded(_unreadable()) from None
     by_fold = {fold(name): name for name in sheets}
 
     figures_sheet, header = _find_table_sheet(sheets, by_fold.get(FIGURES_SHEET), FIGURE_COLUMNS, ("code", "value"))
@@ -202,13 +375,13 @@ def read_workbook(path: Path) -> WorkbookRead:
             )
         )
     else:
-        uncached = formula_cells_without_value(path, figures_sheet)
-        _read_figures(result, figures_sheet, sheets[figures_sheet], header, uncached)
+        _read_figures(result, figures_sheet, sheets[figures_sheet], header, uncached[figures_sheet], budget)
 
     info_sheet = by_fold.get(INFO_SHEET)
     search_order = [info_sheet] if info_sheet else []
     search_order += [name for name in sheets if name not in search_order]
     for name in search_order:
+        budget.check(name)
         _read_info(result, name, sheets[name])
         if "agency_code" in result.info and "period" in result.info:
             break
@@ -218,7 +391,7 @@ def read_workbook(path: Path) -> WorkbookRead:
     if tasks_sheet:
         _, task_header = _find_table_sheet(sheets, tasks_sheet, TASK_COLUMNS, ("task", "due_text"), only_named=True)
         if task_header:
-            _read_tasks(result, tasks_sheet, sheets[tasks_sheet], task_header)
+            _read_tasks(result, tasks_sheet, sheets[tasks_sheet], task_header, budget)
         else:
             result.findings.append(
                 Finding.make(
@@ -229,7 +402,6 @@ def read_workbook(path: Path) -> WorkbookRead:
                     message_en="Sheet 'Nhiệm vụ' has no 'Nhiệm vụ | Hạn hoàn thành | Tình trạng' header row; sheet skipped.",
                 )
             )
-    return result
 
 
 def detect_header(
@@ -274,10 +446,12 @@ def _cell(row: list[object], col: int | None) -> object:
     return None if value == "" else value
 
 
-def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[str]) -> None:
+def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[str], budget: Budget | None = None) -> None:
     header_row, cols = header
     seen: dict[str, FigureCell] = {}
     for r in range(header_row + 1, len(rows)):
+        if budget is not None and r % 256 == 0:
+            budget.check(sheet)
         row = rows[r]
         raw_code = _cell(row, cols["code"])
         if raw_code is None:
@@ -302,6 +476,8 @@ def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[
         raw = _cell(row, value_col)
         ref = cell_ref(r, value_col)
         parsed = parse_number(raw)
+        if isinstance(raw, float) and not math.isfinite(raw):
+            parsed = ParsedNumber(None, "invalid")  # NaN/inf: no spreadsheet writes these; a finding, never a value
         if raw is None and ref in uncached:
             result.findings.append(
                 Finding.make(
@@ -402,9 +578,11 @@ def _check_info(result: WorkbookRead) -> None:
         )
 
 
-def _read_tasks(result: WorkbookRead, sheet: str, rows, header) -> None:
+def _read_tasks(result: WorkbookRead, sheet: str, rows, header, budget: Budget | None = None) -> None:
     header_row, cols = header
     for r in range(header_row + 1, len(rows)):
+        if budget is not None and r % 256 == 0:
+            budget.check(sheet)
         row = rows[r]
         task = clean(_cell(row, cols["task"]))
         if not task:

@@ -114,8 +114,8 @@ def test_unreadable_file_is_a_finding_not_a_crash(tmp_path):
     path.write_bytes(b"this is not a zip file")
     wb = read_workbook(path)
     assert not wb.readable
-    assert [f.rule_id for f in wb.findings] == ["WB_UNREADABLE"]
-    assert "Không đọc được" in wb.findings[0].message_vi
+    assert [f.rule_id for f in wb.findings] == ["WB_FILE_TEXT"]  # what it is, from its content (tests/test_hostile.py)
+    assert "không phải bảng tính Excel" in wb.findings[0].message_vi
 
 
 def test_missing_figures_sheet_and_info(tmp_path):
