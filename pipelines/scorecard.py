@@ -1,9 +1,19 @@
-"""Build the target scorecard: one row per target x org unit (or level aggregate) x period."""
+"""Build the target scorecard: one row per target x org unit (or level aggregate) x period.
+
+A target is scored against the units in force in the period being scored (org_units.csv
+valid_from / valid_to): a unit that ended hands the target on to its successor
+(successor_code, down the chain); with none in force in the year the target gets one
+`no_data` row with `no_data_reason = no_unit_in_force`. Rules: docs/scorecard.md.
+"""
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import math
+import weakref
 
+import numpy as np
 import pandas as pd
 
 from pipelines.catalog import Catalog
@@ -11,11 +21,23 @@ from pipelines.periods import Period, period_from_code
 from pipelines.targets import (
     STATUS_VI,
     Target,
-    assess,
-    baseline_reduction,
+    assess_many,
     period_time,
+    published_decimals,
     ramp_value,
+    round_half_away,
+    round_half_away_array,
+    stated_decimals,
 )
+
+# Why a row has no value: code -> Vietnamese, appended to status_vi (English in docs/scorecard.md).
+NO_DATA_REASON_VI = {
+    "no_unit_in_force": "không còn đơn vị nào của chỉ tiêu hoạt động trong kỳ (đã kết thúc, không có đơn vị kế thừa)",
+    "external_indicator": "chỉ số không thu qua biểu mẫu báo cáo",
+    "zero_denominator": "mẫu số bằng 0",
+    "no_baseline": "không có số liệu kỳ gốc",
+    "missing_value": "thiếu tử số hoặc mẫu số",
+}
 
 SCORECARD_COLUMNS = [
     "plan_id",
@@ -48,69 +70,180 @@ SCORECARD_COLUMNS = [
     "projected_value",
     "projected_met",
     "source_vi",
+    "met_rule",
+    "no_data_reason",
 ]
 
 
 def _descendants(catalog: Catalog, root: str) -> set[str]:
     """Org units under `root` (following parent_code), root included."""
-    children: dict[str, list[str]] = {}
-    for unit in catalog.org_units.to_dict("records"):
-        children.setdefault(unit["parent_code"], []).append(unit["code"])
-    out, stack = set(), [root]
-    while stack:
-        code = stack.pop()
-        if code in out:
-            continue
-        out.add(code)
-        stack.extend(children.get(code, []))
-    return out
+    return _prepared(catalog).descendants(root)
 
 
-def _series_ratio(parts: pd.DataFrame, multiplier: float) -> pd.DataFrame:
-    """Sum of numerators / sum of denominators per period (zero denominator -> no value)."""
-    grouped = parts.groupby("period_code").agg(
-        numerator=("numerator", "sum"),
-        denominator=("denominator", "sum"),
-        reporting_units=("agency_code", "nunique"),
+def _period_dates(period: Period) -> tuple[dt.date, dt.date]:
+    """First and last day of a period's window."""
+    last_day = calendar.monthrange(period.year, period.last_month)[1]
+    return dt.date(period.year, period.first_month, 1), dt.date(period.year, period.last_month, last_day)
+
+
+def _missing(x) -> bool:
+    return x is None or (not isinstance(x, str) and pd.isna(x))
+
+
+def _ordinal(x) -> float:
+    """A validity date as a day number (NaN: open)."""
+    return math.nan if _missing(x) else float(x.toordinal())
+
+
+def _target_of(t: dict, ind) -> Target:
+    return Target(
+        indicator=t["indicator"],
+        form=t["form"],
+        operator=t["operator"],
+        value=t["value"],
+        start_year=t["start_year"],
+        deadline_year=t["deadline_year"],
+        direction=ind["direction"],
+        value_max=None
+        if t["value_max"] is None or (isinstance(t["value_max"], float) and math.isnan(t["value_max"]))
+        else t["value_max"],
+        ramp=t["ramp"] if isinstance(t["ramp"], dict) else None,
+        baseline=t["baseline"] if isinstance(t["baseline"], dict) else None,
+        unit=ind["unit"],
     )
-    grouped["value"] = [
-        n / d * multiplier if d else None for n, d in zip(grouped["numerator"], grouped["denominator"], strict=True)
-    ]
-    return grouped.reset_index()
 
 
-def _series_reduction(values: pd.DataFrame, code: str, baseline: dict, kind: str) -> pd.DataFrame:
-    """Reduction in % against a baseline year or period for element `code` summed over units."""
-    rows = values[values["code"] == code]
-    if rows.empty:
-        return pd.DataFrame(
-            columns=[
-                "period_code",
-                "value",
-                "numerator",
-                "denominator",
-                "reporting_units",
-            ]
-        )
-    totals = rows.groupby("period_code").agg(total=("value", "sum"), reporting_units=("agency_code", "nunique")).reset_index()
-    start, end = int(baseline["start_year"]), int(baseline["end_year"])
-    stat = baseline.get("stat", "last")
-    if kind == "flow":
-        per_month = {p: t / period_from_code(p).months for p, t in zip(totals["period_code"], totals["total"], strict=True)}
-        years = [per_month.get(f"{y}-Y") for y in range(start, end + 1)]
-        years = [y for y in years if y is not None]
-        base = sum(years) / len(years) if years and (stat == "mean" or len(years) == 1) else (years[-1] if years else None)
-        current = per_month
-    else:
-        stocks = dict(zip(totals["period_code"], totals["total"], strict=True))
-        picks = [stocks.get(f"{y}-Y") for y in range(start, end + 1)]
-        picks = [p for p in picks if p is not None]
-        base = (sum(picks) / len(picks) if stat == "mean" else picks[-1]) if picks else None
-        current = stocks
-    totals["numerator"] = totals["period_code"].map(current)
-    totals["denominator"] = base
-    totals["value"] = [baseline_reduction(c, base) for c in totals["numerator"]]
-    return totals[["period_code", "value", "numerator", "denominator", "reporting_units"]]
+class _Prepared:
+    """What the scorecard needs from a catalog that does not depend on data or year, built once per
+    catalog: each target's Target, its units (issuer area x level x unit type), and every unit that
+    carries them (the unit and its successor chain, reporting units only) with its validity."""
+
+    def __init__(self, catalog: Catalog):
+        units = catalog.org_units
+        self.units = units.set_index("code")
+        self.by_code = catalog.units_by_code
+        self.children: dict[str, list[str]] = {}
+        for parent, code in zip(units["parent_code"], units["code"], strict=True):
+            self.children.setdefault(parent, []).append(code)
+        indicators = catalog.indicators.set_index("code")
+        self.targets = catalog.targets.to_dict("records")
+        self.objects, self.indicators, self.units_of = [], [], []
+        areas: dict[str, set[str]] = {}
+        for t in self.targets:
+            ind = indicators.loc[t["indicator"]]
+            self.indicators.append(ind)
+            self.objects.append(_target_of(t, ind))
+            if t["issuer"] not in areas:
+                areas[t["issuer"]] = self.descendants(t["issuer"])
+            agencies = self.units[self.units.index.isin(areas[t["issuer"]]) & self.units["reports"]]
+            if t["level"] != "all":
+                agencies = agencies[agencies["admin_level"] == t["level"]]
+            if t["unit_type"]:
+                agencies = agencies[agencies["unit_type"] == t["unit_type"]]
+            self.units_of.append(sorted(set(agencies.index)))
+        # (target, carrier): the reporting units down the successor chains of the target's units
+        chains: dict[str, list[str]] = {}
+        tk, carrier = [], []
+        for k, codes in enumerate(self.units_of):
+            found: set[str] = set()
+            for code in codes:
+                if code not in chains:
+                    chains[code] = self._chain(code)
+                found.update(chains[code])
+            tk += [k] * len(found)
+            carrier += sorted(found)
+        self.carriers = pd.DataFrame({"tk": np.array(tk, dtype=int), "agency_code": carrier}, columns=["tk", "agency_code"])
+        self.unit_codes = np.array(list(self.by_code), dtype=object)
+        self.unit_index = pd.Index(self.unit_codes)
+        self.admin_level = np.array([u["admin_level"] for u in self.by_code.values()], dtype=object)
+        self.carriers["uid"] = self.unit_index.get_indexer(carrier)
+        self.carriers["valid_from"] = [_ordinal(self.by_code[c]["valid_from"]) for c in carrier]
+        self.carriers["valid_to"] = [_ordinal(self.by_code[c]["valid_to"]) for c in carrier]
+
+    def descendants(self, root: str) -> set[str]:
+        out, stack = set(), [root]
+        while stack:
+            code = stack.pop()
+            if code in out:
+                continue
+            out.add(code)
+            stack.extend(self.children.get(code, []))
+        return out
+
+    def _chain(self, code: str) -> list[str]:
+        """The unit and every unit down its successor chain that reports."""
+        found, seen = [], set()
+        while code and code not in seen:
+            seen.add(code)
+            unit = self.by_code[code]
+            if unit["reports"]:
+                found.append(code)
+            code = unit["successor_code"]
+        return found
+
+
+_PREPARED: dict[int, tuple[weakref.ref, tuple, _Prepared]] = {}
+
+
+def _prepared(catalog: Catalog) -> _Prepared:
+    """The catalog's _Prepared, cached per catalog object (and its org_units, indicators, targets frames)."""
+    key = (id(catalog.org_units), id(catalog.indicators), id(catalog.targets))
+    hit = _PREPARED.get(id(catalog))
+    if hit is not None and hit[0]() is catalog and hit[1] == key:
+        return hit[2]
+    prepared = _Prepared(catalog)
+    for stale in [k for k, (ref, _, _) in _PREPARED.items() if ref() is None]:
+        del _PREPARED[stale]
+    _PREPARED[id(catalog)] = (weakref.ref(catalog), key, prepared)
+    return prepared
+
+
+def _period_table(codes) -> pd.DataFrame:
+    """Per period code: year, kind, months, decimal end time, window (day numbers), trend period."""
+    rows = []
+    for code in sorted(set(codes)):
+        period = period_from_code(code)
+        start, end = _period_dates(period)
+        rows.append(
+            (code, period.year, period.months, period_time(period), float(start.toordinal()), float(end.toordinal()),
+             period.is_quarter or period.kind == "Y", period.kind == "Y")
+        )  # fmt: skip
+    columns = ["period_code", "year", "months", "time", "start", "end", "trend", "is_year"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _in_force(frame: pd.DataFrame) -> np.ndarray:
+    """The carrier's validity overlaps the period's window (open dates: no limit)."""
+    vf, vt = frame["valid_from"].to_numpy(), frame["valid_to"].to_numpy()
+    return (np.isnan(vf) | (vf <= frame["end"].to_numpy())) & (np.isnan(vt) | (vt >= frame["start"].to_numpy()))
+
+
+_SERIES = ["tk", "scope_rank", "uid", "pid", "numerator", "denominator", "reporting_units", "value"]
+
+
+def _empty_series() -> pd.DataFrame:
+    floats = ("numerator", "denominator", "value")
+    columns = {c: pd.Series(dtype=float if c in floats else int) for c in _SERIES}
+    return pd.DataFrame(columns | {"org_unit_code": pd.Series(dtype=object), "period_code": pd.Series(dtype=object)})
+
+
+def _scoped(rows: pd.DataFrame, in_year: np.ndarray, aggregate_tks: np.ndarray, measures: list[str]) -> pd.DataFrame:
+    """Sums per (target, scope, unit, period) over rows in their input order: the aggregate over every
+    carrier in force (targets without unit_type, with the distinct agencies that reported) and one
+    per agency in force in the year. Units and periods as ids (uid, pid); the aggregate has uid -1."""
+    agg = {m: (m, "sum") for m in measures}
+    aggregate = rows[np.isin(rows["tk"].to_numpy(), aggregate_tks)]
+    aggregate = aggregate.groupby(["tk", "pid"], sort=False).agg(**agg, reporting_units=("uid", "nunique")).reset_index()
+    aggregate.insert(1, "scope_rank", 0)
+    aggregate.insert(2, "uid", -1)
+    per_agency = rows[np.isin(rows["tk"].to_numpy() * _UNIT_KEY + rows["uid"].to_numpy(), in_year)]
+    per_agency = per_agency.groupby(["tk", "uid", "pid"], sort=False).agg(**agg).reset_index()
+    per_agency.insert(1, "scope_rank", 1)
+    per_agency["reporting_units"] = 1
+    return pd.concat([frame for frame in (aggregate, per_agency) if not frame.empty] or [aggregate], ignore_index=True)
+
+
+_UNIT_KEY = 1 << 32  # (target, unit) as one integer: tk * _UNIT_KEY + uid
 
 
 def build_scorecard(
@@ -125,174 +258,256 @@ def build_scorecard(
     agency_parts: per agency numerator/denominator (indicator_code, agency_code, period_code,
     numerator, denominator) for all years (history feeds baselines and trends).
     element_values: (agency_code, period_code, code, value, kind) for all years (baseline reductions).
+
+    Set-based (docs/scorecard.md, "Scorecard cost"): the data rows are joined once with the
+    carriers of every target, filtered by validity, grouped per target x scope x unit x period,
+    and assessed column-wise (targets.assess_many). Rows come in catalog target order, the
+    aggregate first, then agencies by code, periods by code.
     """
     settings = settings if settings is not None else catalog.settings.get("scorecard", {})
-    indicators = catalog.indicators.set_index("code")
-    units = catalog.org_units.set_index("code")
-    rows: list[dict] = []
-    parts_by_indicator = {code: group for code, group in agency_parts.groupby("indicator_code")}
-    empty_parts = agency_parts.iloc[0:0]
-    for t in catalog.targets.to_dict("records"):
-        if not (t["start_year"] <= year <= t["deadline_year"]):
-            continue
-        ind = indicators.loc[t["indicator"]]
-        target = Target(
-            indicator=t["indicator"],
-            form=t["form"],
-            operator=t["operator"],
-            value=t["value"],
-            start_year=t["start_year"],
-            deadline_year=t["deadline_year"],
-            direction=ind["direction"],
-            value_max=None
-            if t["value_max"] is None or (isinstance(t["value_max"], float) and math.isnan(t["value_max"]))
-            else t["value_max"],
-            ramp=t["ramp"] if isinstance(t["ramp"], dict) else None,
-            baseline=t["baseline"] if isinstance(t["baseline"], dict) else None,
-            unit=ind["unit"],
+    prep = _prepared(catalog)
+    n_targets = len(prep.targets)
+    active = np.array([t["start_year"] <= year <= t["deadline_year"] for t in prep.targets], dtype=bool)
+    has_units = np.array([bool(codes) for codes in prep.units_of], dtype=bool)
+    methods = np.array([ind["method"] for ind in prep.indicators], dtype=object)
+    unit_type = np.array([bool(t["unit_type"]) for t in prep.targets], dtype=bool)
+    issuer = np.array([t["issuer"] for t in prep.targets], dtype=object)
+    start_year = np.array([t["start_year"] for t in prep.targets], dtype=int)
+    indicator = np.array([t["indicator"] for t in prep.targets], dtype=object)
+    numerator_code = np.array([ind["numerator"] for ind in prep.indicators], dtype=object)
+    multiplier = np.array(
+        [1.0 if ind["method"] == "weighted_mean" else float(ind["multiplier"] or 100) for ind in prep.indicators]
+    )
+    if n_targets == 0:
+        return pd.DataFrame([], columns=SCORECARD_COLUMNS)
+    periods = _period_table(
+        list(agency_parts["period_code"].unique()) + list(element_values["period_code"].unique()) + [f"{year}-Y"]
+    )
+    carriers = prep.carriers[active[prep.carriers["tk"].to_numpy()]]
+    # agencies in force in the year, per target (the agency rows)
+    year_window = periods[periods["period_code"] == f"{year}-Y"].iloc[0]
+    in_year = carriers.assign(start=year_window["start"], end=year_window["end"])
+    in_year = in_year[_in_force(in_year)]
+    scored = active & has_units & np.isin(np.arange(n_targets), in_year["tk"].to_numpy())
+    no_unit = active & has_units & ~scored
+    aggregate_tks = np.flatnonzero(scored & ~unit_type)
+    in_year_keys = in_year["tk"].to_numpy() * _UNIT_KEY + in_year["uid"].to_numpy()
+    series = []
+
+    period_index = pd.Index(periods["period_code"])
+    period_start, period_end = periods["start"].to_numpy(), periods["end"].to_numpy()
+
+    def joined(data: pd.DataFrame, key: str, codes: np.ndarray, which: np.ndarray, measures: list[str]) -> pd.DataFrame:
+        """Data rows of the targets `which` (matched on `key` = codes[tk]) from carriers in force in
+        their period, in (target, input) order."""
+        keys = pd.Index(pd.unique(codes[which]))
+        kid = keys.get_indexer(data[key])
+        uid = prep.unit_index.get_indexer(data["agency_code"])
+        keep = (kid >= 0) & (uid >= 0)
+        frame = pd.DataFrame(
+            {"_row": np.flatnonzero(keep), "kid": kid[keep], "uid": uid[keep]}
+            | {"pid": period_index.get_indexer(data["period_code"])[keep]}
+            | {m: data[m].to_numpy(float)[keep] for m in measures}
         )
-        area = _descendants(catalog, t["issuer"])
-        agencies = units[units.index.isin(area) & units["reports"]]
-        if t["level"] != "all":
-            agencies = agencies[agencies["admin_level"] == t["level"]]
-        if t["unit_type"]:
-            agencies = agencies[agencies["unit_type"] == t["unit_type"]]
-        codes = set(agencies.index)
-        if not codes:
-            continue
-        scopes: list[tuple[str, str, str, set[str]]] = []
-        if not t["unit_type"]:
-            scopes.append(
-                (
-                    "jurisdiction" if t["level"] == "all" else "level",
-                    t["issuer"],
-                    t["level"],
-                    codes,
-                )
-            )
-        scopes += [("agency", code, units.loc[code, "admin_level"], {code}) for code in sorted(codes)]
-        method = ind["method"]
-        multiplier = float(ind["multiplier"] or 100)
-        for scope, unit_code, level, members in scopes:
-            if method in ("ratio", "weighted_mean"):
-                of_indicator = parts_by_indicator.get(t["indicator"], empty_parts)
-                parts = of_indicator[of_indicator["agency_code"].isin(members)]
-                series = _series_ratio(parts, 1.0 if method == "weighted_mean" else multiplier) if not parts.empty else None
-            elif method == "baseline_reduction":
-                vals = element_values[element_values["agency_code"].isin(members)]
-                kind = catalog.element_kinds.get(ind["numerator"], "stock")
-                series = _series_reduction(
-                    vals,
-                    ind["numerator"],
-                    target.baseline or {"start_year": year - 1, "end_year": year - 1},
-                    kind,
-                )
-            else:
-                series = None  # external indicator: no form data measures it
-            if series is None or series.empty:
-                if scope != "agency" and method == "external":
-                    rows.append(
-                        _row(
-                            t,
-                            target,
-                            scope,
-                            unit_code,
-                            level,
-                            Period(year, "Y"),
-                            None,
-                            None,
-                            None,
-                            0,
-                            None,
-                            None,
-                            settings,
-                        )
-                    )
-                continue
-            series = series.assign(period=series["period_code"].map(period_from_code))
-            first_year = t["start_year"] - 1
-            in_trend = [
-                v is not None and not pd.isna(v) and (p.is_quarter or p.kind == "Y") and p.year >= first_year
-                for p, v in zip(series["period"], series["value"], strict=True)
-            ]
-            window = series.loc[in_trend]
-            window = window.assign(time=window["period"].map(period_time)).sort_values("time")
-            before_start = window[window["time"] <= t["start_year"]]
-            base_row = before_start.iloc[-1] if not before_start.empty else (window.iloc[0] if not window.empty else None)
-            baseline = (float(base_row["value"]), float(base_row["time"])) if base_row is not None else None
-            base_period = base_row["period_code"] if base_row is not None else None
-            for r in series.loc[[p.year == year for p in series["period"]]].itertuples():
-                value = None if r.value is None or (isinstance(r.value, float) and math.isnan(r.value)) else float(r.value)
-                rows.append(
-                    _row(
-                        t,
-                        target,
-                        scope,
-                        unit_code,
-                        level,
-                        r.period,
-                        value,
-                        r.numerator,
-                        r.denominator,
-                        r.reporting_units,
-                        baseline,
-                        base_period,
-                        settings,
-                    )
-                )
-    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+        links = carriers[np.isin(carriers["tk"].to_numpy(), which)]
+        links = links.assign(kid=keys.get_indexer(codes[links["tk"].to_numpy()]))
+        rows = frame.merge(links[["kid", "uid", "tk", "valid_from", "valid_to"]], on=["kid", "uid"], sort=False)
+        pid = rows["pid"].to_numpy()
+        vf, vt = rows["valid_from"].to_numpy(), rows["valid_to"].to_numpy()
+        alive = (np.isnan(vf) | (vf <= period_end[pid])) & (np.isnan(vt) | (vt >= period_start[pid]))
+        return rows[alive].sort_values(["tk", "_row"], kind="stable")
+
+    ratio_tks = np.flatnonzero(scored & np.isin(methods, ["ratio", "weighted_mean"]))
+    if len(ratio_tks):
+        rows = joined(agency_parts, "indicator_code", indicator, ratio_tks, ["numerator", "denominator"])
+        ratio = _scoped(rows, in_year_keys, aggregate_tks, ["numerator", "denominator"])
+        n, d = ratio["numerator"].to_numpy(float), ratio["denominator"].to_numpy(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio["value"] = np.where(d != 0, n / d * multiplier[ratio["tk"].to_numpy()], np.nan)
+        series.append(ratio)
+    reduction_tks = np.flatnonzero(scored & (methods == "baseline_reduction"))
+    if len(reduction_tks):
+        rows = joined(element_values.rename(columns={"value": "total"}), "code", numerator_code, reduction_tks, ["total"])
+        totals = _scoped(rows, in_year_keys, aggregate_tks, ["total"])
+        series.append(_reductions(totals, periods, prep, catalog, numerator_code, year))
+    series = [frame for frame in series if not frame.empty]
+    for frame in series:  # ids back to codes
+        uid = frame["uid"].to_numpy()
+        frame["org_unit_code"] = np.where(uid < 0, issuer[frame["tk"].to_numpy()], prep.unit_codes[uid])
+        frame["period_code"] = periods["period_code"].to_numpy()[frame["pid"].to_numpy()]
+    series = pd.concat(series, ignore_index=True) if series else _empty_series()
+    series = series.merge(periods[["period_code", "year", "time", "trend"]], on="period_code", how="left", sort=False)
+    rows = series[series["year"] == year].copy()
+    rows = rows.merge(_trend_baselines(series, start_year), on=["tk", "scope_rank", "org_unit_code"], how="left")
+    # rows without a series: every unit ended, or an external indicator (aggregate only)
+    special = [(k, "no_unit_in_force") for k in np.flatnonzero(no_unit)]
+    special += [(k, "external_indicator") for k in aggregate_tks if methods[k] == "external"]
+    if special:
+        extra = pd.DataFrame(
+            {
+                "tk": [k for k, _ in special],
+                "scope_rank": 0,
+                "org_unit_code": [issuer[k] for k, _ in special],
+                "period_code": f"{year}-Y",
+                "reporting_units": 0,
+                "year": year,
+                "time": float(year + 1),
+                "reason": [r for _, r in special],
+            }
+        )
+        rows = pd.concat([frame for frame in (rows, extra) if not frame.empty], ignore_index=True)
+    if rows.empty:
+        return pd.DataFrame([], columns=SCORECARD_COLUMNS)
+    rows = rows.sort_values(["tk", "scope_rank", "org_unit_code", "period_code"], kind="stable", ignore_index=True)
+    return _publish(rows, prep, methods, year, settings)
 
 
-def _row(
-    t,
-    target,
-    scope,
-    unit_code,
-    level,
-    period,
-    value,
-    numerator,
-    denominator,
-    reporting_units,
-    baseline,
-    base_period,
-    settings,
-) -> dict:
-    a = assess(target, period, value, baseline, settings)
-    final = target.value
-    if target.form == "ramp":
-        final = ramp_value(target, target.deadline_year)
-    return {
-        "plan_id": t["plan_id"],
-        "target_id": t["target_id"],
-        "indicator_code": t["indicator"],
-        "target_form": t["form"],
-        "operator": t["operator"],
-        "target_level": t["level"],
-        "scope": scope,
-        "org_unit_code": unit_code,
-        "admin_level": level,
-        "period_code": period.code,
-        "period_year": period.year,
-        "value": value,
-        "numerator": None if numerator is None or (isinstance(numerator, float) and math.isnan(numerator)) else float(numerator),
-        "denominator": None
-        if denominator is None or (isinstance(denominator, float) and math.isnan(denominator))
-        else float(denominator),
-        "reporting_units": int(reporting_units or 0),
-        "target_value": a.target_value if a else None,
-        "target_value_max": a.target_value_max if a else None,
-        "final_target_value": final,
-        "deadline_year": target.deadline_year,
-        "met": a.met if a else None,
-        "gap_points": a.gap if a else None,
-        "baseline_period": base_period if baseline else None,
-        "baseline_value": baseline[0] if baseline else None,
-        "required_value": a.required_value if a else None,
-        "progress_ratio": a.progress_ratio if a else None,
-        "status": a.status if a else "no_data",
-        "status_vi": STATUS_VI[a.status if a else "no_data"],
-        "projected_value": a.projected_value if a else None,
-        "projected_met": a.projected_met if a else None,
-        "source_vi": t["source_vi"],
+def _reductions(totals, periods, prep, catalog, numerator_code, year) -> pd.DataFrame:
+    """Reduction in % of each series against its baseline years (_series_reduction, per group)."""
+    pid = totals["pid"].to_numpy()
+    totals = totals.assign(
+        year=periods["year"].to_numpy()[pid], months=periods["months"].to_numpy()[pid], is_year=periods["is_year"].to_numpy()[pid]
+    )
+    tks = totals["tk"].to_numpy()
+    flow = np.array([catalog.element_kinds.get(code, "stock") == "flow" for code in numerator_code])[tks]
+    current = np.where(flow, totals["total"].to_numpy(float) / totals["months"].to_numpy(float), totals["total"])
+    spec = [prep.objects[k].baseline or {"start_year": year - 1, "end_year": year - 1} for k in range(len(prep.targets))]
+    first = np.array([int(b["start_year"]) for b in spec])[tks]
+    last = np.array([int(b["end_year"]) for b in spec])[tks]
+    mean = np.array([b.get("stat", "last") == "mean" for b in spec])[tks]
+    years = totals["year"].to_numpy()
+    picks = totals.assign(current=current, mean=mean)[
+        totals["is_year"].to_numpy(bool) & (years >= first) & (years <= last)
+    ].sort_values(["tk", "scope_rank", "uid", "year"], kind="stable")
+    bases: dict[tuple, float] = {}
+    picked: dict[tuple, list] = {}
+    for key in zip(picks["tk"], picks["scope_rank"], picks["uid"], picks["current"], picks["mean"], strict=True):
+        picked.setdefault(key[:3], [key[4]]).append(key[3])
+    for key, (use_mean, *values) in picked.items():
+        # the mean of the yearly figures when asked (flows per month), else the last year (one year: the same)
+        bases[key] = sum(values) / len(values) if use_mean or len(values) == 1 else values[-1]
+    keys = list(zip(totals["tk"], totals["scope_rank"], totals["uid"], strict=True))
+    base = np.array([bases.get(k, math.nan) for k in keys], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(base > 0, (1 - current / base) * 100, np.nan)
+    out = totals[["tk", "scope_rank", "uid", "pid", "reporting_units"]].copy()
+    out["numerator"], out["denominator"], out["value"] = current, base, value
+    return out[_SERIES]
+
+
+def _trend_baselines(series: pd.DataFrame, start_year: np.ndarray) -> pd.DataFrame:
+    """The trend's start per series: the last trend value at or before the start of the target's
+    first year, else the first one after it (ties in time: in period-code order)."""
+    keys = ["tk", "scope_rank", "org_unit_code"]
+    first_year = start_year[series["tk"].to_numpy(int)]
+    candidates = series[
+        series["value"].notna().to_numpy() & series["trend"].to_numpy(bool) & (series["year"].to_numpy() >= first_year - 1)
+    ]
+    candidates = candidates.sort_values([*keys, "time", "period_code"], kind="stable")
+    before = candidates[candidates["time"].to_numpy() <= start_year[candidates["tk"].to_numpy(int)]]
+    picked = pd.concat(
+        [before.drop_duplicates(keys, keep="last"), candidates.drop_duplicates(keys, keep="first")], ignore_index=True
+    ).drop_duplicates(keys, keep="first")
+    return picked[[*keys, "value", "time", "period_code"]].rename(
+        columns={"value": "base_value", "time": "base_time", "period_code": "base_period"}
+    )
+
+
+def _floats(values: np.ndarray):
+    """A float column with NaN for None, as pandas infers it from Python values row by row: float64,
+    or objects (all None) when there is no number at all."""
+    values = np.asarray(values, dtype=float)
+    return values if (~np.isnan(values)).any() else np.full(len(values), None, dtype=object)
+
+
+def _flags(values: np.ndarray):
+    """1.0 / 0.0 / NaN as True / False / None: bool when nothing is missing, else objects."""
+    values = np.asarray(values, dtype=float)
+    missing = np.isnan(values)
+    if len(values) and not missing.any():
+        return values == 1.0
+    out = (values == 1.0).astype(object)
+    out[missing] = None
+    return out
+
+
+def _objects(values) -> np.ndarray:
+    return np.asarray(values, dtype=object)
+
+
+def _publish(rows: pd.DataFrame, prep: _Prepared, methods: np.ndarray, year: int, settings: dict) -> pd.DataFrame:
+    """The scorecard's columns for the rows (targets.assess_many for the assessment)."""
+    n = len(rows)
+    tks = rows["tk"].to_numpy(int)
+    objects = prep.objects
+    raw = rows["value"].to_numpy(float) if "value" in rows else np.full(n, np.nan)
+    numerator = rows["numerator"].to_numpy(float) if "numerator" in rows else np.full(n, np.nan)
+    denominator = rows["denominator"].to_numpy(float) if "denominator" in rows else np.full(n, np.nan)
+    base_value = rows["base_value"].to_numpy(float) if "base_value" in rows else np.full(n, np.nan)
+    base_time = rows["base_time"].to_numpy(float) if "base_time" in rows else np.full(n, np.nan)
+    a = assess_many(objects, tks, np.full(n, year), rows["time"].to_numpy(float), raw, base_value, base_time, settings)
+    applicable = a["applicable"]
+    status = np.where(applicable & (a["status"] != None), a["status"], "no_data").astype(object)  # noqa: E711
+    # why there is no value
+    reason = rows["reason"].to_numpy(object) if "reason" in rows else np.full(n, None, dtype=object)
+    reason = np.where(pd.isna(reason), None, reason).astype(object)
+    computed = np.where(
+        (methods[tks] == "baseline_reduction") & np.isnan(denominator),
+        "no_baseline",
+        np.where(~np.isnan(denominator) & (denominator == 0), "zero_denominator", "missing_value"),
+    ).astype(object)
+    reason = np.where((reason == None) & np.isnan(raw), computed, reason)  # noqa: E711
+    reason = np.where(status == "no_data", reason, None)
+    texts = {
+        (st, r): STATUS_VI[st] + (f": {NO_DATA_REASON_VI[r]}" if r else "") for st, r in set(zip(status, reason, strict=True))
     }
+    status_vi = _objects([texts[key] for key in zip(status, reason, strict=True)])
+    # per target: final target value and published decimals
+    finals, digits = [], []
+    for target in objects:
+        final = ramp_value(target, target.deadline_year) if target.form == "ramp" else target.value
+        finals.append(math.nan if final is None else round_half_away(final, stated_decimals(target)))
+        digits.append(published_decimals(target))
+    has_base = ~np.isnan(base_value)
+    base_rounded = round_half_away_array(base_value, np.array(digits, dtype=int)[tks])
+    per_target = {name: _objects([t[name] for t in prep.targets]) for name in ("plan_id", "target_id", "indicator",
+                  "form", "operator", "level", "source_vi")}  # fmt: skip
+    take = {name: values[tks] for name, values in per_target.items()}
+    aggregate = rows["scope_rank"].to_numpy() == 0
+    uid = rows["uid"].fillna(-1).to_numpy(int) if "uid" in rows else np.full(n, -1)
+    base_period = rows["base_period"].to_numpy(object) if "base_period" in rows else np.full(n, None, dtype=object)
+    columns = {
+        "plan_id": take["plan_id"],
+        "target_id": take["target_id"],
+        "indicator_code": take["indicator"],
+        "target_form": take["form"],
+        "operator": take["operator"],
+        "target_level": take["level"],
+        "scope": np.where(aggregate, np.where(take["level"] == "all", "jurisdiction", "level"), "agency").astype(object),
+        "org_unit_code": rows["org_unit_code"].to_numpy(object),
+        "admin_level": np.where(aggregate, take["level"], prep.admin_level[np.maximum(uid, 0)]),
+        "period_code": rows["period_code"].to_numpy(object),
+        "period_year": np.full(n, year, dtype=np.int64),
+        "value": _floats(np.where(applicable, a["value"], raw)),
+        "numerator": _floats(numerator),
+        "denominator": _floats(denominator),
+        "reporting_units": rows["reporting_units"].fillna(0).to_numpy(np.int64),
+        "target_value": _floats(a["target_value"]),
+        "target_value_max": _floats(a["target_value_max"]),
+        "final_target_value": _floats(np.array(finals, dtype=float)[tks]),
+        "deadline_year": np.array([x.deadline_year for x in objects], dtype=np.int64)[tks],
+        "met": _flags(a["met"]),
+        "gap_points": _floats(a["gap"]),
+        "baseline_period": np.where(has_base, base_period, None),
+        "baseline_value": _floats(base_rounded),
+        "required_value": _floats(a["required_value"]),
+        "progress_ratio": _floats(a["progress_ratio"]),
+        "status": status,
+        "status_vi": status_vi,
+        "projected_value": _floats(a["projected_value"]),
+        "projected_met": _flags(a["projected_met"]),
+        "source_vi": take["source_vi"],
+        "met_rule": np.where(applicable, a["met_rule"], None),
+        "no_data_reason": reason,
+    }
+    return pd.DataFrame(columns, columns=SCORECARD_COLUMNS)

@@ -11,13 +11,17 @@ from pipelines.targets import (
     assess,
     baseline_reduction,
     classify,
+    edge_status,
     gap_points,
     is_met,
+    met_rule,
     period_time,
     progress_ratio,
     project,
     ramp_value,
     required_path_value,
+    round_half_away,
+    stated_decimals,
 )
 
 # Ngã Năm, Phụ lục I 2.c: town 2021 >= 20%, then +20 points a year per level (2022-2025).
@@ -164,3 +168,112 @@ def test_slipping_from_a_maintained_level_is_deterioration():
     result = assess(MAINTAIN, Period(2024, "Q3"), 250 / 3, (100.0, 2024.25))
     assert result.met is False and result.progress_ratio == -1.0 and result.status == "deterioration"
     assert assess(MAINTAIN, Period(2024, "Q3"), 100.0, (100.0, 2024.25)).status == "target_achieved"
+
+
+STRICT = Target("leaders_international", "threshold", ">", 30, 2026, 2030)
+
+
+@pytest.mark.parametrize(
+    ("x", "decimals", "rounded"),
+    [
+        (51.5625, 2, 51.56),
+        (79.995, 2, 80.0),  # 7999.5 after scaling: half away from zero, as DuckDB's round()
+        (0.285, 2, 0.28),  # 28.499999999999996 after scaling
+        (14.999999999999991, 2, 15.0),
+        (-2.5, 0, -3.0),
+        (-0.001, 2, 0.0),  # no negative zero
+        (None, 2, None),
+    ],
+)
+def test_round_half_away(x, decimals, rounded):
+    assert round_half_away(x, decimals) == rounded
+
+
+def test_stated_decimals_and_met_rule():
+    assert stated_decimals(PHASE) == 0 and stated_decimals(REDUCTION) == 1
+    assert met_rule(PHASE, 80) == ">= 80"
+    assert met_rule(STRICT, 30) == "> 30"
+    assert met_rule(RANGE, 25, 35) == "25 - 35"
+    assert met_rule(WAITING, 15) == "<= 15"
+    assert met_rule(REDUCTION, 2.5) == ">= 2.5"
+    assert met_rule(RAMP_TOWN, 60) == ">= 60"
+
+
+def test_float_noise_is_within_the_tolerance_but_strict_bounds_stay_strict():
+    assert is_met(">=", 14.999999999999991, 15) is True
+    assert is_met(">", 30.000000000000004, 30) is False
+    assert is_met("<", 14.999999999999998, 15) is False
+    assert gap_points(STRICT, 30.0, 30) == 0.0 and edge_status(STRICT, 30.0, 30) == "at_bound"
+    assert edge_status(STRICT, 29.99, 30) is None
+
+
+def test_range_sides():
+    assert edge_status(RANGE, 40.0, 25, 35) == "above_range"
+    assert edge_status(RANGE, 24.99, 25, 35) == "below_range"
+    assert edge_status(RANGE, 35.0, 25, 35) is None
+    # NN-34: 40% of the town PC's leaders against 25-35%, up from 20%: above the range, not progress
+    result = assess(RANGE, Period(2026, "Q2"), 40.0, (20.0, 2026.0))
+    assert (result.met, result.gap, result.status) == (False, 5.0, "above_range")
+    assert result.progress_ratio is None and result.projected_met is False
+    # coming down from 50% to 40%: still above, progress measured towards the upper bound
+    result = assess(RANGE, Period(2026, "Q2"), 40.0, (50.0, 2026.0))
+    assert result.status == "above_range" and result.progress_ratio > 0
+
+
+# ---------------------------------------------------------------- column-wise (the scorecard's path)
+GRID_TARGETS = [
+    PHASE,
+    RAMP_TOWN,
+    RAMP_CAPPED,
+    RANGE,
+    WAITING,
+    MAINTAIN,
+    REDUCTION,
+    Target("leaders_international", "threshold", ">", 30, 2022, 2026),
+    Target("waiting_time", "threshold", "<", 15, 2022, 2025, direction="lower", unit="phút"),
+    Target("x", "threshold", "=", 50, 2022, 2025),
+]
+GRID_VALUES = [None, 0, 2.5, 14.999999999999991, 15, 15.01, 25, 24.995, 30.000000000000004, 35, 35.005, 40, 59.99, 60,
+               79.994, 79.995, 80, 100, 104.2]  # fmt: skip
+GRID_BASELINES = [None, (0.0, 2021.0), (20.0, 2021.0), (60.0, 2022.25), (35.0, 2022.0), (100.0, 2024.0), (80.0, 2026.0)]
+
+
+@pytest.mark.parametrize("settings", [None, {"method": "linear"}])
+def test_assess_many_is_assess_row_by_row(settings):
+    """targets.assess_many (the scorecard's column-wise path) gives exactly what assess gives per row."""
+    from pipelines.targets import assess_many
+
+    rows = [
+        (w, Period(year, kind), value, base)
+        for w, target in enumerate(GRID_TARGETS)
+        for year in (target.start_year - 1, target.start_year, target.deadline_year)
+        for kind in ("Q1", "H1", "Y")
+        for value in GRID_VALUES
+        for base in GRID_BASELINES
+    ]
+    out = assess_many(
+        GRID_TARGETS,
+        [w for w, *_ in rows],
+        [p.year for _, p, _, _ in rows],
+        [period_time(p) for _, p, _, _ in rows],
+        [math.nan if v is None else v for _, _, v, _ in rows],
+        [b[0] if b else math.nan for *_, b in rows],
+        [b[1] if b else math.nan for *_, b in rows],
+        settings,
+    )
+
+    def plain(x):
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+    fields = ("value", "met_rule", "target_value", "target_value_max", "met", "required_value", "progress_ratio",
+              "status", "projected_value", "projected_met")  # fmt: skip
+    for i, (w, period, value, base) in enumerate(rows):
+        expected = assess(GRID_TARGETS[w], period, value, base, settings)
+        assert bool(out["applicable"][i]) == (expected is not None)
+        if expected is None:
+            continue
+        got = {f: plain(out[f][i]) for f in fields} | {"gap": plain(out["gap"][i])}
+        want = {f: getattr(expected, f) for f in fields} | {"gap": expected.gap}
+        want["met"] = None if want["met"] is None else float(want["met"])
+        want["projected_met"] = None if want["projected_met"] is None else float(want["projected_met"])
+        assert got == want, (GRID_TARGETS[w], period, value, base)

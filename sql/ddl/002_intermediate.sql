@@ -82,7 +82,9 @@ create table if not exists fct_target_scorecard (
     status_vi varchar,
     projected_value double,
     projected_met boolean,
-    source_vi varchar
+    source_vi varchar,
+    met_rule varchar,
+    no_data_reason varchar
 );
 
 -- One row per message sent (or written to the outbox); the key + content hash stop duplicates.
