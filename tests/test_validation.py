@@ -105,6 +105,7 @@ def bad_cases(catalog):
     )
     case("period_folder", {"V_PERIOD_MATCHES"}, sub=submission("period_folder", folder_period="2024-H1"))
     case("inactive", {"V_AGENCY_ACTIVE"}, sub=submission("inactive", agency="TD-PHONG-NNMT"))  # opens 1 March 2025
+    case("period_range", {"V_PERIOD_RANGE"}, sub=submission("period_range", period="2019-Q1"))  # before tracking began
     return cases
 
 
@@ -228,3 +229,91 @@ def test_rules_on_real_workbooks(tmp_path, catalog, engine, figures, rule, cell)
     hit = findings[findings["rule_id"] == rule]
     assert list(hit["submission_id"]) == ["bad"] and hit.iloc[0]["cell"] == cell
     assert findings[findings["submission_id"] == "good"].empty
+
+
+def _own_history_by_loop(long, history, min_history=4):
+    """The row-by-row definition own_history_z is vectorised from (kept here as the reference)."""
+    from pipelines.periods import period_from_code
+
+    out = pd.Series(float("nan"), index=long.index)
+    rates = history.assign(
+        rate=[
+            v / (period_from_code(p).months if k == "flow" else 1.0)
+            for v, p, k in zip(history["value"], history["period_code"], history["kind"], strict=True)
+        ]
+    )
+    grouped = {key: g["rate"].dropna() for key, g in rates.groupby(["agency_code", "code"])}
+    for idx, row in long.iterrows():
+        if pd.isna(row["value"]) or not isinstance(row["period_code"], str):
+            continue
+        past = grouped.get((row["agency_code"], row["code"]))
+        if past is None or len(past) < min_history:
+            continue
+        rate = row["value"] / (period_from_code(row["period_code"]).months if row["element_kind"] == "flow" else 1)
+        median = past.median()
+        mad = (past - median).abs().median()
+        if mad:
+            out[idx] = 0.6745 * (rate - median) / mad
+    return out
+
+
+def _stock_change_by_loop(long, history):
+    from pipelines.periods import period_from_code
+
+    def order(p):
+        return period_from_code(p).year * 100 + period_from_code(p).last_month
+
+    out = pd.Series(float("nan"), index=long.index)
+    hist = history.assign(order=history["period_code"].map(order))
+    for idx, row in long.iterrows():
+        if pd.isna(row["value"]) or not isinstance(row["period_code"], str):
+            continue
+        past = hist[(hist["agency_code"] == row["agency_code"]) & (hist["code"] == row["code"])]
+        past = past[past["order"] < order(row["period_code"])].dropna(subset=["value"]).sort_values("order", kind="stable")
+        if past.empty or past["value"].iloc[-1] == 0:
+            continue
+        out[idx] = (row["value"] - past["value"].iloc[-1]) / past["value"].iloc[-1] * 100
+    return out
+
+
+def test_history_scores_match_their_row_by_row_definition():
+    """own_history_z and stock_change_pct are vectorised; nasty cases against the plain loops."""
+    from pipelines.validation import own_history_z, stock_change_pct
+
+    history = pd.DataFrame(
+        [
+            ("A", p, "F.01", v, "flow")
+            for p, v in [("2023-Q1", 90.0), ("2023-H1", 190.0), ("2023-Q3", 100.0), ("2023-Y", 400.0), ("2022-Y", 380.0)]
+        ]
+        + [("B", p, "F.01", 30.0, "flow") for p in ("2023-Q1", "2023-Q3", "2022-Q1", "2022-Q3")]  # MAD 0
+        + [("C", p, "F.01", v, "flow") for p, v in [("2023-Q1", 1.0), ("2023-Q3", None), ("2022-Q3", 2.0), ("2022-Y", 9.0)]]
+        + [("A", "2023-Y", "S.01", 200.0, "stock"), ("A", "2023-Q3", "S.01", 150.0, "stock")]
+        + [("B", "2023-Y", "S.01", 0.0, "stock"), ("B", "2023-Q3", "S.01", 50.0, "stock")]  # latest is 0
+        + [("C", "2023-Y", "S.01", None, "stock"), ("C", "2023-Q3", "S.01", 40.0, "stock")]  # latest missing
+        + [("A", "2024-Y", "S.01", 999.0, "stock")],  # later than the value: not "previous"
+        columns=HISTORY_COLUMNS,
+    )
+    long = pd.DataFrame(
+        [
+            ("A", "2024-Q1", "F.01", 3000.0, "flow"),
+            ("A", "2024-H1", "F.01", 200.0, "flow"),
+            ("B", "2024-Q1", "F.01", 31.0, "flow"),
+            ("C", "2024-Q1", "F.01", 5.0, "flow"),
+            ("A", None, "F.01", 5.0, "flow"),
+            ("A", "2024-Q1", "F.01", None, "flow"),
+            ("Z", "2024-Q1", "F.01", 5.0, "flow"),
+            ("A", "2024-Q1", "S.01", 320.0, "stock"),
+            ("A", "2023-Q3", "S.01", 320.0, "stock"),  # no report of A closes before 2023-Q3
+            ("B", "2024-Q1", "S.01", 10.0, "stock"),
+            ("C", "2024-Q1", "S.01", 60.0, "stock"),
+            (None, None, None, None, None),
+        ],
+        columns=["agency_code", "period_code", "code", "value", "element_kind"],
+    )
+    pd.testing.assert_series_equal(own_history_z(long, history), _own_history_by_loop(long, history))
+    pd.testing.assert_series_equal(stock_change_pct(long, history), _stock_change_by_loop(long, history))
+    z = own_history_z(long, history)
+    assert z.iloc[0] > 3.5 and z.iloc[2:].isna().all()  # B's MAD is 0, C has 3 usable rates, Z none
+    change = stock_change_pct(long, history)
+    assert change.iloc[7] == pytest.approx(60.0) and change.iloc[10] == pytest.approx(50.0)
+    assert change.iloc[[8, 9, 11]].isna().all()  # nothing earlier; the latest was 0; no value
