@@ -53,8 +53,15 @@ def fct_data_element_value(context: AssetExecutionContext, warehouse: WarehouseR
             "percentages_within_0_100",
             asset="fct_indicator_value",
             blocking=True,
-            description="Percentage indicators lie in 0-100 and no numerator exceeds its denominator.",
-        )
+            description="Percentage indicators of report windows lie in 0-100 and no numerator exceeds its denominator "
+            "(no accepted workbook can break this: the ratio rules reject it first).",
+        ),
+        AssetCheckSpec(
+            "derived_quarter_percentages_within_0_100",
+            asset="fct_indicator_value",
+            description="Derived quarters (Q2 = H1 - Q1, Q4 = Y - H1 - Q3) give percentages in 0-100: a failure means an "
+            "agency's cumulative report disagrees with its earlier ones.",
+        ),
     ],
 )
 def fct_indicator_value(context: AssetExecutionContext, warehouse: WarehouseResource):
@@ -63,9 +70,11 @@ def fct_indicator_value(context: AssetExecutionContext, warehouse: WarehouseReso
     with warehouse.warehouse().connect() as con:
         rows = steps.indicator_values(con, year)
         meta = table_metadata(con, "fct_indicator_value", "period_year = $y", {"y": year}, rows)
-        broken = query(con, "quality/ratio_out_of_range", {"year": year})
+        broken = query(con, "quality/ratio_out_of_range", {"year": year, "derived": False})
+        derived = query(con, "quality/ratio_out_of_range", {"year": year, "derived": True})
     yield MaterializeResult(metadata=meta)
     yield rows_check("percentages_within_0_100", broken, AssetCheckSeverity.ERROR)
+    yield rows_check("derived_quarter_percentages_within_0_100", derived, AssetCheckSeverity.WARN)
 
 
 @multi_asset(

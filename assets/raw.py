@@ -37,7 +37,9 @@ def raw_workbooks(
     cat = catalog.load()
     with warehouse.warehouse().connect() as con:
         steps.ensure_dimensions(con, cat)
-        counts = steps.ingest_partition(con, cat, raw.path, pk, clock.now(), raw.register_path)
+        counts = steps.ingest_partition(
+            con, cat, raw.path, pk, clock.now(), raw.register_path, warehouse.parse_cache_dir, raw.limits()
+        )
         context.log.info(f"partition {pk}: {counts}")
         for table, rows in counts.items():
             yield MaterializeResult(

@@ -1,14 +1,18 @@
 """Command line: run the pipeline in-process on a raw folder and print where the results are.
 
 python -m pipelines demo                 # the shipped demo data, then a summary
-python -m pipelines run [--partition 2024-04-01 ...]
+python -m pipelines run [--quarter 2024-Q2 ...]      # or "Quý II/2024"; default: every quarter with files
 python -m pipelines summary
+python -m pipelines report --period 2024-Q4 --out reports/ [--jurisdiction TD]
+python -m pipelines describe [--json]                 # the published tables, columns, types and comments
+python -m pipelines export --to postgresql://user@host/db   # copy them to PostgreSQL
 python -m pipelines template --agency TD-XA-LIEUTU --period "Quý I/2025" --out form.xlsx
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import time
@@ -22,119 +26,247 @@ SUMMARY_INDICATORS = {
 }
 
 
+class CliError(Exception):
+    """A problem the user can fix: printed as a message, exit code 2, no traceback."""
+
+
 def _prepare_environment() -> None:
     """Local embedded defaults: DAGSTER_HOME at the repository root (dagster.yaml there)."""
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
     os.chdir(os.environ.get("CCHC_WORKDIR", str(REPO_ROOT)))
 
 
-def partitions_with_files(raw_dir: Path) -> list[str]:
-    from pipelines.ingest import (
-        UNASSIGNED,
-        file_partition,
-        folder_period,
-        scan_raw_folder,
-    )
-    from pipelines.workbook import read_workbook
+def partitions_with_files(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> list[str]:
+    """The quarters that have workbooks (read through the parse cache, so the quarterly runs that
+    follow do not parse them again)."""
+    from pipelines.ingest import UNASSIGNED, file_partition, folder_period, read_all, scan_raw_folder
 
-    keys = {file_partition(read_workbook(p), folder_period(p, raw_dir)) for p in scan_raw_folder(raw_dir)}
+    reads = read_all(scan_raw_folder(raw_dir), cache_dir, limits)
+    keys = {file_partition(read, folder_period(read.path, raw_dir)) for read in reads}
     return sorted(k for k in keys if k != UNASSIGNED)
 
 
-def run(partitions: list[str] | None = None, quiet: bool = False) -> list[str]:
-    """Publish the dimensions, then run the quarterly job for each partition, in order."""
+def resolve_quarters(texts: list[str] | None) -> list[str]:
+    """CLI quarter arguments ("2024-Q2", "Quý II/2024", "6 tháng đầu năm 2024", "2024-04-01") -> keys."""
+    from pipelines.partitions import QUARTER_KEYS
+    from pipelines.periods import PeriodError, parse_quarter
+
+    keys = []
+    for text in texts or []:
+        try:
+            key = parse_quarter(text)
+        except PeriodError as exc:
+            raise CliError(str(exc)) from None
+        if key not in QUARTER_KEYS:
+            first, last = min(QUARTER_KEYS), max(QUARTER_KEYS)
+            raise CliError(
+                f"Quý {key} nằm ngoài khoảng theo dõi {first} … {last} / quarter {key} is outside the tracked range {first} … {last}"
+            )
+        if key not in keys:
+            keys.append(key)
+    return sorted(keys)
+
+
+def _failure_paragraph(result, what: str) -> str:
+    """One paragraph for a failed run: which step, what went wrong, what to do."""
+    from dagster import DagsterEventType
+
+    failed_steps, reasons = [], []
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            failed_steps.append(event.step_key)
+            error = event.step_failure_data.error if event.step_failure_data else None
+            if error is not None:
+                cause = error
+                while cause.cause is not None:
+                    cause = cause.cause
+                reasons.append(cause.message.strip().splitlines()[0] if cause.message.strip() else error.message.strip())
+    checks = []
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.severity.value == "ERROR":
+            rows = evaluation.metadata.get("offending_rows")
+            count = evaluation.metadata.get("count")
+            checks.append(
+                f"kiểm tra/check {evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+                f" ({count.value if count else '?'} dòng/rows)\n{rows.value if rows else ''}"
+            )
+    lines = [f"LỖI / FAILED: {what}."]
+    if failed_steps:
+        lines.append(f"Bước lỗi / failed step: {', '.join(failed_steps)}.")
+    lines += [f"Nguyên nhân / cause: {r}" for r in reasons[:3]]
+    lines += checks
+    lines.append(
+        "Số liệu đã công bố trước đó vẫn giữ nguyên; chưa có gì được công bố từ lần chạy này. Sửa nguyên nhân rồi chạy lại"
+        " (chạy lại luôn an toàn). Thêm --debug để xem chi tiết kỹ thuật. / The previously published figures are unchanged;"
+        " nothing from this run was published. Fix the cause and run again (re-running is always safe); add --debug for the"
+        " technical details."
+    )
+    return "\n".join(lines)
+
+
+def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = False) -> list[str]:
+    """Refresh the dimensions, run the quarterly job for each partition in order (into the working
+    database), then publish the analysts' database once, atomically."""
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
+    from pipelines.partitions import QUARTER_KEYS
+    from pipelines.periods import partition_label
+    from pipelines.runs import reap_dead_runs, worker_tags
 
     instance = DagsterInstance.get()
+    reaped = reap_dead_runs(instance)
+    if reaped and not quiet:
+        print(f"  (đánh dấu thất bại các lần chạy đã chết / marked failed the dead runs: {', '.join(reaped)})")
     resources = defs.resources
     raw_dir = resources["raw"].path
-    partitions = partitions or partitions_with_files(raw_dir)
+    if not raw_dir.is_dir():
+        raise CliError(
+            f"Không tìm thấy thư mục nhận báo cáo {raw_dir.resolve()} (CCHC_RAW_DIR) / the raw folder {raw_dir.resolve()}"
+            " does not exist (CCHC_RAW_DIR): create it or point CCHC_RAW_DIR at the folder where workbooks land"
+        )
+    warehouse = resources["warehouse"]
+    partitions = partitions or [
+        k for k in partitions_with_files(raw_dir, warehouse.parse_cache_dir, resources["raw"].limits()) if k in QUARTER_KEYS
+    ]
     if not partitions:
         print(
             f"Không có tệp .xlsx nào trong {raw_dir} / no workbook under {raw_dir}",
             file=sys.stderr,
         )
         return []
-    quiet_logs = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    result = defs.resolve_job_def("cchc_catalog").execute_in_process(instance=instance, run_config=quiet_logs)
-    if not result.success:
-        raise SystemExit("catalog job failed")
-    for key in partitions:
+    log_level = "DEBUG" if debug else "WARNING"
+    quiet_logs = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    tags = worker_tags() | {"cchc/trigger": "cli"}
+
+    def execute(job_name: str, what: str, partition_key: str | None = None, extra_tags: dict | None = None):
         started = time.perf_counter()
-        result = defs.resolve_job_def("cchc_quarterly").execute_in_process(
-            partition_key=key, instance=instance, run_config=quiet_logs
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance,
+            run_config=quiet_logs,
+            partition_key=partition_key,
+            tags=tags | (extra_tags or {}),
+            raise_on_error=debug,
         )
-        if not quiet:
-            print(f"  quý {key}: {'ok' if result.success else 'FAILED'} ({time.perf_counter() - started:.1f} s)")
         if not result.success:
-            raise SystemExit(f"quarterly job failed for partition {key}")
+            raise CliError(_failure_paragraph(result, what))
+        return time.perf_counter() - started
+
+    # One writer: hold the working database for the whole sequence (catalog, quarters, publish),
+    # so no other run slips in between them.
+    with warehouse.run_lock().acquire(warehouse.lock_timeout_seconds, label="python -m pipelines run"):
+        execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
+        for key in partitions:
+            seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key)
+            if not quiet:
+                print(f"  {partition_label(key)}: ok ({seconds:.1f} s)")
+        seconds = execute(
+            "cchc_publish",
+            "công bố cơ sở dữ liệu / publishing the database",
+            extra_tags={"cchc/partitions": ",".join(partitions)},
+        )
+    if not quiet:
+        print(f"  công bố / published: {Path(resources['warehouse'].database_path).resolve()} ({seconds:.1f} s)")
     return partitions
 
 
 def summary() -> str:
     """A short text summary of the latest quarter in the warehouse."""
+    import duckdb
+
     from pipelines.definitions import defs
     from pipelines.warehouse import Warehouse
 
     db = Path(defs.resources["warehouse"].database_path).resolve()
+    if not db.exists():
+        raise CliError(
+            f"Chưa có cơ sở dữ liệu {db}: hãy chạy `python -m pipelines run` / no database at {db} yet: run the pipeline first"
+        )
     lines = [f"Kết quả / results: {db}"]
-    with Warehouse(db).connect(read_only=True) as con:
-        latest = con.execute(
-            "select period_code from fct_indicator_value where period_code similar to '[0-9]{4}-Q[1-4]' "
-            "order by period_year desc, period_code desc limit 1"
-        ).fetchone()
-        if not latest:
-            return "\n".join([*lines, "(chưa có số liệu / no indicator values yet)"])
-        period = latest[0]
-        lines.append(f"Quý gần nhất / latest quarter: {period}")
-        rows = con.execute(
-            "select indicator_code, org_unit_code, admin_level, value from fct_indicator_value "
-            "where period_code = $p and scope in ('level', 'jurisdiction') and list_contains($codes, indicator_code) "
-            "order by indicator_code, org_unit_code, case admin_level when 'all' then 9 else 0 end, admin_level",
-            {"p": period, "codes": list(SUMMARY_INDICATORS)},
-        ).fetchall()
-        for code, title in SUMMARY_INDICATORS.items():
-            lines.append(f"  {title}:")
-            for unit in sorted({u for c, u, _, _ in rows if c == code}):
-                parts = [f"{lvl} {val:.1f}%" for c, u, lvl, val in rows if c == code and u == unit and val is not None]
-                lines.append(f"    {unit}: " + "; ".join(parts))
-        rates = con.execute(
-            "select authority, period_code, reporting_rate, on_time_rate, missing_reports, late_reports from fct_reporting_rate "
-            "where admin_level = 'all' order by authority, period_code"
-        ).fetchall()
-        lines.append("Nộp báo cáo / reporting (rate %, on time %, missing, late):")
-        lines += [f"  {a} {p}: {r}% | {o}% | {m} | {late}" for a, p, r, o, m, late in rates]
-        alerts = con.execute("select alert_type, count(*) from fct_alert group by 1 order by 1").fetchall()
-        lines.append("Cảnh báo mở / open alerts: " + ", ".join(f"{t} {n}" for t, n in alerts))
-        off = con.execute(
-            "select plan_id, target_id, indicator_code, org_unit_code, admin_level, value, operator, target_value, gap_points, "
-            "status, projected_met from fct_target_scorecard where period_code = $p and met = false "
-            "order by scope = 'agency', gap_points desc",
-            {"p": period},
-        ).fetchall()
-        lines.append(f"Chỉ tiêu chưa đạt / targets not met in {period}: {len(off)} (fct_target_scorecard)")
-        for plan, target, indicator, unit, level, value, op, goal, gap, status, will in off[:8]:
-            outlook = {True: "sẽ đạt / on course", False: "không kịp / will miss"}.get(will, "chưa rõ / unknown")
-            lines.append(
-                f"  {plan} {target} {indicator} @ {unit} ({level}): {value:.1f} {op} {goal:g}, thiếu / short {gap:.1f} - {status}, {outlook}"
-            )
-    lines.append("Mở bằng / open with: duckdb -readonly " + str(db) + "   (docs/queries.md has example queries)")
+    try:
+        with Warehouse(db).connect(read_only=True) as con:
+            _summarise(con, lines)
+    except duckdb.IOException as exc:
+        raise CliError(
+            f"Không mở được {db} để đọc: có chương trình đang mở tệp ở chế độ ghi (hãy mở với -readonly) / cannot open {db}"
+            f" for reading: another program holds it read-write (open it read-only): {exc}"
+        ) from None
+    lines.append(f"Mở bằng / open with: {_duckdb_cli()} -readonly {db}   (docs/queries.md has example queries)")
     return "\n".join(lines)
+
+
+def _duckdb_cli() -> str:
+    """The DuckDB command line installed with the project (pip package duckdb-cli), as a runnable path."""
+    candidate = Path(sys.executable).parent / "duckdb"
+    return str(candidate) if candidate.exists() else "duckdb"
+
+
+def _summarise(con, lines: list[str]) -> None:
+    from pipelines.periods import period_sort_key
+
+    latest = con.execute(
+        "select period_code from fct_indicator_value where period_code similar to '[0-9]{4}-Q[1-4]' "
+        "order by period_year desc, period_code desc limit 1"
+    ).fetchone()
+    if not latest:
+        lines.append("(chưa có số liệu / no indicator values yet)")
+        return
+    period = latest[0]
+    lines.append(f"Quý gần nhất / latest quarter: {period}")
+    rows = con.execute(
+        "select indicator_code, org_unit_code, admin_level, value from fct_indicator_value "
+        "where period_code = $p and scope in ('level', 'jurisdiction') and list_contains($codes, indicator_code) "
+        "order by indicator_code, org_unit_code, case admin_level when 'all' then 9 else 0 end, admin_level",
+        {"p": period, "codes": list(SUMMARY_INDICATORS)},
+    ).fetchall()
+    for code, title in SUMMARY_INDICATORS.items():
+        lines.append(f"  {title}:")
+        for unit in sorted({u for c, u, _, _ in rows if c == code}):
+            parts = [f"{lvl} {val:.1f}%" for c, u, lvl, val in rows if c == code and u == unit and val is not None]
+            lines.append(f"    {unit}: " + "; ".join(parts))
+    rates = con.execute(
+        "select authority, period_code, reporting_rate, on_time_rate, missing_reports, late_reports from fct_reporting_rate "
+        "where admin_level = 'all'"
+    ).fetchall()
+    rates.sort(key=lambda r: (r[0], period_sort_key(r[1])))
+    lines.append("Nộp báo cáo / reporting (rate %, on time %, missing, late):")
+    lines += [f"  {a} {p}: {r}% | {o}% | {m} | {late}" for a, p, r, o, m, late in rates]
+    alerts = con.execute("select alert_type, count(*) from fct_alert group by 1 order by 1").fetchall()
+    lines.append("Cảnh báo mở / open alerts: " + ", ".join(f"{t} {n}" for t, n in alerts))
+    off = con.execute(
+        "select plan_id, target_id, indicator_code, org_unit_code, admin_level, value, operator, target_value, gap_points, "
+        "status, projected_met from fct_target_scorecard where period_code = $p and met = false "
+        "order by scope = 'agency', gap_points desc",
+        {"p": period},
+    ).fetchall()
+    lines.append(f"Chỉ tiêu chưa đạt / targets not met in {period}: {len(off)} (fct_target_scorecard)")
+    for plan, target, indicator, unit, level, value, op, goal, gap, status, will in off[:8]:
+        outlook = {True: "sẽ đạt / on course", False: "không kịp / will miss"}.get(will, "chưa rõ / unknown")
+        lines.append(
+            f"  {plan} {target} {indicator} @ {unit} ({level}): {value:.1f} {op} {goal:g}, thiếu / short {gap:.1f} - {status}, {outlook}"
+        )
 
 
 def template(agency: str, period: str, out: Path) -> Path:
     """A blank CCHC-1 workbook for one agency and period, every data element row present."""
     from pipelines.catalog import Catalog
     from pipelines.form_writer import FormContent, Quirks, write_form
-    from pipelines.periods import parse_period
+    from pipelines.periods import PeriodError, parse_period
 
     catalog = Catalog.load(Path(os.environ.get("CCHC_CATALOG_DIR", "catalog")))
     unit = catalog.units_by_code.get(agency)
     if unit is None:
-        raise SystemExit(f"Mã đơn vị không có trong danh mục / unknown agency code: {agency}")
-    label = parse_period(period).label_vi
+        near = difflib.get_close_matches(agency.upper(), list(catalog.units_by_code), n=5, cutoff=0.6)
+        hint = f" (gần giống / similar: {', '.join(near)})" if near else ""
+        raise CliError(f"Mã đơn vị '{agency}' không có trong danh mục (org_units.csv) / unknown agency code: '{agency}'{hint}")
+    try:
+        label = parse_period(period).label_vi
+    except PeriodError:
+        raise CliError(
+            f"Kỳ báo cáo '{period}' không hợp lệ: hãy viết Quý I/2025, 6 tháng đầu năm 2025, Quý III/2025, Năm 2025 hoặc"
+            f" 2025-Q1, 2025-H1, 2025-Q3, 2025-Y / '{period}' is not a report period: write e.g. 'Quý I/2025' or 2025-Q1"
+            " (the form has Q1, H1, Q3 and year reports)"
+        ) from None
     elements = catalog.data_elements
     labels = {r["code"]: (("- " if r["parent_code"] else "") + r["name_vi"], r["unit"]) for r in elements.to_dict("records")}
     content = FormContent(
@@ -145,21 +277,73 @@ def template(agency: str, period: str, out: Path) -> Path:
         {c: None for c in elements["code"]},
         labels=labels,
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
     return write_form(out, content, Quirks(title_rows=2))
 
 
-def describe_command(database: Path | None, as_json: bool) -> int:
-    import json
+def report_command(period: str, out: Path, jurisdiction: str | None) -> list[Path]:
+    """The PAR office's quarterly report (xlsx, PDF, PNG charts) from the published database."""
+    import duckdb
 
-    from pipelines.schema import describe
+    from pipelines.catalog import Catalog
+    from pipelines.definitions import defs
+    from pipelines.periods import parse_quarter, partition_quarter
+    from pipelines.report import jurisdictions, write_report
+
+    quarter = partition_quarter(parse_quarter(period)).code
+    db = Path(defs.resources["warehouse"].database_path).resolve()
+    if not db.exists():
+        raise CliError(
+            f"Chưa có cơ sở dữ liệu {db}: hãy chạy `python -m pipelines run` / no database at {db} yet: run the pipeline first"
+        )
+    catalog = Catalog.load(Path(defs.resources["catalog"].catalog_dir))
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        known = jurisdictions(con)
+        if jurisdiction and jurisdiction not in known:
+            raise CliError(
+                f"Không có địa bàn '{jurisdiction}' trong số liệu (có: {', '.join(known) or 'không có'})"
+                f" / no jurisdiction '{jurisdiction}' in the data (known: {', '.join(known) or 'none'})"
+            )
+        if not known:
+            raise CliError(f"Chưa có số liệu để lập báo cáo trong {db} / no data to report in {db}")
+        return write_report(con, catalog, quarter, out, jurisdiction)
+    finally:
+        con.close()
+
+
+def describe_command(database: Path | None, as_json: bool) -> int:
+    from pipelines.schema import render
 
     database = database or Path(os.environ.get("CCHC_DATABASE", "data/curated/cchc.duckdb"))
-    tables = describe(database)
-    if as_json:
-        print(json.dumps(tables, ensure_ascii=False))
-    else:
-        for table, columns in tables.items():
-            print(f"{table}: " + ", ".join(f"{c['name']} {c['type']}" for c in columns))
+    if not database.exists():
+        raise CliError(f"Không có tệp cơ sở dữ liệu {database} / no database file {database}")
+    print(render(database, as_json))
+    return 0
+
+
+def export_command(database: Path | None, url: str, schema: str | None) -> int:
+    """Copy the published tables, with their comments, to an organisation's PostgreSQL (SQLAlchemy)."""
+    from pipelines.export import export
+
+    database = database or Path(os.environ.get("CCHC_DATABASE", "data/curated/cchc.duckdb"))
+    if not database.exists():
+        raise CliError(
+            f"Không có tệp cơ sở dữ liệu {database}: hãy chạy pipeline trước / no database file {database}: run the pipeline first"
+        )
+    try:
+        counts = export(database, url, schema)
+    except Exception as exc:  # a server that refuses, a bad URL: the user's to fix, named without the password
+        import sqlalchemy
+
+        if isinstance(exc, sqlalchemy.exc.SQLAlchemyError | ValueError):
+            raise CliError(
+                f"Không xuất được sang PostgreSQL ({type(exc).__name__}): {str(exc).splitlines()[0]} / the export to PostgreSQL failed;"
+                " nothing was changed there"
+            ) from None
+        raise
+    for table, rows in counts.items():
+        print(f"{table}: {rows}")
     return 0
 
 
@@ -169,35 +353,84 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and Dagster logs")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="run on the shipped demo data (data/raw) and print a summary")
     run_p = sub.add_parser(
         "run",
-        help="run the quarterly job for partitions (default: every quarter with files)",
+        help="run the quarterly job for quarters (default: every quarter with files), then publish",
     )
     run_p.add_argument(
         "--partition",
+        "--quarter",
+        dest="partition",
         action="append",
-        help="quarter partition key, e.g. 2024-04-01 (repeatable)",
+        help='a quarter: 2024-Q2, "Quý II/2024" or "6 tháng đầu năm 2024" (repeatable)',
     )
     sub.add_parser("summary", help="print the summary of the latest quarter")
     desc = sub.add_parser("describe", help="list the curated tables and their columns (JSON with --json)")
     desc.add_argument("--database", type=Path, help="DuckDB file (default: CCHC_DATABASE or data/curated/cchc.duckdb)")
     desc.add_argument("--json", action="store_true")
+    rep = sub.add_parser("report", help="write the PAR office's quarterly report (xlsx, PDF, PNG charts)")
+    rep.add_argument("--period", required=True, help='a quarter: 2024-Q4 or "Quý IV/2024"')
+    rep.add_argument("--out", required=True, type=Path, help="folder to write into")
+    rep.add_argument("--jurisdiction", help="one jurisdiction code (default: one set per jurisdiction)")
+    exp = sub.add_parser("export", help="copy the published tables to PostgreSQL (SQLAlchemy), with their comments")
+    exp.add_argument("--to", required=True, help="postgresql://user@host:port/dbname (a password may come from PGPASSWORD)")
+    exp.add_argument("--database", type=Path, help="DuckDB file (default: CCHC_DATABASE or data/curated/cchc.duckdb)")
+    exp.add_argument("--schema", help="PostgreSQL schema (default: the server's default)")
     tpl = sub.add_parser("template", help="write a blank reporting workbook for an agency")
     tpl.add_argument("--agency", required=True)
     tpl.add_argument("--period", required=True)
     tpl.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes")
+    try:
+        return _dispatch(args, debug)
+    except KeyboardInterrupt:
+        print("Đã dừng / interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug or not _is_user_error(exc):
+            if not debug:
+                print(
+                    f"LỖI HỆ THỐNG / INTERNAL ERROR: {type(exc).__name__}: {exc}\n"
+                    "Đây là lỗi của chương trình, không phải của số liệu; hãy báo cho người quản trị kèm kết quả chạy lại với --debug."
+                    " / This is a defect, not a data problem: report it with the output of a re-run with --debug.",
+                    file=sys.stderr,
+                )
+                return 3
+            raise
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    from pipelines.catalog import CatalogError
+    from pipelines.errors import ConfigError
+    from pipelines.locking import WarehouseBusy
+    from pipelines.periods import PeriodError
+
+    return isinstance(exc, CliError | CatalogError | PeriodError | ConfigError | WarehouseBusy | OSError)
+
+
+def _dispatch(args, debug: bool) -> int:
     _prepare_environment()
     if args.command == "describe":
         return describe_command(args.database, args.json)
     if args.command == "template":
         print(template(args.agency, args.period, args.out))
         return 0
+    if args.command == "export":
+        return export_command(args.database, args.to, args.schema)
+    if args.command == "report":
+        for path in report_command(args.period, args.out, args.jurisdiction):
+            print(path)
+        return 0
     if args.command in ("demo", "run"):
+        quarters = resolve_quarters(getattr(args, "partition", None))
         print("Đang chạy pipeline / running the pipeline ...")
-        done = run(getattr(args, "partition", None))
+        done = run(quarters, debug=debug)
         if not done:
             return 1
     print(summary())

@@ -21,12 +21,13 @@ from assets.intermediate import (
     int_finding,
     int_submission_status,
 )
+from assets.publish import published_database
 from assets.raw import raw_workbooks
 from assets.staging import staging
-from pipelines.jobs import catalog_job, quarterly_job
+from pipelines.jobs import catalog_job, publish_job, quarterly_job
 from pipelines.resources import build_resources
 from pipelines.schedules import build_quarterly_schedule
-from pipelines.sensors import catalog_sensor, raw_folder_sensor
+from pipelines.sensors import catalog_sensor, publish_after_success, raw_folder_sensor, reap_dead_runs_sensor
 
 ALL_ASSETS = [
     dimensions,
@@ -44,6 +45,7 @@ ALL_ASSETS = [
     fct_target_scorecard,
     fct_plan_task_status,
     notification_log,
+    published_database,
 ]
 
 
@@ -52,9 +54,9 @@ def build_definitions(env=None) -> Definitions:
     catalog = resources["catalog"].load()
     return Definitions(
         assets=ALL_ASSETS,
-        jobs=[quarterly_job, catalog_job],
+        jobs=[quarterly_job, catalog_job, publish_job],
         schedules=[build_quarterly_schedule(catalog)],
-        sensors=[raw_folder_sensor, catalog_sensor],
+        sensors=[raw_folder_sensor, catalog_sensor, publish_after_success, reap_dead_runs_sensor],
         resources=resources,
     )
 

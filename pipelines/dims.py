@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
 
 from pipelines.catalog import Catalog
-from pipelines.periods import Period
-
-DIM_YEARS = range(2020, 2031)
+from pipelines.partitions import FIRST_YEAR
+from pipelines.periods import Period, period_sort_key
 
 
 def dim_agency(catalog: Catalog) -> pd.DataFrame:
@@ -50,12 +50,12 @@ def current_unit(catalog: Catalog, code: str) -> str:
 
 def dim_data_element(catalog: Catalog) -> pd.DataFrame:
     """One row per data element code of the reporting form."""
-    return catalog.data_elements.replace({"": None})
+    return catalog.data_elements.drop(columns="_line").replace({"": None})
 
 
 def dim_indicator(catalog: Catalog) -> pd.DataFrame:
     """One row per indicator (form-computed and external)."""
-    ind = catalog.indicators.rename(
+    ind = catalog.indicators.drop(columns="_line").rename(
         columns={
             "code": "indicator_code",
             "numerator": "numerator_code",
@@ -70,7 +70,7 @@ def dim_indicator(catalog: Catalog) -> pd.DataFrame:
 def dim_period(catalog: Catalog) -> pd.DataFrame:
     """One row per period x reporting authority: window, due time (report windows only)."""
     rows = []
-    for year in DIM_YEARS:
+    for year in period_years(catalog):
         for kind in ("Q1", "Q2", "H1", "Q3", "Q4", "Y"):
             period = Period(year, kind)
             for cal in catalog.calendars.to_dict("records"):
@@ -82,6 +82,7 @@ def dim_period(catalog: Catalog) -> pd.DataFrame:
                         "period_year": year,
                         "period_kind": kind,
                         "label_vi": period.label_vi,
+                        "period_sort": period_sort_number(period.code),
                         "is_report_window": period.is_report,
                         "is_quarter": period.is_quarter,
                         "is_derived": period.is_derived,
@@ -94,6 +95,20 @@ def dim_period(catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def period_years(catalog: Catalog) -> range:
+    """Every year a partition, a plan or a phase can name: from the first plan year (or the first
+    partition year) to the last plan year (or the end of next year)."""
+    first = min([FIRST_YEAR, *catalog.plans.get("start_year", [])])
+    last = max([dt.date.today().year + 1, *catalog.plans.get("end_year", [])])
+    return range(int(first), int(last) + 1)
+
+
+def period_sort_number(code: str) -> int:
+    """An integer that sorts period codes in time (Q1 < Q2 < H1 < Q3 < Q4 < Y)."""
+    year, month, cumulative = period_sort_key(code)
+    return year * 1000 + month * 10 + cumulative
+
+
 def dim_plan(catalog: Catalog) -> pd.DataFrame:
     """One row per plan."""
     plans = catalog.plans.copy()
@@ -103,7 +118,7 @@ def dim_plan(catalog: Catalog) -> pd.DataFrame:
 
 def dim_target(catalog: Catalog) -> pd.DataFrame:
     """One row per plan target, with the seed sentence it comes from."""
-    targets = catalog.targets.copy()
+    targets = catalog.targets.drop(columns=["file", "index"])
     for col in ("ramp", "baseline"):
         targets[col] = targets[col].map(lambda v: json.dumps(v, ensure_ascii=False) if v else None)
     return targets
@@ -111,7 +126,7 @@ def dim_target(catalog: Catalog) -> pd.DataFrame:
 
 def dim_contact(catalog: Catalog) -> pd.DataFrame:
     """One row per contact (submitter of an agency, PAR office of a jurisdiction)."""
-    return catalog.contacts.copy()
+    return catalog.contacts.drop(columns="_line", errors="ignore")
 
 
 DIMENSIONS = {

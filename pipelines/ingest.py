@@ -8,7 +8,12 @@ declared one cannot be read, and a mismatch between the two is a finding.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
+import hashlib
+import logging
+import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +30,7 @@ from pipelines.text import clean
 from pipelines.workbook import WorkbookRead, read_workbook
 
 UNASSIGNED = "unassigned"
+log = logging.getLogger(__name__)
 
 
 def scan_raw_folder(raw_dir: Path) -> list[Path]:
@@ -33,8 +39,12 @@ def scan_raw_folder(raw_dir: Path) -> list[Path]:
     if not raw_dir.exists():
         return []
     files = []
+    root = raw_dir.resolve()
     for path in raw_dir.rglob("*"):
         if not path.is_file() or path.suffix.lower() not in (".xlsx", ".xlsm"):
+            continue
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            log.warning("skipped %s: a link to a file outside the raw folder", path)
             continue
         if path.name.startswith(("~$", ".")) or any(p.startswith(".") for p in path.relative_to(raw_dir).parts[:-1]):
             continue
@@ -99,8 +109,14 @@ def load_receipt_register(path: Path | None) -> dict[str, Receipt]:
 
 
 def file_partition(read: WorkbookRead, folder: Period | None) -> str:
+    """The quarter partition that collects the workbook's period; UNASSIGNED when the period
+    cannot be read or lies outside the partitions (a future or a too-old year): such a
+    workbook is still on record, validated and answered."""
+    from pipelines.partitions import QUARTER_KEYS
+
     period = read.period or folder
-    return report_partition_key(period) if period else UNASSIGNED
+    key = report_partition_key(period) if period else UNASSIGNED
+    return key if key in QUARTER_KEYS else UNASSIGNED
 
 
 def record_first_seen(con, reads: list[WorkbookRead], now: dt.datetime) -> dict[str, dt.datetime]:
@@ -222,13 +238,103 @@ def raw_frames(
     }
 
 
-def read_for_partition(raw_dir: Path, partition_key: str) -> list[tuple[WorkbookRead, str]]:
-    """Read every workbook and keep those that belong to the partition (or to no partition)."""
+def read_for_partition(
+    raw_dir: Path, partition_key: str, cache_dir: Path | None = None, limits=None
+) -> list[tuple[WorkbookRead, str]]:
+    """Read every workbook (through the parse cache) and keep those that belong to the partition
+    (or to no partition)."""
     raw_dir = Path(raw_dir)
     kept = []
-    for path in scan_raw_folder(raw_dir):
-        read = read_workbook(path)
-        target = file_partition(read, folder_period(path, raw_dir))
+    for read in read_all(scan_raw_folder(raw_dir), cache_dir, limits):
+        target = file_partition(read, folder_period(read.path, raw_dir))
         if target in (partition_key, UNASSIGNED):
             kept.append((read, target))
     return kept
+
+
+# ----------------------------------------------------------------------------- parse cache
+# A workbook is parsed once per content: the result is kept under its SHA-256 (and the reader's
+# own version, a hash of the reader's source, so a new reader never trusts an old parse). A
+# re-run, or the next quarter's run over the same raw folder, only hashes the files.
+_READER_MODULES = ("workbook", "numbers", "text", "periods", "limits", "filetype")
+PARALLEL_FROM = 24  # new workbooks: fewer than this are read in-process (a pool costs ~0.3 s to start)
+
+
+def reader_version() -> str:
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _READER_MODULES:
+        path = here / f"{name}.py"
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _file_hash(path: Path, limits) -> str | None:
+    """The content hash of a file the reader may read whole; None (no caching) for anything else:
+    a file over the size limit is refused by the reader without being read."""
+    from pipelines.limits import ReadLimits
+    from pipelines.workbook import file_hash
+
+    try:
+        if Path(path).stat().st_size > (limits or ReadLimits()).max_file_bytes:
+            return None
+        return file_hash(path)
+    except OSError:
+        return None
+
+
+def _cache_file(cache_dir: Path, content_hash: str, limits) -> Path:
+    tag = hashlib.sha256(repr(limits).encode()).hexdigest()[:8] if limits is not None else "default"
+    return Path(cache_dir) / reader_version() / f"{content_hash}.{tag}.pickle"
+
+
+def _load_cached(cache_file: Path, path: Path) -> WorkbookRead | None:
+    try:
+        with open(cache_file, "rb") as handle:
+            read = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        return None
+    return dataclasses.replace(read, path=Path(path))
+
+
+def _store(cache_file: Path, read: WorkbookRead) -> None:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        pickle.dump(read, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, cache_file)
+
+
+def _read_one(args: tuple[Path, object]) -> WorkbookRead:
+    path, limits = args
+    return read_workbook(path, limits) if limits is not None else read_workbook(path)
+
+
+def read_all(paths: list[Path], cache_dir: Path | None = None, limits=None, workers: int | None = None) -> list[WorkbookRead]:
+    """Read workbooks, in the order given: cached parses where the content was seen before, the
+    rest read anew (in parallel processes when there are many) and cached."""
+    paths = [Path(p) for p in paths]
+    results: dict[int, WorkbookRead] = {}
+    misses: list[tuple[int, Path, Path | None]] = []
+    for i, path in enumerate(paths):
+        content_hash = _file_hash(path, limits) if cache_dir else None
+        cache_file = _cache_file(cache_dir, content_hash, limits) if content_hash else None
+        cached = _load_cached(cache_file, path) if cache_file and cache_file.exists() else None
+        if cached is not None:
+            results[i] = cached
+        else:
+            misses.append((i, path, cache_file))
+    workers = workers or os.cpu_count() or 1
+    if len(misses) >= PARALLEL_FROM and workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            reads = list(pool.map(_read_one, [(p, limits) for _, p, _ in misses], chunksize=8))
+    else:
+        reads = [_read_one((p, limits)) for _, p, _ in misses]
+    for (i, _, cache_file), read in zip(misses, reads, strict=True):
+        results[i] = read
+        if cache_file is not None and read.content_hash == cache_file.name.split(".")[0]:
+            _store(cache_file, read)
+    return [results[i] for i in range(len(paths))]

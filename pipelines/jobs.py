@@ -1,4 +1,8 @@
-"""Jobs: the quarterly pipeline (partitioned) and the catalog refresh (dimensions).
+"""Jobs: the quarterly pipeline (partitioned), the catalog refresh (dimensions), and the publish.
+
+The first two write the private working database; `cchc_publish` then copies its curated
+tables to the analysts' file in one atomic switch (the `publish_after_success` sensor starts
+it after each successful run of the other two; the CLI runs it once at the end).
 
 Both run in-process: DuckDB allows one writer per file, so steps run one after another
 in a single process (a distributed executor needs a shared catalog such as DuckLake on
@@ -12,6 +16,7 @@ from pipelines.partitions import quarterly_partitions
 
 DIMENSION_SELECTION = AssetSelection.assets(*DIMENSIONS)
 QUARTERLY_SELECTION = AssetSelection.groups("raw", "staging", "intermediate", "curated", "delivery") - DIMENSION_SELECTION
+PUBLISH_SELECTION = AssetSelection.groups("publish")
 
 quarterly_job = define_asset_job(
     "cchc_quarterly",
@@ -26,4 +31,11 @@ catalog_job = define_asset_job(
     selection=DIMENSION_SELECTION,
     executor_def=in_process_executor,
     description="Publish the dimension tables from the catalog folder.",
+)
+
+publish_job = define_asset_job(
+    "cchc_publish",
+    selection=PUBLISH_SELECTION,
+    executor_def=in_process_executor,
+    description="Replace the analysts' database (CCHC_DATABASE) with the working database's curated tables, atomically.",
 )

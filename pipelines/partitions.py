@@ -1,17 +1,35 @@
-"""Quarterly partitions: partition "2024-04-01" is the second quarter of 2024.
+"""Quarterly partitions, keyed as people say them: "2024-Q2" is the second quarter of 2024.
 
 Each quarter collects the report window that closes in it: Q1 -> 2024-Q1, Q2 -> 2024-H1
-(and derives 2024-Q2), Q3 -> 2024-Q3, Q4 -> 2024-Y (and derives 2024-Q4). end_offset=1
-keeps the current quarter available, since a report is due inside its own quarter
-(e.g. the 11th of March for Q1).
+(and derives 2024-Q2), Q3 -> 2024-Q3, Q4 -> 2024-Y (and derives 2024-Q4).
+
+The keys are a static list (Dagster's time-window partitions can only name a quarter by a
+date, "2024-04-01", which nobody says): from the first plan year through the end of next
+year, so the current quarter always exists, even in a code location loaded a year ago.
+Earlier versions used the date keys; `python -m pipelines run --partition 2024-04-01` still
+accepts them, and the warehouse migrates stored keys on first open (pipelines/warehouse.py).
 """
 
-from dagster import TimeWindowPartitionsDefinition
+from __future__ import annotations
 
-quarterly_partitions = TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 1 1,4,7,10 *",
-    start="2021-01-01",
-    fmt="%Y-%m-%d",
-    timezone="Asia/Ho_Chi_Minh",
-    end_offset=1,
-)
+import datetime as dt
+
+from dagster import StaticPartitionsDefinition
+
+from pipelines.periods import LOCAL_TZ, partition_key
+
+FIRST_YEAR = 2021  # the earliest plan in the catalog (Ngã Năm 2021-2030)
+
+
+def quarter_keys(first_year: int = FIRST_YEAR, today: dt.date | None = None) -> list[str]:
+    today = today or dt.datetime.now(tz=LOCAL_TZ).date()
+    return [partition_key(year, quarter) for year in range(first_year, today.year + 2) for quarter in (1, 2, 3, 4)]
+
+
+def current_quarter_key(now: dt.datetime) -> str:
+    local = now.astimezone(LOCAL_TZ) if now.tzinfo else now
+    return partition_key(local.year, (local.month - 1) // 3 + 1)
+
+
+quarterly_partitions = StaticPartitionsDefinition(quarter_keys())
+QUARTER_KEYS = frozenset(quarterly_partitions.get_partition_keys())

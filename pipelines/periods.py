@@ -130,6 +130,8 @@ def parse_period(text: object) -> Period:
     if m:
         kind = m.group(2).upper()
         period = Period(int(m.group(1)), "Y" if kind == "N" else kind)
+    elif m := _QUARTER_TEXT.match(key):
+        period = Period(int(m.group(2)), f"Q{_ROMAN[m.group(1)]}")
     elif m := _QUARTER_VI.search(key):
         q = _ROMAN[m.group(1)]
         period = Period(int(m.group(2)), f"Q{q}")
@@ -152,12 +154,49 @@ def period_from_code(code: str) -> Period:
     return Period(int(year), kind)
 
 
+_PARTITION = re.compile(r"^(\d{4})-Q([1-4])$")
+_LEGACY_PARTITION = re.compile(r"^(\d{4})-(01|04|07|10)-01$")
+_QUARTER_TEXT = re.compile(r"^(?:q|quy)\s*(iv|iii|ii|i|[1-4])\s*(?:[/\- ]|nam)*\s*(\d{4})$")
+_YEAR_QUARTER_TEXT = re.compile(r"^(\d{4})\s*[-/ ]?\s*q([1-4])$")
+
+
+def partition_key(year: int, quarter: int) -> str:
+    """The quarter partition key people read: "2024-Q2"."""
+    return f"{year}-Q{quarter}"
+
+
 def partition_to_quarter(partition_key: str) -> tuple[int, int]:
-    """Dagster quarterly partition key ("2024-04-01") -> (year, quarter)."""
-    day = dt.date.fromisoformat(partition_key)
-    if day.day != 1 or day.month not in (1, 4, 7, 10):
-        raise PeriodError(f"not a quarter partition key: {partition_key!r}")
-    return day.year, (day.month - 1) // 3 + 1
+    """Quarter partition key ("2024-Q2") -> (year, quarter)."""
+    m = _PARTITION.match(str(partition_key))
+    if not m:
+        raise PeriodError(f"not a quarter partition key: {partition_key!r} (expected e.g. 2024-Q2)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_quarter(text: object) -> str:
+    """A quarter as people write it -> its partition key.
+
+    Accepts "2024-Q2", "2024 Q2", "Q2/2024", "Quý II/2024", "Quý 2 năm 2024", the report
+    window collected in the quarter ("6 tháng đầu năm 2024" -> 2024-Q2, "Năm 2024" ->
+    2024-Q4, "2024-H1", "2024-Y"), and the date keys of earlier versions ("2024-04-01").
+    """
+    raw = str(text or "").strip()
+    if m := _LEGACY_PARTITION.match(raw):
+        return partition_key(int(m.group(1)), (int(m.group(2)) - 1) // 3 + 1)
+    key = fold(raw)
+    for pattern, year_group, quarter_group in ((_YEAR_QUARTER_TEXT, 1, 2), (_QUARTER_TEXT, 2, 1)):
+        if m := pattern.match(key):
+            year, quarter = int(m.group(year_group)), _ROMAN[m.group(quarter_group)]
+            if not 2000 <= year <= 2100:
+                break
+            return partition_key(year, quarter)
+    try:
+        return report_partition_key(parse_period(raw))
+    except PeriodError:
+        pass
+    raise PeriodError(
+        f"Không hiểu quý {raw!r}: hãy viết như 2024-Q2 hoặc Quý II/2024 / not a quarter: {raw!r} (write e.g. 2024-Q2 or Quý II/2024)"
+    )
 
 
 def partition_report(partition_key: str) -> Period:
@@ -171,9 +210,24 @@ def partition_quarter(partition_key: str) -> Period:
     return Period(year, f"Q{quarter}")
 
 
+def partition_label(partition_key: str) -> str:
+    """ "2024-Q2 (Quý II/2024, báo cáo 6 tháng đầu năm 2024)" for people."""
+    quarter, report = partition_quarter(partition_key), partition_report(partition_key)
+    if report.code == quarter.code:
+        return f"{partition_key} ({quarter.label_vi})"
+    return f"{partition_key} ({quarter.label_vi}, báo cáo {report.label_vi[0].lower()}{report.label_vi[1:]})"
+
+
 def report_partition_key(period: Period) -> str:
     """Report window -> the quarter partition key that collects it."""
-    return dt.date(period.year, (period.quarter - 1) * 3 + 1, 1).isoformat()
+    return partition_key(period.year, period.quarter)
+
+
+def period_sort_key(code: str) -> tuple[int, int, int]:
+    """Order period codes in time: by year, then by the month the window closes, quarters before
+    the cumulative window closing in the same month (Q1, Q2, H1, Q3, Q4, Y)."""
+    period = period_from_code(code)
+    return (period.year, period.last_month, 1 if period.first_month != period.last_month - 2 else 0)
 
 
 _DATE_VI = re.compile(r"ngay\s+(\d{1,2})\s+thang\s+(\d{1,2})\s+nam\s+(\d{4})")

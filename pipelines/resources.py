@@ -9,13 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from pydantic import Field, PrivateAttr
 
 from pipelines.catalog import Catalog
+from pipelines.errors import ConfigError
+from pipelines.limits import ReadLimits
+from pipelines.locking import RunLock
 from pipelines.notify import MailSettings
 from pipelines.periods import LOCAL_TZ
+from pipelines.runs import tag_run_worker
 from pipelines.warehouse import Warehouse
 
 
@@ -29,12 +35,48 @@ class CatalogResource(ConfigurableResource):
 
 
 class WarehouseResource(ConfigurableResource):
-    """The curated DuckDB file."""
+    """The analysts' DuckDB file (`database_path`, published whole at the end of a run) and the
+    private working database beside it that the steps write (see pipelines/publish.py).
+
+    A run holds the working database's lock from start to end (one writer at a time; a
+    second run waits up to `lock_timeout_seconds`, then fails with a message naming the holder).
+    """
 
     database_path: str = "data/curated/cchc.duckdb"
+    work_dir: str = ""  # default: <folder of database_path>/.cchc-work
+    lock_timeout_seconds: float = 1800
+
+    _lock: RunLock | None = PrivateAttr(default=None)
+
+    @property
+    def published_path(self) -> Path:
+        return Path(self.database_path)
+
+    @property
+    def work_path(self) -> Path:
+        folder = Path(self.work_dir) if self.work_dir else self.published_path.parent / ".cchc-work"
+        return folder / f"{self.published_path.stem}.work.duckdb"
+
+    @property
+    def parse_cache_dir(self) -> Path:
+        """Parsed workbooks, by content hash (pipelines/ingest.py: a workbook is parsed once)."""
+        return self.work_path.parent / "parsed"
 
     def warehouse(self) -> Warehouse:
-        return Warehouse(Path(self.database_path))
+        return Warehouse(self.work_path, legacy=self.published_path)
+
+    def run_lock(self) -> RunLock:
+        return RunLock(self.work_path.with_suffix(".lock"))
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        run_id = context.run_id or ""
+        self._lock = self.run_lock().acquire(self.lock_timeout_seconds, label=f"dagster run {run_id}")
+        tag_run_worker(context.instance, run_id)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class RawFolderResource(ConfigurableResource):
@@ -42,6 +84,10 @@ class RawFolderResource(ConfigurableResource):
 
     raw_dir: str = "data/raw"
     receipts_register: str = ""  # default: <raw_dir>/receipts.csv when it exists
+    read_limits: dict[str, float] = Field(default_factory=dict)  # ReadLimits fields that differ from the defaults (CCHC_MAX_*)
+
+    def limits(self) -> ReadLimits:
+        return ReadLimits(**self.read_limits)
 
     @property
     def path(self) -> Path:
@@ -89,23 +135,49 @@ class MailerResource(ConfigurableResource):
         )
 
 
+def _number(env: Mapping[str, str], name: str, default: str, kind=float):
+    text = env.get(name, default)
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(
+            f"Biến môi trường {name}={text!r} không phải là số / environment variable {name}={text!r} is not a number"
+            f" (mặc định / default {default})"
+        ) from None
+
+
+def _read_limits(env: Mapping[str, str]) -> dict[str, float]:
+    try:
+        limits = ReadLimits.from_env(env)
+    except ValueError as exc:
+        raise ConfigError(f"Giới hạn đọc tệp không hợp lệ / invalid read limit: {exc}") from None
+    default = ReadLimits()
+    return {f.name: getattr(limits, f.name) for f in fields(ReadLimits) if getattr(limits, f.name) != getattr(default, f.name)}
+
+
 def build_resources(env: Mapping[str, str] | None = None) -> dict:
     """The resources, configured from CCHC_* environment variables (see docs/operations.md)."""
     env = os.environ if env is None else env
     return {
         "catalog": CatalogResource(catalog_dir=env.get("CCHC_CATALOG_DIR", "catalog")),
-        "warehouse": WarehouseResource(database_path=env.get("CCHC_DATABASE", "data/curated/cchc.duckdb")),
+        "warehouse": WarehouseResource(
+            database_path=env.get("CCHC_DATABASE", "data/curated/cchc.duckdb"),
+            work_dir=env.get("CCHC_WORK_DIR", ""),
+            lock_timeout_seconds=_number(env, "CCHC_LOCK_TIMEOUT", "1800"),
+        ),
         "raw": RawFolderResource(
             raw_dir=env.get("CCHC_RAW_DIR", "data/raw"),
             receipts_register=env.get("CCHC_RECEIPTS_REGISTER", ""),
+            read_limits=_read_limits(env),
         ),
         "clock": ClockResource(as_of=env.get("CCHC_AS_OF", "")),
         "mailer": MailerResource(
             smtp_host=env.get("CCHC_SMTP_HOST", ""),
-            smtp_port=int(env.get("CCHC_SMTP_PORT", "25")),
+            smtp_port=_number(env, "CCHC_SMTP_PORT", "25", int),
             smtp_starttls=env.get("CCHC_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
             smtp_user=env.get("CCHC_SMTP_USER", ""),
-            smtp_password=env.get("CCHC_SMTP_PASSWORD", ""),
+            # Through EnvVar, so the password never shows in the Dagster UI's resource page.
+            smtp_password=EnvVar("CCHC_SMTP_PASSWORD") if env.get("CCHC_SMTP_PASSWORD") else "",
             sender=env.get("CCHC_MAIL_SENDER", "cchc-noreply@localhost"),
             outbox_dir=env.get("CCHC_OUTBOX_DIR", "data/outbox"),
             enabled=env.get("CCHC_MAIL_ENABLED", "true").lower() in ("1", "true", "yes"),

@@ -6,6 +6,7 @@ sends reminders to the agencies and the summary to the PAR office.
 """
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from dagster import (
     RunRequest,
@@ -16,6 +17,7 @@ from dagster import (
 
 from pipelines.catalog import Catalog
 from pipelines.jobs import quarterly_job
+from pipelines.partitions import current_quarter_key
 from pipelines.periods import LOCAL_TZ
 
 LAST_MONTHS = (3, 6, 9, 12)
@@ -39,7 +41,7 @@ def run_request_for(catalog: Catalog, when: dt.datetime) -> RunRequest | SkipRea
     )
     if local.month not in LAST_MONTHS or not authorities:
         return SkipReason(f"no reporting authority's due day was the day before {local.date()}")
-    partition_key = dt.date(local.year, local.month - 2, 1).isoformat()
+    partition_key = current_quarter_key(local)
     return RunRequest(
         partition_key=partition_key,
         run_key=f"after-due:{partition_key}:{local.date()}",
@@ -65,14 +67,27 @@ def build_quarterly_schedule(catalog: Catalog) -> ScheduleDefinition:
 
 
 def next_ticks(schedule: ScheduleDefinition, after: dt.datetime, count: int = 1) -> list[dt.datetime]:
-    """The schedule's next tick times after `after`, computed by Dagster's own cron evaluator."""
-    from dagster._utils.schedules import cron_string_iterator
+    """The schedule's next tick times after `after`, in its timezone.
 
-    ticks = cron_string_iterator(after.timestamp(), schedule.cron_schedule, schedule.execution_timezone)
-    out = []
-    for tick in ticks:
-        if tick.timestamp() > after.timestamp():
-            out.append(tick)
-        if len(out) == count:
-            break
+    Reads the cron this module writes (`minute hour days months *`, lists of numbers), so no
+    private Dagster API is needed; anything else is refused rather than guessed.
+    """
+    minute, hour, days, months, weekday = schedule.cron_schedule.split()
+    if weekday != "*" or not all(part.replace(",", "").isdigit() for part in (minute, hour, days, months)):
+        raise ValueError(f"unsupported cron {schedule.cron_schedule!r}")
+    zone = ZoneInfo(schedule.execution_timezone or "UTC")
+    local = after.astimezone(zone)
+    day_list = sorted(int(d) for d in days.split(","))
+    month_list = sorted(int(m) for m in months.split(","))
+    out: list[dt.datetime] = []
+    year = local.year
+    while len(out) < count:
+        for month in month_list:
+            for day in day_list:
+                tick = dt.datetime(year, month, day, int(hour), int(minute), tzinfo=zone)
+                if tick > local:
+                    out.append(tick)
+                    if len(out) == count:
+                        return out
+        year += 1
     return out

@@ -4,12 +4,22 @@ import hashlib
 import json
 from pathlib import Path
 
-from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    DagsterRunStatus,
+    RunRequest,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_status_sensor,
+    sensor,
+)
 
 from pipelines.ingest import UNASSIGNED, file_partition, folder_period, scan_raw_folder
-from pipelines.jobs import catalog_job, quarterly_job
+from pipelines.jobs import catalog_job, publish_job, quarterly_job
+from pipelines.partitions import current_quarter_key
 from pipelines.periods import LOCAL_TZ
 from pipelines.resources import CatalogResource, ClockResource, RawFolderResource
+from pipelines.runs import reap_dead_runs
 from pipelines.workbook import read_workbook
 
 
@@ -46,7 +56,7 @@ def raw_folder_sensor(context: SensorEvaluationContext, raw: RawFolderResource, 
     if not found:
         return SkipReason("no new workbook in the raw folder")
     now = clock.now().astimezone(LOCAL_TZ)
-    current = f"{now.year}-{(now.month - 1) // 3 * 3 + 1:02d}-01"
+    current = current_quarter_key(now)
     by_partition: dict[str, list[str]] = {}
     for path in found:
         by_partition.setdefault(partition_for(Path(path), raw.path, current), []).append(f"{path}@{found[path]}")
@@ -84,3 +94,24 @@ def catalog_sensor(context: SensorEvaluationContext, catalog: CatalogResource):
         return SkipReason("catalog unchanged")
     context.update_cursor(fingerprint)
     return RunRequest(run_key=f"catalog:{fingerprint[:16]}")
+
+
+@run_status_sensor(
+    run_status=DagsterRunStatus.SUCCESS,
+    monitored_jobs=[quarterly_job, catalog_job],
+    request_job=publish_job,
+    minimum_interval_seconds=30,
+    description="After each successful quarterly or catalog run, publish the analysts' database (one atomic switch).",
+)
+def publish_after_success(context: RunStatusSensorContext):
+    run = context.dagster_run
+    tags = {"cchc/trigger": "after_success", "cchc/after_run": run.run_id}
+    if run.tags.get("dagster/partition"):
+        tags["cchc/partitions"] = run.tags["dagster/partition"]
+    return RunRequest(run_key=f"publish-after:{run.run_id}", tags=tags)
+
+
+@sensor(minimum_interval_seconds=60, description="Mark failed the runs whose process died (SIGKILL, OOM), so none stays STARTED.")
+def reap_dead_runs_sensor(context: SensorEvaluationContext):
+    reaped = reap_dead_runs(context.instance)
+    return SkipReason(f"marked failed: {', '.join(reaped)}" if reaped else "no dead run")

@@ -46,9 +46,11 @@ def ingest_partition(
     partition_key: str,
     now: dt.datetime,
     register_path: Path | None,
+    cache_dir: Path | None = None,
+    limits=None,
 ) -> dict[str, int]:
     """raw_* tables: every workbook for the partition (and those whose period cannot be read)."""
-    reads = ingest.read_for_partition(raw_dir, partition_key)
+    reads = ingest.read_for_partition(raw_dir, partition_key, cache_dir, limits)
     first_seen = ingest.record_first_seen(con, [r for r, _ in reads], now)
     reporters = catalog.org_units[catalog.org_units["reports"]]["code"].tolist()
     frames = ingest.raw_frames(

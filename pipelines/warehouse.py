@@ -8,6 +8,7 @@ inside a transaction, so re-running a quarter gives the same tables.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
@@ -45,22 +46,65 @@ def _where(slice_: Mapping[str, object]) -> tuple[str, dict]:
 
 
 class Warehouse:
-    """A DuckDB file. Open one connection at a time (DuckDB file locks)."""
+    """The working DuckDB file (all layers). Open one connection at a time (DuckDB file locks).
 
-    def __init__(self, path: Path | str):
+    Analysts never open this file: they read the published copy (pipelines/publish.py).
+    `legacy` is the published file of an earlier version, which held every layer: when the
+    working file does not exist yet, it is started from that copy, so the file log (first
+    seen times) and the notification log (what was already sent) carry over.
+    """
+
+    def __init__(self, path: Path | str, legacy: Path | str | None = None):
         self.path = Path(path)
+        self.legacy = Path(legacy) if legacy else None
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._adopt_legacy()
         con = duckdb.connect(str(self.path), read_only=read_only)
         try:
             if not read_only:
-                ensure_schema(con)
+                marker = (str(self.path.resolve()), self.path.stat().st_ino)
+                if marker not in _ENSURED:
+                    ensure_schema(con)
+                    _ENSURED.add(marker)
             yield con
         finally:
             con.close()
+
+    def _adopt_legacy(self) -> None:
+        if self.path.exists() or not self.legacy or not self.legacy.exists():
+            return
+        try:
+            probe = duckdb.connect(str(self.legacy), read_only=True)
+        except duckdb.Error:
+            return
+        try:
+            has_layers = table_exists(probe, "raw_file_log")
+        finally:
+            probe.close()
+        if has_layers:
+            shutil.copyfile(self.legacy, self.path)
+
+
+_ENSURED: set[tuple[str, int]] = set()  # (file, inode) whose schema this process has brought up to date
+_LEGACY_KEY = "partition_key similar to '[0-9]{4}-(01|04|07|10)-01'"
+
+
+def _migrate_partition_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Earlier versions keyed quarters by date ("2024-04-01"); today's key is "2024-Q2"."""
+    tables = con.execute(
+        "select table_name from information_schema.columns where column_name = 'partition_key' "
+        "and table_schema = current_schema() order by 1"
+    ).fetchall()
+    for (table,) in tables:
+        table = _ident(table)
+        con.execute(
+            f"update {table} set partition_key = substr(partition_key, 1, 4) || '-Q' || "
+            f"cast((cast(substr(partition_key, 6, 2) as integer) + 2) // 3 as varchar) where {_LEGACY_KEY}"
+        )
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -73,6 +117,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     finally:
         reference.close()
     con.execute(ddl)
+    _migrate_partition_keys(con)
     existing = {(t, c) for t, c in con.execute("select table_name, column_name from information_schema.columns").fetchall()}
     for table, column, type_ in declared:
         if (table, column) not in existing:

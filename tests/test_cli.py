@@ -1,8 +1,11 @@
 """The command line: a blank form reads back complete; the summary names the database."""
 
 import os
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from pipelines.workbook import read_workbook
 from tests.conftest import REPO
@@ -25,16 +28,147 @@ def test_template_is_a_blank_form_every_element_can_be_typed_into(tmp_path, cata
     assert next(f for f in wb.figures if f.code == "HSO.02").row_label.startswith("- Trong đó")
 
 
+def assert_plain_error(result, *phrases):
+    """A user error: exit code 2, the message on stderr, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+
+
 def test_template_refuses_an_unknown_agency(tmp_path):
     result = run_cli("template", "--agency", "TD-XA-KHONGCO", "--period", "Quý I/2025", "--out", str(tmp_path / "x.xlsx"))
-    assert result.returncode != 0 and "unknown agency code" in result.stderr
+    assert_plain_error(result, "unknown agency code", "TD-XA-KHONGCO", "org_units.csv")
+
+
+@pytest.mark.parametrize("period", ["Q1 2025x", "Quý II/2025", "2025-13", ""])
+def test_template_refuses_a_period_the_form_has_not(tmp_path, period):
+    result = run_cli("template", "--agency", "TD-XA-LIEUTU", "--period", period, "--out", str(tmp_path / "x.xlsx"))
+    assert_plain_error(result, "không hợp lệ", "is not a report period")
+
+
+def test_template_accepts_a_quarter_written_first(tmp_path):
+    result = run_cli("template", "--agency", "TD-XA-LIEUTU", "--period", "Q1 2025", "--out", str(tmp_path / "x.xlsx"))
+    assert result.returncode == 0, result.stderr
+    assert read_workbook(tmp_path / "x.xlsx").period.code == "2025-Q1"
+
+
+def _env(tmp_path, **extra):
+    return (
+        os.environ
+        | {
+            "CCHC_RAW_DIR": str(tmp_path / "raw"),
+            "CCHC_DATABASE": str(tmp_path / "x.duckdb"),
+            "DAGSTER_HOME": str(REPO),
+        }
+        | extra
+    )
 
 
 def test_run_with_an_empty_raw_folder_says_so(tmp_path):
-    env = os.environ | {
-        "CCHC_RAW_DIR": str(tmp_path / "empty"),
-        "CCHC_DATABASE": str(tmp_path / "x.duckdb"),
-        "DAGSTER_HOME": str(REPO),
-    }
-    result = run_cli("run", env=env)
+    (tmp_path / "raw").mkdir()
+    result = run_cli("run", env=_env(tmp_path))
     assert result.returncode == 1 and "no workbook under" in result.stderr
+
+
+def test_run_with_a_missing_raw_folder_names_it(tmp_path):
+    result = run_cli("run", env=_env(tmp_path))
+    assert_plain_error(result, str(tmp_path / "raw"), "CCHC_RAW_DIR", "does not exist")
+
+
+@pytest.mark.parametrize("quarter", ["Q5 2024", "2024-Q7", "hôm qua"])
+def test_run_refuses_a_quarter_it_cannot_read(tmp_path, quarter):
+    (tmp_path / "raw").mkdir()
+    result = run_cli("run", "--quarter", quarter, env=_env(tmp_path))
+    assert_plain_error(result, "Không hiểu quý", "not a quarter", "2024-Q2")
+
+
+def test_run_refuses_a_quarter_outside_the_tracked_range(tmp_path):
+    (tmp_path / "raw").mkdir()
+    result = run_cli("run", "--quarter", "2019-Q1", env=_env(tmp_path))
+    assert_plain_error(result, "2019-Q1", "outside the tracked range")
+
+
+def test_a_bad_number_in_the_environment_is_named(tmp_path):
+    (tmp_path / "raw").mkdir()
+    result = run_cli("run", env=_env(tmp_path, CCHC_SMTP_PORT="twenty-five"))
+    assert_plain_error(result, "CCHC_SMTP_PORT", "twenty-five", "is not a number")
+
+
+def _catalog_with(tmp_path, edit):
+    folder = tmp_path / "catalog"
+    shutil.copytree(REPO / "catalog", folder)
+    edit(folder)
+    return folder
+
+
+def test_a_duplicated_org_unit_code_names_the_file_and_row(tmp_path):
+    def duplicate(folder):
+        lines = (folder / "org_units.csv").read_text(encoding="utf-8").splitlines()
+        (folder / "org_units.csv").write_text("\n".join([*lines, lines[3]]) + "\n", encoding="utf-8")
+
+    folder = _catalog_with(tmp_path, duplicate)
+    (tmp_path / "raw").mkdir()
+    result = run_cli("run", env=_env(tmp_path, CCHC_CATALOG_DIR=str(folder)))
+    rows = (folder / "org_units.csv").read_text(encoding="utf-8").splitlines()
+    assert_plain_error(result, "org_units.csv", f"dòng/row {len(rows)}", "duplicate org unit code", "dòng/row 4")
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "phrases"),
+    [
+        (
+            "org_units.csv",
+            ",commune,TD,",
+            ",hamlet,TD,",
+            ["org_units.csv", "admin_level", "'hamlet'", "province, district, commune"],
+        ),
+        ("org_units.csv", ",TD,TD,TD,true,", ",TD,XX-NOWHERE,TD,true,", ["org_units.csv", "jurisdiction_code", "'XX-NOWHERE'"]),
+        ("org_units.csv", ",2009-08-01,", ",01/08/2009,", ["org_units.csv", "valid_from", "'01/08/2009'", "YYYY-MM-DD"]),
+        ("calendars.csv", ",11,", ",eleven,", ["calendars.csv", "due_day", "'eleven'", "from 1 to 28"]),
+    ],
+)
+def test_catalog_errors_name_the_file_row_and_column(tmp_path, file, old, new, phrases):
+    def edit(folder):
+        text = (folder / file).read_text(encoding="utf-8")
+        assert old in text
+        (folder / file).write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    folder = _catalog_with(tmp_path, edit)
+    result = run_cli(
+        "template",
+        "--agency",
+        "TD-XA-LIEUTU",
+        "--period",
+        "Quý I/2025",
+        "--out",
+        str(tmp_path / "x.xlsx"),
+        env=_env(tmp_path, CCHC_CATALOG_DIR=str(folder)),
+    )
+    assert_plain_error(result, *phrases, "dòng/row")
+
+
+def test_a_broken_plan_file_names_its_yaml_path(tmp_path):
+    def edit(folder):
+        path = folder / "plans" / "tran-de-2024.yaml"
+        path.write_text(path.read_text(encoding="utf-8").replace("indicator: ", "indicator_typo: ", 1), encoding="utf-8")
+
+    folder = _catalog_with(tmp_path, edit)
+    result = run_cli(
+        "template",
+        "--agency",
+        "TD-XA-LIEUTU",
+        "--period",
+        "Quý I/2025",
+        "--out",
+        str(tmp_path / "x.xlsx"),
+        env=_env(tmp_path, CCHC_CATALOG_DIR=str(folder)),
+    )
+    assert_plain_error(result, "plans/tran-de-2024.yaml", "targets[0]", "indicator")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_cli(
+        "--debug", "template", "--agency", "TD-XA-KHONGCO", "--period", "Quý I/2025", "--out", str(tmp_path / "x.xlsx")
+    )
+    assert result.returncode != 0 and "Traceback" in result.stderr

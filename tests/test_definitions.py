@@ -23,9 +23,33 @@ def test_definitions_load():
         "dim_agency",
         "notification_log",
     } <= keys
-    assert len(ALL_ASSETS) == 15
+    assert len(ALL_ASSETS) == 16
     assert {s.name for s in repo.schedule_defs} == {"cchc_after_due_day"}
-    assert {s.name for s in repo.sensor_defs} == {"raw_folder_sensor", "catalog_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "raw_folder_sensor",
+        "catalog_sensor",
+        "publish_after_success",
+        "reap_dead_runs_sensor",
+    }
+    assert "cchc_publish" in {job.name for job in repo.get_all_jobs()}
+
+
+def test_partitions_are_quarters_people_can_read():
+    from pipelines.partitions import quarterly_partitions
+
+    keys = quarterly_partitions.get_partition_keys()
+    assert keys[:5] == ["2021-Q1", "2021-Q2", "2021-Q3", "2021-Q4", "2022-Q1"]
+    today = dt.date.today()
+    assert f"{today.year}-Q{(today.month - 1) // 3 + 1}" in keys and keys[-1] == f"{today.year + 1}-Q4"
+
+
+def test_the_smtp_password_is_read_through_envvar(monkeypatch):
+    from dagster import EnvVar
+
+    monkeypatch.setenv("CCHC_SMTP_PASSWORD", "s3cret")
+    built = build_definitions({"CCHC_SMTP_PASSWORD": "s3cret", "CCHC_SMTP_HOST": "smtp.example.test"})
+    mailer = built.resources["mailer"]
+    assert isinstance(mailer.smtp_password, EnvVar) and "s3cret" not in repr(mailer)
 
 
 def test_groups_follow_layers():
@@ -41,6 +65,7 @@ def test_groups_follow_layers():
             "fct": "curated",
             "dim": "curated",
             "notification": "delivery",
+            "published": "publish",
         }[prefix]
         assert group == expected, name
 
@@ -54,8 +79,11 @@ def test_resources_come_from_the_environment(tmp_path):
 
 def test_schedule_cron_comes_from_the_calendars():
     catalog = Catalog.load(REPO / "catalog")
-    # Cần Thơ due day 10 -> runs on the 11th; Trần Đề due day 11 -> runs on the 12th
-    assert schedule_cron(catalog) == "0 7 11,12 3,6,9,12 *"
+    # Cần Thơ due day 10 -> runs on the 11th; Trần Đề and Ngã Năm due day 11 -> the 12th; Tây Hòa and the
+    # 2025 provinces (assumed national rule) due day 15 -> the 16th
+    days = sorted({min(int(d) + 1, 28) for d in catalog.calendars["due_day"]})
+    assert days == [11, 12, 16]
+    assert schedule_cron(catalog) == "0 7 11,12,16 3,6,9,12 *"
 
 
 def test_next_tick_is_the_day_after_the_due_day():
@@ -66,7 +94,13 @@ def test_next_tick_is_the_day_after_the_due_day():
     assert [t.astimezone(LOCAL_TZ).replace(tzinfo=None) for t in ticks] == [
         dt.datetime(2024, 3, 11, 7, 0),
         dt.datetime(2024, 3, 12, 7, 0),
-        dt.datetime(2024, 6, 11, 7, 0),
+        dt.datetime(2024, 3, 16, 7, 0),
+    ]
+    # across a year end
+    ticks = next_ticks(schedule, dt.datetime(2024, 12, 20, 9, 0, tzinfo=LOCAL_TZ), 2)
+    assert [t.astimezone(LOCAL_TZ).replace(tzinfo=None) for t in ticks] == [
+        dt.datetime(2025, 3, 11, 7),
+        dt.datetime(2025, 3, 12, 7),
     ]
 
 
@@ -74,13 +108,13 @@ def test_schedule_requests_the_quarter_whose_report_fell_due():
     catalog = Catalog.load(REPO / "catalog")
     request = run_request_for(catalog, dt.datetime(2024, 3, 12, 7, 0, tzinfo=LOCAL_TZ))
     assert isinstance(request, RunRequest)
-    assert request.partition_key == "2024-01-01" and request.tags["cchc/authorities"] == "NN,TD"
+    assert request.partition_key == "2024-Q1" and request.tags["cchc/authorities"] == "NN,TD"
     request = run_request_for(catalog, dt.datetime(2024, 12, 11, 7, 0, tzinfo=LOCAL_TZ))
-    assert request.partition_key == "2024-10-01" and request.tags["cchc/authorities"] == "CT"
+    assert request.partition_key == "2024-Q4" and request.tags["cchc/authorities"] == "CT"
     assert isinstance(run_request_for(catalog, dt.datetime(2024, 3, 13, 7, 0, tzinfo=LOCAL_TZ)), SkipReason)
     schedule = defs.get_repository_def().get_schedule_def("cchc_after_due_day")
     context = build_schedule_context(
         scheduled_execution_time=dt.datetime(2024, 9, 12, 7, 0, tzinfo=LOCAL_TZ), repository_def=defs.get_repository_def()
     )
     result = schedule.evaluate_tick(context)
-    assert [r.partition_key for r in result.run_requests] == ["2024-07-01"]
+    assert [r.partition_key for r in result.run_requests] == ["2024-Q3"]

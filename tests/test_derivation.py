@@ -117,3 +117,17 @@ def test_negative_derived_flow_is_reported(con):
     steps.data_element_values(con, 2024)
     rows = query(con, "quality/negative_derived_flows", {"year": 2024})
     assert rows[["agency_code", "period_code", "element_code", "value"]].values.tolist() == [[AGENCY, "2024-Q2", "HSO.01", -50.0]]
+
+
+def test_a_unit_opened_mid_year_derives_its_quarters_from_what_it_reported(con):
+    """A commune founded on 1/7 (the two-tier reform) sends Q3 and Y only: its Q4 flow is Y - Q3,
+    since it had nothing in H1; a unit that existed all year and skipped H1 still gets no Q4 flow."""
+    con.execute("update dim_agency set valid_from = date '2024-07-01' where org_unit_code = $a", {"a": AGENCY})
+    rows = load(con, {"Q3": {"HSO.01": 120, "KQS.01": 230, "TGI.01": 9}, "Y": {"HSO.01": 500, "KQS.01": 260, "TGI.01": 11}})
+    assert rows[("2024-Q4", "HSO.01")].value == 380  # Y - 0 - Q3
+    assert rows[("2024-Q4", "TGI.01")].value == pytest.approx((11 * 500 - 9 * 120) / 380)
+    assert rows[("2024-Q4", "KQS.01")].value == 260
+    assert list(rows[("2024-Q4", "HSO.01")].source_submission_ids) == ["s-Y", "s-Q3"]
+    con.execute("update dim_agency set valid_from = date '2009-08-01' where org_unit_code = $a", {"a": AGENCY})
+    rows = load(con, {"Q3": {"HSO.01": 120}, "Y": {"HSO.01": 500}})
+    assert ("2024-Q4", "HSO.01") not in rows

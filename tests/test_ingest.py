@@ -46,8 +46,8 @@ def test_first_seen_time_is_never_overwritten(tmp_path, catalog):
     later = dt.datetime(2024, 5, 1, 9, 0, tzinfo=LOCAL_TZ)
     with Warehouse(tmp_path / "db.duckdb").connect() as con:
         steps.publish_dimensions(con, catalog)
-        steps.ingest_partition(con, catalog, raw, "2024-01-01", first, None)
-        steps.ingest_partition(con, catalog, raw, "2024-01-01", later, None)  # a re-run weeks later
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", first, None)
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", later, None)  # a re-run weeks later
         (received, source, loaded) = con.execute("select received_at, received_source, loaded_at from raw_submission").fetchone()
         (seen,) = con.execute("select first_seen_at from raw_file_log").fetchone()
     assert received == first and seen == first and source == "first_seen"
@@ -66,3 +66,16 @@ def test_sensor_sees_new_and_changed_files_once(tmp_path):
 
     os.utime(path, ns=(1, 10**18))
     assert list(new_files(tmp_path, found)) == [str(path)]
+
+
+def test_a_link_to_a_file_outside_the_raw_folder_is_never_read(tmp_path):
+    from pipelines.ingest import scan_raw_folder
+
+    outside = tmp_path / "secret.xlsx"
+    outside.write_bytes(b"PK\x03\x04")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "inside.xlsx").write_bytes(b"PK\x03\x04")
+    (raw / "link.xlsx").symlink_to(outside)
+    (raw / "inner-link.xlsx").symlink_to(raw / "inside.xlsx")
+    assert [p.name for p in scan_raw_folder(raw)] == ["inner-link.xlsx", "inside.xlsx"]

@@ -8,8 +8,11 @@ from pipelines.periods import (
     PeriodError,
     parse_date,
     parse_period,
+    parse_quarter,
+    partition_label,
     partition_quarter,
     partition_report,
+    period_sort_key,
     report_partition_key,
 )
 
@@ -62,10 +65,10 @@ def test_due_at_is_end_of_due_day_local_time():
 @pytest.mark.parametrize(
     ("key", "report", "quarter"),
     [
-        ("2024-01-01", "2024-Q1", "2024-Q1"),
-        ("2024-04-01", "2024-H1", "2024-Q2"),
-        ("2024-07-01", "2024-Q3", "2024-Q3"),
-        ("2024-10-01", "2024-Y", "2024-Q4"),
+        ("2024-Q1", "2024-Q1", "2024-Q1"),
+        ("2024-Q2", "2024-H1", "2024-Q2"),
+        ("2024-Q3", "2024-Q3", "2024-Q3"),
+        ("2024-Q4", "2024-Y", "2024-Q4"),
     ],
 )
 def test_partition_mapping(key, report, quarter):
@@ -74,9 +77,48 @@ def test_partition_mapping(key, report, quarter):
     assert report_partition_key(partition_report(key)) == key
 
 
-def test_partition_key_must_start_a_quarter():
+@pytest.mark.parametrize("key", ["2024-02-01", "2024-04-01", "2024-Q5", "Q1-2024", ""])
+def test_partition_key_is_a_quarter_code(key):
     with pytest.raises(PeriodError):
-        partition_report("2024-02-01")
+        partition_report(key)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("2024-Q2", "2024-Q2"),
+        ("2024 q2", "2024-Q2"),
+        ("Q2/2024", "2024-Q2"),
+        ("Q2 2024", "2024-Q2"),
+        ("Quý II/2024", "2024-Q2"),
+        ("quy ii/2024", "2024-Q2"),
+        ("Quý 2 năm 2024", "2024-Q2"),
+        ("6 tháng đầu năm 2024", "2024-Q2"),  # the report window collected in Q2
+        ("2024-H1", "2024-Q2"),
+        ("Năm 2024", "2024-Q4"),
+        ("2024-Y", "2024-Q4"),
+        ("Quý IV/2025", "2025-Q4"),
+        ("2024-04-01", "2024-Q2"),  # the date keys of earlier versions
+    ],
+)
+def test_quarters_as_people_write_them(text, key):
+    assert parse_quarter(text) == key
+
+
+@pytest.mark.parametrize("text", ["Q5 2024", "Quý V/2024", "2024", "hôm nay", "", "2024-Q2; rm -rf /"])
+def test_a_quarter_that_cannot_be_read_is_refused_in_both_languages(text):
+    with pytest.raises(PeriodError, match=r"Không hiểu quý .* not a quarter"):
+        parse_quarter(text)
+
+
+def test_report_windows_sort_in_time():
+    codes = ["2024-Y", "2024-Q4", "2024-H1", "2024-Q3", "2024-Q2", "2024-Q1", "2023-Y"]
+    assert sorted(codes, key=period_sort_key) == ["2023-Y", "2024-Q1", "2024-Q2", "2024-H1", "2024-Q3", "2024-Q4", "2024-Y"]
+
+
+def test_partition_label_names_the_quarter_and_its_report():
+    assert partition_label("2024-Q2") == "2024-Q2 (Quý II/2024, báo cáo 6 tháng đầu năm 2024)"
+    assert partition_label("2024-Q1") == "2024-Q1 (Quý I/2024)"
 
 
 @pytest.mark.parametrize(

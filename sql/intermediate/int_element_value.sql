@@ -1,6 +1,8 @@
 -- One row per agency x period x data element for a year: the in-force report windows
 -- (Q1, H1, Q3, Y) and the derived quarters (Q2 = H1 - Q1, Q4 = Y - H1 - Q3 for flows;
 -- stocks take the level at the end of the window; means are re-weighted by their weight element).
+-- A unit that did not exist yet during an earlier window (opened on 1/7/2025 after the two-tier
+-- reform, say) had nothing in it: its missing Q1/H1/Q3 flows count as 0, so its Q4 = Y - Q3.
 with in_force as (
     select
         submission_id,
@@ -54,16 +56,37 @@ by_element as (
     group by agency_code, code
 ),
 
+opened as (
+    select
+        org_unit_code as agency_code,
+        coalesce(valid_from > make_date($year, 3, 31), false) as after_q1,
+        coalesce(valid_from > make_date($year, 6, 30), false) as after_h1,
+        coalesce(valid_from > make_date($year, 9, 30), false) as after_q3
+    from dim_agency
+),
+
 with_weights as (
     select
-        b.*,
-        w.q1 as w_q1,
-        w.h1 as w_h1,
-        w.q3 as w_q3,
-        w.y as w_y
+        b.agency_code,
+        b.code,
+        b.kind,
+        b.weight_code,
+        b.y,
+        b.q1_sid,
+        b.h1_sid,
+        b.q3_sid,
+        b.y_sid,
+        w.y as w_y,
+        case when b.q1 is null and o.after_q1 and b.kind <> 'stock' then 0 else b.q1 end as q1,
+        case when b.h1 is null and o.after_h1 and b.kind <> 'stock' then 0 else b.h1 end as h1,
+        case when b.q3 is null and o.after_q3 and b.kind <> 'stock' then 0 else b.q3 end as q3,
+        case when w.q1 is null and o.after_q1 then 0 else w.q1 end as w_q1,
+        case when w.h1 is null and o.after_h1 then 0 else w.h1 end as w_h1,
+        case when w.q3 is null and o.after_q3 then 0 else w.q3 end as w_q3
     from by_element as b
     left join by_element as w
         on b.agency_code = w.agency_code and b.weight_code = w.code
+    left join opened as o on b.agency_code = o.agency_code
 ),
 
 derived as (
@@ -83,7 +106,7 @@ derived as (
         end as derivation,
         case kind
             when 'stock' then [h1_sid]
-            else [h1_sid, q1_sid]
+            else list_filter([h1_sid, q1_sid], x -> x is not null)
         end as source_submission_ids
     from with_weights
     where h1 is not null and (kind = 'stock' or q1 is not null)
@@ -104,7 +127,7 @@ derived as (
         end as derivation,
         case kind
             when 'stock' then [y_sid]
-            else [y_sid, h1_sid, q3_sid]
+            else list_filter([y_sid, h1_sid, q3_sid], x -> x is not null)
         end as source_submission_ids
     from with_weights
     where y is not null and (kind = 'stock' or (h1 is not null and q3 is not null))

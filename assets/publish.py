@@ -1,0 +1,43 @@
+"""Publish: the analysts' database, replaced whole and atomically after a successful run."""
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets.common import preview
+from pipelines.dims import DIMENSIONS
+from pipelines.publish import NOT_PUBLISHED, publish
+from pipelines.resources import WarehouseResource
+
+CURATED_FACTS = (
+    "fct_submission",
+    "fct_validation_finding",
+    "fct_data_element_value",
+    "fct_indicator_value",
+    "fct_target_scorecard",
+    "fct_reporting_completeness",
+    "fct_reporting_rate",
+    "fct_alert",
+    "fct_plan_task_status",
+)
+
+
+@asset(
+    group_name="publish",
+    deps=[*CURATED_FACTS, *(name for name in DIMENSIONS if name not in NOT_PUBLISHED)],
+    kinds={"duckdb"},
+)
+def published_database(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """The analysts' DuckDB file (CCHC_DATABASE): every dim_/fct_ table of the working database, without
+    personal data, written to a new file and renamed over the old one (readers never see a mix)."""
+    import pandas as pd
+
+    with warehouse.warehouse().connect() as con:
+        partitions = tuple(p for p in context.run.tags.get("cchc/partitions", "").split(",") if p)
+        counts = publish(con, warehouse.published_path, run_id=context.run_id, partitions=partitions)
+    frame = pd.DataFrame({"table": list(counts), "rows": list(counts.values())})
+    return MaterializeResult(
+        metadata={
+            "path": str(warehouse.published_path.resolve()),
+            "dagster/row_count": int(frame["rows"].sum()) if len(frame) else 0,
+            "tables": preview(frame, 50),
+        }
+    )

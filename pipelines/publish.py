@@ -1,0 +1,148 @@
+"""Publishing: the analysts' database is a switch, not a trickle.
+
+The pipeline works in a private working database (raw, staging, intermediate and curated
+layers, the file log, the notification log, contacts). At the end of a successful run the
+curated tables are copied into a new DuckDB file beside `CCHC_DATABASE`, checkpointed,
+closed, flushed to disk and renamed over it (`os.replace`, atomic on POSIX). So:
+
+- an analyst holding the published file open (read-only) never blocks a run and never sees
+  a mix of two runs: an open connection keeps reading the file it opened (the old inode)
+  until it reconnects, and a new connection sees the new file whole;
+- a run killed at any moment leaves the previous published file untouched (a half-written
+  temporary file is removed by the next publish);
+- personal data stays private: contacts and the columns listed in PRIVATE_COLUMNS are not
+  copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+from pathlib import Path
+
+import duckdb
+
+PUBLISHED_PREFIXES = ("dim_", "fct_")
+NOT_PUBLISHED = frozenset({"dim_contact"})  # officials' names, e-mails, phones: for the notifier only
+PRIVATE_COLUMNS = {
+    "fct_submission": ("preparer", "contact"),  # the preparer's name and phone, as typed in the workbook
+    "fct_alert": ("act_by_email", "par_office_email"),  # officials' mailboxes; the agency is named instead
+}
+PUBLISH_LOG = "publish_log"
+_TMP = re.compile(r"^\.(?P<name>.+)\.publishing-(?P<pid>\d+)$")
+
+
+def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The working database's curated tables that analysts get, in name order."""
+    rows = con.execute(
+        "select table_name from information_schema.tables where table_schema = 'main' and table_type = 'BASE TABLE' "
+        "order by table_name"
+    ).fetchall()
+    return [t for (t,) in rows if t.startswith(PUBLISHED_PREFIXES) and t not in NOT_PUBLISHED]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_schema = 'main' and table_name = $t "
+        "order by ordinal_position",
+        {"t": table},
+    ).fetchall()
+    hidden = set(PRIVATE_COLUMNS.get(table, ()))
+    return [c for (c,) in rows if c not in hidden]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Temporary files of publishes that died (their process is gone)."""
+    removed = []
+    for path in target.parent.glob(f".{target.name}.publishing-*"):
+        m = _TMP.match(path.name.removesuffix(".wal"))
+        if m and m.group("name") == target.name and not _pid_alive(int(m.group("pid"))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection,
+    target: Path | str,
+    run_id: str = "",
+    partitions: tuple[str, ...] = (),
+    now: dt.datetime | None = None,
+) -> dict[str, int]:
+    """Copy the curated tables of the working database (`con`) into `target`, atomically.
+
+    Returns {table: rows}. The publish itself is recorded in `publish_log` (working database),
+    and the whole log is published too, so analysts can see when their figures were published.
+    """
+    target = Path(target).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
+    tmp = target.with_name(f".{target.name}.publishing-{os.getpid()}")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    now = now or dt.datetime.now(dt.UTC)
+    tables = published_tables(con)
+    counts: dict[str, int] = {}
+    attached = False
+    try:
+        con.execute(f"attach {_literal(str(tmp))} as publish_target")
+        attached = True
+        for table in tables:
+            columns = ", ".join(_quote(c) for c in _columns(con, table))
+            con.execute(f"create table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}")
+            counts[table] = con.execute(f"select count(*) from publish_target.{_quote(table)}").fetchone()[0]
+        entry = {
+            "at": now,
+            "run": run_id,
+            "parts": ", ".join(partitions),
+            "tables": len(tables),
+            "rows": sum(counts.values()),
+            "file": str(target),
+        }
+        row = "select $at::timestamptz, $run, $parts, $tables::integer, $rows::bigint, $file"
+        con.execute(f"create table publish_target.{PUBLISH_LOG} as select * from main.{PUBLISH_LOG} union all {row}", entry)
+        from pipelines.model_docs import document
+
+        document(con, "publish_target")  # tables built for analysts, views, and COMMENT ON everything
+        con.execute("checkpoint publish_target")
+        con.execute("detach publish_target")
+        attached = False
+        _fsync(tmp)
+        os.replace(tmp, target)
+        _fsync(target.parent)
+        con.execute(f"insert into {PUBLISH_LOG} {row}", entry)
+    except BaseException:
+        if attached:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("detach publish_target")
+        tmp.unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

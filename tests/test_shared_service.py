@@ -1,0 +1,278 @@
+"""The pipeline as a shared service, proved with real separate processes.
+
+- an analyst holding the published database open (read-only, in another process) never makes
+  a run fail, and sees the new quarter whole when they reconnect;
+- one agency's impossible figures (a share above 100 %) reject that workbook only;
+- a run SIGKILLed while reading, validating or publishing leaves the previous published state
+  readable and correct; the next run completes with the same result as an uninterrupted run,
+  and the killed run does not stay STARTED;
+- a second run waits for the first (one writer), and refuses clearly when it waits too long.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.locking import RunLock
+from tests.conftest import REPO, make_form
+
+pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
+
+Q1 = "Quý I/2024"
+H1 = "6 tháng đầu năm 2024"
+
+
+def figures(received, online, resolved, on_time, reused=0, digitized=0):
+    return {
+        "HSO.01": received,
+        "HSO.02": online,
+        "HSO.03": resolved,
+        "HSO.04": on_time,
+        "HSO.05": resolved - on_time,
+        "HSO.08": digitized,
+        "HSO.09": reused,
+        "KQS.01": 100,
+        "KQS.02": 50,
+    }
+
+
+def write_quarter_one(raw: Path) -> None:
+    folder = raw / "2024-Q1"
+    make_form(folder / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", Q1, figures(100, 40, 90, 80, reused=10, digitized=30))
+    make_form(folder / "TD-XA-TAIVAN_2024-Q1.xlsx", "TD-XA-TAIVAN", Q1, figures(200, 60, 180, 170, reused=20, digitized=50))
+    make_form(folder / "TD-PHONG-TUPHAP_2024-Q1.xlsx", "TD-PHONG-TUPHAP", Q1, figures(50, 20, 50, 45))
+    # the holdout: more dossiers reused digitized data (HSO.09) than were received (HSO.01)
+    make_form(folder / "TD-XA-VIENAN_2024-Q1.xlsx", "TD-XA-VIENAN", Q1, figures(60, 10, 60, 55, reused=75, digitized=20))
+
+
+def write_half_year(raw: Path) -> None:
+    make_form(raw / "2024-H1" / "TD-XA-LIEUTU_2024-H1.xlsx", "TD-XA-LIEUTU", H1, figures(260, 120, 240, 215, reused=30))
+
+
+@pytest.fixture
+def service(tmp_path):
+    """A raw folder, a published database path and a Dagster home of their own."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            telemetry:
+              enabled: false
+            storage:
+              sqlite:
+                base_dir: {home / "storage"}
+            """
+        ),
+        encoding="utf-8",
+    )
+    raw = tmp_path / "raw"
+    write_quarter_one(raw)
+    env = os.environ | {
+        "DAGSTER_HOME": str(home),
+        "CCHC_RAW_DIR": str(raw),
+        "CCHC_DATABASE": str(tmp_path / "published" / "cchc.duckdb"),
+        "CCHC_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "CCHC_CATALOG_DIR": str(REPO / "catalog"),
+        "CCHC_AS_OF": "2024-06-20T08:00:00",
+        "CCHC_LOCK_TIMEOUT": "120",
+        "CCHC_MAIL_ENABLED": "false",  # receipts and summaries are tested in test_pipeline and test_notify
+    }
+    return {"tmp": tmp_path, "raw": raw, "db": tmp_path / "published" / "cchc.duckdb", "home": home, "env": env}
+
+
+def cli(service, *args, env=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env or service["env"],
+        timeout=timeout,
+        check=False,
+    )
+
+
+SNAPSHOT_TABLES = ("fct_submission", "fct_indicator_value", "fct_target_scorecard", "fct_alert", "fct_data_element_value")
+
+
+def snapshot(db: Path) -> dict:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out = {}
+        for table in SNAPSHOT_TABLES:
+            columns = [
+                c for (c,) in con.execute(f"select column_name from duckdb_columns() where table_name = '{table}'").fetchall()
+            ]
+            columns = [c for c in columns if c not in ("loaded_at", "raised_as_of")]
+            out[table] = sorted(map(repr, con.execute(f"select {', '.join(columns)} from {table}").fetchall()))
+        return out
+    finally:
+        con.close()
+
+
+ANALYST = textwrap.dedent(
+    """
+    import sys, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    def state():
+        files = con.execute("select count(*) from fct_submission").fetchone()[0]
+        h1 = con.execute("select count(*) from fct_indicator_value where period_code = '2024-H1'").fetchone()[0]
+        return f"{files} {h1}"
+    print("open", state(), flush=True)
+    for line in sys.stdin:
+        print("again", state(), flush=True)
+    """
+)
+
+
+def test_an_analyst_holding_the_database_open_never_blocks_a_run(service):
+    first = cli(service, "run")
+    assert first.returncode == 0, first.stderr
+    assert "2024-Q1 (Quý I/2024): ok" in first.stdout
+    analyst = subprocess.Popen(
+        [sys.executable, "-c", ANALYST, str(service["db"])], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        opened = analyst.stdout.readline().split()
+        assert opened[0] == "open" and opened[2] == "0"  # four workbooks, no half-year yet
+        write_half_year(service["raw"])
+        second = cli(service, "run")  # the analyst still holds the file open, read-only
+        assert second.returncode == 0, second.stderr
+        assert "Could not set lock" not in second.stderr and "Traceback" not in second.stderr
+        analyst.stdin.write("\n")
+        analyst.stdin.flush()
+        again = analyst.stdout.readline().split()
+        assert again[1:] == opened[1:]  # the open session keeps the state it opened: never a mix
+    finally:
+        analyst.stdin.close()
+        analyst.wait(timeout=30)
+    con = duckdb.connect(str(service["db"]), read_only=True)  # the analyst reconnects: the new state, whole
+    try:
+        files = con.execute("select count(*) from fct_submission").fetchone()[0]
+        h1 = con.execute("select count(*) from fct_indicator_value where period_code = '2024-H1'").fetchone()[0]
+        runs = con.execute("select count(*), max(partitions) from publish_log").fetchone()
+    finally:
+        con.close()
+    assert files == int(opened[1]) + 1 and h1 > 0
+    assert runs[0] == 2 and "2024-Q2" in runs[1]
+
+
+def test_a_share_above_100_rejects_that_workbook_and_publishes_everyone_else(service):
+    result = cli(service, "run")
+    assert result.returncode == 0, result.stderr
+    con = duckdb.connect(str(service["db"]), read_only=True)
+    try:
+        statuses = dict(con.execute("select agency_code, status from fct_submission").fetchall())
+        finding = con.execute(
+            "select f.rule_id, f.location, f.message_vi, f.message_en from fct_validation_finding as f "
+            "join fct_submission as s using (submission_id) where s.agency_code = 'TD-XA-VIENAN' and f.severity = 'error'"
+        ).fetchall()
+        published = {
+            a
+            for (a,) in con.execute(
+                "select distinct org_unit_code from fct_indicator_value where scope = 'agency' and period_code = '2024-Q1'"
+            ).fetchall()
+        }
+        level = con.execute(
+            "select value from fct_indicator_value where indicator_code = 'digitized_data_reuse' and scope = 'level' "
+            "and admin_level = 'commune' and period_code = '2024-Q1'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert statuses == {
+        "TD-XA-LIEUTU": "in_force",
+        "TD-XA-TAIVAN": "in_force",
+        "TD-PHONG-TUPHAP": "in_force",
+        "TD-XA-VIENAN": "rejected",
+    }
+    assert len(finding) == 1
+    rule, location, message_vi, message_en = finding[0]
+    assert rule == "V_RATIO_DIGITIZED_DATA_REUSE" and location.startswith("Số liệu!E")
+    assert "HSO.09" in message_vi and "75" in message_vi and "lớn hơn" in message_vi and "HSO.01" in message_vi
+    assert "must not exceed its denominator" in message_en
+    assert published == {"TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-PHONG-TUPHAP"}
+    assert level[0] == pytest.approx((10 + 20) / (100 + 200) * 100)  # the rejected commune is not in the level
+
+
+def _kill_when(service, marker: str) -> str:
+    """Start a run with Dagster's step logs on, SIGKILL it as soon as `marker` is logged."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "--debug", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=service["env"],
+    )
+    seen = []
+    try:
+        deadline = time.monotonic() + 240
+        for line in process.stdout:
+            seen.append(line)
+            if marker in line:
+                process.send_signal(signal.SIGKILL)
+                break
+            assert time.monotonic() < deadline, "".join(seen[-20:])
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "".join(seen[-30:])
+    return "".join(seen)
+
+
+def test_a_run_killed_at_any_moment_leaves_the_published_state_whole(service):
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    first = cli(service, "run")
+    assert first.returncode == 0, first.stderr
+    before = snapshot(service["db"])
+    write_half_year(service["raw"])
+    # the reference: the same inputs, run without interruption, in a copy
+    reference = service["tmp"] / "reference"
+    shutil.copytree(service["db"].parent, reference)
+    reference_env = service["env"] | {"CCHC_DATABASE": str(reference / "cchc.duckdb")}
+    assert cli(service, "run", env=reference_env).returncode == 0
+    expected = snapshot(reference / "cchc.duckdb")
+    assert expected != before
+    for marker in ('"raw_workbooks"', '"int_finding"', '"published_database"'):
+        _kill_when(service, f"STEP_START - Started execution of step {marker}")
+        assert snapshot(service["db"]) == before, marker  # the previous complete state, readable
+        assert not list(service["db"].parent.glob("*.wal"))
+    finished = cli(service, "run")
+    assert finished.returncode == 0, finished.stderr
+    assert snapshot(service["db"]) == expected
+    assert not [p for p in service["db"].parent.iterdir() if p.name.startswith(".cchc.duckdb.publishing")]
+    # the killed runs do not stay STARTED: the next run marked them failed
+    instance = DagsterInstance.from_config(str(service["home"]))
+    try:
+        assert instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])) == []
+        assert len(instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE]))) >= 3
+    finally:
+        instance.dispose()
+
+
+def test_a_second_run_waits_for_the_first_and_says_who_holds_the_warehouse(service):
+    from pipelines.resources import build_resources
+
+    work = build_resources(service["env"])["warehouse"]
+    lock = RunLock(work.work_path.with_suffix(".lock")).acquire(5, label="another run")
+    try:
+        result = cli(service, "run", env=service["env"] | {"CCHC_LOCK_TIMEOUT": "1"})
+    finally:
+        lock.release()
+    assert result.returncode == 2
+    assert "Một lần chạy khác đang ghi kho dữ liệu" in result.stderr and "Another run is writing" in result.stderr
+    assert f"pid {os.getpid()}" in result.stderr and "Traceback" not in result.stderr
+    assert not service["db"].exists()  # nothing half-published
