@@ -27,17 +27,31 @@ CURATED_FACTS = (
 )
 def published_database(context: AssetExecutionContext, warehouse: WarehouseResource):
     """The analysts' DuckDB file (CCHC_DATABASE): every dim_/fct_ table of the working database, without
-    personal data, written to a new file and renamed over the old one (readers never see a mix)."""
+    personal data, written to a new file and renamed over the old one (readers never see a mix);
+    with CCHC_LAKE set, the same tables also go into the shared DuckLake, jurisdiction by jurisdiction."""
     import pandas as pd
 
     with warehouse.warehouse().connect() as con:
         partitions = tuple(p for p in context.run.tags.get("cchc/partitions", "").split(",") if p)
         counts = publish(con, warehouse.published_path, run_id=context.run_id, partitions=partitions)
+        lake_meta = {}
+        if warehouse.lake:
+            from pipelines.lake import publish_to_lake, reporting_jurisdictions
+
+            codes = [c for c in warehouse.lake_jurisdictions.split(",") if c] or reporting_jurisdictions(con)
+            lake = publish_to_lake(con, warehouse.lake, warehouse.lake_data, codes, context.run_id, partitions=partitions)
+            lake_meta = {
+                "lake_rows": int(sum(lake.values())),
+                "lake_snapshot": str(lake.snapshot_id),
+                "lake_commit_retries": int(lake.retries),
+                "lake_jurisdictions": ", ".join(codes),
+            }
     frame = pd.DataFrame({"table": list(counts), "rows": list(counts.values())})
     return MaterializeResult(
         metadata={
             "path": str(warehouse.published_path.resolve()),
             "dagster/row_count": int(frame["rows"].sum()) if len(frame) else 0,
             "tables": preview(frame, 50),
+            **lake_meta,
         }
     )

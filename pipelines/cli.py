@@ -104,6 +104,41 @@ def _failure_paragraph(result, what: str) -> str:
     return "\n".join(lines)
 
 
+def _catalog_changed(warehouse, catalog_dir: Path) -> bool:
+    """Whether the dimensions must be republished: the catalog files differ from the last publish
+    of the dimensions (or the working database is new)."""
+    import duckdb
+
+    from pipelines.sensors import catalog_fingerprint
+
+    if not warehouse.work_path.exists():
+        return True
+    try:
+        con = duckdb.connect(str(warehouse.work_path), read_only=True)
+    except duckdb.Error:
+        return True
+    try:
+        row = con.execute(
+            "select fingerprint from catalog_state where catalog_dir = $d", {"d": str(catalog_dir.resolve())}
+        ).fetchone()
+        has_dims = con.execute("select count(*) from duckdb_tables() where table_name = 'dim_agency'").fetchone()[0]
+    except duckdb.Error:
+        return True
+    finally:
+        con.close()
+    return not has_dims or row is None or row[0] != catalog_fingerprint(catalog_dir)
+
+
+def _remember_catalog(warehouse, catalog_dir: Path) -> None:
+    from pipelines.sensors import catalog_fingerprint
+
+    with warehouse.warehouse().connect() as con:
+        con.execute(
+            "insert or replace into catalog_state values ($d, $f, now())",
+            {"d": str(catalog_dir.resolve()), "f": catalog_fingerprint(catalog_dir)},
+        )
+
+
 def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = False) -> list[str]:
     """Refresh the dimensions, run the quarterly job for each partition in order (into the working
     database), then publish the analysts' database once, atomically."""
@@ -155,7 +190,9 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
     # One writer: hold the working database for the whole sequence (catalog, quarters, publish),
     # so no other run slips in between them.
     with warehouse.run_lock().acquire(warehouse.lock_timeout_seconds, label="python -m pipelines run"):
-        execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
+        if _catalog_changed(warehouse, Path(resources["catalog"].catalog_dir)):
+            execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
+            _remember_catalog(warehouse, Path(resources["catalog"].catalog_dir))
         for key in partitions:
             seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key)
             if not quiet:
@@ -202,49 +239,61 @@ def _duckdb_cli() -> str:
 
 
 def _summarise(con, lines: list[str]) -> None:
+    """The latest quarter of each jurisdiction: headline indicators, reporting, alerts, targets not met."""
     from pipelines.periods import period_sort_key
 
     latest = con.execute(
-        "select period_code from fct_indicator_value where period_code similar to '[0-9]{4}-Q[1-4]' "
-        "order by period_year desc, period_code desc limit 1"
-    ).fetchone()
+        "select org_unit_code, max(period_code) from fct_indicator_value "
+        "where scope = 'jurisdiction' and period_code similar to '[0-9]{4}-Q[1-4]' and value is not null group by 1 order by 1"
+    ).fetchall()
     if not latest:
         lines.append("(chưa có số liệu / no indicator values yet)")
         return
-    period = latest[0]
-    lines.append(f"Quý gần nhất / latest quarter: {period}")
+    latest_by_unit = dict(latest)
+    lines.append("Quý gần nhất theo địa bàn / latest quarter per jurisdiction: " + ", ".join(f"{u} {p}" for u, p in latest))
     rows = con.execute(
-        "select indicator_code, org_unit_code, admin_level, value from fct_indicator_value "
-        "where period_code = $p and scope in ('level', 'jurisdiction') and list_contains($codes, indicator_code) "
+        "select indicator_code, org_unit_code, admin_level, value, period_code from fct_indicator_value "
+        "where scope in ('level', 'jurisdiction') and list_contains($codes, indicator_code) "
         "order by indicator_code, org_unit_code, case admin_level when 'all' then 9 else 0 end, admin_level",
-        {"p": period, "codes": list(SUMMARY_INDICATORS)},
+        {"codes": list(SUMMARY_INDICATORS)},
     ).fetchall()
     for code, title in SUMMARY_INDICATORS.items():
         lines.append(f"  {title}:")
-        for unit in sorted({u for c, u, _, _ in rows if c == code}):
-            parts = [f"{lvl} {val:.1f}%" for c, u, lvl, val in rows if c == code and u == unit and val is not None]
-            lines.append(f"    {unit}: " + "; ".join(parts))
+        for unit, period in latest:
+            parts = [
+                f"{lvl} {val:.1f}%" for c, u, lvl, val, p in rows if c == code and u == unit and p == period and val is not None
+            ]
+            if parts:
+                lines.append(f"    {unit} {period}: " + "; ".join(parts))
     rates = con.execute(
         "select authority, period_code, reporting_rate, on_time_rate, missing_reports, late_reports from fct_reporting_rate "
         "where admin_level = 'all'"
     ).fetchall()
-    rates.sort(key=lambda r: (r[0], period_sort_key(r[1])))
-    lines.append("Nộp báo cáo / reporting (rate %, on time %, missing, late):")
-    lines += [f"  {a} {p}: {r}% | {o}% | {m} | {late}" for a, p, r, o, m, late in rates]
+    last_window: dict[str, tuple] = {}
+    for row in sorted(rates, key=lambda r: (r[0], period_sort_key(r[1]))):
+        last_window[row[0]] = row
+    lines.append("Nộp báo cáo, kỳ gần nhất / reporting, latest window (rate %, on time %, missing, late):")
+    lines += [f"  {a} {p}: {r}% | {o}% | {m} | {late}" for a, p, r, o, m, late in last_window.values()]
     alerts = con.execute("select alert_type, count(*) from fct_alert group by 1 order by 1").fetchall()
     lines.append("Cảnh báo mở / open alerts: " + ", ".join(f"{t} {n}" for t, n in alerts))
     off = con.execute(
         "select plan_id, target_id, indicator_code, org_unit_code, admin_level, value, operator, target_value, gap_points, "
-        "status, projected_met from fct_target_scorecard where period_code = $p and met = false "
-        "order by scope = 'agency', gap_points desc",
-        {"p": period},
+        "status, projected_met, period_code, scope from fct_target_scorecard where met = false and period_code similar to '[0-9]{4}-Q[1-4]'"
     ).fetchall()
-    lines.append(f"Chỉ tiêu chưa đạt / targets not met in {period}: {len(off)} (fct_target_scorecard)")
-    for plan, target, indicator, unit, level, value, op, goal, gap, status, will in off[:8]:
+    units = {r[0]: r[1] for r in con.execute("select org_unit_code, jurisdiction_code from dim_agency").fetchall()}
+    off = [r for r in off if r[11] == latest_by_unit.get(units.get(r[3]) or r[3], latest_by_unit.get(r[3]))]
+    off.sort(key=lambda r: (r[12] == "agency", -(r[8] or 0)))
+    lines.append(f"Chỉ tiêu chưa đạt, quý gần nhất / targets not met, latest quarter: {len(off)} (fct_target_scorecard)")
+    for plan, target, indicator, unit, level, value, op, goal, gap, status, will, period, _ in off[:8]:
         outlook = {True: "sẽ đạt / on course", False: "không kịp / will miss"}.get(will, "chưa rõ / unknown")
         lines.append(
-            f"  {plan} {target} {indicator} @ {unit} ({level}): {value:.1f} {op} {goal:g}, thiếu / short {gap:.1f} - {status}, {outlook}"
+            f"  {period} {plan} {target} {indicator} @ {unit} ({level}): {value:.1f} {op} {goal:g}, thiếu / short {gap:.1f}"
+            f" - {status}, {outlook}"
         )
+    lines.append(
+        "Báo cáo quý / quarterly report: python -m pipelines report --period "
+        f"{max(p for _, p in latest)} --out reports/   (xlsx, PDF, PNG; docs/report.md)"
+    )
 
 
 def template(agency: str, period: str, out: Path) -> Path:

@@ -12,6 +12,7 @@ PostgreSQL; see docs/operations.md).
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from pipelines.dims import DIMENSIONS
+from pipelines.lake import jurisdiction_run_tags
 from pipelines.partitions import quarterly_partitions
 
 DIMENSION_SELECTION = AssetSelection.assets(*DIMENSIONS)
@@ -23,6 +24,7 @@ quarterly_job = define_asset_job(
     selection=QUARTERLY_SELECTION,
     partitions_def=quarterly_partitions,
     executor_def=in_process_executor,
+    tags=jurisdiction_run_tags(),  # deploy/dagster.yaml limits concurrent runs per jurisdiction
     description="Ingest, validate, compute and publish one quarter; send receipts, reminders and the summary.",
 )
 
@@ -30,6 +32,7 @@ catalog_job = define_asset_job(
     "cchc_catalog",
     selection=DIMENSION_SELECTION,
     executor_def=in_process_executor,
+    tags=jurisdiction_run_tags(),
     description="Publish the dimension tables from the catalog folder.",
 )
 
@@ -37,5 +40,6 @@ publish_job = define_asset_job(
     "cchc_publish",
     selection=PUBLISH_SELECTION,
     executor_def=in_process_executor,
+    tags=jurisdiction_run_tags(),
     description="Replace the analysts' database (CCHC_DATABASE) with the working database's curated tables, atomically.",
 )

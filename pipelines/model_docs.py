@@ -30,7 +30,7 @@ COMMAND = "python -m pipelines.model_docs"
 
 def load_model(path: Path = MODEL_PATH) -> dict:
     """The reviewed model: {title, intro, sections: [{title, intro?, tables: [...]}], outro}."""
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def objects(model: dict, published_only: bool = False) -> Iterator[dict]:

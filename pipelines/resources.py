@@ -45,6 +45,9 @@ class WarehouseResource(ConfigurableResource):
     database_path: str = "data/curated/cchc.duckdb"
     work_dir: str = ""  # default: <folder of database_path>/.cchc-work
     lock_timeout_seconds: float = 1800
+    lake: str = ""  # CCHC_LAKE: a DuckLake catalog (postgres:... or a .ducklake file); empty = no lake
+    lake_data: str = ""  # CCHC_LAKE_DATA: the lake's data folder or object-store URL
+    lake_jurisdictions: str = ""  # CCHC_LAKE_JURISDICTIONS: "CT,TD"; empty = every reporting jurisdiction
 
     _lock: RunLock | None = PrivateAttr(default=None)
 
@@ -146,6 +149,18 @@ def _number(env: Mapping[str, str], name: str, default: str, kind=float):
         ) from None
 
 
+def _lake(env: Mapping[str, str]) -> dict[str, str]:
+    from pipelines.lake import settings_from_env
+
+    try:
+        settings = settings_from_env(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if settings is None:
+        return {}
+    return {"lake": settings.lake, "lake_data": settings.data_path, "lake_jurisdictions": ",".join(settings.jurisdictions)}
+
+
 def _read_limits(env: Mapping[str, str]) -> dict[str, float]:
     try:
         limits = ReadLimits.from_env(env)
@@ -164,6 +179,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
             database_path=env.get("CCHC_DATABASE", "data/curated/cchc.duckdb"),
             work_dir=env.get("CCHC_WORK_DIR", ""),
             lock_timeout_seconds=_number(env, "CCHC_LOCK_TIMEOUT", "1800"),
+            **_lake(env),
         ),
         "raw": RawFolderResource(
             raw_dir=env.get("CCHC_RAW_DIR", "data/raw"),

@@ -276,3 +276,40 @@ def test_a_second_run_waits_for_the_first_and_says_who_holds_the_warehouse(servi
     assert "Một lần chạy khác đang ghi kho dữ liệu" in result.stderr and "Another run is writing" in result.stderr
     assert f"pid {os.getpid()}" in result.stderr and "Traceback" not in result.stderr
     assert not service["db"].exists()  # nothing half-published
+
+
+def test_with_a_lake_configured_the_run_also_publishes_into_it(service):
+    """CCHC_LAKE / CCHC_LAKE_DATA (here a DuckLake with a DuckDB-file catalog; tests/test_lake.py covers
+    PostgreSQL): the lake holds each jurisdiction's figures exactly as the run's own DuckDB file."""
+    from pipelines.lake import connect_lake
+
+    lake, data = service["tmp"] / "lake" / "meta.ducklake", service["tmp"] / "lake" / "data"
+    env = service["env"] | {"CCHC_LAKE": str(lake), "CCHC_LAKE_DATA": str(data)}
+    result = cli(service, "run", env=env)
+    assert result.returncode == 0, result.stderr
+    con = duckdb.connect(str(service["db"]), read_only=True)
+    try:
+        local = sorted(
+            con.execute(
+                "select indicator_code, scope, org_unit_code, admin_level, period_code, numerator, denominator "
+                "from fct_indicator_value"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    reader = connect_lake(str(lake), str(data), read_only=True)
+    try:
+        shared = sorted(
+            reader.execute(
+                "select indicator_code, scope, org_unit_code, admin_level, period_code, numerator, denominator "
+                "from lake.fct_indicator_value where jurisdiction_code = 'TD'"
+            ).fetchall()
+        )
+    finally:
+        reader.close()
+    assert local and shared == local
+
+
+def test_half_a_lake_configuration_is_refused_clearly(service):
+    result = cli(service, "run", env=service["env"] | {"CCHC_LAKE": "/tmp/only-the-catalog.ducklake"})
+    assert result.returncode == 2 and "CCHC_LAKE_DATA" in result.stderr and "Traceback" not in result.stderr

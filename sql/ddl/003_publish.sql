@@ -7,3 +7,11 @@ create table if not exists publish_log (
     total_rows bigint not null,
     database_file varchar not null
 );
+
+-- The catalog folder whose dimensions are in the working database (the CLI skips the
+-- catalog job while the folder is unchanged).
+create table if not exists catalog_state (
+    catalog_dir varchar primary key,
+    fingerprint varchar not null,
+    refreshed_at timestamptz not null
+);
