@@ -166,7 +166,7 @@ def fct_alert(context: AssetExecutionContext, warehouse: WarehouseResource, cloc
 @asset(
     group_name="curated",
     partitions_def=quarterly_partitions,
-    deps=["fct_indicator_value", "int_element_value", "dim_target"],
+    deps=["fct_indicator_value", "int_element_value", "dim_target", "fct_external_value"],
     kinds={"duckdb"},
 )
 def fct_target_scorecard(

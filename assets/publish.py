@@ -1,9 +1,10 @@
 """Publish: the analysts' database, replaced whole and atomically after a successful run."""
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, asset
 
 from assets.common import preview
 from pipelines.dims import DIMENSIONS
+from pipelines.model_docs import grain_keys
 from pipelines.publish import NOT_PUBLISHED, publish
 from pipelines.resources import WarehouseResource
 
@@ -20,8 +21,21 @@ CURATED_FACTS = (
 )
 
 
+GRAIN_KEYS = grain_keys()
+
+
 @asset(
     group_name="publish",
+    check_specs=[
+        AssetCheckSpec(
+            f"grain_{table}",
+            asset="published_database",
+            blocking=True,
+            description=f"{table}: one row per {', '.join(c.rstrip('?') for c in key)} (unique; required parts not null)."
+            " Checked in the new file before the switch: a failure publishes nothing.",
+        )
+        for table, key in GRAIN_KEYS.items()
+    ],
     deps=[*CURATED_FACTS, *(name for name in DIMENSIONS if name not in NOT_PUBLISHED)],
     kinds={"duckdb"},
 )
@@ -33,7 +47,8 @@ def published_database(context: AssetExecutionContext, warehouse: WarehouseResou
 
     with warehouse.warehouse().connect() as con:
         partitions = tuple(p for p in context.run.tags.get("cchc/partitions", "").split(",") if p)
-        counts = publish(con, warehouse.published_path, run_id=context.run_id, partitions=partitions)
+        grain: dict = {}
+        counts = publish(con, warehouse.published_path, run_id=context.run_id, partitions=partitions, grain_report=grain)
         lake_meta = {}
         if warehouse.lake:
             from pipelines.lake import publish_to_lake, reporting_jurisdictions
@@ -47,7 +62,7 @@ def published_database(context: AssetExecutionContext, warehouse: WarehouseResou
                 "lake_jurisdictions": ", ".join(codes),
             }
     frame = pd.DataFrame({"table": list(counts), "rows": list(counts.values())})
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             "path": str(warehouse.published_path.resolve()),
             "dagster/row_count": int(frame["rows"].sum()) if len(frame) else 0,
@@ -55,3 +70,11 @@ def published_database(context: AssetExecutionContext, warehouse: WarehouseResou
             **lake_meta,
         }
     )
+    for table in GRAIN_KEYS:
+        found = grain.get(table, {"duplicate_rows": 0, "null_key_rows": 0})
+        yield AssetCheckResult(
+            check_name=f"grain_{table}",
+            passed=not any(found.values()),
+            severity=AssetCheckSeverity.ERROR,
+            metadata={**found, "present": table in grain},
+        )

@@ -290,6 +290,25 @@ def _summarise(con, lines: list[str]) -> None:
             f"  {period} {plan} {target} {indicator} @ {unit} ({level}): {value:.1f} {op} {goal:g}, thiếu / short {gap:.1f}"
             f" - {status}, {outlook}"
         )
+    coverage = con.execute(
+        """
+        select plan_id,
+               count(*) filter (where can_score) as scored,
+               count(*) filter (where coverage_reason = 'phase_not_started') as phase_not_started,
+               count(*) filter (where coverage_reason = 'no_reporting_unit') as no_reporting_unit,
+               count(*) filter (where coverage_reason = 'no_data_for_period') as no_data_for_period,
+               count(*) filter (where coverage_reason = 'external_not_recorded') as external_not_recorded
+        from v_target_coverage
+        where period_year <= (select max(period_year) from fct_target_scorecard)
+        group by plan_id order by plan_id
+        """
+    ).fetchall()
+    lines.append(
+        "Chỉ tiêu × năm chấm được / targets × years scored (chưa chấm được vì / not scorable: chưa đến giai đoạn / phase not"
+        " started, không có đơn vị / no reporting unit, thiếu số liệu / no data, chỉ số công bố chưa nhập / external not"
+        " recorded; v_target_coverage):"
+    )
+    lines += [f"  {plan}: {ok} | {ns} | {nu} | {nd} | {ne}" for plan, ok, ns, nu, nd, ne in coverage]
     lines.append(
         "Báo cáo quý / quarterly report: python -m pipelines report --period "
         f"{max(p for _, p in latest)} --out reports/   (xlsx, PDF, PNG; docs/report.md)"
@@ -482,5 +501,10 @@ def _dispatch(args, debug: bool) -> int:
         done = run(quarters, debug=debug)
         if not done:
             return 1
+        try:
+            print(summary())
+        except CliError as exc:  # the run succeeded and is published; only the summary could not be read
+            print(str(exc), file=sys.stderr)
+        return 0
     print(summary())
     return 0

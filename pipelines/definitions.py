@@ -15,6 +15,7 @@ from assets.curated import (
 )
 from assets.delivery import notification_log
 from assets.dimensions import dimensions
+from assets.external import external_values
 from assets.intermediate import (
     int_element_value,
     int_expected_report,
@@ -42,6 +43,7 @@ ALL_ASSETS = [
     fct_submissions,
     fct_timeliness,
     fct_alert,
+    external_values,
     fct_target_scorecard,
     fct_plan_task_status,
     notification_log,

@@ -48,7 +48,7 @@ def scan_raw_folder(raw_dir: Path) -> list[Path]:
             continue
         if path.name.startswith(("~$", ".")) or any(p.startswith(".") for p in path.relative_to(raw_dir).parts[:-1]):
             continue
-        if "quarantine" in path.relative_to(raw_dir).parts[:-1]:
+        if "quarantine" in path.relative_to(raw_dir).parts[:-1] or path.relative_to(raw_dir).parts[0] == "external":
             continue
         files.append(path)
     return sorted(files)

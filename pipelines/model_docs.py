@@ -75,6 +75,9 @@ def render_markdown(model: dict) -> str:
             if table.get("description"):
                 text += " " + " ".join(table["description"].split())
             out += [text, ""]
+            if table.get("key"):
+                shown = ", ".join(f"`{c.rstrip('?')}`" + (" (may be null)" if c.endswith("?") else "") for c in table["key"])
+                out += [f"Key: {shown} — unique, checked before every publish (a duplicate stops the publish).", ""]
             out += ["| column | type | meaning | tiếng Việt |", "|---|---|---|---|"]
             for column in table["columns"]:
                 meaning, vi = _cell(column["description"]), _cell(column.get("vi", ""))
@@ -82,6 +85,29 @@ def render_markdown(model: dict) -> str:
             out.append("")
     out.append(model["outro"].strip())
     return "\n".join(out) + "\n"
+
+
+def grain_keys(model: dict | None = None) -> dict[str, list[str]]:
+    """{published table: its key columns} from the model; a trailing `?` marks a key column that may be null."""
+    model = model or load_model()
+    return {t["name"]: list(t["key"]) for t in objects(model, published_only=True) if t.get("key")}
+
+
+def grain_violations(con, catalog_name: str, table: str, key: list[str]) -> dict[str, int]:
+    """Rows breaking a table's grain: duplicated keys, and nulls in key columns that must not be null."""
+    columns = [c.rstrip("?") for c in key]
+    group = ", ".join(f'"{c}"' for c in columns)
+    source = f'{catalog_name}.main."{table}"' if catalog_name else f'"{table}"'
+    duplicates = con.execute(
+        f"select coalesce(sum(n), 0) from (select {group}, count(*) as n from {source} group by all having count(*) > 1)"
+    ).fetchone()[0]
+    required = [c for c in key if not c.endswith("?")]
+    nulls = (
+        con.execute(f"select count(*) from {source} where " + " or ".join(f'"{c}" is null' for c in required)).fetchone()[0]
+        if required
+        else 0
+    )
+    return {"duplicate_rows": int(duplicates), "null_key_rows": int(nulls)}
 
 
 # --- comments ---------------------------------------------------------------------------------
@@ -180,6 +206,16 @@ def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target
         if "raw_value" not in source_tables:
             raise ValueError(f"document(): {previous!r} has no raw_value table; {table} is built from the working database")
         con.execute(f"create or replace table {target}.main.{_ident(table)} as {select}")
+    present = {
+        t
+        for (t,) in con.execute("select table_name from duckdb_tables() where database_name = $c", {"c": catalog_name}).fetchall()
+    }
+    for table in objects(model, published_only=True):
+        # a table no run has written yet (a fresh install, dimensions only): published empty, with
+        # its documented columns, so the views and the analysts' queries work from the first publish
+        if table.get("kind") != "view" and table["name"] not in present:
+            columns = ", ".join(f'"{c["name"]}" {c["type"]}' for c in table["columns"])
+            con.execute(f"create table {target}.main.{_ident(table['name'])} ({columns})")
     con.execute(f"use {target}")
     try:
         for name in view_names(model):

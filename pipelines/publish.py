@@ -92,6 +92,7 @@ def publish(
     run_id: str = "",
     partitions: tuple[str, ...] = (),
     now: dt.datetime | None = None,
+    grain_report: dict | None = None,
 ) -> dict[str, int]:
     """Copy the curated tables of the working database (`con`) into `target`, atomically.
 
@@ -128,6 +129,12 @@ def publish(
         from pipelines.model_docs import document
 
         document(con, "publish_target")  # tables built for analysts, views, and COMMENT ON everything
+        report = check_grain(con, "publish_target")
+        if grain_report is not None:
+            grain_report.update(report)
+        broken = {t: v for t, v in report.items() if any(v.values())}
+        if broken:
+            raise GrainError(broken)
         con.execute("checkpoint publish_target")
         con.execute("detach publish_target")
         attached = False
@@ -142,6 +149,33 @@ def publish(
         tmp.unlink(missing_ok=True)
         raise
     return counts
+
+
+class GrainError(RuntimeError):
+    """A published table breaks its declared grain: the publish is refused, the previous state stays."""
+
+    def __init__(self, broken: dict[str, dict[str, int]]):
+        self.broken = broken
+        detail = "; ".join(
+            f"{t}: {v['duplicate_rows']} dòng trùng khóa / duplicate-key rows, {v['null_key_rows']} khóa rỗng / null keys"
+            for t, v in broken.items()
+        )
+        super().__init__(
+            f"Không công bố: bảng vi phạm khóa (grain) đã khai trong sql/published/model.yaml / not published: tables break their"
+            f" declared key: {detail}. Đây là lỗi của chương trình, không phải của số liệu gửi lên / a defect of the pipeline, not"
+            " of a submission."
+        )
+
+
+def check_grain(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target") -> dict[str, dict[str, int]]:
+    """Every published table with a declared key: duplicate-key rows and null-key rows (both must be 0)."""
+    from pipelines.model_docs import grain_keys, grain_violations
+
+    present = {
+        t
+        for (t,) in con.execute("select table_name from duckdb_tables() where database_name = $d", {"d": catalog_name}).fetchall()
+    }
+    return {t: grain_violations(con, catalog_name, t, key) for t, key in grain_keys().items() if t in present}
 
 
 def _literal(text: str) -> str:

@@ -3,7 +3,10 @@
 A target is scored against the units in force in the period being scored (org_units.csv
 valid_from / valid_to): a unit that ended hands the target on to its successor
 (successor_code, down the chain); with none in force in the year the target gets one
-`no_data` row with `no_data_reason = no_unit_in_force`. Rules: docs/scorecard.md.
+`no_data` row with `no_data_reason = no_unit_in_force`. A target on an external indicator is scored
+on the year's row (`YYYY-Y`) of its jurisdiction (or level) from the value the PAR office recorded
+(pipelines/external.py); with none recorded it gets a `no_data` row with `external_indicator`.
+Rules: docs/scorecard.md.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pipelines.targets import (
 # Why a row has no value: code -> Vietnamese, appended to status_vi (English in docs/scorecard.md).
 NO_DATA_REASON_VI = {
     "no_unit_in_force": "không còn đơn vị nào của chỉ tiêu hoạt động trong kỳ (đã kết thúc, không có đơn vị kế thừa)",
-    "external_indicator": "chỉ số không thu qua biểu mẫu báo cáo",
+    "external_indicator": "chỉ số công bố bên ngoài, chưa nhập giá trị của năm vào biểu chỉ số công bố",
     "zero_denominator": "mẫu số bằng 0",
     "no_baseline": "không có số liệu kỳ gốc",
     "missing_value": "thiếu tử số hoặc mẫu số",
@@ -252,12 +255,16 @@ def build_scorecard(
     agency_parts: pd.DataFrame,
     element_values: pd.DataFrame,
     settings: dict | None = None,
+    external: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Scorecard rows for the periods of `year`.
 
     agency_parts: per agency numerator/denominator (indicator_code, agency_code, period_code,
     numerator, denominator) for all years (history feeds baselines and trends).
     element_values: (agency_code, period_code, code, value, kind) for all years (baseline reductions).
+    external: values of external indicators in force (indicator_code, jurisdiction_code, year, value,
+    optional admin_level: `all` when absent) for all years; a target on an external indicator is
+    scored on its issuer's `YYYY-Y` row from the value of its indicator, issuer, level and year.
 
     Set-based (docs/scorecard.md, "Scorecard cost"): the data rows are joined once with the
     carriers of every target, filtered by validity, grouped per target x scope x unit x period,
@@ -280,8 +287,13 @@ def build_scorecard(
     )
     if n_targets == 0:
         return pd.DataFrame([], columns=SCORECARD_COLUMNS)
+    external_tks = np.flatnonzero(active & (methods == "external"))
+    external_rows = _external_rows(external, external_tks, prep)
     periods = _period_table(
-        list(agency_parts["period_code"].unique()) + list(element_values["period_code"].unique()) + [f"{year}-Y"]
+        list(agency_parts["period_code"].unique())
+        + list(element_values["period_code"].unique())
+        + list(external_rows["period_code"].unique())
+        + [f"{year}-Y"]
     )
     carriers = prep.carriers[active[prep.carriers["tk"].to_numpy()]]
     # agencies in force in the year, per target (the agency rows)
@@ -289,7 +301,8 @@ def build_scorecard(
     in_year = carriers.assign(start=year_window["start"], end=year_window["end"])
     in_year = in_year[_in_force(in_year)]
     scored = active & has_units & np.isin(np.arange(n_targets), in_year["tk"].to_numpy())
-    no_unit = active & has_units & ~scored
+    # external targets are about the jurisdiction, not its agencies: scored from the recorded value
+    no_unit = active & has_units & ~scored & (methods != "external")
     aggregate_tks = np.flatnonzero(scored & ~unit_type)
     in_year_keys = in_year["tk"].to_numpy() * _UNIT_KEY + in_year["uid"].to_numpy()
     series = []
@@ -330,6 +343,9 @@ def build_scorecard(
         rows = joined(element_values.rename(columns={"value": "total"}), "code", numerator_code, reduction_tks, ["total"])
         totals = _scoped(rows, in_year_keys, aggregate_tks, ["total"])
         series.append(_reductions(totals, periods, prep, catalog, numerator_code, year))
+    if len(external_rows):
+        external_rows = external_rows.assign(pid=period_index.get_indexer(external_rows["period_code"]))
+        series.append(external_rows[_SERIES].copy())
     series = [frame for frame in series if not frame.empty]
     for frame in series:  # ids back to codes
         uid = frame["uid"].to_numpy()
@@ -339,9 +355,10 @@ def build_scorecard(
     series = series.merge(periods[["period_code", "year", "time", "trend"]], on="period_code", how="left", sort=False)
     rows = series[series["year"] == year].copy()
     rows = rows.merge(_trend_baselines(series, start_year), on=["tk", "scope_rank", "org_unit_code"], how="left")
-    # rows without a series: every unit ended, or an external indicator (aggregate only)
+    # rows without a series: every unit ended, or an external indicator with no value recorded for the year
     special = [(k, "no_unit_in_force") for k in np.flatnonzero(no_unit)]
-    special += [(k, "external_indicator") for k in aggregate_tks if methods[k] == "external"]
+    recorded = set(rows["tk"].to_numpy(int)) if len(rows) else set()
+    special += [(k, "external_indicator") for k in external_tks if k not in recorded]
     if special:
         extra = pd.DataFrame(
             {
@@ -360,6 +377,40 @@ def build_scorecard(
         return pd.DataFrame([], columns=SCORECARD_COLUMNS)
     rows = rows.sort_values(["tk", "scope_rank", "org_unit_code", "period_code"], kind="stable", ignore_index=True)
     return _publish(rows, prep, methods, year, settings)
+
+
+def _external_rows(external: pd.DataFrame | None, tks: np.ndarray, prep: _Prepared) -> pd.DataFrame:
+    """Series rows (aggregate scope, every year recorded) of the external targets `tks`: the value
+    recorded for the target's indicator x issuer x level x year."""
+    columns = [*_SERIES, "period_code"]
+    if external is None or external.empty or not len(tks):
+        return pd.DataFrame(columns=columns)
+    keys = pd.DataFrame(
+        {
+            "tk": tks,
+            "indicator_code": [prep.targets[k]["indicator"] for k in tks],
+            "jurisdiction_code": [prep.targets[k]["issuer"] for k in tks],
+            "admin_level": [prep.targets[k]["level"] for k in tks],
+        }
+    )
+    values = external.assign(admin_level=external["admin_level"].fillna("all") if "admin_level" in external else "all")
+    values = values[values["value"].notna() & values["year"].notna()]
+    rows = keys.merge(values[["indicator_code", "jurisdiction_code", "admin_level", "year", "value"]], sort=False)
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame(
+        {
+            "tk": rows["tk"].to_numpy(int),
+            "scope_rank": 0,
+            "uid": -1,
+            "pid": -1,
+            "numerator": np.nan,
+            "denominator": np.nan,
+            "reporting_units": 0,
+            "value": rows["value"].to_numpy(float),
+            "period_code": [f"{int(y)}-Y" for y in rows["year"]],
+        }
+    ).sort_values(["tk", "period_code"], kind="stable", ignore_index=True)
 
 
 def _reductions(totals, periods, prep, catalog, numerator_code, year) -> pd.DataFrame:

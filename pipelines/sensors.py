@@ -60,7 +60,9 @@ def raw_folder_sensor(context: SensorEvaluationContext, raw: RawFolderResource, 
     by_partition: dict[str, list[str]] = {}
     for path in found:
         by_partition.setdefault(partition_for(Path(path), raw.path, current), []).append(f"{path}@{found[path]}")
-    context.update_cursor(json.dumps(cursor | found))
+    # the cursor keeps only files still in the folder, so it stays as small as the folder
+    present = {str(p) for p in scan_raw_folder(raw.path)}
+    context.update_cursor(json.dumps({p: sig for p, sig in (cursor | found).items() if p in present}))
     requests = []
     for key, items in sorted(by_partition.items()):
         digest = hashlib.sha1("|".join(sorted(items)).encode()).hexdigest()[:12]

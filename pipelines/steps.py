@@ -190,13 +190,15 @@ def indicator_values(con, year: int) -> dict[str, int]:
 
 
 def scorecard(con, catalog: Catalog, year: int) -> pd.DataFrame:
-    """fct_target_scorecard for the year."""
+    """fct_target_scorecard for the year (external indicators from fct_external_value, when refreshed)."""
+    from pipelines.external import in_force
+
     parts = con.execute(
         "select indicator_code, org_unit_code as agency_code, period_code, numerator, denominator "
         "from fct_indicator_value where scope = 'agency'"
     ).df()
     values = con.execute("select agency_code, period_code, code, value, kind from int_element_value").df()
-    frame = build_scorecard(catalog, year, parts, values)
+    frame = build_scorecard(catalog, year, parts, values, external=in_force(con))
     replace_frame(con, "fct_target_scorecard", frame, {"period_year": year})
     return frame
 

@@ -23,7 +23,7 @@ def test_definitions_load():
         "dim_agency",
         "notification_log",
     } <= keys
-    assert len(ALL_ASSETS) == 16
+    assert len(ALL_ASSETS) == 17
     assert {s.name for s in repo.schedule_defs} == {"cchc_after_due_day"}
     assert {s.name for s in repo.sensor_defs} == {
         "raw_folder_sensor",

@@ -79,3 +79,24 @@ def test_a_link_to_a_file_outside_the_raw_folder_is_never_read(tmp_path):
     (raw / "link.xlsx").symlink_to(outside)
     (raw / "inner-link.xlsx").symlink_to(raw / "inside.xlsx")
     assert [p.name for p in scan_raw_folder(raw)] == ["inner-link.xlsx", "inside.xlsx"]
+
+
+def test_the_sensor_cursor_forgets_files_that_left_the_folder(tmp_path):
+    import json
+
+    from dagster import DagsterInstance, build_sensor_context
+
+    from pipelines.definitions import build_definitions
+    from pipelines.sensors import raw_folder_sensor
+
+    raw = tmp_path / "raw"
+    first = make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    defs = build_definitions({"CCHC_RAW_DIR": str(raw), "CCHC_DATABASE": str(tmp_path / "x.duckdb")})
+    instance = DagsterInstance.ephemeral()
+    with build_sensor_context(instance=instance, resources=defs.resources, definitions=defs) as context:
+        assert [r.partition_key for r in raw_folder_sensor(context)] == ["2024-Q1"]
+        assert list(json.loads(context.cursor)) == [str(first)]
+        first.rename(raw / "archived.bak")  # moved away by the clerk
+        second = make_form(raw / "2024-H1" / "TD-XA-LIEUTU_2024-H1.xlsx", "TD-XA-LIEUTU", "6 tháng đầu năm 2024", {"HSO.01": 20})
+        assert [r.partition_key for r in raw_folder_sensor(context)] == ["2024-Q2"]
+        assert list(json.loads(context.cursor)) == [str(second)]

@@ -5,7 +5,9 @@ rewrite of the scorecard (in SQL, say) can be checked against the same rows: fee
 `parts` (indicator numerator / denominator per agency and period) or `elements` (data element
 values, for baseline reductions) to the new implementation, pick the row named by `row`
 (scope, org unit, period) of the case's target, and compare the columns in `expect`.
-`expect: None` means the scorecard must have no such row. Rules: docs/scorecard.md.
+`expect: None` means the scorecard must have no such row. Targets on external indicators take
+`external` instead: the values the PAR office recorded (jurisdiction, level, year, value; the
+`external` argument of build_scorecard, as fct_external_value holds them). Rules: docs/scorecard.md.
 
 A small test catalog (the real one without its plans, plus the units below and one test plan)
 is written to a temporary folder.
@@ -67,19 +69,26 @@ TARGETS = {
                     "operator": ">=", "value": 90, "start_year": 2025, "deadline_year": 2025},
     "EXTERNAL": {"indicator": "pci_rank", "level": "all", "form": "threshold", "operator": "<=", "value": 20,
                  "start_year": 2026, "deadline_year": 2026},
+    "EXTERNAL_RANK": {"indicator": "par_index_rank", "level": "all", "form": "threshold", "operator": "<=", "value": 3,
+                      "start_year": 2025, "deadline_year": 2027},
+    "EXTERNAL_LEVEL": {"indicator": "agencies_staff_by_job_position", "level": "district", "form": "threshold",
+                       "operator": ">=", "value": 100, "start_year": 2026, "deadline_year": 2026},
+    "EXTERNAL_PERCENT": {"indicator": "broadband_household_coverage", "level": "all", "form": "threshold",
+                         "operator": ">", "value": 80, "start_year": 2026, "deadline_year": 2026},
 }  # fmt: skip
 
 # Rows picked by (scope, org_unit_code, period_code); defaults: the agency ZZ-UBND.
 AGENCY = ("agency", "ZZ-UBND")
 
 
-def _case(case_id, target, period, expect, parts=(), elements=(), row=AGENCY):
+def _case(case_id, target, period, expect, parts=(), elements=(), row=AGENCY, external=()):
     return {
         "id": case_id,
         "target": target,
         "period": period,
         "parts": list(parts),
         "elements": list(elements),
+        "external": list(external),
         "row": (row[0], row[1], period),
         "expect": expect,
     }
@@ -97,6 +106,8 @@ NO_DATA = {"value": None, "met": None, "gap_points": None, "status": "no_data"}
 
 # parts: (agency, period, numerator, denominator) of the target's indicator
 # elements: (agency, period, value) of the numerator element of a baseline-reduction indicator
+# external: (jurisdiction, level, year, value) recorded for the target's (external) indicator
+JURISDICTION = ("jurisdiction", "ZZ")
 CASES = [
     # threshold >= 80 ------------------------------------------------------------------------
     _case("threshold exactly at", "THRESHOLD", "2026-Q1", _met(80.0, ">= 80"), [("ZZ-UBND", "2026-Q1", 80, 100)]),
@@ -367,6 +378,94 @@ CASES = [
         NO_DATA | {"no_data_reason": "external_indicator", "met_rule": "<= 20"},
         row=("jurisdiction", "ZZ"),
     ),
+    # external indicators: the value recorded by the PAR office (ranks: lower is better) ----------
+    _case(
+        "external rank inside the top 20",
+        "EXTERNAL",
+        "2026-Y",
+        _met(18.0, "<= 20", reporting_units=0, no_data_reason=None),
+        row=JURISDICTION,
+        external=[("ZZ", "all", 2026, 18)],
+    ),
+    _case(
+        "external rank exactly at the threshold",
+        "EXTERNAL",
+        "2026-Y",
+        _met(20.0, "<= 20"),
+        row=JURISDICTION,
+        external=[("ZZ", "all", 2026, 20)],
+    ),
+    _case(
+        "external rank one place outside",
+        "EXTERNAL",
+        "2026-Y",
+        _missed(21.0, 1.0, "<= 20"),
+        row=JURISDICTION,
+        external=[("ZZ", "all", 2026, 21)],
+    ),
+    _case(
+        "external value of another year: not recorded",
+        "EXTERNAL",
+        "2026-Y",
+        NO_DATA | {"no_data_reason": "external_indicator"},
+        row=JURISDICTION,
+        external=[("ZZ", "all", 2025, 10)],
+    ),
+    _case(
+        "external value of another jurisdiction: not recorded",
+        "EXTERNAL",
+        "2026-Y",
+        NO_DATA | {"no_data_reason": "external_indicator"},
+        row=JURISDICTION,
+        external=[("YY", "all", 2026, 5)],
+    ),
+    _case(
+        "external: quarters get no row",
+        "EXTERNAL",
+        "2026-Q4",
+        None,
+        row=JURISDICTION,
+        external=[("ZZ", "all", 2026, 18)],
+    ),
+    _case(
+        "external: no agency row",
+        "EXTERNAL",
+        "2026-Y",
+        None,
+        external=[("ZZ", "all", 2026, 18)],
+    ),
+    _case(
+        "external rank trend from last year's value",
+        "EXTERNAL_RANK",
+        "2026-Y",
+        _missed(5.0, 2.0, "<= 3", status="substantial_progress", baseline_value=8.0, projected_met=True),
+        row=JURISDICTION,
+        external=[("ZZ", "all", 2025, 8), ("ZZ", "all", 2026, 5)],
+    ),
+    _case(
+        "external level target takes the level's value",
+        "EXTERNAL_LEVEL",
+        "2026-Y",
+        _met(100.0, ">= 100"),
+        row=("level", "ZZ"),
+        external=[("ZZ", "district", 2026, 100), ("ZZ", "all", 2026, 50)],
+    ),
+    _case(
+        "external level target: the whole jurisdiction's value does not count",
+        "EXTERNAL_LEVEL",
+        "2026-Y",
+        NO_DATA | {"no_data_reason": "external_indicator", "met_rule": ">= 100"},
+        row=("level", "ZZ"),
+        external=[("ZZ", "all", 2026, 100)],
+    ),
+    _case(
+        "external percentage strictly above, at the bound",
+        "EXTERNAL_PERCENT",
+        "2026-Y",
+        _missed(80.0, 0.0, "> 80", status="at_bound"),
+        row=JURISDICTION,
+        external=[("ZZ", "all", 2026, 80)],
+    ),
 ]
 
 
@@ -415,7 +514,11 @@ def score(catalog: Catalog, case: dict) -> dict | None:
         columns=["agency_code", "period_code", "code", "value", "kind"],
     )
     year = int(case["period"][:4])
-    frame = build_scorecard(catalog, year, parts, values)
+    external = pd.DataFrame(
+        [(indicator.name, j, level, y, float(v)) for j, level, y, v in case.get("external", [])],
+        columns=["indicator_code", "jurisdiction_code", "admin_level", "year", "value"],
+    )
+    frame = build_scorecard(catalog, year, parts, values, external=external)
     scope, unit, period = case["row"]
     rows = frame[
         (frame["target_id"] == case["target"])
