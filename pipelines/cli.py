@@ -37,13 +37,12 @@ def _prepare_environment() -> None:
 
 
 def partitions_with_files(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> list[str]:
-    """The quarters that have workbooks (read through the parse cache, so the quarterly runs that
-    follow do not parse them again)."""
-    from pipelines.ingest import UNASSIGNED, file_partition, folder_period, read_all, scan_raw_folder
+    """The quarters that have workbooks (through the folder index and the parse cache, so the
+    quarterly runs that follow read nothing twice)."""
+    from pipelines.ingest import UNASSIGNED, index_folder
 
-    reads = read_all(scan_raw_folder(raw_dir), cache_dir, limits)
-    keys = {file_partition(read, folder_period(read.path, raw_dir)) for read in reads}
-    return sorted(k for k in keys if k != UNASSIGNED)
+    partitions, _ = index_folder(raw_dir, cache_dir, limits)
+    return sorted(set(partitions.values()) - {UNASSIGNED})
 
 
 def resolve_quarters(texts: list[str] | None) -> list[str]:

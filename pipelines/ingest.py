@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -64,21 +65,27 @@ def folder_period(path: Path, raw_dir: Path) -> Period | None:
     return None
 
 
-def filename_agency(path: Path, reporter_codes: list[str]) -> str | None:
-    """The longest reporting-unit code that stands in the file name ("TD-XA-LIEUTU_2024-Q1.xlsx")."""
+def filename_agency(path: Path, reporter_codes) -> str | None:
+    """The longest reporting-unit code that stands in the file name ("TD-XA-LIEUTU_2024-Q1.xlsx"),
+    bounded by non-alphanumeric characters on both sides.
+
+    Looks up every bounded piece of the name in a set, so the cost does not grow with the number
+    of codes (a national folder has thousands)."""
+    codes = reporter_codes if isinstance(reporter_codes, dict) else code_lookup(reporter_codes)
     stem = "_" + clean(Path(path).stem).upper().replace(" ", "_") + "_"
+    starts = [i for i in range(1, len(stem)) if not stem[i - 1].isalnum()]
+    ends = [j for j in range(1, len(stem)) if not stem[j].isalnum()]
     best = None
-    for code in reporter_codes:
-        idx = stem.find(code.upper())
-        while idx >= 0:
-            before, after = (
-                stem[idx - 1],
-                stem[idx + len(code)] if idx + len(code) < len(stem) else "_",
-            )
-            if not before.isalnum() and not after.isalnum() and (best is None or len(code) > len(best)):
-                best = code
-            idx = stem.find(code.upper(), idx + 1)
+    for i in starts:
+        for j in ends:
+            if j > i and (best is None or j - i > len(best)) and stem[i:j] in codes:
+                best = codes[stem[i:j]]
     return best
+
+
+def code_lookup(reporter_codes) -> dict[str, str]:
+    """{CODE in upper case: code} for filename_agency."""
+    return {str(c).upper(): str(c) for c in reporter_codes}
 
 
 @dataclass(frozen=True)
@@ -121,23 +128,27 @@ def file_partition(read: WorkbookRead, folder: Period | None) -> str:
 
 def record_first_seen(con, reads: list[WorkbookRead], now: dt.datetime) -> dict[str, dt.datetime]:
     """Insert unseen content hashes into raw_file_log (never overwriting), return first_seen_at by hash."""
-    for read in reads:
-        con.execute(
-            "insert into raw_file_log (content_hash, first_path, first_seen_at, size_bytes) "
-            "values ($h, $p, $t, $s) on conflict do nothing",
-            {
-                "h": read.content_hash,
-                "p": str(read.path),
-                "t": now,
-                "s": read.size_bytes,
-            },
-        )
     if not reads:
         return {}
-    rows = con.execute(
-        "select content_hash, first_seen_at from raw_file_log where list_contains($hashes, content_hash)",
-        {"hashes": [r.content_hash for r in reads]},
-    ).fetchall()
+    frame = pd.DataFrame(
+        {
+            "content_hash": [r.content_hash for r in reads],
+            "first_path": [str(r.path) for r in reads],
+            "first_seen_at": [now] * len(reads),
+            "size_bytes": [r.size_bytes for r in reads],
+        }
+    ).drop_duplicates("content_hash")
+    con.register("_first_seen", frame)
+    try:
+        con.execute(
+            "insert into raw_file_log (content_hash, first_path, first_seen_at, size_bytes) "
+            "select content_hash, first_path, first_seen_at, size_bytes from _first_seen on conflict do nothing"
+        )
+        rows = con.execute(
+            "select l.content_hash, l.first_seen_at from raw_file_log as l inner join _first_seen as f using (content_hash)"
+        ).fetchall()
+    finally:
+        con.unregister("_first_seen")
     return {h: t for h, t in rows}
 
 
@@ -152,6 +163,7 @@ def raw_frames(
     """Rows for raw_submission, raw_value, raw_task and raw_read_finding."""
     subs, values, tasks, findings = [], [], [], []
     seen_hashes: set[str] = set()
+    codes = code_lookup(reporter_codes)
     for read, partition_key in reads:
         if read.content_hash in seen_hashes:
             continue  # the same file copied twice: one submission
@@ -169,7 +181,7 @@ def raw_frames(
                 "file_path": str(read.path),
                 "file_name": read.path.name,
                 "folder_period": fperiod.code if fperiod else None,
-                "filename_agency_code": filename_agency(read.path, reporter_codes),
+                "filename_agency_code": filename_agency(read.path, codes),
                 "size_bytes": read.size_bytes,
                 "readable": read.readable,
                 "sheet_names": " | ".join(read.sheet_names),
@@ -241,15 +253,63 @@ def raw_frames(
 def read_for_partition(
     raw_dir: Path, partition_key: str, cache_dir: Path | None = None, limits=None
 ) -> list[tuple[WorkbookRead, str]]:
-    """Read every workbook (through the parse cache) and keep those that belong to the partition
-    (or to no partition)."""
+    """The workbooks that belong to the partition (or to no partition), read through the parse
+    cache; the folder index tells which they are without reading the others."""
+    partitions, hashes = index_folder(raw_dir, cache_dir, limits)
+    chosen = sorted(p for p, key in partitions.items() if key in (partition_key, UNASSIGNED))
+    return [(read, partitions[read.path]) for read in read_all(chosen, cache_dir, limits, known_hashes=hashes)]
+
+
+def index_folder(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> tuple[dict[Path, str], dict[Path, str]]:
+    """({path: partition key}, {path: content hash}) for every workbook of the raw folder.
+
+    With a cache folder, a file whose size and modification time have not changed since the last
+    look is not opened at all: the index (one small file beside the parse cache) remembers its
+    hash and partition. A new or changed file is read (through the parse cache) and indexed."""
     raw_dir = Path(raw_dir)
-    kept = []
-    for read in read_all(scan_raw_folder(raw_dir), cache_dir, limits):
-        target = file_partition(read, folder_period(read.path, raw_dir))
-        if target in (partition_key, UNASSIGNED):
-            kept.append((read, target))
-    return kept
+    paths = scan_raw_folder(raw_dir)
+    if cache_dir is None:
+        reads = read_all(paths, None, limits)
+        return {r.path: file_partition(r, folder_period(r.path, raw_dir)) for r in reads}, {}
+    index_file = _index_file(Path(cache_dir), limits)
+    try:
+        with open(index_file, "rb") as handle:
+            index = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+        index = {}
+    partitions: dict[Path, str] = {}
+    hashes: dict[Path, str] = {}
+    unknown: list[tuple[Path, os.stat_result]] = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        entry = index.get(str(path))
+        if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
+            hashes[path], partitions[path] = entry[2], entry[3]
+        else:
+            unknown.append((path, stat))
+    if unknown:
+        for (path, stat), read in zip(unknown, read_all([p for p, _ in unknown], cache_dir, limits), strict=True):
+            partitions[path] = file_partition(read, folder_period(path, raw_dir))
+            hashes[path] = read.content_hash
+            index[str(path)] = (stat.st_size, stat.st_mtime_ns, read.content_hash, partitions[path])
+    kept = {str(p) for p in partitions}
+    index = {k: v for k, v in index.items() if k in kept}
+    index_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index_file.with_name(f".{index_file.name}.{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        pickle.dump(index, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, index_file)
+    return partitions, hashes
+
+
+def _index_file(cache_dir: Path, limits) -> Path:
+    from pipelines.partitions import QUARTER_KEYS
+
+    tag = hashlib.sha256(repr((sorted(QUARTER_KEYS), limits)).encode()).hexdigest()[:12]
+    return cache_dir / reader_version() / f"folder-index.{tag}.pickle"
 
 
 # ----------------------------------------------------------------------------- parse cache
@@ -260,6 +320,7 @@ _READER_MODULES = ("workbook", "numbers", "text", "periods", "limits", "filetype
 PARALLEL_FROM = 24  # new workbooks: fewer than this are read in-process (a pool costs ~0.3 s to start)
 
 
+@functools.cache
 def reader_version() -> str:
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
@@ -311,14 +372,20 @@ def _read_one(args: tuple[Path, object]) -> WorkbookRead:
     return read_workbook(path, limits) if limits is not None else read_workbook(path)
 
 
-def read_all(paths: list[Path], cache_dir: Path | None = None, limits=None, workers: int | None = None) -> list[WorkbookRead]:
+def read_all(
+    paths: list[Path],
+    cache_dir: Path | None = None,
+    limits=None,
+    workers: int | None = None,
+    known_hashes: dict[Path, str] | None = None,
+) -> list[WorkbookRead]:
     """Read workbooks, in the order given: cached parses where the content was seen before, the
     rest read anew (in parallel processes when there are many) and cached."""
     paths = [Path(p) for p in paths]
     results: dict[int, WorkbookRead] = {}
     misses: list[tuple[int, Path, Path | None]] = []
     for i, path in enumerate(paths):
-        content_hash = _file_hash(path, limits) if cache_dir else None
+        content_hash = (known_hashes or {}).get(path) or (_file_hash(path, limits) if cache_dir else None)
         cache_file = _cache_file(cache_dir, content_hash, limits) if content_hash else None
         cached = _load_cached(cache_file, path) if cache_file and cache_file.exists() else None
         if cached is not None:
