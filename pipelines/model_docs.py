@@ -220,8 +220,15 @@ def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target
     try:
         for name in view_names(model):
             con.execute(f"create or replace view {_ident(name)} as {view_sql(name)}")
-        for statement in comment_statements(model, _present(con, catalog_name)):
-            con.execute(statement)
+        # one transaction for the few hundred COMMENT statements (each alone would commit the catalog)
+        statements = comment_statements(model, _present(con, catalog_name))
+        con.execute("begin transaction")
+        try:
+            con.execute(";\n".join(statements))
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
     finally:
         con.execute(f"use {_ident(previous)}")
 

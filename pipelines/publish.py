@@ -43,14 +43,18 @@ def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [t for (t,) in rows if t.startswith(PUBLISHED_PREFIXES) and t not in NOT_PUBLISHED]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+def _columns(con: duckdb.DuckDBPyConnection, table: str | None = None):
+    """{table: its columns in order, less the private ones} for the working database's main schema
+    (with `table`: that table's list)."""
     rows = con.execute(
-        "select column_name from information_schema.columns where table_schema = 'main' and table_name = $t "
-        "order by ordinal_position",
-        {"t": table},
+        "select table_name, column_name from duckdb_columns() "
+        "where database_name = current_database() and schema_name = 'main' order by table_name, column_index"
     ).fetchall()
-    hidden = set(PRIVATE_COLUMNS.get(table, ()))
-    return [c for (c,) in rows if c not in hidden]
+    out: dict[str, list[str]] = {}
+    for table_name, column in rows:
+        if column not in PRIVATE_COLUMNS.get(table_name, ()):
+            out.setdefault(table_name, []).append(column)
+    return out if table is None else out.get(table, [])
 
 
 def _quote(name: str) -> str:
@@ -112,8 +116,9 @@ def publish(
     try:
         con.execute(f"attach {_literal(str(tmp))} as publish_target")
         attached = True
+        columns_of = _columns(con)
         for table in tables:
-            columns = ", ".join(_quote(c) for c in _columns(con, table))
+            columns = ", ".join(_quote(c) for c in columns_of[table])
             con.execute(f"create table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}")
             counts[table] = con.execute(f"select count(*) from publish_target.{_quote(table)}").fetchone()[0]
         entry = {
