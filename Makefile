@@ -22,7 +22,7 @@ format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
 bench:
-	$(PY) bench/run.py --agencies 200
+	$(PY) bench/run.py --scale province
 
 data:
 	$(PY) scripts/make_demo_data.py
