@@ -20,6 +20,7 @@ turns it into a finding on the result, never an exception.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import zipfile
@@ -311,6 +312,7 @@ _REF = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d+)$")
 _RANGE = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d+)(?::\$?([A-Za-z]{1,3})\$?(\d+))?$")
 
 
+@functools.lru_cache(maxsize=4096)
 def _col_number(letters: str) -> int:
     n = 0
     for ch in letters.upper():
@@ -354,7 +356,7 @@ def scan_sheet(
     """
     shape = SheetShape()
     cells_left = limits.max_cells if cells_left is None else cells_left
-    state = {"row": 0, "col": 0, "n": 0, "ref": "", "formula": False, "in_v": False}
+    state = {"row": 0, "col": 0, "n": 0, "cell": (0, 0), "formula": False, "in_v": False}
     cached: list[str] = []
 
     def over(kind: str, seen: int) -> LimitExceeded:
@@ -377,9 +379,9 @@ def scan_sheet(
             shape.columns = max(shape.columns, col)
             if col > limits.max_columns:
                 raise over("columns", col)
-            if shape.area > cells_left:
+            if shape.rows * shape.columns > cells_left:
                 raise over("cells", shape.area)
-            state["ref"] = f"{_letters(col)}{row}"
+            state["cell"] = (col, row)  # its "E14" name is only built for a formula without a cached value
             state["formula"] = False
             cached.clear()
         elif local == "v":
@@ -412,7 +414,8 @@ def scan_sheet(
         if local == "v":
             state["in_v"] = False
         elif local == "c" and state["formula"] and not "".join(cached).strip():
-            shape.uncached.add(state["ref"])
+            col, row = state["cell"]
+            shape.uncached.add(f"{_letters(col)}{row}")
 
     def text(data: str) -> None:
         if state["in_v"]:
