@@ -118,3 +118,28 @@ def test_schedule_requests_the_quarter_whose_report_fell_due():
     )
     result = schedule.evaluate_tick(context)
     assert [r.partition_key for r in result.run_requests] == ["2024-Q3"]
+
+
+def test_a_successful_quarterly_run_requests_the_publish_of_its_quarter(tmp_path):
+    """The daemon's chain: raw_folder_sensor or the schedule -> cchc_quarterly -> publish_after_success -> cchc_publish."""
+    from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
+
+    from pipelines.sensors import publish_after_success
+
+    built = build_definitions({"CCHC_RAW_DIR": str(tmp_path / "raw"), "CCHC_DATABASE": str(tmp_path / "x.duckdb")})
+    (tmp_path / "raw").mkdir()
+    instance = DagsterInstance.ephemeral()
+    result = built.resolve_job_def("cchc_quarterly").execute_in_process(
+        instance=instance,
+        partition_key="2024-Q1",
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    assert result.success
+    event = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_SUCCESS)
+    context = build_run_status_sensor_context(
+        sensor_name="publish_after_success", dagster_event=event, dagster_instance=instance, dagster_run=result.dagster_run
+    )
+    request = publish_after_success(context)
+    assert request.tags["cchc/partitions"] == "2024-Q1" and request.run_key == f"publish-after:{result.run_id}"
+    assert publish_after_success.job_name == "cchc_publish"
