@@ -7,6 +7,7 @@ inside a transaction, so re-running a quarter gives the same tables.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ import duckdb
 import pandas as pd
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+log = logging.getLogger(__name__)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -54,22 +56,33 @@ class Warehouse:
     seen times) and the notification log (what was already sent) carry over.
     """
 
-    def __init__(self, path: Path | str, legacy: Path | str | None = None):
+    def __init__(self, path: Path | str, legacy: Path | str | None = None, shared: duckdb.DuckDBPyConnection | None = None):
         self.path = Path(path)
         self.legacy = Path(legacy) if legacy else None
+        self.shared = shared  # a run's one read-write connection (WarehouseResource): reused, not closed here
+
+    def open(self) -> duckdb.DuckDBPyConnection:
+        """A read-write connection with the schema brought up to date; the caller closes it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._adopt_legacy()
+        con = duckdb.connect(str(self.path))
+        try:
+            marker = (str(self.path.resolve()), self.path.stat().st_ino)
+            if marker not in _ENSURED:
+                ensure_schema(con)
+                _ENSURED.add(marker)
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._adopt_legacy()
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        if self.shared is not None and not read_only:
+            yield self.shared
+            return
+        con = duckdb.connect(str(self.path), read_only=True) if read_only else self.open()
         try:
-            if not read_only:
-                marker = (str(self.path.resolve()), self.path.stat().st_ino)
-                if marker not in _ENSURED:
-                    ensure_schema(con)
-                    _ENSURED.add(marker)
             yield con
         finally:
             con.close()
@@ -79,7 +92,13 @@ class Warehouse:
             return
         try:
             probe = duckdb.connect(str(self.legacy), read_only=True)
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            log.warning(
+                "could not open %s to carry its file log and notification log over (%s); starting a new working"
+                " database: see docs/operations.md, 'Upgrading'",
+                self.legacy,
+                str(exc).splitlines()[0],
+            )
             return
         try:
             has_layers = table_exists(probe, "raw_file_log")
