@@ -96,11 +96,19 @@ def stage_partition(con, partition_key: str) -> dict[str, int]:
     return with_unassigned(_stage)(con, partition_key=partition_key)
 
 
+HISTORY_YEARS = 3  # the agency's own history for outlier rules: the report windows of the last 3 years
+
+
 def _history(con, before_period: Period) -> pd.DataFrame:
-    """In-force values of report windows that ended before `before_period`."""
+    """In-force values of report windows that ended before `before_period`, over the last
+    HISTORY_YEARS years (a bounded read: a quarter costs the same after ten years of history)."""
     if not table_exists(con, "int_element_value"):
         return pd.DataFrame(columns=["agency_code", "period_code", "code", "value", "kind"])
-    frame = con.execute("select agency_code, period_code, code, value, kind from int_element_value where not is_derived").df()
+    frame = con.execute(
+        "select agency_code, period_code, code, value, kind from int_element_value "
+        "where not is_derived and period_year between $first and $last",
+        {"first": before_period.year - HISTORY_YEARS, "last": before_period.year},
+    ).df()
     if frame.empty:
         return frame
     order = frame["period_code"].map(lambda p: (int(p[:4]), Period(int(p[:4]), p[5:]).last_month))
@@ -189,15 +197,49 @@ def indicator_values(con, year: int) -> dict[str, int]:
     }
 
 
+def first_scorecard_year(catalog: Catalog, year: int) -> int:
+    """The earliest year the scorecard of `year` can look at: the year before the earliest start,
+    phase start, ramp base or baseline year of the targets in force in `year`. Reading only from
+    there keeps a quarter's cost flat however long the history grows (10 years of a nation)."""
+    targets = catalog.targets
+    if targets.empty:
+        return year - 1
+    active = targets[(targets["phase_start_year"] <= year) & (targets["deadline_year"] >= year - 1)]
+    years = [year]
+    for record in active.to_dict("records"):
+        years += [int(record["start_year"]), int(record["phase_start_year"])]
+        for extra in (record.get("ramp"), record.get("baseline")):
+            years += [int(v) for v in _numbers_in(extra) if 1990 <= v <= 2100 and float(v).is_integer()]
+    return min(years) - 1
+
+
+def _numbers_in(value) -> list[float]:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers_in(v)]
+    if isinstance(value, list | tuple):
+        return [n for v in value for n in _numbers_in(v)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, str) and value.isdigit():
+        return [int(value)]
+    return []
+
+
 def scorecard(con, catalog: Catalog, year: int) -> pd.DataFrame:
     """fct_target_scorecard for the year (external indicators from fct_external_value, when refreshed)."""
     from pipelines.external import in_force
 
+    first = first_scorecard_year(catalog, year)
+    span = {"first": first, "year": year}
     parts = con.execute(
         "select indicator_code, org_unit_code as agency_code, period_code, numerator, denominator "
-        "from fct_indicator_value where scope = 'agency'"
+        "from fct_indicator_value where scope = 'agency' and period_year between $first and $year",
+        span,
     ).df()
-    values = con.execute("select agency_code, period_code, code, value, kind from int_element_value").df()
+    values = con.execute(
+        "select agency_code, period_code, code, value, kind from int_element_value where period_year between $first and $year",
+        span,
+    ).df()
     frame = build_scorecard(catalog, year, parts, values, external=in_force(con))
     replace_frame(con, "fct_target_scorecard", frame, {"period_year": year})
     return frame
