@@ -418,12 +418,22 @@ def main() -> None:
         f"machine: {info.get('cpu', '?')}; {info['nproc']} CPUs; {info.get('memory_gib', '?')} GiB; load {' '.join(info.get('loadavg', []))}; Python {info['python']}"
     )
     print("  (shared machine: other work may run at the same time, figures are noisy)")
+    need = m_requested + (1 if new_quarter else 0)
+    if "CCHC_FIRST_YEAR" not in os.environ:
+        # a history longer than the default range (2021 .. next year): start tracking earlier, as an
+        # office with a long history would (CCHC_FIRST_YEAR; the CLI child inherits it)
+        last_year = dt.date.today().year + 1
+        if need > (last_year - synth.FIRST_YEAR + 1) * 4:
+            first = last_year - -(-need // 4) + 1
+            os.environ["CCHC_FIRST_YEAR"] = str(first)
+            synth.FIRST_YEAR = first
+            print(f"  history from {first}-Q1 (CCHC_FIRST_YEAR={first})")
     available = tracked_quarters()
     m = min(m_requested, available - (1 if new_quarter else 0))
     notes = []
     if m < m_requested:
         notes.append(
-            f"{m_requested} quarters requested, the pipeline tracks {available} (2021-Q1 .. the end of next year:"
+            f"{m_requested} quarters requested, the pipeline tracks {available} (CCHC_FIRST_YEAR-Q1 .. the end of next year:"
             f" pipelines/partitions.py); ran {m}{' + 1 new' if new_quarter else ''}"
         )
         print("  NOTE: " + notes[-1])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
+import os
 import random
 import shutil
 import unicodedata
@@ -30,7 +31,7 @@ from pathlib import Path
 from pipelines.form_writer import FIGURE_HEADER, FormContent, Quirks, write_form
 from pipelines.numbers import format_vn
 
-FIRST_YEAR = 2021  # pipelines/partitions.py FIRST_YEAR: the first tracked quarter is 2021-Q1
+FIRST_YEAR = int(os.environ.get("CCHC_FIRST_YEAR", "2021"))  # as pipelines/partitions.py: the first tracked quarter
 AGENCIES_PER_PROVINCE = 150
 DUE_DAY, CUTOFF_DAY = 15, 14  # calendar of the synthetic provinces
 WINDOW = {1: "Q1", 2: "H1", 3: "Q3", 4: "Y"}

@@ -13,15 +13,30 @@ accepts them, and the warehouse migrates stored keys on first open (pipelines/wa
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from dagster import StaticPartitionsDefinition
 
+from pipelines.errors import ConfigError
 from pipelines.periods import LOCAL_TZ, partition_key
 
-FIRST_YEAR = 2021  # the earliest plan in the catalog (Ngã Năm 2021-2030)
+
+def _first_year() -> int:
+    """The first tracked year: 2021 (the earliest plan in the catalog, Ngã Năm 2021-2030), or
+    CCHC_FIRST_YEAR for an office whose history starts earlier."""
+    text = os.environ.get("CCHC_FIRST_YEAR", "2021")
+    if not text.isdigit() or not 2000 <= int(text) <= 2100:
+        raise ConfigError(
+            f"CCHC_FIRST_YEAR={text!r} phải là một năm từ 2000 đến 2100 / must be a year from 2000 to 2100 (default 2021)"
+        )
+    return int(text)
 
 
-def quarter_keys(first_year: int = FIRST_YEAR, today: dt.date | None = None) -> list[str]:
+FIRST_YEAR = _first_year()
+
+
+def quarter_keys(first_year: int | None = None, today: dt.date | None = None) -> list[str]:
+    first_year = FIRST_YEAR if first_year is None else first_year
     today = today or dt.datetime.now(tz=LOCAL_TZ).date()
     return [partition_key(year, quarter) for year in range(first_year, today.year + 2) for quarter in (1, 2, 3, 4)]
 

@@ -89,6 +89,12 @@ def test_run_refuses_a_quarter_outside_the_tracked_range(tmp_path):
     assert_plain_error(result, "2019-Q1", "outside the tracked range")
 
 
+def test_a_bad_first_year_is_named(tmp_path):
+    (tmp_path / "raw").mkdir()
+    result = run_cli("run", env=_env(tmp_path, CCHC_FIRST_YEAR="twenty"))
+    assert_plain_error(result, "CCHC_FIRST_YEAR", "'twenty'", "must be a year")
+
+
 def test_a_bad_number_in_the_environment_is_named(tmp_path):
     (tmp_path / "raw").mkdir()
     result = run_cli("run", env=_env(tmp_path, CCHC_SMTP_PORT="twenty-five"))
