@@ -5,6 +5,7 @@ from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_a
 from assets.common import table_metadata
 from pipelines import steps
 from pipelines.partitions import quarterly_partitions
+from pipelines.publish import mark_pending
 from pipelines.resources import (
     CatalogResource,
     ClockResource,
@@ -37,6 +38,7 @@ def raw_workbooks(
     cat = catalog.load()
     with warehouse.warehouse().connect() as con:
         steps.ensure_dimensions(con, cat)
+        mark_pending(con, pk)  # before any write of the quarter: the next publish carries it
         counts = steps.ingest_partition(
             con, cat, raw.path, pk, clock.now(), raw.register_path, warehouse.parse_cache_dir, raw.limits()
         )

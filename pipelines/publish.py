@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -90,6 +91,59 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def pending_partitions(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Quarters written to the working database since the last successful publish."""
+    return {k for (k,) in con.execute("select partition_key from pending_publish").fetchall()}
+
+
+def mark_pending(con: duckdb.DuckDBPyConnection, partition_key: str) -> None:
+    """Called by a quarterly run before it writes: the next publish must carry this quarter."""
+    con.execute("insert or ignore into pending_publish values ($p)", {"p": partition_key})
+
+
+def _last_publish(con: duckdb.DuckDBPyConnection, catalog_name: str | None = None) -> tuple | None:
+    source = f"{catalog_name}.main.{PUBLISH_LOG}" if catalog_name else PUBLISH_LOG
+    try:
+        return con.execute(f"select published_at, run_id from {source} order by published_at desc limit 1").fetchone()
+    except duckdb.Error:
+        return None
+
+
+def _published_state(target: Path) -> tuple[tuple | None, dict[str, list[str]]]:
+    """The last publish_log row of the published file and its tables' columns (None: unreadable)."""
+    try:
+        reader = duckdb.connect(str(target), read_only=True)
+    except duckdb.Error:
+        return None, {}
+    try:
+        columns: dict[str, list[str]] = {}
+        for table, column in reader.execute(
+            "select table_name, column_name from duckdb_columns() where schema_name = 'main' order by table_name, column_index"
+        ).fetchall():
+            columns.setdefault(table, []).append(column)
+        return _last_publish(reader), columns
+    finally:
+        reader.close()
+
+
+def _untouched_since_publish(con: duckdb.DuckDBPyConnection, target: Path) -> bool:
+    """The published file is byte-for-byte the one last written (same size and modification time):
+    nobody opened it read-write and changed it since, so it can be the base of the next publish."""
+    row = con.execute("select size_bytes, mtime_ns from published_file where file = $f", {"f": str(target)}).fetchone()
+    stat = target.stat()
+    return row is not None and row == (stat.st_size, stat.st_mtime_ns)
+
+
+def _slice(columns: list[str], touched: set[str], years: set[int]) -> str | None:
+    """The rows a run may have changed: its quarters (and the unassigned slice) for per-quarter
+    tables, its years for per-year tables; None: the whole table."""
+    if "partition_key" in columns:
+        return "partition_key in (" + ", ".join(_literal(k) for k in sorted(touched)) + ")"
+    if "period_year" in columns:
+        return "period_year in (" + (", ".join(str(y) for y in sorted(years)) or "null") + ")"
+    return None
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     target: Path | str,
@@ -97,12 +151,21 @@ def publish(
     partitions: tuple[str, ...] = (),
     now: dt.datetime | None = None,
     grain_report: dict | None = None,
+    incremental: bool = True,
 ) -> dict[str, int]:
     """Copy the curated tables of the working database (`con`) into `target`, atomically.
+
+    When the published file is the one this working database last published (same last
+    `publish_log` row), it is copied and only the slices written since (`pending_publish`: the
+    quarters of the runs since then, and their years) are replaced; otherwise every table is
+    copied. Either way the new file is complete before it is renamed over `target`, so a
+    publish costs about the same after ten years of history as after one.
 
     Returns {table: rows}. The publish itself is recorded in `publish_log` (working database),
     and the whole log is published too, so analysts can see when their figures were published.
     """
+    from pipelines.ingest import UNASSIGNED
+
     target = Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
@@ -111,6 +174,16 @@ def publish(
         leftover.unlink(missing_ok=True)
     now = now or dt.datetime.now(dt.UTC)
     tables = published_tables(con)
+    pending = pending_partitions(con)
+    touched = pending | set(partitions) | {UNASSIGNED}
+    years = {int(k[:4]) for k in touched if k[:4].isdigit()}
+    previous_columns: dict[str, list[str]] = {}
+    if incremental and target.exists() and _untouched_since_publish(con, target):
+        last, previous_columns = _published_state(target)
+        if last is None or last != _last_publish(con):
+            previous_columns = {}  # not the file this working database last published: copy everything
+        else:
+            shutil.copyfile(target, tmp)
     counts: dict[str, int] = {}
     attached = False
     try:
@@ -118,8 +191,18 @@ def publish(
         attached = True
         columns_of = _columns(con)
         for table in tables:
-            columns = ", ".join(_quote(c) for c in columns_of[table])
-            con.execute(f"create table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}")
+            names = columns_of[table]
+            columns = ", ".join(_quote(c) for c in names)
+            where = _slice(names, touched, years) if previous_columns.get(table) == names else None
+            if where is None:
+                con.execute(
+                    f"create or replace table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}"
+                )
+            else:
+                con.execute(f"delete from publish_target.{_quote(table)} where {where}")
+                con.execute(
+                    f"insert into publish_target.{_quote(table)} ({columns}) select {columns} from main.{_quote(table)} where {where}"
+                )
             counts[table] = con.execute(f"select count(*) from publish_target.{_quote(table)}").fetchone()[0]
         entry = {
             "at": now,
@@ -130,7 +213,9 @@ def publish(
             "file": str(target),
         }
         row = "select $at::timestamptz, $run, $parts, $tables::integer, $rows::bigint, $file"
-        con.execute(f"create table publish_target.{PUBLISH_LOG} as select * from main.{PUBLISH_LOG} union all {row}", entry)
+        con.execute(
+            f"create or replace table publish_target.{PUBLISH_LOG} as select * from main.{PUBLISH_LOG} union all {row}", entry
+        )
         from pipelines.model_docs import document
 
         document(con, "publish_target")  # tables built for analysts, views, and COMMENT ON everything
@@ -147,6 +232,13 @@ def publish(
         os.replace(tmp, target)
         _fsync(target.parent)
         con.execute(f"insert into {PUBLISH_LOG} {row}", entry)
+        stat = target.stat()
+        con.execute(
+            "insert or replace into published_file values ($f, $size, $mtime)",
+            {"f": str(target), "size": stat.st_size, "mtime": stat.st_mtime_ns},
+        )
+        if pending:
+            con.execute("delete from pending_publish where list_contains($keys, partition_key)", {"keys": sorted(pending)})
     except BaseException:
         if attached:
             with contextlib.suppress(duckdb.Error):

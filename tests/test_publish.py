@@ -56,3 +56,67 @@ def test_temporaries_of_dead_publishes_are_removed(tmp_path):
     alive.write_bytes(b"busy")
     assert remove_stale_temporaries(target) == [dead]
     assert alive.exists() and not dead.exists()
+
+
+def _published_rows(path):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        out = {}
+        for (table,) in con.execute("select table_name from duckdb_tables() where table_name <> 'publish_log'").fetchall():
+            out[table] = sorted(map(repr, con.execute(f'select * from "{table}"').fetchall()))
+        return out
+    finally:
+        con.close()
+
+
+def test_an_incremental_publish_equals_a_full_one(work, tmp_path):
+    """After a first publish, only the quarters written since are replaced in a copy of the file;
+    the result is the same as copying every table again."""
+    from pipelines.model_docs import load_model, objects
+    from pipelines.publish import mark_pending, pending_partitions
+
+    for table in objects(load_model(), published_only=True):
+        if table["name"] in ("fct_reporting_rate", "fct_indicator_value"):
+            columns = ", ".join(f'"{c["name"]}" {c["type"]}' for c in table["columns"])
+            work.execute(f"create table {table['name']} ({columns})")
+    work.execute(
+        "insert into fct_reporting_rate (partition_key, period_code, authority, admin_level, expected_reports) "
+        "values ('2024-Q1', '2024-Q1', 'TD', 'all', 1), ('2024-Q2', '2024-H1', 'TD', 'all', 2)"
+    )
+    work.execute(
+        "insert into fct_indicator_value (indicator_code, scope, org_unit_code, admin_level, period_code, period_year, value) "
+        "values ('x', 'agency', 'A', 'commune', '2024-Q1', 2024, 1.0), ('x', 'agency', 'A', 'commune', '2023-Q1', 2023, 5.0)"
+    )
+    incremental, full = tmp_path / "inc" / "cchc.duckdb", tmp_path / "full" / "cchc.duckdb"
+    publish(work, incremental, run_id="first")
+    # a quarterly run of 2024-Q2 writes its slice and its year; 2023 and 2024-Q1 are untouched
+    mark_pending(work, "2024-Q2")
+    work.execute("update fct_reporting_rate set expected_reports = 20 where partition_key = '2024-Q2'")
+    work.execute(
+        "insert into fct_indicator_value (indicator_code, scope, org_unit_code, admin_level, period_code, period_year, value) "
+        "values ('x', 'agency', 'A', 'commune', '2024-Q2', 2024, 3.0)"
+    )
+    publish(work, incremental, run_id="second", partitions=("2024-Q2",))
+    assert pending_partitions(work) == set()
+    publish(work, full, run_id="full", incremental=False)
+    assert _published_rows(incremental) == _published_rows(full)
+    con = duckdb.connect(str(incremental), read_only=True)
+    try:
+        assert con.execute("select expected_reports from fct_reporting_rate where partition_key = '2024-Q2'").fetchone() == (20,)
+        assert con.execute("select count(*) from publish_log").fetchone() == (2,)
+    finally:
+        con.close()
+
+
+def test_a_published_file_changed_by_someone_else_is_never_the_base(work, tmp_path):
+    target = tmp_path / "pub" / "cchc.duckdb"
+    publish(work, target, run_id="first")
+    analyst = duckdb.connect(str(target))  # opened read-write, and changed
+    analyst.execute("delete from dim_agency")
+    analyst.close()
+    publish(work, target, run_id="second")
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        assert con.execute("select count(*) from dim_agency").fetchone()[0] > 0  # rebuilt whole, not from the changed file
+    finally:
+        con.close()

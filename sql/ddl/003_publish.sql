@@ -15,3 +15,17 @@ create table if not exists catalog_state (
     fingerprint varchar not null,
     refreshed_at timestamptz not null
 );
+
+-- Quarters written since the last successful publish: the next publish replaces their slices
+-- (and their years') in a copy of the published file instead of copying every table.
+create table if not exists pending_publish (
+    partition_key varchar primary key
+);
+
+-- The published file as last written (size, modification time): a file changed since (an
+-- analyst who opened it read-write) is never the base of an incremental publish.
+create table if not exists published_file (
+    file varchar primary key,
+    size_bytes bigint not null,
+    mtime_ns bigint not null
+);
