@@ -10,6 +10,8 @@ import pytest
 from pipelines.workbook import read_workbook
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # separate CLI processes: the full tier (pytest -m "not slow" skips it)
+
 
 def run_cli(*args, env=None):
     return subprocess.run(

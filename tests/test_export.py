@@ -19,6 +19,8 @@ from pipelines import model_docs
 from pipelines.export import export, sql_type
 from tests.test_model_docs import build_published
 
+pytestmark = pytest.mark.slow  # separate processes / a real PostgreSQL: the full tier (pytest -m "not slow" skips it)
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 

@@ -28,6 +28,8 @@ from pipelines.lake_synthetic import NoPostgres, make_working_db, throwaway_post
 from pipelines.publish import _columns as publish_columns
 from pipelines.publish import published_tables
 
+pytestmark = pytest.mark.slow  # separate processes / a real PostgreSQL: the full tier (pytest -m "not slow" skips it)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -23,7 +23,7 @@ from pipelines.sensors import raw_folder_sensor
 from tests.conftest import REPO, make_form
 from tests.smtp import SmtpSink
 
-pytestmark = [pytest.mark.pipeline, pytest.mark.smtp]
+pytestmark = [pytest.mark.pipeline, pytest.mark.smtp, pytest.mark.slow]
 
 Q1 = "Quý I/2024"
 H1 = "6 tháng đầu năm 2024"
