@@ -62,7 +62,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.publish import PRIVATE_COLUMNS, published_tables
+from pipelines.publish import published_columns, published_tables
 
 log = logging.getLogger(__name__)
 
@@ -223,14 +223,7 @@ class TablePlan:
 def plan_tables(con: duckdb.DuckDBPyConnection) -> list[TablePlan]:
     """How each published table of the working database is attributed and sliced (one catalog query)."""
     names = set(published_tables(con))
-    rows = con.execute(
-        "select table_name, column_name from duckdb_columns() where database_name = current_database() "
-        "and schema_name = 'main' order by table_name, column_index"
-    ).fetchall()
-    columns: dict[str, list[str]] = {}
-    for table, column in rows:
-        if table in names and column not in PRIVATE_COLUMNS.get(table, ()):
-            columns.setdefault(table, []).append(column)
+    columns = {table: cols for table, cols in published_columns(con).items() if table in names}
     plans = []
     for table in sorted(columns):
         cols = tuple(columns[table])

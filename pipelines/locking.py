@@ -22,6 +22,17 @@ class WarehouseBusy(RuntimeError):
     """Another run holds the working database for longer than we are willing to wait."""
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 _HELD: dict[Path, list] = {}  # lock path -> [handle, depth]: re-entrant within one process
 
 

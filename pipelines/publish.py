@@ -25,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.locking import process_alive
+
 PUBLISHED_PREFIXES = ("dim_", "fct_")
 NOT_PUBLISHED = frozenset({"dim_contact"})  # officials' names, e-mails, phones: for the notifier only
 PRIVATE_COLUMNS = {
@@ -44,9 +46,9 @@ def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [t for (t,) in rows if t.startswith(PUBLISHED_PREFIXES) and t not in NOT_PUBLISHED]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str | None = None):
+def published_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """{table: its columns in order, less the private ones} for the working database's main schema
-    (with `table`: that table's list)."""
+    (one catalog query; the lake publishes the same columns)."""
     rows = con.execute(
         "select table_name, column_name from duckdb_columns() "
         "where database_name = current_database() and schema_name = 'main' order by table_name, column_index"
@@ -55,21 +57,11 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str | None = None):
     for table_name, column in rows:
         if column not in PRIVATE_COLUMNS.get(table_name, ()):
             out.setdefault(table_name, []).append(column)
-    return out if table is None else out.get(table, [])
+    return out
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
@@ -77,7 +69,7 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     removed = []
     for path in target.parent.glob(f".{target.name}.publishing-*"):
         m = _TMP.match(path.name.removesuffix(".wal"))
-        if m and m.group("name") == target.name and not _pid_alive(int(m.group("pid"))):
+        if m and m.group("name") == target.name and not process_alive(int(m.group("pid"))):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -189,7 +181,7 @@ def publish(
     try:
         con.execute(f"attach {_literal(str(tmp))} as publish_target")
         attached = True
-        columns_of = _columns(con)
+        columns_of = published_columns(con)
         for table in tables:
             names = columns_of[table]
             columns = ", ".join(_quote(c) for c in names)

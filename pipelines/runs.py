@@ -15,6 +15,8 @@ import socket
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from pipelines.locking import process_alive
+
 PID_TAG = "cchc/pid"
 HOST_TAG = "cchc/host"
 LIVE_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
@@ -30,23 +32,13 @@ def tag_run_worker(instance: DagsterInstance | None, run_id: str | None) -> None
     instance.add_run_tags(run_id, worker_tags())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead_runs(instance: DagsterInstance) -> list[str]:
     """Mark failed the runs of this host whose process has died; returns their run ids."""
     host = socket.gethostname()
     reaped = []
     for run in instance.get_runs(filters=RunsFilter(statuses=LIVE_STATUSES)):
         pid, run_host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
-        if not pid or run_host != host or not pid.isdigit() or _alive(int(pid)):
+        if not pid or run_host != host or not pid.isdigit() or process_alive(int(pid)):
             continue
         instance.report_run_failed(
             run,

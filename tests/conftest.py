@@ -32,6 +32,24 @@ def make_form(
     return write_form(path, content, quirks)
 
 
+def fill_an_empty_quarter(con, catalog) -> None:
+    """Every curated table of a working database, from the dimensions and an empty 2024-Q1."""
+    from pipelines import steps
+    from pipelines.periods import LOCAL_TZ
+
+    steps.publish_dimensions(con, catalog)
+    steps.stage_partition(con, "2024-Q1")
+    steps.settle_partition(con, "2024-Q1")
+    steps.element_values(con, 2024)
+    steps.data_element_values(con, 2024)
+    steps.indicator_values(con, 2024)
+    steps.expected_reports(con, catalog, "2024-Q1")
+    now = dt.datetime(2024, 6, 1, tzinfo=LOCAL_TZ)
+    steps.timeliness(con, "2024-Q1", now)
+    steps.submissions_and_findings(con, "2024-Q1")
+    steps.alerts(con, "2024-Q1", now)
+
+
 def pytest_unconfigure(config):
     """Free DuckDB objects held in reference cycles (SQLAlchemy dialect caches) before the
     interpreter exits, so duckdb's nanobind binding has nothing to report as leaked."""

@@ -25,8 +25,7 @@ import pytest
 from pipelines import lake as lakemod
 from pipelines.lake import LakeBusy, connect_lake, publish_to_lake, settings_from_env
 from pipelines.lake_synthetic import NoPostgres, make_working_db, throwaway_postgres
-from pipelines.publish import _columns as publish_columns
-from pipelines.publish import published_tables
+from pipelines.publish import published_columns, published_tables
 
 pytestmark = pytest.mark.slow  # separate processes / a real PostgreSQL: the full tier (pytest -m "not slow" skips it)
 
@@ -355,11 +354,11 @@ def test_rollup_is_sum_over_sum_and_time_travel(lake, tmp_path):
 
 def _own_copy(con, target: Path) -> None:
     """What the DuckDB publish copies of the curated tables: the same table list and columns
-    (`pipelines.publish.published_tables` / `_columns`). The publish-time tables and views that
+    (`pipelines.publish.published_tables` / `published_columns`). The publish-time tables and views that
     `publish()` adds (pipelines/model_docs.py) need the full pipeline schema, not this synthetic one."""
     con.execute(f"attach '{target}' as own_copy")
     for table in published_tables(con):
-        columns = ", ".join(f'"{c}"' for c in publish_columns(con, table))
+        columns = ", ".join(f'"{c}"' for c in published_columns(con)[table])
         con.execute(f'create table own_copy."{table}" as select {columns} from main."{table}"')
     con.execute("detach own_copy")
 

@@ -4,7 +4,6 @@ file is opened directly (DuckDB command line), and `describe` prints types and c
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -13,11 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import model_docs, schema, steps
-from pipelines.periods import LOCAL_TZ
-from pipelines.publish import _columns, _quote, published_tables
+from pipelines import model_docs, schema
+from pipelines.publish import _quote, published_columns, published_tables
 from pipelines.warehouse import Warehouse
-from tests.conftest import REPO
+from tests.conftest import REPO, fill_an_empty_quarter
 
 DUCKDB_CLI = Path(sys.executable).parent / "duckdb"
 
@@ -31,20 +29,10 @@ def build_published(root: Path, catalog) -> tuple[Path, Path]:
     catalog), and its published file built as publish() does: attach, copy, document, detach."""
     work, target = root / "work.duckdb", root / "cchc.duckdb"
     with Warehouse(work).connect() as con:
-        steps.publish_dimensions(con, catalog)
-        steps.stage_partition(con, "2024-Q1")
-        steps.settle_partition(con, "2024-Q1")
-        steps.element_values(con, 2024)
-        steps.data_element_values(con, 2024)
-        steps.indicator_values(con, 2024)
-        steps.expected_reports(con, catalog, "2024-Q1")
-        now = dt.datetime(2024, 6, 1, tzinfo=LOCAL_TZ)
-        steps.timeliness(con, "2024-Q1", now)
-        steps.submissions_and_findings(con, "2024-Q1")
-        steps.alerts(con, "2024-Q1", now)
+        fill_an_empty_quarter(con, catalog)
         con.execute(f"attach {_literal(str(target))} as publish_target")
         for table in published_tables(con):
-            columns = ", ".join(_quote(c) for c in _columns(con, table))
+            columns = ", ".join(_quote(c) for c in published_columns(con)[table])
             con.execute(f"create table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}")
         con.execute("create table publish_target.publish_log as select * from main.publish_log")
         before = con.execute("select current_database()").fetchone()[0]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.periods import Period
+from pipelines.targets import STATUS_VI as TARGET_STATUS_VI
 
 LEVEL_VI = {
     "province": "Cấp tỉnh",
@@ -18,15 +19,7 @@ LEVEL_VI = {
 LEVEL_EN = {"province": "province", "district": "district", "commune": "commune", "all": "whole jurisdiction"}
 LEVEL_ORDER = {"province": 0, "district": 1, "commune": 2, "all": 3}
 
-STATUS_VI = {
-    "target_achieved": "Đã đạt chỉ tiêu",
-    "substantial_progress": "Tiến bộ đáng kể (đúng lộ trình)",
-    "moderate_progress": "Tiến bộ vừa phải",
-    "limited_progress": "Tiến bộ hạn chế",
-    "deterioration": "Đi xuống",
-    "insufficient_data": "Chưa đủ số liệu để đánh giá xu hướng",
-    "no_data": "Chưa có số liệu",
-}
+STATUS_VI = TARGET_STATUS_VI  # one vocabulary: the scorecard's own (pipelines/targets.py)
 
 # Red / amber / green: achieved is green; on the way but not there yet (or no trend yet) is
 # amber; far behind or moving away is red; nothing to judge is grey.
