@@ -334,14 +334,14 @@ def template(agency: str, period: str, out: Path) -> Path:
             f" 2025-Q1, 2025-H1, 2025-Q3, 2025-Y / '{period}' is not a report period: write e.g. 'Quý I/2025' or 2025-Q1"
             " (the form has Q1, H1, Q3 and year reports)"
         ) from None
-    elements = catalog.data_elements
-    labels = {r["code"]: (("- " if r["parent_code"] else "") + r["name_vi"], r["unit"]) for r in elements.to_dict("records")}
+    elements = catalog.records.data_elements
+    labels = {e.code: (("- " if e.parent_code else "") + e.name_vi, e.unit) for e in elements}
     content = FormContent(
         agency,
-        unit["name_vi"],
+        unit.name_vi,
         label,
         None,
-        {c: None for c in elements["code"]},
+        {e.code: None for e in elements},
         labels=labels,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ def dim_agency(catalog: Catalog) -> pd.DataFrame:
 def current_unit(catalog: Catalog, code: str) -> str:
     """Follow successor_code to the unit that carries an org unit's work today (itself if none)."""
     seen = {code}
-    while successor := catalog.units_by_code[code]["successor_code"]:
+    while successor := catalog.units_by_code[code].successor_code:
         if successor in seen:
             raise ValueError(f"org_units.csv: successor cycle at {code}")
         seen.add(successor)
@@ -50,35 +50,33 @@ def current_unit(catalog: Catalog, code: str) -> str:
 
 def dim_data_element(catalog: Catalog) -> pd.DataFrame:
     """One row per data element code of the reporting form."""
-    return catalog.data_elements.drop(columns="_line").replace({"": None})
+    return catalog.data_elements.replace({"": None})
 
 
 def dim_indicator(catalog: Catalog) -> pd.DataFrame:
     """One row per indicator (form-computed and external)."""
-    ind = catalog.indicators.drop(columns="_line").rename(
+    ind = catalog.indicators.rename(
         columns={
             "code": "indicator_code",
             "numerator": "numerator_code",
             "denominator": "denominator_code",
         }
     )
-    ind = ind.replace({"": None})
-    ind["multiplier"] = ind["multiplier"].fillna("100").astype(float)
-    return ind
+    return ind.replace({"": None})
 
 
 def dim_period(catalog: Catalog) -> pd.DataFrame:
-    """One row per period x reporting authority: window, due time (report windows only)."""
+    """One row per period x reporting authority: window, due time in the authority's time zone (report windows only)."""
     rows = []
     for year in period_years(catalog):
         for kind in ("Q1", "Q2", "H1", "Q3", "Q4", "Y"):
             period = Period(year, kind)
-            for cal in catalog.calendars.to_dict("records"):
-                start, end = period.window(cal["cutoff_day"])
+            for cal in catalog.records.calendars:
+                start, end = period.window(cal.cutoff_day)
                 rows.append(
                     {
                         "period_code": period.code,
-                        "authority": cal["authority"],
+                        "authority": cal.authority,
                         "period_year": year,
                         "period_kind": kind,
                         "label_vi": period.label_vi,
@@ -89,7 +87,7 @@ def dim_period(catalog: Catalog) -> pd.DataFrame:
                         "quarter": period.quarter,
                         "window_start": start,
                         "window_end": end,
-                        "due_at": period.due_at(cal["due_day"]) if period.is_report else None,
+                        "due_at": period.due_at(cal.due_day, cal.timezone) if period.is_report else None,
                     }
                 )
     return pd.DataFrame(rows)
@@ -98,9 +96,9 @@ def dim_period(catalog: Catalog) -> pd.DataFrame:
 def period_years(catalog: Catalog) -> range:
     """Every year a partition, a plan or a phase can name: from the first plan year (or the first
     partition year) to the last plan year (or the end of next year)."""
-    first = min([FIRST_YEAR, *catalog.plans.get("start_year", [])])
-    last = max([dt.date.today().year + 1, *catalog.plans.get("end_year", [])])
-    return range(int(first), int(last) + 1)
+    first = min([FIRST_YEAR, *(p.start_year for p in catalog.records.plans)])
+    last = max([dt.date.today().year + 1, *(p.end_year for p in catalog.records.plans)])
+    return range(first, last + 1)
 
 
 def period_sort_number(code: str) -> int:
@@ -118,7 +116,7 @@ def dim_plan(catalog: Catalog) -> pd.DataFrame:
 
 def dim_target(catalog: Catalog) -> pd.DataFrame:
     """One row per plan target, with the seed sentence it comes from."""
-    targets = catalog.targets.drop(columns=["file", "index"])
+    targets = catalog.targets.copy()
     for col in ("ramp", "baseline"):
         targets[col] = targets[col].map(lambda v: json.dumps(v, ensure_ascii=False) if v else None)
     return targets
@@ -126,7 +124,7 @@ def dim_target(catalog: Catalog) -> pd.DataFrame:
 
 def dim_contact(catalog: Catalog) -> pd.DataFrame:
     """One row per contact (submitter of an agency, PAR office of a jurisdiction)."""
-    return catalog.contacts.drop(columns="_line", errors="ignore")
+    return catalog.contacts.copy()
 
 
 DIMENSIONS = {

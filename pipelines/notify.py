@@ -443,7 +443,7 @@ def compose_for_partition(con, catalog, partition_key: str, as_of: dt.datetime) 
         "select * from fct_validation_finding where partition_key in ($p, $u) order by submission_id, rule_id, location", slices
     ).df()
     for s in subs.to_dict("records"):
-        recipients = [c["email"] for c in catalog.contacts_for(s["agency_code"] or "", "submitter") if c["email"]]
+        recipients = [c.email for c in catalog.contacts_for(s["agency_code"] or "", "submitter") if c.email]
         m = receipt(s, findings[findings["submission_id"] == s["submission_id"]], recipients)
         if m:
             messages.append(m)
@@ -454,16 +454,16 @@ def compose_for_partition(con, catalog, partition_key: str, as_of: dt.datetime) 
     alerts = con.execute(
         "select * from fct_alert where partition_key = $p order by agency_code, alert_type, submission_id", {"p": partition_key}
     ).df()
-    names = catalog.org_units.set_index("code")["name_vi"].to_dict()
+    names = {u.code: u.name_vi for u in catalog.records.org_units}
     for row in completeness[completeness["timeliness_status"] == "missing"].to_dict("records"):
-        recipients = [c["email"] for c in catalog.contacts_for(row["agency_code"], "submitter") if c["email"]]
+        recipients = [c.email for c in catalog.contacts_for(row["agency_code"], "submitter") if c.email]
         m = reminder(row | {"agency_name": names.get(row["agency_code"])}, recipients, as_of)
         if m:
             messages.append(m)
     for (authority, period_code), group in completeness.groupby(["authority", "period_code"]):
         if as_of < group["due_at"].min():
             continue
-        recipients = [c["email"] for c in catalog.contacts_for(authority, "par_office") if c["email"]]
+        recipients = [c.email for c in catalog.contacts_for(authority, "par_office") if c.email]
         if not recipients:
             continue
         jurisdictions = sorted(str(j) for j in group["jurisdiction_code"].dropna().unique())

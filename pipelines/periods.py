@@ -26,7 +26,11 @@ _SHAPE = {
 }
 # The report whose window closes in each calendar quarter, and the quarter it yields.
 QUARTER_TO_REPORT = {1: "Q1", 2: "H1", 3: "Q3", 4: "Y"}
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+# The zone of a reporting calendar that names none (catalog/calendars.csv `timezone`). Due
+# times use each authority's calendar zone; LOCAL_TZ is this zone for the times no calendar
+# governs: the clock, the current quarter, dates printed in messages.
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+LOCAL_TZ = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 class PeriodError(ValueError):
@@ -100,10 +104,11 @@ class Period:
             start = dt.date(self.year, first - 1, cutoff_day) + dt.timedelta(days=1)
         return start, end
 
-    def due_at(self, due_day: int) -> dt.datetime:
-        """End of the due day (local time) in the last month of the window, as aware datetime."""
+    def due_at(self, due_day: int, tz: str | dt.tzinfo = DEFAULT_TIMEZONE) -> dt.datetime:
+        """End of the due day in the last month of the window, as an aware datetime in `tz`:
+        the time zone of the authority's calendar (an IANA name or a tzinfo)."""
         day_after = dt.date(self.year, self.last_month, due_day) + dt.timedelta(days=1)
-        return dt.datetime.combine(day_after, dt.time(0, 0), tzinfo=LOCAL_TZ)
+        return dt.datetime.combine(day_after, dt.time(0, 0), tzinfo=ZoneInfo(tz) if isinstance(tz, str) else tz)
 
     def __str__(self) -> str:
         return self.code

@@ -1,11 +1,17 @@
 """The quarterly schedule: the day after each reporting authority's due day.
 
 Its cron comes from the catalog's calendars (due day + 1, in March, June, September and
-December, 07:00 Asia/Ho_Chi_Minh). On that day the run flags every missing report,
-sends reminders to the agencies and the summary to the PAR office.
+December, 07:00) and so does its time zone (calendars.csv `timezone`). On that day the run
+flags every missing report, sends reminders to the agencies and the summary to the PAR office.
+
+One schedule runs in one time zone: when the calendars name several, it runs in the one most
+calendars use (ties: the first by name). A due day ends at midnight in its own calendar's zone
+(int_expected_report.due_at), so a calendar a few hours off still has its report due before
+the 07:00 run; one more than seven hours behind would need a schedule of its own.
 """
 
 import datetime as dt
+from collections import Counter
 from zoneinfo import ZoneInfo
 
 from dagster import (
@@ -18,7 +24,7 @@ from dagster import (
 from pipelines.catalog import Catalog
 from pipelines.jobs import quarterly_job
 from pipelines.partitions import current_quarter_key
-from pipelines.periods import LOCAL_TZ
+from pipelines.periods import DEFAULT_TIMEZONE
 
 LAST_MONTHS = (3, 6, 9, 12)
 RUN_HOUR = 7
@@ -29,16 +35,20 @@ def day_after_due(due_day: int) -> int:
 
 
 def schedule_cron(catalog: Catalog) -> str:
-    days = sorted({day_after_due(int(d)) for d in catalog.calendars["due_day"]}) or [12]
+    days = sorted({day_after_due(c.due_day) for c in catalog.records.calendars}) or [12]
     return f"0 {RUN_HOUR} {','.join(map(str, days))} 3,6,9,12 *"
+
+
+def schedule_timezone(catalog: Catalog) -> str:
+    """The time zone the schedule runs in: the calendars' zone (the most used one, ties by name)."""
+    counts = Counter(c.timezone for c in catalog.records.calendars)
+    return max(sorted(counts), key=counts.__getitem__) if counts else DEFAULT_TIMEZONE
 
 
 def run_request_for(catalog: Catalog, when: dt.datetime) -> RunRequest | SkipReason:
     """The run to start at `when`: the quarter partition whose report fell due the day before."""
-    local = when.astimezone(LOCAL_TZ)
-    authorities = sorted(
-        row["authority"] for row in catalog.calendars.to_dict("records") if day_after_due(int(row["due_day"])) == local.day
-    )
+    local = when.astimezone(ZoneInfo(schedule_timezone(catalog)))
+    authorities = sorted(c.authority for c in catalog.records.calendars if day_after_due(c.due_day) == local.day)
     if local.month not in LAST_MONTHS or not authorities:
         return SkipReason(f"no reporting authority's due day was the day before {local.date()}")
     partition_key = current_quarter_key(local)
@@ -59,7 +69,7 @@ def build_quarterly_schedule(catalog: Catalog) -> ScheduleDefinition:
     return ScheduleDefinition(
         name="cchc_after_due_day",
         cron_schedule=schedule_cron(catalog),
-        execution_timezone="Asia/Ho_Chi_Minh",
+        execution_timezone=schedule_timezone(catalog),
         job=quarterly_job,
         execution_fn=evaluate,
         description="The day after each authority's due day: flag missing reports, send reminders and the summary.",

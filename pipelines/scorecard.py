@@ -19,7 +19,7 @@ import weakref
 import numpy as np
 import pandas as pd
 
-from pipelines.catalog import Catalog
+from pipelines.catalog import Baseline, Catalog, CatalogRecords, Indicator, PlanTarget
 from pipelines.periods import Period, period_from_code
 from pipelines.targets import (
     STATUS_VI,
@@ -89,30 +89,24 @@ def _period_dates(period: Period) -> tuple[dt.date, dt.date]:
     return dt.date(period.year, period.first_month, 1), dt.date(period.year, period.last_month, last_day)
 
 
-def _missing(x) -> bool:
-    return x is None or (not isinstance(x, str) and pd.isna(x))
-
-
-def _ordinal(x) -> float:
+def _ordinal(day: dt.date | None) -> float:
     """A validity date as a day number (NaN: open)."""
-    return math.nan if _missing(x) else float(x.toordinal())
+    return math.nan if day is None else float(day.toordinal())
 
 
-def _target_of(t: dict, ind) -> Target:
+def _target_of(t: PlanTarget, ind: Indicator) -> Target:
     return Target(
-        indicator=t["indicator"],
-        form=t["form"],
-        operator=t["operator"],
-        value=t["value"],
-        start_year=t["start_year"],
-        deadline_year=t["deadline_year"],
-        direction=ind["direction"],
-        value_max=None
-        if t["value_max"] is None or (isinstance(t["value_max"], float) and math.isnan(t["value_max"]))
-        else t["value_max"],
-        ramp=t["ramp"] if isinstance(t["ramp"], dict) else None,
-        baseline=t["baseline"] if isinstance(t["baseline"], dict) else None,
-        unit=ind["unit"],
+        indicator=t.indicator,
+        form=t.form,
+        operator=t.operator,
+        value=t.value,
+        start_year=t.start_year,
+        deadline_year=t.deadline_year,
+        direction=ind.direction,
+        value_max=t.value_max,
+        ramp=t.ramp.model_dump(exclude_none=True) if t.ramp else None,
+        baseline=t.baseline.model_dump() if t.baseline else None,
+        unit=ind.unit,
     )
 
 
@@ -122,28 +116,31 @@ class _Prepared:
     carries them (the unit and its successor chain, reporting units only) with its validity."""
 
     def __init__(self, catalog: Catalog):
-        units = catalog.org_units
-        self.units = units.set_index("code")
         self.by_code = catalog.units_by_code
-        self.children: dict[str, list[str]] = {}
-        for parent, code in zip(units["parent_code"], units["code"], strict=True):
-            self.children.setdefault(parent, []).append(code)
-        indicators = catalog.indicators.set_index("code")
-        self.targets = catalog.targets.to_dict("records")
-        self.objects, self.indicators, self.units_of = [], [], []
-        areas: dict[str, set[str]] = {}
+        self.children: dict[str | None, list[str]] = {}
+        for unit in catalog.records.org_units:
+            self.children.setdefault(unit.parent_code, []).append(unit.code)
+        self.targets: tuple[PlanTarget, ...] = catalog.records.targets
+        self.indicators = [catalog.indicators_by_code[t.indicator] for t in self.targets]
+        self.objects = [_target_of(t, ind) for t, ind in zip(self.targets, self.indicators, strict=True)]
+        # per issuer, its reporting units by (admin level, unit type)
+        areas: dict[str, dict[tuple[str, str], list[str]]] = {}
+        self.units_of = []
         for t in self.targets:
-            ind = indicators.loc[t["indicator"]]
-            self.indicators.append(ind)
-            self.objects.append(_target_of(t, ind))
-            if t["issuer"] not in areas:
-                areas[t["issuer"]] = self.descendants(t["issuer"])
-            agencies = self.units[self.units.index.isin(areas[t["issuer"]]) & self.units["reports"]]
-            if t["level"] != "all":
-                agencies = agencies[agencies["admin_level"] == t["level"]]
-            if t["unit_type"]:
-                agencies = agencies[agencies["unit_type"] == t["unit_type"]]
-            self.units_of.append(sorted(set(agencies.index)))
+            if t.issuer not in areas:
+                areas[t.issuer] = {}
+                for code in self.descendants(t.issuer):
+                    unit = self.by_code.get(code)
+                    if unit is not None and unit.reports:
+                        areas[t.issuer].setdefault((unit.admin_level, unit.unit_type), []).append(code)
+            self.units_of.append(
+                sorted(
+                    code
+                    for (level, unit_type), codes in areas[t.issuer].items()
+                    if t.level in ("all", level) and (not t.unit_type or unit_type == t.unit_type)
+                    for code in codes
+                )
+            )
         # (target, carrier): the reporting units down the successor chains of the target's units
         chains: dict[str, list[str]] = {}
         tk, carrier = [], []
@@ -158,10 +155,10 @@ class _Prepared:
         self.carriers = pd.DataFrame({"tk": np.array(tk, dtype=int), "agency_code": carrier}, columns=["tk", "agency_code"])
         self.unit_codes = np.array(list(self.by_code), dtype=object)
         self.unit_index = pd.Index(self.unit_codes)
-        self.admin_level = np.array([u["admin_level"] for u in self.by_code.values()], dtype=object)
+        self.admin_level = np.array([u.admin_level for u in self.by_code.values()], dtype=object)
         self.carriers["uid"] = self.unit_index.get_indexer(carrier)
-        self.carriers["valid_from"] = [_ordinal(self.by_code[c]["valid_from"]) for c in carrier]
-        self.carriers["valid_to"] = [_ordinal(self.by_code[c]["valid_to"]) for c in carrier]
+        self.carriers["valid_from"] = [_ordinal(self.by_code[c].valid_from) for c in carrier]
+        self.carriers["valid_to"] = [_ordinal(self.by_code[c].valid_to) for c in carrier]
 
     def descendants(self, root: str) -> set[str]:
         out, stack = set(), [root]
@@ -179,20 +176,20 @@ class _Prepared:
         while code and code not in seen:
             seen.add(code)
             unit = self.by_code[code]
-            if unit["reports"]:
+            if unit.reports:
                 found.append(code)
-            code = unit["successor_code"]
+            code = unit.successor_code
         return found
 
 
-_PREPARED: dict[int, tuple[weakref.ref, tuple, _Prepared]] = {}
+_PREPARED: dict[int, tuple[weakref.ref, CatalogRecords, _Prepared]] = {}
 
 
 def _prepared(catalog: Catalog) -> _Prepared:
-    """The catalog's _Prepared, cached per catalog object (and its org_units, indicators, targets frames)."""
-    key = (id(catalog.org_units), id(catalog.indicators), id(catalog.targets))
+    """The catalog's _Prepared, cached per catalog object (and its records)."""
+    key = catalog.records
     hit = _PREPARED.get(id(catalog))
-    if hit is not None and hit[0]() is catalog and hit[1] == key:
+    if hit is not None and hit[0]() is catalog and hit[1] is key:
         return hit[2]
     prepared = _Prepared(catalog)
     for stale in [k for k, (ref, _, _) in _PREPARED.items() if ref() is None]:
@@ -274,17 +271,15 @@ def build_scorecard(
     settings = settings if settings is not None else catalog.settings.get("scorecard", {})
     prep = _prepared(catalog)
     n_targets = len(prep.targets)
-    active = np.array([t["start_year"] <= year <= t["deadline_year"] for t in prep.targets], dtype=bool)
+    active = np.array([t.start_year <= year <= t.deadline_year for t in prep.targets], dtype=bool)
     has_units = np.array([bool(codes) for codes in prep.units_of], dtype=bool)
-    methods = np.array([ind["method"] for ind in prep.indicators], dtype=object)
-    unit_type = np.array([bool(t["unit_type"]) for t in prep.targets], dtype=bool)
-    issuer = np.array([t["issuer"] for t in prep.targets], dtype=object)
-    start_year = np.array([t["start_year"] for t in prep.targets], dtype=int)
-    indicator = np.array([t["indicator"] for t in prep.targets], dtype=object)
-    numerator_code = np.array([ind["numerator"] for ind in prep.indicators], dtype=object)
-    multiplier = np.array(
-        [1.0 if ind["method"] == "weighted_mean" else float(ind["multiplier"] or 100) for ind in prep.indicators]
-    )
+    methods = np.array([ind.method for ind in prep.indicators], dtype=object)
+    unit_type = np.array([bool(t.unit_type) for t in prep.targets], dtype=bool)
+    issuer = np.array([t.issuer for t in prep.targets], dtype=object)
+    start_year = np.array([t.start_year for t in prep.targets], dtype=int)
+    indicator = np.array([t.indicator for t in prep.targets], dtype=object)
+    numerator_code = np.array([ind.numerator for ind in prep.indicators], dtype=object)
+    multiplier = np.array([1.0 if ind.method == "weighted_mean" else ind.multiplier for ind in prep.indicators])
     if n_targets == 0:
         return pd.DataFrame([], columns=SCORECARD_COLUMNS)
     external_tks = np.flatnonzero(active & (methods == "external"))
@@ -388,9 +383,9 @@ def _external_rows(external: pd.DataFrame | None, tks: np.ndarray, prep: _Prepar
     keys = pd.DataFrame(
         {
             "tk": tks,
-            "indicator_code": [prep.targets[k]["indicator"] for k in tks],
-            "jurisdiction_code": [prep.targets[k]["issuer"] for k in tks],
-            "admin_level": [prep.targets[k]["level"] for k in tks],
+            "indicator_code": [prep.targets[k].indicator for k in tks],
+            "jurisdiction_code": [prep.targets[k].issuer for k in tks],
+            "admin_level": [prep.targets[k].level for k in tks],
         }
     )
     values = external.assign(admin_level=external["admin_level"].fillna("all") if "admin_level" in external else "all")
@@ -422,10 +417,11 @@ def _reductions(totals, periods, prep, catalog, numerator_code, year) -> pd.Data
     tks = totals["tk"].to_numpy()
     flow = np.array([catalog.element_kinds.get(code, "stock") == "flow" for code in numerator_code])[tks]
     current = np.where(flow, totals["total"].to_numpy(float) / totals["months"].to_numpy(float), totals["total"])
-    spec = [prep.objects[k].baseline or {"start_year": year - 1, "end_year": year - 1} for k in range(len(prep.targets))]
-    first = np.array([int(b["start_year"]) for b in spec])[tks]
-    last = np.array([int(b["end_year"]) for b in spec])[tks]
-    mean = np.array([b.get("stat", "last") == "mean" for b in spec])[tks]
+    default = Baseline(start_year=year - 1, end_year=year - 1)  # a reduction against the year before
+    spec = [t.baseline or default for t in prep.targets]
+    first = np.array([b.start_year for b in spec])[tks]
+    last = np.array([b.end_year for b in spec])[tks]
+    mean = np.array([b.stat == "mean" for b in spec])[tks]
     years = totals["year"].to_numpy()
     picks = totals.assign(current=current, mean=mean)[
         totals["is_year"].to_numpy(bool) & (years >= first) & (years <= last)
@@ -521,7 +517,7 @@ def _publish(rows: pd.DataFrame, prep: _Prepared, methods: np.ndarray, year: int
         digits.append(published_decimals(target))
     has_base = ~np.isnan(base_value)
     base_rounded = round_half_away_array(base_value, np.array(digits, dtype=int)[tks])
-    per_target = {name: _objects([t[name] for t in prep.targets]) for name in ("plan_id", "target_id", "indicator",
+    per_target = {name: _objects([getattr(t, name) for t in prep.targets]) for name in ("plan_id", "target_id", "indicator",
                   "form", "operator", "level", "source_vi")}  # fmt: skip
     take = {name: values[tks] for name, values in per_target.items()}
     aggregate = rows["scope_rank"].to_numpy() == 0

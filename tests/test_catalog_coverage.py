@@ -28,13 +28,10 @@ def test_every_reporting_unit_has_a_calendar_and_a_jurisdiction(catalog):
 
 def test_calendar_authorities_are_org_units_and_collect_windows_are_dates(catalog):
     codes = set(catalog.org_units["code"])
-    for cal in catalog.calendars.to_dict("records"):
-        assert cal["authority"] in codes
-        start, end = cal.get("collects_from") or "", cal.get("collects_to") or ""
-        for text in (start, end):
-            if text:
-                dt.date.fromisoformat(text)
-        assert not (start and end) or start <= end, cal["authority"]
+    for cal in catalog.records.calendars:  # collects_from / collects_to are dates by now (typed loading)
+        assert cal.authority in codes
+        start, end = cal.collects_from, cal.collects_to
+        assert not (start and end) or start <= end, cal.authority
 
 
 def test_successors_exist_and_take_over_the_day_after(catalog):
@@ -51,12 +48,12 @@ def test_successors_exist_and_take_over_the_day_after(catalog):
             problems.append((u["code"], "successor unknown or predecessor never ends"))
             continue
         day_after = end + dt.timedelta(days=1)
-        start, succ_end = _date(succ["valid_from"]), _date(succ["valid_to"])
+        start, succ_end = succ.valid_from, succ.valid_to
         if start is not None and start > end and start != day_after:
             problems.append((u["code"], f"successor starts {start}, not {day_after}"))
         if (start is not None and start > day_after) or (succ_end is not None and succ_end < day_after):
             problems.append((u["code"], f"successor not in force on {day_after}"))
-        if u["reports"] and not succ["reports"] and succ["admin_level"] != "commune":
+        if u["reports"] and not succ.reports and succ.admin_level != "commune":
             problems.append((u["code"], "a reporting unit hands over to a non-reporting one"))
     assert problems == []
 
@@ -69,7 +66,7 @@ def test_units_that_end_at_the_two_tier_reform_hand_over_to_new_communes(catalog
         ours = u["jurisdiction_code"] in ("CT", "TH", "HQ") and u["admin_level"] == "commune" and u["reports"]
         if ours and _date(u["valid_to"]) == reform_end:
             succ = units[u["successor_code"]]
-            assert succ["admin_level"] == "commune" and _date(succ["valid_from"]) == reform_start, u["code"]
+            assert succ.admin_level == "commune" and succ.valid_from == reform_start, u["code"]
     # the history of Minh Đức: its predecessors roll up to the commune, whose own offices report from 1/7/2025
     from pipelines.dims import dim_agency
 
@@ -95,7 +92,7 @@ def test_every_plans_issuer_has_reporting_units_in_force_in_its_years(catalog, p
     """Each plan year up to the end of its issuer has reporting units under the issuer, at every level its targets name."""
     plan = catalog.plans.set_index("plan_id").loc[plan_id]
     issuer = catalog.units_by_code[plan["issuer"]]
-    last_day = _date(issuer["valid_to"]) or dt.date(plan["end_year"], 12, 31)
+    last_day = issuer.valid_to or dt.date(plan["end_year"], 12, 31)
     below = _descendants(catalog, plan["issuer"])
     levels = set(catalog.targets.loc[catalog.targets["plan_id"] == plan_id, "level"]) - {"all"}
     for year in range(plan["start_year"], min(plan["end_year"], last_day.year) + 1):

@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from pipelines.catalog import Contact, OrgUnit
 from pipelines.notify import (
     MailSettings,
     compose_for_partition,
@@ -166,18 +167,17 @@ def test_plain_finding_strips_exception_text(rule, vi, expected):
 def tiny(tmp_path, catalog):
     db = build_report_db(tmp_path / "tiny.duckdb")
     con = duckdb.connect(str(db))
-    contacts = pd.DataFrame(
-        [
-            ("TT", "par_office", "Phòng Nội vụ huyện Thử Nghiệm", "cchc@thunghiem.test", ""),
-            ("TT-XA-MOT", "submitter", "Văn thư xã Một", "xamot@thunghiem.test", ""),
-        ],
-        columns=["org_unit_code", "role", "name", "email", "phone"],
+    contacts = (
+        Contact(org_unit_code="TT", role="par_office", name="Phòng Nội vụ huyện Thử Nghiệm", email="cchc@thunghiem.test"),
+        Contact(org_unit_code="TT-XA-MOT", role="submitter", name="Văn thư xã Một", email="xamot@thunghiem.test"),
     )
     units = con.execute(
         "select org_unit_code as code, name_vi, name_en, unit_type, admin_level, parent_code, jurisdiction_code, "
         "reporting_authority, reports from dim_agency"
     ).df()
-    yield con, dataclasses.replace(catalog, contacts=contacts, org_units=units)
+    org_units = tuple(OrgUnit.model_validate(unit) for unit in units.to_dict("records"))
+    records = dataclasses.replace(catalog.records, contacts=contacts, org_units=org_units)
+    yield con, dataclasses.replace(catalog, records=records)
     con.close()
 
 

@@ -176,7 +176,7 @@ def load(con, catalog: Catalog | None, quarter: Period, jurisdiction: str, gener
     par_office = ""
     if catalog is not None:
         offices = catalog.contacts_for(jurisdiction, "par_office")
-        par_office = str(offices[0].get("name") or "") if offices else ""
+        par_office = offices[0].name if offices else ""
     return ReportData(
         jurisdiction=jurisdiction,
         jurisdiction_name=str(unit[0]) if unit and unit[0] else jurisdiction,

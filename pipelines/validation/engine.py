@@ -1,0 +1,113 @@
+"""RuleEngine: compiles a catalog's rules once and runs every rule kind on a batch of submissions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.catalog import Catalog, ValidationRule
+from pipelines.expectations import Expect, ExpectationEngine, engine_from_env, engine_named
+from pipelines.validation.common import FINDING_COLUMNS, column_of
+from pipelines.validation.compare import compare_findings, ratio_rules
+from pipelines.validation.outliers import outlier_findings
+from pipelines.validation.submission import submission_findings
+from pipelines.validation.values import duplicate_findings, value_findings
+
+
+@dataclass
+class ValidationInput:
+    """What one validation pass looks at.
+
+    submissions: raw_submission rows of the partition.
+    values: raw_value rows of those submissions.
+    history: earlier in-force values (agency_code, period_code, code, value), for outliers.
+    """
+
+    submissions: pd.DataFrame
+    values: pd.DataFrame
+    history: pd.DataFrame
+    collecting_period: str | None = None
+
+
+class RuleEngine:
+    """Compiles the rules once per catalog; `validate` returns the findings of one batch.
+
+    engine: the expectation engine, an object or its name ("pandas", "gx"); by default the
+    one CCHC_VALIDATION_ENGINE names (pipelines.expectations.engine_from_env).
+
+    rules: the catalog's rules then those derived from share indicators (ratio_rules).
+    The lookups the rule kinds read (value_type, kind, parent, short_name per data element
+    code) come from the catalog's typed records.
+    """
+
+    def __init__(self, catalog: Catalog, engine: ExpectationEngine | str | None = None):
+        self.catalog = catalog
+        if engine is None:
+            engine = engine_from_env()
+        self.engine = engine_named(engine) if isinstance(engine, str) else engine
+        self.rules: list[ValidationRule] = [*catalog.records.rules, *ratio_rules(catalog)]
+        elements = catalog.records.data_elements
+        self.value_type = {e.code: e.value_type for e in elements}
+        self.kind = {e.code: e.kind for e in elements}
+        self.parent = {e.code: e.parent_code for e in elements if e.parent_code}
+        self.short_name = {e.code: re.sub(r"^Trong đó:\s*", "", e.name_vi) for e in elements}
+        self.admin_level = {u.code: u.admin_level for u in catalog.records.org_units}
+        self.jurisdiction = {u.code: u.jurisdiction_code for u in catalog.records.org_units}
+
+    def rules_of(self, kind: str) -> list[ValidationRule]:
+        return [rule for rule in self.rules if rule.kind == kind]
+
+    def run(self, frame: pd.DataFrame, specs: list[Expect], index_column: str = "row_id") -> dict[str, list]:
+        """Run expectations with the engine: {rule_id: index values of every offending row}."""
+        return self.engine.run_suite(frame, specs, index_column)
+
+    # ------------------------------------------------------------------ public
+    def validate(self, data: ValidationInput) -> pd.DataFrame:
+        """Every finding for the submissions, as a DataFrame with FINDING_COLUMNS."""
+        findings: list[dict] = []
+        subs = data.submissions[data.submissions["readable"]] if not data.submissions.empty else data.submissions
+        if not subs.empty:
+            findings += submission_findings(self, subs, data.collecting_period)
+        values = data.values[data.values["submission_id"].isin(subs["submission_id"])] if not subs.empty else data.values
+        if not values.empty:
+            long = self._long_frame(values, subs)
+            findings += value_findings(self, long)
+            findings += duplicate_findings(self, long)
+            wide, cells = self._wide_frame(long)
+            findings += compare_findings(self, wide, cells)
+            findings += outlier_findings(self, long, data.history)
+        return pd.DataFrame(findings, columns=FINDING_COLUMNS)
+
+    def check_compare_rules(self, values: pd.DataFrame, severity: str = "error") -> pd.DataFrame:
+        """Compare rules of one severity on already-accepted values (submission_id, code, value)."""
+        long = values.assign(sheet="", cell="", parse_status="ok", raw_text=None, known=True)
+        wide, cells = self._wide_frame(long)
+        found = compare_findings(self, wide, cells, severity=severity)
+        return pd.DataFrame(found, columns=FINDING_COLUMNS)
+
+    # ---------------------------------------------------------------- frames
+    def _long_frame(self, values: pd.DataFrame, subs: pd.DataFrame) -> pd.DataFrame:
+        """One row per value, with its element's type and kind and its agency's level and jurisdiction."""
+        long = values.copy().reset_index(drop=True)
+        long["known"] = long["code"].isin(self.value_type.keys())
+        long["value_type"] = long["code"].map(self.value_type)
+        long["element_kind"] = long["code"].map(self.kind)
+        meta = subs.set_index("submission_id")
+        long["agency_code"] = long["submission_id"].map(meta["declared_agency_code"])
+        long["period_code"] = long["submission_id"].map(meta["declared_period"])
+        long["admin_level"] = long["agency_code"].map(self.admin_level)
+        long["jurisdiction_code"] = long["agency_code"].map(self.jurisdiction)
+        long["row_id"] = np.arange(len(long))
+        return long
+
+    def _wide_frame(self, long: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One row per submission, one column per code; and where each used value sits (sheet, cell)."""
+        usable = long[long["known"] & (long["parse_status"] == "ok")]
+        usable = usable.drop_duplicates(["submission_id", "code"], keep="first")
+        wide = usable.pivot(index="submission_id", columns="code", values="value")
+        wide.columns = [column_of(c) for c in wide.columns]
+        wide = wide.reset_index()
+        return wide, usable[["submission_id", "code", "sheet", "cell"]]

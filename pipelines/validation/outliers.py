@@ -1,0 +1,224 @@
+"""Outlier rules (`outlier`, warnings): a value far from its peers (same code, level,
+jurisdiction and period), far from the agency's own history, or a stock that jumped against
+the agency's previous report. Scores are modified z-scores (Iglewicz-Hoaglin) or % changes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipelines.expectations import Expect
+from pipelines.numbers import format_vn
+from pipelines.periods import period_from_code
+from pipelines.validation.common import applies, finding
+
+if TYPE_CHECKING:
+    from pipelines.validation.engine import RuleEngine
+
+
+def outlier_findings(engine: RuleEngine, long: pd.DataFrame, history: pd.DataFrame) -> list[dict]:
+    """Findings of the outlier rules (warnings): peers, own history, stock jumps, each with its score."""
+    rules = {r.rule_id: r for r in engine.rules_of("outlier")}
+    frame = long[["row_id"]].copy()
+    usable = long["known"] & (long["parse_status"] == "ok") & long["value"].notna()
+    months = _months(long["period_code"])
+    specs, extra = [], {}
+    for rule_id, rule in rules.items():
+        col = f"chk_{rule_id}"
+        limit = float(rule.right)
+        applied = applies(rule, long) & usable
+        if rule.check == "peers":
+            metric, is_share = _peer_metric(engine, long, months)
+            floors = pd.Series(np.where(is_share, PEER_MAD_FLOOR["share"], PEER_MAD_FLOOR["log"]), index=long.index)
+            z = modified_z_by_group(
+                metric.where(applied),
+                [long["code"], long["jurisdiction_code"], long["admin_level"], long["period_code"]],
+                floors,
+            )
+            frame[col] = z
+            extra[rule_id] = ("peers", z)
+        elif rule.check == "own_history":
+            z = own_history_z(long[_HISTORY_COLUMNS].where(applied), history)
+            frame[col] = z
+            extra[rule_id] = ("own", z)
+        elif rule.check == "stock_jump":
+            change = stock_change_pct(long[_HISTORY_COLUMNS].where(applied & (long["element_kind"] == "stock")), history)
+            frame[col] = change
+            extra[rule_id] = ("jump", change)
+        else:
+            raise ValueError(f"unknown outlier check {rule.check!r} in rule {rule_id}")
+        specs.append(Expect.between(rule_id, col, min_value=-limit, max_value=limit))
+    failures = engine.run(frame, specs)
+    out = []
+    # row_id is the position in `long`
+    sids, codes, sheets, cells, values = (long[c].to_numpy() for c in ("submission_id", "code", "sheet", "cell", "value"))
+    for rule_id, rule in rules.items():
+        _, scores = extra[rule_id]
+        scores = scores.to_numpy()
+        unit = "%" if rule.check == "stock_jump" else ""
+        for i in failures.get(rule_id, ()):
+            score = round(scores[i], 1)
+            where = f"{sheets[i]}!{cells[i]}"
+            shown = format_vn(values[i])
+            out.append(
+                finding(
+                    rule,
+                    sids[i],
+                    f"{codes[i]} = {shown} tại {where}: {rule.description_vi}; {'thay đổi' if unit else 'z'} = {format_vn(score)}{unit}. Đề nghị kiểm tra lại.",
+                    f"{codes[i]} = {shown} at {where}: {rule.description_en}; {'change' if unit else 'z'} = {score}{unit}. Please check.",
+                    sheets[i],
+                    cells[i],
+                    codes[i],
+                    shown,
+                )
+            )
+    return out
+
+
+def _peer_metric(engine: RuleEngine, long: pd.DataFrame, months: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """What peers are compared on, so that agencies of different sizes line up.
+
+    An "of which" value is compared as its share of the parent; any other value on a log
+    scale (flows per month of window), since counts of agencies differ by multiples.
+    Returns (metric, is_share).
+    """
+    parent = long["code"].map(engine.parent)
+    lookup = (
+        long[["submission_id", "code", "value"]]
+        .drop_duplicates(["submission_id", "code"])
+        .set_index(["submission_id", "code"])["value"]
+    )
+    keys = pd.MultiIndex.from_arrays([long["submission_id"], parent.fillna("")])
+    parent_value = pd.Series(lookup.reindex(keys).to_numpy(), index=long.index)
+    share = long["value"] / parent_value.where(parent_value >= MIN_SHARE_BASE)
+    scaled = np.log1p((long["value"] / _flow_months(long, months)).clip(lower=0))
+    is_share = long["code"].isin(engine.parent.keys())
+    return share.where(is_share, scaled), is_share
+
+
+def _per_period(codes: pd.Series, attribute) -> pd.Series:
+    """attribute(Period) for each period code, parsed once per distinct code; NaN where no code."""
+    lookup = {code: attribute(period_from_code(code)) for code in codes.dropna().unique() if isinstance(code, str)}
+    return codes.map(lookup)
+
+
+def _months(codes: pd.Series) -> pd.Series:
+    return _per_period(codes, lambda p: p.months)
+
+
+def _order(codes: pd.Series) -> pd.Series:
+    """year * 100 + the month the window closes: orders reports in time."""
+    return _per_period(codes, lambda p: p.year * 100 + p.last_month)
+
+
+_HISTORY_COLUMNS = ["agency_code", "period_code", "code", "value", "element_kind"]  # what own_history_z reads
+
+
+def _flow_months(long: pd.DataFrame, months: pd.Series) -> pd.Series:
+    """Flows are compared per month of window (so Q1, H1 and Y line up); others per 1."""
+    return months.where(long["element_kind"] == "flow", 1.0).fillna(1.0)
+
+
+# Smallest spread peers are held to: 0.2 on the log scale (about +-22%), 5 points for shares.
+# Without a floor, a tight cluster of small agencies makes every ordinary value an outlier.
+PEER_MAD_FLOOR = {"log": 0.2, "share": 0.05}
+MIN_SHARE_BASE = 20  # a share of fewer than 20 (e.g. 0 of 1 petitions) says nothing about an agency
+
+
+def modified_z(values: pd.Series, min_count: int = 5, mad_floor: float = 0.0) -> pd.Series:
+    """Iglewicz-Hoaglin modified z-score 0.6745 (x - median) / MAD; NaN when MAD is 0 or too few values.
+
+    mad_floor: the MAD used is at least this (a minimum spread, in the values' unit).
+    """
+    clean = values.dropna()
+    if len(clean) < min_count:
+        return pd.Series(np.nan, index=values.index)
+    median = clean.median()
+    mad = max((clean - median).abs().median(), mad_floor)
+    if mad == 0:
+        return pd.Series(np.nan, index=values.index)
+    return 0.6745 * (values - median) / mad
+
+
+def modified_z_by_group(values: pd.Series, keys: list[pd.Series], floors: pd.Series | None = None) -> pd.Series:
+    """Modified z within each group of keys; floors (per row, constant within a group) is the MAD floor.
+
+    The same numbers as `modified_z` applied group by group, computed with groupby transforms.
+    """
+    frame = pd.DataFrame({"v": values, "floor": 0.0 if floors is None else floors}).assign(
+        **{f"k{i}": k for i, k in enumerate(keys)}
+    )
+    key_cols = [f"k{i}" for i in range(len(keys))]
+    grouped = frame.groupby(key_cols, dropna=False, sort=False)
+    count = grouped["v"].transform("count")
+    median = grouped["v"].transform("median")
+    deviation = (frame["v"] - median).abs()
+    mad = deviation.groupby([frame[k] for k in key_cols], dropna=False, sort=False).transform("median")
+    mad = np.maximum(mad, grouped["floor"].transform("max"))
+    z = 0.6745 * (frame["v"] - median) / mad
+    return z.where((count >= 5) & (mad != 0))
+
+
+def _history_rates(history: pd.DataFrame) -> pd.DataFrame:
+    if history.empty:
+        return history.assign(rate=pd.Series(dtype=float))
+    flows = history["kind"] == "flow"
+    return history.assign(rate=history["value"] / _months(history["period_code"]).where(flows, 1.0))
+
+
+def own_history_z(long: pd.DataFrame, history: pd.DataFrame, min_history: int = 4) -> pd.Series:
+    """Modified z of each value against the same agency's earlier report windows for the code.
+
+    Needs at least `min_history` earlier rates; NaN where there are fewer, or their MAD is 0.
+    """
+    out = pd.Series(np.nan, index=long.index)
+    if history.empty:
+        return out
+    keys = ["agency_code", "code"]
+    rates = _history_rates(history).dropna(subset=["rate"])
+    by_key = rates.groupby(keys)["rate"]
+    deviation = (rates["rate"] - by_key.transform("median")).abs()
+    stats = pd.DataFrame(
+        {
+            "n": by_key.size(),
+            "median": by_key.median(),
+            "mad": deviation.groupby([rates[k] for k in keys]).median(),
+        }
+    )
+    stats = stats[stats["n"] >= min_history].reset_index()
+    # a left merge keeps long's order; object keys, so an all-missing column still merges
+    found = long[keys].astype(object).merge(stats.astype({k: object for k in keys}), how="left", on=keys)
+    median, mad = found["median"].to_numpy(), found["mad"].to_numpy()
+    months = _months(long["period_code"])  # NaN where the period is not a code
+    rate = long["value"].to_numpy() / months.where(long["element_kind"] == "flow", 1.0).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = 0.6745 * (rate - median) / mad
+    keep = long["value"].notna().to_numpy() & months.notna().to_numpy() & (mad != 0)
+    return pd.Series(np.where(keep, z, np.nan), index=long.index)
+
+
+def stock_change_pct(long: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
+    """% change of each stock value against the agency's latest earlier report of that code.
+
+    "Latest" is the report whose window closes last before the value's own; of two closing
+    in the same month, the later history row. NaN without an earlier report, or when it was 0.
+    """
+    out = pd.Series(np.nan, index=long.index)
+    if history.empty:
+        return out
+    keys = ["agency_code", "code"]
+    hist = history.assign(order=_order(history["period_code"])).dropna(subset=["value"])
+    current = _order(long["period_code"])
+    valid = long["value"].notna() & current.notna()
+    for closes in current[valid].unique():
+        rows = (valid & (current == closes)).to_numpy()
+        past = hist[hist["order"] < closes].sort_values("order", kind="stable")
+        latest = past.groupby(keys)["value"].last().rename("previous").reset_index().astype({k: object for k in keys})
+        at = long.loc[rows, keys].astype(object)
+        previous = at.merge(latest, how="left", on=keys)["previous"].to_numpy(dtype=float)
+        previous[previous == 0] = np.nan
+        value = long.loc[rows, "value"].to_numpy(dtype=float)
+        out[rows] = (value - previous) / previous * 100
+    return out

@@ -1,0 +1,96 @@
+"""Rules on single values (`value_check`: a number, not negative, whole, a known code) and on
+repeated codes (`duplicate`: one code twice with different values in a submission)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipelines.expectations import Expect
+from pipelines.numbers import format_vn
+from pipelines.validation.common import applies, finding
+
+if TYPE_CHECKING:
+    from pipelines.validation.engine import RuleEngine
+
+
+def value_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
+    """Findings of the value_check rules: each offending value at its cell."""
+    frame = long[["row_id"]].copy()
+    specs = []
+    rules = {r.rule_id: r for r in engine.rules_of("value_check")}
+    for rule_id, rule in rules.items():
+        col = f"chk_{rule_id}"
+        applied = applies(rule, long)
+        check = rule.check
+        if check == "is_number":
+            frame[col] = np.where(applied, long["parse_status"] != "invalid", None)
+        elif check == "non_negative":
+            frame[col] = long["value"].where(applied)
+        elif check == "whole":
+            frame[col] = np.where(
+                applied & long["value"].notna(),
+                long["value"].fillna(0) % 1 == 0,
+                None,
+            )
+        elif check == "known_code":
+            frame[col] = long["known"]
+        else:
+            raise ValueError(f"unknown value_check {check!r} in rule {rule_id}")
+        if check == "non_negative":
+            specs.append(Expect.between(rule_id, col, min_value=float(rule.right or 0)))
+        else:
+            specs.append(Expect.in_set(rule_id, col, [True]))
+    failures = engine.run(frame, specs)
+    out = []
+    # row_id is the position in `long`: look rows up by position, column by column
+    sids, codes, sheets, cells, raws, values = (
+        long[c].to_numpy() for c in ("submission_id", "code", "sheet", "cell", "raw_text", "value")
+    )
+    for rule_id, rule in rules.items():
+        for i in failures.get(rule_id, ()):
+            where = f"{sheets[i]}!{cells[i]}"
+            shown = raws[i] if raws[i] is not None else format_vn(values[i])
+            out.append(
+                finding(
+                    rule,
+                    sids[i],
+                    f"{codes[i]} = '{shown}' tại {where}: {rule.description_vi}.",
+                    f"{codes[i]} = '{shown}' at {where}: {rule.description_en}.",
+                    sheets[i],
+                    cells[i],
+                    codes[i],
+                    shown,
+                )
+            )
+    return out
+
+
+def duplicate_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
+    """Findings of the duplicate rules: one per code repeated in a submission, naming every place."""
+    out = []
+    for rule in engine.rules_of("duplicate"):
+        spec = Expect.compound_unique(rule.rule_id, ["submission_id", "code"])
+        failures = engine.run(long[["row_id", "submission_id", "code"]], [spec])
+        rows = long[long["row_id"].isin(failures.get(rule.rule_id, []))]
+        for (sid, code), group in rows.groupby(["submission_id", "code"]):
+            places = ", ".join(
+                f"{s}!{c} = '{v if v is not None else ''}'"
+                for s, c, v in zip(group["sheet"], group["cell"], group["raw_text"], strict=True)
+            )
+            first = group.iloc[0]
+            out.append(
+                finding(
+                    rule,
+                    sid,
+                    f"Mã {code} xuất hiện nhiều lần với giá trị khác nhau: {places}.",
+                    f"Code {code} appears more than once with different values: {places}.",
+                    first["sheet"],
+                    first["cell"],
+                    code,
+                    places,
+                )
+            )
+    return out
