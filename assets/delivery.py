@@ -4,6 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.common import preview
+from pipelines.models import all_models
 from pipelines.notify import compose_for_partition, deliver
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import (
@@ -17,13 +18,8 @@ from pipelines.resources import (
 @asset(
     group_name="delivery",
     partitions_def=quarterly_partitions,
-    deps=[
-        "fct_submission",
-        "fct_validation_finding",
-        "fct_reporting_completeness",
-        "fct_alert",
-        "dim_contact",
-    ],
+    # after every model of the quarter: the messages quote its submissions, findings and alerts
+    deps=[m.name for m in all_models().values() if m.layer == "curated" or m.name == "dim_contact"],
     kinds={"duckdb", "email"},
 )
 def notification_log(

@@ -3,22 +3,12 @@
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, asset
 
 from assets.common import preview
-from pipelines.dims import DIMENSIONS
 from pipelines.model_docs import grain_keys
+from pipelines.models import all_models
 from pipelines.publish import NOT_PUBLISHED, publish
 from pipelines.resources import WarehouseResource
 
-CURATED_FACTS = (
-    "fct_submission",
-    "fct_validation_finding",
-    "fct_data_element_value",
-    "fct_indicator_value",
-    "fct_target_scorecard",
-    "fct_reporting_completeness",
-    "fct_reporting_rate",
-    "fct_alert",
-    "fct_plan_task_status",
-)
+PUBLISHED_MODELS = [name for name, model in all_models().items() if model.published_name and name not in NOT_PUBLISHED]
 
 
 GRAIN_KEYS = grain_keys()
@@ -36,7 +26,7 @@ GRAIN_KEYS = grain_keys()
         )
         for table, key in GRAIN_KEYS.items()
     ],
-    deps=[*CURATED_FACTS, *(name for name in DIMENSIONS if name not in NOT_PUBLISHED)],
+    deps=PUBLISHED_MODELS,
     kinds={"duckdb"},
 )
 def published_database(context: AssetExecutionContext, warehouse: WarehouseResource):

@@ -213,13 +213,8 @@ class _Rules:
     """What a row is checked against, from the catalog."""
 
     def __init__(self, catalog: Catalog):
-        indicators = catalog.indicators
-        self.indicators = {
-            str(code).lower(): row for code, row in zip(indicators["code"], indicators.to_dict("records"), strict=True)
-        }
-        units = catalog.org_units
-        codes = units.loc[units["unit_type"].isin(JURISDICTION_TYPES), "code"]
-        self.jurisdictions = {str(c).upper(): str(c) for c in codes}
+        self.indicators = {i.code.lower(): i for i in catalog.records.indicators}
+        self.jurisdictions = {u.code.upper(): u.code for u in catalog.records.org_units if u.unit_type in JURISDICTION_TYPES}
 
 
 def _finding(rule_id: str, vi: str, en: str, sheet: str, cell: str, value: object) -> Finding:
@@ -244,11 +239,11 @@ def _check_row(rules: _Rules, cells: dict[str, object], refs: dict[str, str], sh
             f"Indicator code '{code_text}' is not in the indicator catalog (catalog/indicators).",
             sheet, refs["indicator_code"], code_text,
         ))  # fmt: skip
-    elif indicator["method"] != "external":
+    elif indicator.method != "external":
         found.append(_finding(
             "EXT_INDICATOR_NOT_EXTERNAL",
-            f"Chỉ số «{indicator['code']}» được tính từ biểu mẫu báo cáo của cơ quan, không nhập ở đây.",
-            f"Indicator '{indicator['code']}' is computed from the agencies' report forms; it is not recorded here.",
+            f"Chỉ số «{indicator.code}» được tính từ biểu mẫu báo cáo của cơ quan, không nhập ở đây.",
+            f"Indicator '{indicator.code}' is computed from the agencies' report forms; it is not recorded here.",
             sheet, refs["indicator_code"], code_text,
         ))  # fmt: skip
     place_text = _text(cells.get("jurisdiction_code"))
@@ -283,7 +278,7 @@ def _check_row(rules: _Rules, cells: dict[str, object], refs: dict[str, str], sh
     value_raw = cells.get("value")
     parsed = parse_number(value_raw)
     value = parsed.value
-    unit = indicator["unit"] if indicator is not None else None
+    unit = indicator.unit if indicator is not None else None
     if value is None:
         found.append(_finding(
             "EXT_VALUE_NOT_NUMBER",
@@ -314,7 +309,7 @@ def _check_row(rules: _Rules, cells: dict[str, object], refs: dict[str, str], sh
             sheet, refs["source_document"], "",
         ))  # fmt: skip
     row = {
-        "indicator_code": indicator["code"] if indicator is not None else code_text,
+        "indicator_code": indicator.code if indicator is not None else code_text,
         "jurisdiction_code": place or place_text,
         "admin_level": level or level_text,
         "year": int(year) if year is not None else None,
@@ -410,7 +405,7 @@ def external_frames(
 ) -> dict[str, pd.DataFrame]:
     """raw_external_value (every row of every file), fct_external_value (in force) and
     fct_external_finding (every finding), as frames."""
-    units = catalog.indicators.set_index("code")["unit"].to_dict()
+    units = {i.code: i.unit for i in catalog.records.indicators}
     raw, findings = [], []
     for read in reads:
         name = _relative(read.path, raw_dir)
@@ -482,12 +477,20 @@ def record_first_seen(con, reads: list[ExternalRead], now: dt.datetime) -> dict[
     return dict(rows)
 
 
-def refresh_external(con, catalog: Catalog, raw_dir: Path, now: dt.datetime, limits: ReadLimits | None = None) -> dict[str, int]:
+def external_tables(
+    con, catalog: Catalog, raw_dir: Path, now: dt.datetime, limits: ReadLimits | None = None
+) -> dict[str, pd.DataFrame]:
     """raw_external_value, fct_external_value and fct_external_finding from every form file under
-    <raw_dir>/external (whole-table replace: the input is small; tables declared in sql/ddl/004_external.sql)."""
+    <raw_dir>/external, as frames (the models of sql/raw/raw_external_value.sql and
+    sql/curated/fct_external_*.sql; whole tables: the input is small). Records first-seen times."""
     reads = [read_external(path, catalog, limits) for path in scan_external_folder(raw_dir)]
     first_seen = record_first_seen(con, reads, now)
-    frames = external_frames(reads, raw_dir, first_seen, catalog)
+    return external_frames(reads, raw_dir, first_seen, catalog)
+
+
+def refresh_external(con, catalog: Catalog, raw_dir: Path, now: dt.datetime, limits: ReadLimits | None = None) -> dict[str, int]:
+    """Write the three external-values tables now (outside a run: tests, tools)."""
+    frames = external_tables(con, catalog, raw_dir, now, limits)
     return {table: replace_frame(con, table, frame) for table, frame in frames.items()}
 
 

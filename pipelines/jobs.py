@@ -11,12 +11,11 @@ PostgreSQL; see docs/operations.md).
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from pipelines.dims import DIMENSIONS
 from pipelines.lake import jurisdiction_run_tags
 from pipelines.partitions import quarterly_partitions
 
-DIMENSION_SELECTION = AssetSelection.assets(*DIMENSIONS)
-QUARTERLY_SELECTION = AssetSelection.groups("raw", "staging", "intermediate", "curated", "delivery") - DIMENSION_SELECTION
+DIMENSION_SELECTION = AssetSelection.groups("dimensions")
+QUARTERLY_SELECTION = AssetSelection.groups("raw", "staging", "intermediate", "curated", "delivery")
 PUBLISH_SELECTION = AssetSelection.groups("publish")
 
 quarterly_job = define_asset_job(

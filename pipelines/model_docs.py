@@ -29,8 +29,21 @@ COMMAND = "python -m pipelines.model_docs"
 
 
 def load_model(path: Path = MODEL_PATH) -> dict:
-    """The reviewed model: {title, intro, sections: [{title, intro?, tables: [...]}], outro}."""
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """The reviewed model: {title, intro, sections: [{title, intro?, tables: [...]}], outro}.
+
+    A table built by a model file (sql/<layer>/<name>.sql) takes its grain sentence and its key
+    from the file's header (`description:`, `grain:`), which is their single source; the YAML
+    gives its title, Vietnamese name, notes and columns."""
+    from pipelines.models import all_models
+
+    model = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    models = all_models()
+    for table in objects(model):
+        if table["name"] in models:
+            header = models[table["name"]]
+            table["grain"] = header.description
+            table["key"] = list(header.grain)
+    return model
 
 
 def objects(model: dict, published_only: bool = False) -> Iterator[dict]:
@@ -77,7 +90,10 @@ def render_markdown(model: dict) -> str:
             out += [text, ""]
             if table.get("key"):
                 shown = ", ".join(f"`{c.rstrip('?')}`" + (" (may be null)" if c.endswith("?") else "") for c in table["key"])
-                out += [f"Key: {shown} — unique, checked before every publish (a duplicate stops the publish).", ""]
+                out += [
+                    f"Key: {shown} — unique, checked when the table is built (a blocking asset check) and again before every publish (a duplicate stops the publish).",
+                    "",
+                ]
             out += ["| column | type | meaning | tiếng Việt |", "|---|---|---|---|"]
             for column in table["columns"]:
                 meaning, vi = _cell(column["description"]), _cell(column.get("vi", ""))

@@ -127,8 +127,12 @@ def _migrate_partition_keys(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables declared in sql/ddl; add columns a newer DDL declares to older tables."""
+    """Create the tables declared in sql/ddl and in the Python models' files (their `create table`);
+    add columns a newer DDL declares to older tables."""
+    from pipelines.models import all_models
+
     ddl = "\n".join(path.read_text(encoding="utf-8") for path in sorted((SQL_DIR / "ddl").glob("*.sql")))
+    ddl += "\n" + "\n".join(f"{m.ddl.rstrip().rstrip(';')};" for m in all_models().values() if m.ddl)
     reference = duckdb.connect(":memory:")
     try:
         reference.execute(ddl)
@@ -171,13 +175,25 @@ def replace_from_sql(
     params: Mapping[str, object] | None = None,
     slice_: Mapping[str, object] | None = None,
 ) -> int:
-    """Replace a slice of `table` with the rows of SQL file `name`; returns rows written.
+    """Replace a slice of `table` with the rows of SQL file `name`; returns rows written."""
+    return replace_from_query(con, table, sql_text(name), params, slice_, name)
+
+
+def replace_from_query(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    sql: str,
+    params: Mapping[str, object] | None = None,
+    slice_: Mapping[str, object] | None = None,
+    name: str = "query",
+) -> int:
+    """Replace a slice of `table` with the rows of a select; returns rows written.
 
     The table is created from the query on first use. The query must only return
     rows inside the slice (checked: a mismatch raises and rolls back).
     """
     table = _ident(table)
-    sql = sql_text(name).strip().rstrip(";")
+    sql = sql.strip().rstrip(";")
     params = dict(params or {})
     where, where_params = _where(slice_ or {})
     bound = _used_params(sql, params)

@@ -38,16 +38,7 @@ def fill_an_empty_quarter(con, catalog) -> None:
     from pipelines.periods import LOCAL_TZ
 
     steps.publish_dimensions(con, catalog)
-    steps.stage_partition(con, "2024-Q1")
-    steps.settle_partition(con, "2024-Q1")
-    steps.element_values(con, 2024)
-    steps.data_element_values(con, 2024)
-    steps.indicator_values(con, 2024)
-    steps.expected_reports(con, catalog, "2024-Q1")
-    now = dt.datetime(2024, 6, 1, tzinfo=LOCAL_TZ)
-    steps.timeliness(con, "2024-Q1", now)
-    steps.submissions_and_findings(con, "2024-Q1")
-    steps.alerts(con, "2024-Q1", now)
+    steps.build_quarter(con, catalog, "2024-Q1", dt.datetime(2024, 6, 1, tzinfo=LOCAL_TZ))
 
 
 def pytest_unconfigure(config):

@@ -23,7 +23,16 @@ def test_definitions_load():
         "dim_agency",
         "notification_log",
     } <= keys
-    assert len(ALL_ASSETS) == 17
+    # one step per layer: dimensions (catalog job), raw, staging, intermediate, curated, then delivery and publish
+    assert len(ALL_ASSETS) == 7
+    quarterly = defs.resolve_job_def("cchc_quarterly")
+    assert sorted(node.name for node in quarterly.graph.nodes) == [
+        "curated_models",
+        "intermediate_models",
+        "notification_log",
+        "raw_models",
+        "staging_models",
+    ]
     assert {s.name for s in repo.schedule_defs} == {"cchc_after_due_day"}
     assert {s.name for s in repo.sensor_defs} == {
         "raw_folder_sensor",
@@ -63,7 +72,7 @@ def test_groups_follow_layers():
             "stg": "staging",
             "int": "intermediate",
             "fct": "curated",
-            "dim": "curated",
+            "dim": "dimensions",
             "notification": "delivery",
             "published": "publish",
         }[prefix]

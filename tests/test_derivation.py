@@ -111,10 +111,9 @@ def test_an_older_database_gets_the_columns_a_newer_ddl_declares(tmp_path):
         assert con.execute("select content_hash, size_bytes from raw_file_log").fetchall() == [("h", None)]
 
 
-def test_negative_derived_flow_is_reported(con):
+def test_negative_derived_flow_is_reported(con, catalog):
     load(con, {"Q1": {"HSO.01": 300}, "H1": {"HSO.01": 250}})  # H1 smaller than Q1: a revised or wrong report
-    steps.element_values(con, 2024)
-    steps.data_element_values(con, 2024)
+    steps.build_models(con, catalog, "2024-Q4", "int_element_value", "fct_data_element_value")
     rows = query(con, "quality/negative_derived_flows", {"year": 2024})
     assert rows[["agency_code", "period_code", "element_code", "value"]].values.tolist() == [[AGENCY, "2024-Q2", "HSO.01", -50.0]]
 

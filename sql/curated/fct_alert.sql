@@ -1,3 +1,9 @@
+-- description: One row per open alert: a late or missing report, an error of a rejected workbook not yet replaced by an accepted one, a warning on a workbook in force.
+-- grain: alert_id
+-- partition: quarter
+-- unassigned: yes
+-- references: agency_code -> dim_agency.org_unit_code
+--
 -- One row per open alert of a partition: late, missing, rejected, warning; with who must act.
 -- A rejection stays open until the agency sends an accepted workbook received after it.
 with completeness as (
@@ -6,6 +12,7 @@ with completeness as (
         period_code,
         authority,
         due_at,
+        due_date,
         first_received_at,
         days_late,
         days_overdue,
@@ -62,7 +69,7 @@ alerts as (
         null::varchar as file_name,
         'LATE' as rule_id,
         null::varchar as location,
-        'Báo cáo ' || c.period_code || ' nộp trễ ' || c.days_late || ' ngày (hạn ' || strftime(timezone('Asia/Ho_Chi_Minh', c.due_at) - interval 1 day, '%d/%m/%Y') || ').' as message_vi,
+        'Báo cáo ' || c.period_code || ' nộp trễ ' || c.days_late || ' ngày (hạn ' || strftime(c.due_date, '%d/%m/%Y') || ').' as message_vi,
         'Report ' || c.period_code || ' received ' || c.days_late || ' day(s) late.' as message_en
     from completeness as c
     where c.timeliness_status = 'late'
@@ -77,7 +84,7 @@ alerts as (
         null as file_name,
         'MISSING' as rule_id,
         null as location,
-        'Chưa nhận được báo cáo ' || c.period_code || ' (quá hạn ' || c.days_overdue || ' ngày, hạn ' || strftime(timezone('Asia/Ho_Chi_Minh', c.due_at) - interval 1 day, '%d/%m/%Y') || ').' as message_vi,
+        'Chưa nhận được báo cáo ' || c.period_code || ' (quá hạn ' || c.days_overdue || ' ngày, hạn ' || strftime(c.due_date, '%d/%m/%Y') || ').' as message_vi,
         'Report ' || c.period_code || ' not received (' || c.days_overdue || ' day(s) overdue).' as message_en
     from completeness as c
     where c.timeliness_status = 'missing'

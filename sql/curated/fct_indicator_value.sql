@@ -1,3 +1,11 @@
+-- description: One row per indicator × scope × org unit × level × period.
+-- grain: indicator_code, scope, org_unit_code, admin_level, period_code
+-- partition: year
+-- references: indicator_code -> dim_indicator.indicator_code
+-- references: org_unit_code -> dim_agency.org_unit_code
+-- check: percentages_within_0_100 | error | quality/ratio_out_of_range(derived=false) | Percentage indicators of report windows lie in 0-100 and no numerator exceeds its denominator (no accepted workbook can break this: the ratio rules reject it first).
+-- check: derived_quarter_percentages_within_0_100 | warn | quality/ratio_out_of_range(derived=true) | Derived quarters (Q2 = H1 - Q1, Q4 = Y - H1 - Q3) give percentages in 0-100: a failure means an agency's cumulative report disagrees with its earlier ones.
+--
 -- One row per indicator x scope (agency, level within a jurisdiction, whole jurisdiction) x period.
 -- Ratios over several agencies are sum of numerators / sum of denominators; a zero
 -- denominator gives no value. Weighted means: sum(mean x weight) / sum(weight).

@@ -1,3 +1,8 @@
+-- description: One row per expected report (agency × report window).
+-- grain: agency_code, period_code
+-- partition: quarter
+-- references: agency_code -> dim_agency.org_unit_code
+--
 -- One row per expected report (agency x report window): received, on time, days late, missing.
 -- On time means first received before the end of the due day (due_at is the start of the next
 -- local day); a report not received once due_at has passed is missing.
@@ -11,7 +16,8 @@ with expected as (
         jurisdiction_code,
         window_start,
         window_end,
-        due_at
+        due_at,
+        due_date
     from int_expected_report
     where partition_key = $partition_key
 ),
@@ -41,6 +47,7 @@ final as (
         e.window_start,
         e.window_end,
         e.due_at,
+        e.due_date,
         coalesce(r.files_received, 0) as files_received,
         r.first_received_at,
         r.last_received_at,

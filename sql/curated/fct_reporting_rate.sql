@@ -1,3 +1,7 @@
+-- description: One row per report window × authority × level (`all` = every level).
+-- grain: period_code, authority, admin_level
+-- partition: quarter
+--
 -- One row per report window x reporting authority x level ('all' = every level):
 -- reporting rate and on-time rate, in % of the expected reports.
 with completeness as (

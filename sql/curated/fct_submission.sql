@@ -1,4 +1,8 @@
--- One row per workbook file received for a partition, accepted or not: status, timeliness, findings.
+-- description: One row per workbook file received for a quarter, accepted or not (nothing is lost).
+-- grain: submission_id
+-- partition: quarter
+-- unassigned: yes
+-- references: agency_code -> dim_agency.org_unit_code
 with submissions as (
     select
         submission_id,

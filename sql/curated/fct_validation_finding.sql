@@ -1,4 +1,7 @@
--- One row per finding (broken rule or read problem) per workbook, addressable to the cell.
+-- description: One row per finding (broken rule or read problem) per workbook.
+-- grain: submission_id, source, rule_id, sheet?, cell?, element_code?
+-- partition: quarter
+-- unassigned: yes
 with findings as (
     select
         submission_id,

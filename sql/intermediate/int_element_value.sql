@@ -1,3 +1,8 @@
+-- description: One row per agency x period x data element of the quarter's year: the in-force report windows and the derived quarters.
+-- grain: agency_code, period_code, code
+-- partition: year
+-- check: accepted_figures_pass_error_rules | error | python:pipelines.steps:broken_error_rules | The figures in force break no error rule (defence in depth: rejected workbooks never get here).
+--
 -- One row per agency x period x data element for a year: the in-force report windows
 -- (Q1, H1, Q3, Y) and the derived quarters (Q2 = H1 - Q1, Q4 = Y - H1 - Q3 for flows;
 -- stocks take the level at the end of the window; means are re-weighted by their weight element).

@@ -1,3 +1,8 @@
+-- description: One row per workbook of the quarter: accepted, rejected or superseded, and whether its figures are in force.
+-- grain: submission_id
+-- partition: quarter
+-- unassigned: yes
+--
 -- One row per workbook of a partition: validation outcome and whether its figures are in force.
 -- A rejected workbook never replaces accepted figures; among accepted workbooks for the same
 -- agency and period the latest received one is in force, the earlier ones are superseded.

@@ -1,4 +1,7 @@
--- One row per workbook file of a partition, typed and matched to the org-unit catalog.
+-- description: One row per workbook file of the quarter, typed and matched to the org-unit catalog (its agency's level and jurisdiction).
+-- grain: submission_id
+-- partition: quarter
+-- unassigned: yes
 with submissions as (
     select
         submission_id,

@@ -1,4 +1,7 @@
--- One row per figure cell of a partition's workbooks, typed, with its data element.
+-- description: One row per figure cell of the quarter's workbooks, typed, with its data element kind.
+-- grain: submission_id, sheet, cell
+-- partition: quarter
+-- unassigned: yes
 with cells as (
     select
         submission_id,

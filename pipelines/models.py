@@ -1,0 +1,531 @@
+"""The models: one SQL file per table of the pipeline, and the single source of each table's facts.
+
+A model is `sql/<layer>/<name>.sql`. The file's name is the table's (and the Dagster asset's)
+name; its folder is the layer (`dimensions`, `raw`, `staging`, `intermediate`, `curated`). The file
+starts with a header of `-- field: value` lines:
+
+    -- description: One row per agency x period x data element ...   (required; the asset's description)
+    -- grain: agency_code, period_code, element_code                  (required; `col?` may be null)
+    -- partition: year                                                (quarter | year | table)
+    -- unassigned: yes                  (quarter models: also build the slice of workbooks without a period)
+    -- references: agency_code -> dim_agency.org_unit_code            (one per line; checked)
+    -- check: name | error|warn | quality/file(param=value) | description   (one per line)
+    -- python: pipelines.steps:scorecard          (Python models only: the function that builds the table)
+
+Other comment lines are notes. What follows the header:
+
+- **SQL models**: one `select`, which builds the model's slice. Its dependencies are the tables
+  it reads, found by DuckDB's own parser (`json_serialize_sql`): nobody writes them down.
+- **Python models** (`python:`): optionally the table's `create table` (its column types, needed
+  when a slice is empty), then named input queries, each after a `-- input: <name>` line and ended
+  by `;`. The function reads them with `run.read(name)`; the tables they read are the model's
+  dependencies. `-- input: <name> (lagged)` reads earlier periods of a table built later in the
+  same run (the own-history outlier rules); it is not a dependency.
+
+Partitioning says which slice a run replaces: `quarter` (rows of the run's partition key),
+`year` (rows of the quarter's year, `period_year`), `table` (the whole table). `dimensions` models
+are unpartitioned and built by the catalog job; every other layer is built by the quarterly job,
+one Dagster step per layer (`assets/factory.py`), in dependency order inside the step.
+
+Parameters a query may use: `$partition_key`, `$year`, `$as_of`, plus those a Python model or a
+check passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipelines.warehouse import SQL_DIR, replace_frame, replace_frame_as, replace_from_query, table_exists
+
+LAYERS = ("dimensions", "raw", "staging", "intermediate", "curated")
+PARTITIONS = ("quarter", "year", "table")
+SEVERITIES = ("error", "warn")
+UNASSIGNED = "unassigned"  # the slice of workbooks whose period cannot be read (pipelines.ingest.UNASSIGNED)
+
+_FIELD = re.compile(r"^--\s*([a-z_]+):\s*(.*?)\s*$")
+_INPUT = re.compile(r"^--\s*input:\s*([a-z_][a-z0-9_]*)\s*(\(lagged\))?\s*$", re.M)
+_CHECK_SQL = re.compile(r"^((?:python:[a-z0-9_.]+:)?[a-z0-9_/]+)(?:\((.*)\))?$")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_REFERENCE = re.compile(r"^([a-z_][a-z0-9_]*)\s*->\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)$")
+
+
+class ModelError(ValueError):
+    """A model file breaks the header contract (names the file and the line)."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    column: str
+    table: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check declared in a header: offending rows from a SQL file under sql/ (none: passed)."""
+
+    name: str
+    severity: str  # error (blocking) | warn
+    sql: str  # e.g. quality/negative_derived_flows, or python:module:function (returns the offending rows)
+    params: dict
+    description: str
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    sql: str
+    lagged: bool
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    layer: str
+    path: Path
+    description: str
+    grain: tuple[str, ...]
+    partition: str
+    unassigned: bool = False
+    references: tuple[Reference, ...] = ()
+    checks: tuple[Check, ...] = ()
+    python: str | None = None
+    body: str = ""  # SQL models: the select
+    ddl: str = ""  # Python models: the create table, if any
+    inputs: tuple[Input, ...] = ()
+    notes: str = ""
+    reads: frozenset[str] = field(default_factory=frozenset)  # every table read (lagged included)
+
+    @property
+    def deps(self) -> frozenset[str]:
+        """The tables this model depends on (read, lagged reads excluded)."""
+        current = set(tables_read(self.body)) if self.body else set()
+        for item in self.inputs:
+            if not item.lagged:
+                current |= tables_read(item.sql)
+        return frozenset(current - {self.name})
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [c.rstrip("?") for c in self.grain]
+
+    @property
+    def slice_column(self) -> str | None:
+        return {"quarter": "partition_key", "year": "period_year"}.get(self.partition)
+
+    @property
+    def published_name(self) -> bool:
+        return self.name.startswith(("dim_", "fct_"))
+
+
+# ------------------------------------------------------------------------------------- parsing
+@functools.cache
+def tables_read(sql: str) -> frozenset[str]:
+    """The tables a select reads (CTE names excluded), from DuckDB's parser."""
+    con = _parser()
+    tree = json.loads(con.execute("select json_serialize_sql($1)", [sql]).fetchone()[0])
+    if tree.get("error"):
+        raise ModelError(tree.get("error_message", "unparsable SQL"))
+    tables: set[str] = set()
+    ctes: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                tables.add(node["table_name"])
+            if isinstance(node.get("cte_map"), dict):
+                ctes.update(entry["key"] for entry in node["cte_map"].get("map", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return frozenset(tables - ctes)
+
+
+@functools.cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+def _split_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _param_value(text: str):
+    text = text.strip()
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def parse_model(path: Path) -> Model:
+    """Read one model file (raises ModelError naming the file and line)."""
+    text = path.read_text(encoding="utf-8")
+    layer, name = path.parent.name, path.stem
+    if layer not in LAYERS:
+        raise ModelError(f"{path}: folder {layer!r} is not a layer ({', '.join(LAYERS)})")
+    if not _NAME.match(name):
+        raise ModelError(f"{path}: a model's name is lower-case letters, digits and _ (it names a table)")
+    fields: dict[str, list[tuple[int, str]]] = {}
+    notes: list[str] = []
+    lines = text.splitlines()
+    body_start = len(lines)
+    for number, line in enumerate(lines, 1):
+        if not line.startswith("--"):
+            body_start = number - 1
+            break
+        match = _FIELD.match(line)
+        if match and match.group(1) != "input":
+            fields.setdefault(match.group(1), []).append((number, match.group(2)))
+        elif line.strip() != "--":
+            notes.append(line[2:].strip())
+    rest = "\n".join(lines[body_start:]).strip()
+    for number, value in fields.get("grain", []):
+        bad = [c for c in _split_list(value) if not _NAME.match(c.rstrip("?"))]
+        if bad:
+            raise ModelError(f"{path}:{number}: grain columns are names (a trailing ? may be null), not {', '.join(bad)}")
+
+    def one(key: str, default: str | None = None) -> str:
+        values = fields.get(key, [])
+        if len(values) > 1:
+            raise ModelError(f"{path}:{values[1][0]}: '{key}:' is given twice")
+        if not values:
+            if default is None:
+                raise ModelError(f"{path}: the header has no '-- {key}: ...' line")
+            return default
+        return values[0][1]
+
+    unknown = set(fields) - {"description", "grain", "partition", "unassigned", "references", "check", "python"}
+    if unknown:
+        first = min(line for key in unknown for line, _ in fields[key])
+        raise ModelError(f"{path}:{first}: unknown header field(s) {', '.join(sorted(unknown))}")
+    partition = one("partition", "table" if layer == "dimensions" else None)
+    if partition not in PARTITIONS:
+        raise ModelError(f"{path}: partition {partition!r} is not one of {', '.join(PARTITIONS)}")
+    if layer == "dimensions" and partition != "table":
+        raise ModelError(f"{path}: dimensions are whole tables (partition: table)")
+    references = []
+    for number, value in fields.get("references", []):
+        match = _REFERENCE.match(value)
+        if not match:
+            raise ModelError(f"{path}:{number}: write 'references: column -> table.column', not {value!r}")
+        references.append(Reference(*match.groups()))
+    checks = []
+    for number, value in fields.get("check", []):
+        parts = [p.strip() for p in value.split("|")]
+        if len(parts) != 4 or parts[1] not in SEVERITIES or not _CHECK_SQL.match(parts[2]):
+            raise ModelError(f"{path}:{number}: write 'check: name | error or warn | folder/sql_file(param=value) | description'")
+        sql, params = _CHECK_SQL.match(parts[2]).groups()
+        bound = dict(_param_value_pair(p) for p in _split_list(params or ""))
+        checks.append(Check(parts[0], parts[1], sql, bound, parts[3]))
+    python = fields.get("python", [(0, None)])[0][1]
+    body, ddl, inputs = "", "", []
+    if python:
+        starts = list(_INPUT.finditer(rest))
+        ddl = (rest[: starts[0].start()] if starts else rest).strip()
+        for i, match in enumerate(starts):
+            end = starts[i + 1].start() if i + 1 < len(starts) else len(rest)
+            inputs.append(Input(match.group(1), rest[match.end() : end].strip().rstrip(";").strip(), bool(match.group(2))))
+        if ddl and not re.match(rf"create table if not exists {name}\b", ddl.lstrip("; \n"), re.I):
+            raise ModelError(f"{path}: before the inputs, only 'create table if not exists {name} (...)' may stand")
+    else:
+        body = rest.rstrip().rstrip(";")
+        if not body:
+            raise ModelError(f"{path}: a SQL model needs its select (or a 'python:' line)")
+    model = Model(
+        name=name,
+        layer=layer,
+        path=path,
+        description=one("description"),
+        grain=_split_list(one("grain")),
+        partition=partition,
+        unassigned=one("unassigned", "no").lower() in ("yes", "true"),
+        references=tuple(references),
+        checks=tuple(checks),
+        python=python,
+        body=body,
+        ddl=ddl,
+        inputs=tuple(inputs),
+        notes=" ".join(notes),
+    )
+    try:
+        reads = set(tables_read(body)) if body else set()
+        for item in inputs:
+            reads |= tables_read(item.sql)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    return _with_reads(model, frozenset(reads))
+
+
+def _param_value_pair(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    return key.strip(), _param_value(value)
+
+
+def _with_reads(model: Model, reads: frozenset[str]) -> Model:
+    from dataclasses import replace
+
+    return replace(model, reads=reads)
+
+
+@functools.cache
+def _load(root: Path) -> dict[str, Model]:
+    models: dict[str, Model] = {}
+    for layer in LAYERS:
+        for path in sorted((root / layer).glob("*.sql")):
+            model = parse_model(path)
+            models[model.name] = model
+    _check_graph(models)
+    return models
+
+
+def all_models(root: Path = SQL_DIR) -> dict[str, Model]:
+    """Every model, by name (parsed once per process)."""
+    return _load(Path(root))
+
+
+def _check_graph(models: dict[str, Model]) -> None:
+    order = {layer: i for i, layer in enumerate(LAYERS)}
+    for model in models.values():
+        for dep in model.deps:
+            if dep in models and order[models[dep].layer] > order[model.layer]:
+                raise ModelError(f"{model.path}: reads {dep}, a later layer ({models[dep].layer}); layers only read earlier ones")
+        for ref in model.references:
+            if ref.table not in models:
+                raise ModelError(f"{model.path}: references {ref.table}, which is not a model")
+    topological(models.values())  # raises on a cycle
+
+
+def topological(models: Iterable[Model]) -> list[Model]:
+    """Models in dependency order (ties by layer, then name)."""
+    models = list(models)
+    names = {m.name for m in models}
+    pending = {m.name: {d for d in m.deps if d in names} for m in models}
+    by_name = {m.name: m for m in models}
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    done: list[Model] = []
+    while pending:
+        ready = sorted((n for n, deps in pending.items() if not deps), key=lambda n: (rank[by_name[n].layer], n))
+        if not ready:
+            raise ModelError(f"dependency cycle among {', '.join(sorted(pending))}")
+        for name in ready:
+            done.append(by_name[name])
+            del pending[name]
+        for deps in pending.values():
+            deps.difference_update(ready)
+    return done
+
+
+# ------------------------------------------------------------------------------------- running
+@dataclass
+class ModelRun:
+    """What a model is built for: the connection, the slice, and what a Python model may need."""
+
+    con: duckdb.DuckDBPyConnection
+    partition_key: str | None = None
+    now: dt.datetime | None = None
+    catalog_loader: Callable | None = None
+    raw_dir: Path | None = None
+    register_path: Path | None = None
+    cache_dir: Path | None = None
+    limits: object = None
+    model: Model | None = None
+
+    @property
+    def year(self) -> int | None:
+        if not self.partition_key or self.partition_key == UNASSIGNED:
+            return None
+        from pipelines.periods import partition_report
+
+        return partition_report(self.partition_key).year
+
+    @functools.cached_property
+    def catalog(self):
+        if self.catalog_loader is None:
+            raise ModelError("this model needs the catalog: pass catalog_loader")
+        return self.catalog_loader()
+
+    def params(self, extra: dict | None = None) -> dict:
+        return {"partition_key": self.partition_key, "year": self.year, "as_of": self.now} | dict(extra or {})
+
+    def read(self, name: str, **params) -> pd.DataFrame:
+        """A Python model's named input query, as a DataFrame."""
+        item = next((i for i in self.model.inputs if i.name == name), None)
+        if item is None:
+            raise ModelError(f"{self.model.path}: no '-- input: {name}'")
+        return self.con.execute(item.sql, _bind(item.sql, self.params(params))).df()
+
+    def for_slice(self, partition_key: str, model: Model) -> ModelRun:
+        from dataclasses import replace
+
+        clone = replace(self, partition_key=partition_key, model=model)
+        if "catalog" in self.__dict__:
+            clone.__dict__["catalog"] = self.__dict__["catalog"]
+        return clone
+
+
+def _bind(sql: str, params: dict) -> dict:
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+
+
+def _function(spec: str) -> Callable:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def slice_of(model: Model, run: ModelRun) -> dict:
+    return {"partition_key": run.partition_key} if model.partition == "quarter" else {"period_year": run.year}
+
+
+def build(model: Model, run: ModelRun, _results: dict | None = None) -> int:
+    """Build one model for the run's slice (and the unassigned slice when the model says so);
+    returns the rows written to the run's slice."""
+    keys = [run.partition_key]
+    if model.unassigned and run.partition_key != UNASSIGNED:
+        keys.append(UNASSIGNED)
+    written = 0
+    for i, key in enumerate(keys):
+        rows = _build_slice(model, run.for_slice(key, model), _results if _results is not None else {})
+        if i == 0:
+            written = rows
+    return written
+
+
+def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
+    con = run.con
+    if model.python is None:
+        slice_ = None if model.partition == "table" else slice_of(model, run)
+        return replace_from_query(con, model.name, model.body, run.params(), slice_, str(model.path))
+    if model.ddl and not table_exists(con, model.name):
+        con.execute(model.ddl)
+    memo = (model.python, run.partition_key)
+    if memo not in results:  # one function may build several models (the raw tables, external values, dimensions)
+        results[memo] = _function(model.python)(run)
+    out = results[memo]
+    if isinstance(out, dict):
+        out = out[model.name]
+    if isinstance(out, int):
+        return out
+    if model.partition == "table":
+        return replace_frame_as(con, model.name, out) if not model.ddl else replace_frame(con, model.name, out)
+    return replace_frame(con, model.name, out, slice_of(model, run))
+
+
+def build_all(names: Iterable[str], run: ModelRun, root: Path = SQL_DIR) -> dict[str, int]:
+    """Build models in dependency order; returns rows written per model."""
+    models = all_models(root)
+    results: dict = {}
+    return {m.name: build(m, run, results) for m in topological(models[n] for n in names)}
+
+
+def layer_models(layer: str) -> list[Model]:
+    return [m for m in topological(all_models().values()) if m.layer == layer]
+
+
+# -------------------------------------------------------------------------------------- checks
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    severity: str  # error (blocking) | warn
+    passed: bool
+    rows: pd.DataFrame  # offending rows (a sample of at most 50)
+    count: int
+    description: str
+    workbooks: int | None = None  # distinct workbooks among the offending rows, when they name them
+
+
+GRAIN_CHECK = "grain"
+
+
+def check_specs(model: Model) -> list[tuple[str, str, str]]:
+    """(name, severity, description) of every check of a model: its grain, its references, its declared checks."""
+    specs = []
+    if model.grain:
+        shown = ", ".join(c.rstrip("?") + (" (may be null)" if c.endswith("?") else "") for c in model.grain)
+        specs.append((GRAIN_CHECK, "error", f"One row per {shown}: the key is unique and its required parts are not null."))
+    for ref in model.references:
+        specs.append(
+            (
+                f"{ref.column}_in_{ref.table}",
+                "error",
+                f"Every {ref.column} (when given) is a {ref.table}.{ref.key}.",
+            )
+        )
+    specs += [(c.name, c.severity, c.description) for c in model.checks]
+    return specs
+
+
+def _slice_filter(model: Model, run: ModelRun) -> tuple[str, dict]:
+    if model.partition == "table" or run.partition_key is None:
+        return "true", {}
+    column = model.slice_column
+    keys = [run.partition_key] + ([UNASSIGNED] if model.unassigned and model.partition == "quarter" else [])
+    if model.partition == "year":
+        return "period_year = $slice_0", {"slice_0": run.year}
+    return " or ".join(f"{column} = $slice_{i}" for i in range(len(keys))), {f"slice_{i}": k for i, k in enumerate(keys)}
+
+
+def grain_rows(con, table: str, grain: Iterable[str], where: str = "true", params: dict | None = None) -> pd.DataFrame:
+    """Rows breaking a grain within `where`: each duplicated key (with its count) and each row with a
+    null in a key column that may not be null. Empty: the grain holds."""
+    grain = list(grain)
+    columns = ", ".join(f'"{c.rstrip("?")}"' for c in grain)
+    required = [c for c in grain if not c.endswith("?")]
+    nulls = " or ".join(f'"{c}" is null' for c in required) or "false"
+    sql = f"""
+        select 'duplicate key' as problem, {columns}, count(*) as rows
+        from (select * from "{table}" where {where}) group by all having count(*) > 1
+        union all
+        select 'null in key' as problem, {columns}, count(*) as rows
+        from (select * from "{table}" where {where}) where {nulls} group by all
+    """
+    return con.execute(sql, params or {}).df()
+
+
+def run_checks(model: Model, run: ModelRun, selected: set[str] | None = None) -> list[CheckOutcome]:
+    """Evaluate a model's checks on the slice the run just wrote."""
+    con = run.con
+    where, params = _slice_filter(model, run)
+    outcomes = []
+    for name, severity, description in check_specs(model):
+        if selected is not None and name not in selected:
+            continue
+        if name == GRAIN_CHECK:
+            rows = grain_rows(con, model.name, model.grain, where, params)
+            count = int(rows["rows"].sum()) if len(rows) else 0
+        elif (ref := next((r for r in model.references if f"{r.column}_in_{r.table}" == name), None)) is not None:
+            rows = con.execute(
+                f'''select "{ref.column}", count(*) as rows from "{model.name}" as m
+                    where ({where}) and "{ref.column}" is not null
+                      and not exists (select 1 from "{ref.table}" as d where d."{ref.key}" = m."{ref.column}")
+                    group by all order by 1''',
+                params,
+            ).df()
+            count = int(rows["rows"].sum()) if len(rows) else 0
+        else:
+            check = next(c for c in model.checks if c.name == name)
+            if check.sql.startswith("python:"):
+                rows = _function(check.sql.removeprefix("python:"))(run, **check.params)
+            else:
+                sql = (SQL_DIR / f"{check.sql}.sql").read_text(encoding="utf-8")
+                rows = con.execute(sql, _bind(sql, run.params(check.params))).df()
+            count = len(rows)
+        workbooks = int(rows["file_name"].nunique()) if "file_name" in rows.columns else None
+        outcomes.append(CheckOutcome(name, severity, rows.empty, rows.head(50), count, description, workbooks))
+    return outcomes

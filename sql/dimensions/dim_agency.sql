@@ -1,0 +1,7 @@
+-- description: One row per org unit (reporting agencies and the jurisdictions above them), with history.
+-- grain: org_unit_code
+-- partition: table
+-- references: parent_code -> dim_agency.org_unit_code
+-- references: jurisdiction_code -> dim_agency.org_unit_code
+-- references: successor_code -> dim_agency.org_unit_code
+-- python: pipelines.steps:dimensions

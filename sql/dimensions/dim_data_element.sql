@@ -1,0 +1,4 @@
+-- description: One row per data element code of the form (REPORTING_FORM.md).
+-- grain: code
+-- partition: table
+-- python: pipelines.steps:dimensions

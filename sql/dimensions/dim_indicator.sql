@@ -1,0 +1,4 @@
+-- description: One row per indicator (computed from the form, or external).
+-- grain: indicator_code
+-- partition: table
+-- python: pipelines.steps:dimensions

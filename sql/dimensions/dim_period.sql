@@ -1,0 +1,4 @@
+-- description: One row per period × reporting authority (years from the first plan year to the later of the last plan year and next year).
+-- grain: period_code, authority
+-- partition: table
+-- python: pipelines.steps:dimensions

@@ -1,0 +1,42 @@
+-- description: One row per finding per workbook of the quarter: read problems and broken rules.
+-- grain: submission_id, source, rule_id, sheet?, cell?, code?
+-- partition: quarter
+-- unassigned: yes
+-- check: no_rejected_workbooks | warn | quality/findings(severity=error) | No workbook of the quarter breaks an error rule (rejected workbooks are listed).
+-- check: no_warnings | warn | quality/findings(severity=warning) | No workbook of the quarter raises a warning (late figures, outliers, implausible means).
+-- python: pipelines.steps:validate
+create table if not exists int_finding (
+    submission_id varchar not null,
+    partition_key varchar not null,
+    source varchar not null,
+    rule_id varchar not null,
+    severity varchar not null,
+    sheet varchar,
+    cell varchar,
+    code varchar,
+    value varchar,
+    message_vi varchar,
+    message_en varchar
+);
+
+-- input: submissions
+select * from raw_submission
+where partition_key = $partition_key;
+
+-- input: values
+select * from raw_value
+where partition_key = $partition_key;
+
+-- input: read_findings
+select * from raw_read_finding
+where partition_key = $partition_key;
+
+-- input: history (lagged)
+select
+    agency_code,
+    period_code,
+    code,
+    value,
+    kind
+from int_element_value
+where not is_derived and period_year between $first_year and $year;

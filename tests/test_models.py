@@ -1,0 +1,229 @@
+"""Models defined once: one SQL file per table gives its asset, dependencies, grain and checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetCheckKey, AssetKey, materialize
+
+from assets.factory import model_assets, steps
+from pipelines.definitions import ALL_ASSETS, defs
+from pipelines.model_docs import grain_keys
+from pipelines.models import GRAIN_CHECK, ModelError, ModelRun, all_models, parse_model, run_checks, tables_read
+from pipelines.periods import LOCAL_TZ
+from pipelines.publish import NOT_PUBLISHED
+from pipelines.resources import build_resources
+from tests.conftest import REPO, make_form
+
+MODELS = all_models()
+GRAPH = defs.get_repository_def().asset_graph
+
+
+def test_every_model_file_is_an_asset_of_the_same_name_with_the_dependencies_its_sql_reads():
+    files = [
+        p for layer in ("dimensions", "raw", "staging", "intermediate", "curated") for p in (REPO / "sql" / layer).glob("*.sql")
+    ]
+    assert len(MODELS) == len(files) == 29
+    for name, model in MODELS.items():
+        node = GRAPH.get(AssetKey(name))
+        assert node.group_name == model.layer, name
+        assert {key.to_user_string() for key in node.parent_keys} == set(model.deps), name
+        assert node.description == model.description
+        assert model.path == REPO / "sql" / model.layer / f"{name}.sql"
+
+
+def test_no_dependency_list_is_written_by_hand():
+    for path in (REPO / "assets").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"deps\s*=\s*\[\s*[\"']", text), f"{path.name} lists dependencies by hand"
+
+
+def test_dependencies_come_from_the_tables_the_sql_reads():
+    sql = "with a as (select * from raw_value) select * from a join dim_agency as d on true, (select 1 from stg_value)"
+    assert tables_read(sql) == {"raw_value", "dim_agency", "stg_value"}
+    assert MODELS["fct_reporting_rate"].deps == {"fct_reporting_completeness"}
+    # a lagged input (earlier periods of a table built later) is read but is not a dependency
+    finding = MODELS["int_finding"]
+    assert "int_element_value" in finding.reads and "int_element_value" not in finding.deps
+    assert finding.deps == {"raw_submission", "raw_value", "raw_read_finding"}
+
+
+def test_every_published_table_has_a_blocking_grain_check():
+    published = {n for n, m in MODELS.items() if m.published_name and n not in NOT_PUBLISHED}
+    assert {"dim_agency", "fct_submission", "fct_target_scorecard", "fct_validation_finding"} <= published
+    for name in published:
+        key = AssetCheckKey(AssetKey(name), GRAIN_CHECK)
+        assert key in GRAPH.asset_check_keys, name
+        assert GRAPH.get_check_spec(key).blocking, name
+    # the tables built at publish time (not models) are checked in the new file before the switch
+    assert {"fct_submission_value", "publish_log"} <= set(grain_keys())
+    assert published <= set(grain_keys())
+
+
+def test_error_checks_block_and_warnings_do_not():
+    for name, model in MODELS.items():
+        for check in model.checks:
+            spec = GRAPH.get_check_spec(AssetCheckKey(AssetKey(name), check.name))
+            assert spec.blocking == (check.severity == "error"), (name, check.name)
+    assert GRAPH.get_check_spec(AssetCheckKey(AssetKey("fct_submission"), "agency_code_in_dim_agency")).blocking
+
+
+def test_a_quarter_runs_in_one_step_per_layer():
+    assert list(steps()) == ["dimensions", "raw", "staging", "intermediate", "curated"]
+    assert len(ALL_ASSETS) == 7
+    # the external-values tables are built by one function: in the step of the earliest (raw)
+    assert {m.name for m in steps()["raw"]} >= {"raw_external_value", "fct_external_value", "fct_external_finding"}
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("-- grain: a\n-- partition: quarter\nselect 1 as a", "no '-- description: ...' line"),
+        ("-- description: x\n-- partition: quarter\nselect 1 as a", "no '-- grain: ...' line"),
+        ("-- description: x\n-- grain: a\n-- partition: weekly\nselect 1 as a", "partition 'weekly'"),
+        ("-- description: x\n-- grain: a\n-- partition: quarter\n-- refs: a -> b.c\nselect 1 as a", ":4: unknown header field"),
+        ("-- description: x\n-- grain: a\n-- partition: quarter\n-- references: a to b\nselect 1 as a", ":4: write 'references"),
+        (
+            "-- description: x\n-- grain: a\n-- partition: quarter\n-- check: a | fatal | q/x | d\nselect 1 as a",
+            ":4: write 'check",
+        ),
+        ("-- description: x\n-- grain: a\n-- partition: quarter\n", "needs its select"),
+    ],
+)
+def test_a_broken_header_names_the_file_and_line(tmp_path, header, problem):
+    path = tmp_path / "curated" / "fct_broken.sql"
+    path.parent.mkdir()
+    path.write_text(header, encoding="utf-8")
+    with pytest.raises(ModelError) as error:
+        parse_model(path)
+    assert str(path) in str(error.value) and problem in str(error.value)
+
+
+def test_a_model_may_not_read_a_later_layer(tmp_path):
+    root = tmp_path / "sql"
+    for layer, name, sql in (
+        ("staging", "stg_a", "select * from int_b"),
+        ("intermediate", "int_b", "select 1 as k"),
+    ):
+        (root / layer).mkdir(parents=True, exist_ok=True)
+        (root / layer / f"{name}.sql").write_text(f"-- description: x\n-- grain: k\n-- partition: table\n{sql}\n")
+    with pytest.raises(ModelError, match="reads int_b, a later layer"):
+        all_models(root)
+
+
+def test_grain_and_reference_checks_find_their_offenders():
+    con = duckdb.connect()
+    con.execute("create table dim_agency as select * from (values ('A'), ('B')) as t(org_unit_code)")
+    con.execute(
+        "create table fct_submission as select * from (values "
+        "('s1', '2024-Q1', 'A'), ('s1', '2024-Q1', 'B'), (null, '2024-Q1', 'Z'), ('s3', '2024-Q2', 'Q'), ('s4', '2024-Q1', null)) "
+        "as t(submission_id, partition_key, agency_code)"
+    )
+    outcomes = {o.name: o for o in run_checks(MODELS["fct_submission"], ModelRun(con, "2024-Q1"))}
+    grain = outcomes[GRAIN_CHECK]
+    assert not grain.passed and grain.severity == "error"
+    assert sorted(grain.rows["problem"]) == ["duplicate key", "null in key"] and grain.count == 3
+    refs = outcomes["agency_code_in_dim_agency"]
+    # 'Z' is unknown; 'Q' is another quarter's row (not this run's slice); a null code is not checked
+    assert not refs.passed and refs.rows["agency_code"].tolist() == ["Z"]
+    con.execute("delete from fct_submission where submission_id is null or agency_code = 'B'")
+    assert all(o.passed for o in run_checks(MODELS["fct_submission"], ModelRun(con, "2024-Q1")))
+
+
+def _resources(tmp_path: Path, raw: Path) -> dict:
+    return build_resources(
+        {
+            "CCHC_DATABASE": str(tmp_path / "published.duckdb"),
+            "CCHC_RAW_DIR": str(raw),
+            "CCHC_CATALOG_DIR": str(REPO / "catalog"),
+            "CCHC_MAIL_ENABLED": "false",
+            "CCHC_AS_OF": "2024-04-20T09:00:00+07:00",
+        }
+    )
+
+
+def test_one_asset_materialises_alone_for_a_partition(tmp_path, catalog):
+    """dg.materialize with a selection: the step builds only the selected model (and its checks)."""
+    raw = tmp_path / "raw"
+    make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10, "HSO.02": 4})
+    resources = _resources(tmp_path, raw)
+    assets = model_assets()
+    result = materialize(assets, resources=resources, selection=["raw_submission", "stg_submission"], partition_key="2024-Q1")
+    assert result.success
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert built == {"raw_submission", "stg_submission"}
+    checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {GRAIN_CHECK: True}
+    with resources["warehouse"].warehouse().connect() as con:
+        assert con.execute("select agency_code from stg_submission where partition_key = '2024-Q1'").fetchall() == [
+            ("TD-XA-LIEUTU",)
+        ]
+
+
+def test_a_failing_blocking_check_stops_what_depends_on_the_table(tmp_path):
+    root = tmp_path / "sql"
+    shutil.copytree(REPO / "sql", root)
+    for path in (root / "curated").glob("*.sql"):
+        path.unlink()
+    (root / "curated" / "fct_twice.sql").write_text(
+        "-- description: One row per k (but the query repeats it).\n-- grain: k\n-- partition: table\n"
+        "select * from (values (1), (1)) as t(k)\n"
+    )
+    (root / "curated" / "fct_after.sql").write_text(
+        "-- description: One row per k, after fct_twice.\n-- grain: k\n-- partition: table\nselect distinct k from fct_twice\n"
+    )
+    assets = [a for a in model_assets(root) if "curated" in {g for g in a.group_names_by_key.values()}]
+    result = materialize(assets, resources=_resources(tmp_path, tmp_path / "raw"), partition_key="2024-Q1", raise_on_error=False)
+    assert not result.success
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert built == {"fct_twice"}
+    (failed,) = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed.asset_check_key == AssetCheckKey(AssetKey("fct_twice"), GRAIN_CHECK)
+
+
+def _worked_example() -> tuple[str, str]:
+    text = (REPO / "docs" / "models.md").read_text(encoding="utf-8")
+    section = text[text.index("## Worked example") :]
+    (sql,) = re.findall(r"```sql\n(.*?)```", section, re.S)
+    name = re.search(r"`sql/curated/(\w+)\.sql`", section).group(1)
+    return name, sql
+
+
+def test_the_worked_example_adds_a_curated_table_with_one_file(tmp_path, catalog):
+    """docs/models.md: adding one SQL file adds the asset, its dependencies, its checks and its table."""
+    name, sql = _worked_example()
+    root = tmp_path / "sql"
+    shutil.copytree(REPO / "sql", root)
+    (root / "curated" / f"{name}.sql").write_text(sql, encoding="utf-8")
+    models = all_models(root)
+    assert models[name].deps == {"fct_submission"} and models[name].layer == "curated"
+
+    # the asset, in the curated step, after fct_submission, with its checks
+    assets = model_assets(root)
+    (curated,) = [a for a in assets if AssetKey(name) in a.keys]
+    assert AssetKey("fct_submission") in curated.keys
+    assert curated.asset_deps[AssetKey(name)] == {AssetKey("fct_submission")}
+    assert {k.name for k in curated.check_keys if k.asset_key == AssetKey(name)} == {GRAIN_CHECK, "agency_code_in_dim_agency"}
+
+    # a real run: two workbooks of one agency (one rejected), one of another
+    raw = tmp_path / "raw"
+    make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10, "HSO.02": 4})
+    make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1_v2.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10, "HSO.02": 40})
+    make_form(raw / "2024-Q1" / "TD-XA-DAIAN2_2024-Q1.xlsx", "TD-XA-DAIAN2", "Quý I/2024", {"HSO.01": 5})
+    from pipelines import steps as pipeline_steps
+    from pipelines.warehouse import Warehouse
+
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        pipeline_steps.publish_dimensions(con, catalog)
+        now = dt.datetime(2024, 4, 20, 9, tzinfo=LOCAL_TZ)
+        counts = pipeline_steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, root=root)
+        assert counts[name] == 2
+        rows = con.execute(f"select agency_code, workbooks, accepted, rejected from {name} order by 1").fetchall()
+        outcomes = run_checks(models[name], ModelRun(con, "2024-Q1"))
+    assert rows == [("TD-XA-DAIAN2", 1, 1, 0), ("TD-XA-LIEUTU", 2, 1, 1)]
+    assert all(o.passed for o in outcomes)
