@@ -192,17 +192,22 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
         if _catalog_changed(warehouse, Path(resources["catalog"].catalog_dir)):
             execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
             _remember_catalog(warehouse, Path(resources["catalog"].catalog_dir))
-        for key in partitions:
-            seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key)
+        published = {"cchc/partitions": ",".join(partitions)}
+        if len(partitions) == 1:  # one quarter: computed and published in a single run
+            (key,) = partitions
+            seconds = execute(
+                "cchc_quarter_and_publish", f"quý / quarter {partition_label(key)} và công bố / and publish", key, published
+            )
             if not quiet:
-                print(f"  {partition_label(key)}: ok ({seconds:.1f} s)")
-        seconds = execute(
-            "cchc_publish",
-            "công bố cơ sở dữ liệu / publishing the database",
-            extra_tags={"cchc/partitions": ",".join(partitions)},
-        )
-    if not quiet:
-        print(f"  công bố / published: {Path(resources['warehouse'].database_path).resolve()} ({seconds:.1f} s)")
+                print(f"  {partition_label(key)}: ok, đã công bố / published ({seconds:.1f} s)")
+        else:
+            for key in partitions:
+                seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key)
+                if not quiet:
+                    print(f"  {partition_label(key)}: ok ({seconds:.1f} s)")
+            seconds = execute("cchc_publish", "công bố cơ sở dữ liệu / publishing the database", extra_tags=published)
+            if not quiet:
+                print(f"  công bố / published ({seconds:.1f} s)")
     return partitions
 
 

@@ -42,3 +42,12 @@ publish_job = define_asset_job(
     tags=jurisdiction_run_tags(),
     description="Replace the analysts' database (CCHC_DATABASE) with the working database's curated tables, atomically.",
 )
+
+quarter_and_publish_job = define_asset_job(
+    "cchc_quarter_and_publish",
+    selection=QUARTERLY_SELECTION | PUBLISH_SELECTION,
+    partitions_def=quarterly_partitions,
+    executor_def=in_process_executor,
+    tags=jurisdiction_run_tags(),
+    description="One quarter and the publish in a single run (the CLI's run of one quarter: one run instead of two).",
+)

@@ -20,16 +20,27 @@ from dagster import StaticPartitionsDefinition
 from pipelines.errors import ConfigError
 from pipelines.periods import LOCAL_TZ, partition_key
 
+DEFAULT_FIRST_YEAR = 2021  # only when the catalog cannot be read (its own job then says why)
+
 
 def _first_year() -> int:
-    """The first tracked year: 2021 (the earliest plan in the catalog, Ngã Năm 2021-2030), or
-    CCHC_FIRST_YEAR for an office whose history starts earlier."""
-    text = os.environ.get("CCHC_FIRST_YEAR", "2021")
-    if not text.isdigit() or not 2000 <= int(text) <= 2100:
-        raise ConfigError(
-            f"CCHC_FIRST_YEAR={text!r} phải là một năm từ 2000 đến 2100 / must be a year from 2000 to 2100 (default 2021)"
-        )
-    return int(text)
+    """The first tracked year: CCHC_FIRST_YEAR when set (an office whose history starts earlier),
+    else the earliest start year of the plans in the catalog folder (CCHC_CATALOG_DIR)."""
+    text = os.environ.get("CCHC_FIRST_YEAR", "")
+    if text:
+        if not text.isdigit() or not 2000 <= int(text) <= 2100:
+            raise ConfigError(
+                f"CCHC_FIRST_YEAR={text!r} phải là một năm từ 2000 đến 2100 / must be a year from 2000 to 2100"
+                " (default: the earliest plan year of the catalog)"
+            )
+        return int(text)
+    from pipelines.catalog import Catalog, CatalogError
+
+    try:
+        plans = Catalog.load(os.environ.get("CCHC_CATALOG_DIR", "catalog")).records.plans
+    except CatalogError:
+        return DEFAULT_FIRST_YEAR
+    return min((plan.start_year for plan in plans), default=DEFAULT_FIRST_YEAR)
 
 
 FIRST_YEAR = _first_year()

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import pytest
 from dagster import RunRequest, SkipReason, build_schedule_context
 
 from pipelines.catalog import Catalog
@@ -129,6 +130,7 @@ def test_schedule_requests_the_quarter_whose_report_fell_due():
     assert [r.partition_key for r in result.run_requests] == ["2024-Q3"]
 
 
+@pytest.mark.slow  # end to end (a Dagster job, a subprocess or every set): the full tier
 def test_a_successful_quarterly_run_requests_the_publish_of_its_quarter(tmp_path):
     """The daemon's chain: raw_folder_sensor or the schedule -> cchc_quarterly -> publish_after_success -> cchc_publish."""
     from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context

@@ -53,6 +53,15 @@ def test_dependencies_come_from_the_tables_the_sql_reads():
     assert finding.deps == {"raw_submission", "raw_value", "raw_read_finding"}
 
 
+def test_every_model_states_a_grain_of_real_columns():
+    """The header's grain names columns of the table (checked on the demo's tables in test_pipeline too)."""
+    for model in MODELS.values():
+        assert model.grain, model.name
+        if model.ddl:
+            declared = set(re.findall(r"^\s+([a-z_][a-z0-9_]*)\s+[a-z]", model.ddl, re.M))
+            assert set(model.key_columns) <= declared, model.name
+
+
 def test_every_published_table_has_a_blocking_grain_check():
     published = {n for n, m in MODELS.items() if m.published_name and n not in NOT_PUBLISHED}
     assert {"dim_agency", "fct_submission", "fct_target_scorecard", "fct_validation_finding"} <= published
@@ -157,8 +166,8 @@ def test_one_asset_materialises_alone_for_a_partition(tmp_path, catalog):
     assert result.success
     built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert built == {"raw_submission", "stg_submission"}
-    checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {GRAIN_CHECK: True}
+    # raw and staging tables document their grain but are not checked on every run (dim_ and fct_ are)
+    assert result.get_asset_check_evaluations() == []
     with resources["warehouse"].warehouse().connect() as con:
         assert con.execute("select agency_code from stg_submission where partition_key = '2024-Q1'").fetchall() == [
             ("TD-XA-LIEUTU",)

@@ -562,3 +562,17 @@ def test_every_example_query_and_view_returns_rows(world, tmp_path):
     assert empty == [], "these example queries return no rows:\n\n" + "\n\n".join(empty)
     assert all(views.values()), views
     assert ("HSO.04", 850.0, 860.0) in changed  # the corrected on-time count of the resubmission
+
+
+def test_every_model_keeps_its_stated_grain_in_the_working_database(world):
+    """The header's grain holds on every table of the run, checked per run or not (raw, staging and
+    intermediate tables state theirs for readers; dim_ and fct_ tables check theirs as they are built)."""
+    from pipelines.models import all_models, grain_rows
+
+    work = duckdb.connect(str(world["work"]), read_only=True)
+    try:
+        for name, model in all_models().items():
+            rows = grain_rows(work, name, model.grain)
+            assert rows.empty, (name, rows.head().to_dict("records"))
+    finally:
+        work.close()

@@ -69,6 +69,7 @@ def _published_rows(path):
         con.close()
 
 
+@pytest.mark.slow  # end to end (a Dagster job, a subprocess or every set): the full tier
 def test_an_incremental_publish_equals_a_full_one(work, tmp_path):
     """After a first publish, only the quarters written since are replaced in a copy of the file;
     the result is the same as copying every table again."""

@@ -47,6 +47,7 @@ def test_files_of_one_set(report):
     assert all(p.exists() and p.stat().st_size > 0 for p in report["paths"])
 
 
+@pytest.mark.slow  # end to end (a Dagster job, a subprocess or every set): the full tier
 def test_every_jurisdiction_in_the_data_gets_a_set(report, tmp_path):
     paths = write_report(report["con"], report["catalog"], "2024-Q4", tmp_path, generated_on=GENERATED_ON)
     assert {p.name for p in paths if p.suffix in (".xlsx", ".pdf")} == {

@@ -288,6 +288,7 @@ def test_engine_is_chosen_by_one_variable(catalog, monkeypatch):
         RuleEngine(catalog)
 
 
+@pytest.mark.slow  # end to end (a Dagster job, a subprocess or every set): the full tier
 def test_default_path_never_imports_great_expectations(tmp_path):
     script = textwrap.dedent(
         f"""
