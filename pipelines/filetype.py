@@ -11,6 +11,7 @@ RTF; text (CSV, tab-separated, "Unicode text"); pictures and other archives.
 
 from __future__ import annotations
 
+import io
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -72,19 +73,25 @@ _OTHER_MAGICS = (
 )
 
 
-def sniff(path: Path, size: int | None = None) -> FileKind:
+def sniff(path: Path, size: int | None = None, data: bytes | None = None) -> FileKind:
     """Classify a file by its bytes. Reads at most HEAD_BYTES, plus the zip directory or the
-    OLE2 directory sectors when the signature calls for them."""
+    OLE2 directory sectors when the signature calls for them. With `data` (the whole file, already
+    read), nothing is read from disk: the kind is that of these bytes."""
     path = Path(path)
+    if data is not None:
+        size = len(data)
     size = path.stat().st_size if size is None else size
     if size == 0:
         return FileKind("empty")
-    with open(path, "rb") as handle:
-        head = handle.read(HEAD_BYTES)
+    if data is not None:
+        head = data[:HEAD_BYTES]
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
     if head.startswith(ZIP_MAGICS):
-        return _sniff_zip(path)
+        return _sniff_zip(path if data is None else io.BytesIO(data))
     if head.startswith(OLE_MAGIC):
-        return _sniff_ole(path)
+        return _sniff_ole(path if data is None else data)
     if head.startswith(b"%PDF-"):
         return FileKind("pdf")
     for magic, kind, detail in _OTHER_MAGICS:
@@ -93,31 +100,39 @@ def sniff(path: Path, size: int | None = None) -> FileKind:
     if b"%PDF-" in head[:1024]:  # a PDF may start with a few junk bytes
         return FileKind("pdf")
     kind = _sniff_text(head)
-    if kind.kind == "binary" and _zip_directory_at_end(path, size):
+    if kind.kind == "binary" and _zip_directory_at_end(path if data is None else data, size):
         return FileKind("truncated", "zip directory without a zip signature: damaged")
     return kind
 
 
-def _zip_directory_at_end(path: Path, size: int) -> bool:
+def _zip_directory_at_end(path: Path | bytes, size: int) -> bool:
     """A zip's end-of-directory record sits in its last 64 KB: a file that has one but does not
     start like a zip is a workbook damaged in transfer, not some other kind of file."""
+    if isinstance(path, bytes):
+        return b"PK\x05\x06" in path[max(0, size - HEAD_BYTES - 22) :]
     with open(path, "rb") as handle:
         handle.seek(max(0, size - HEAD_BYTES - 22))
         return b"PK\x05\x06" in handle.read()
 
 
-def _sniff_zip(path: Path) -> FileKind:
+def _sniff_zip(path: Path | io.BytesIO) -> FileKind:
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            mimetype = b""
-            if "mimetype" in names and archive.getinfo("mimetype").file_size < 200:
-                mimetype = archive.read("mimetype")
+            return zip_kind(archive)
     except zipfile.BadZipFile as exc:
         # A zip signature with no readable central directory: the end of the file is missing.
         return FileKind("truncated", str(exc))
     except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
         return FileKind("truncated", f"{type(exc).__name__}: {exc}")
+
+
+def zip_kind(archive: zipfile.ZipFile) -> FileKind:
+    """What an open zip is, from its directory (and a small `mimetype` entry). Raises what zipfile
+    raises on a damaged `mimetype` entry (sniff answers "truncated" for those)."""
+    names = set(archive.namelist())
+    mimetype = b""
+    if "mimetype" in names and archive.getinfo("mimetype").file_size < 200:
+        mimetype = archive.read("mimetype")
     lower = {n.lower() for n in names}
     if "xl/workbook.xml" in lower:
         return FileKind("xlsx")
@@ -180,8 +195,8 @@ def ole_stream_names(data: bytes) -> set[str]:
     return names
 
 
-def _sniff_ole(path: Path) -> FileKind:
-    data = Path(path).read_bytes()
+def _sniff_ole(path: Path | bytes) -> FileKind:
+    data = path if isinstance(path, bytes) else Path(path).read_bytes()
     try:
         names = ole_stream_names(data)
     except (ValueError, struct.error, IndexError) as exc:

@@ -8,8 +8,10 @@ spend is bounded here, from what can be learnt without inflating or loading it:
   compression ratio (before any part is inflated);
 - every XML part's prolog: no DOCTYPE / ENTITY declarations (Excel never writes them;
   they are how "billion laughs" entity expansion works);
-- each worksheet, streamed once with expat before calamine loads it: rows, columns and
-  the cell area calamine would allocate (it keeps a dense rows x columns grid);
+- each worksheet before calamine loads it: rows, columns and the cell area calamine would
+  allocate (it keeps a dense rows x columns grid). A part spelt the way spreadsheet writers
+  spell it is vouched for from its bytes (quick_shape: byte patterns, and expat without
+  Python handlers for well-formedness); any other is streamed once with expat (scan_sheet);
 - the number of sheets, the length of a cell, and a cooperative time budget per
   workbook, checked between sheets and rows.
 
@@ -21,9 +23,12 @@ turns it into a finding on the result, never an exception.
 from __future__ import annotations
 
 import functools
+import io
 import re
+import struct
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from xml.parsers import expat
@@ -214,6 +219,107 @@ def _unpacked(part: str, size: int, ratio: float, limits: ReadLimits, which: str
     )
 
 
+# ----------------------------------------------------------------------------- the package in memory
+
+
+class Package:
+    """A workbook's bytes, opened once as a zip. Every check reads its parts from these bytes, and
+    calamine loads the same bytes (`io.BytesIO(package.data)`): the file is not opened again between
+    the checks and the load, so what was checked is what is loaded.
+
+    A stored or deflated part is inflated here with zlib straight from the bytes (located as zipfile
+    and calamine's zip reader locate it: the central directory's offset, then the local header's
+    name and extra lengths); anything else (another compression method, encryption, a local header
+    that disagrees with the directory) goes through zipfile, which refuses what it cannot read.
+    """
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self._view = memoryview(data)
+        self.archive = zipfile.ZipFile(io.BytesIO(data))
+        self.infos = {info.filename: info for info in self.archive.infolist()}
+        self._read: dict[str, bytes] = {}  # small parts already inflated and checked
+        self._raw: dict[str, memoryview | None] = {}
+        self._started: dict[str, tuple[zlib._Decompress, bytes, int]] = {}  # heads to go on from
+
+    def __enter__(self) -> Package:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.archive.close()
+
+    def _compressed(self, info: zipfile.ZipInfo) -> memoryview | None:
+        """The part's compressed bytes, or None when zipfile must read it (and decide)."""
+        if info.filename in self._raw:
+            return self._raw[info.filename]
+        raw = None
+        offset = info.header_offset
+        header = self._view[offset : offset + 30]
+        if (
+            info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+            and not info.flag_bits & 0x61  # encrypted, patched or strongly encrypted: zipfile refuses
+            and len(header) == 30
+            and header[:4] == b"PK\x03\x04"
+        ):
+            flags, name_length, extra_length = (struct.unpack_from("<H", header, 6)[0], *struct.unpack_from("<HH", header, 26))
+            start = offset + 30 + name_length + extra_length
+            name = bytes(self._view[offset + 30 : offset + 30 + name_length])
+            try:  # the name in the local header must be the directory's, as zipfile requires
+                same = name.decode("utf-8" if flags & 0x800 else "cp437") == info.orig_filename
+            except UnicodeDecodeError:
+                same = False
+            if same and start + info.compress_size <= len(self.data):
+                raw = self._view[start : start + info.compress_size]
+        self._raw[info.filename] = raw
+        return raw
+
+    def head(self, part: str, size: int, keep: bool = False) -> bytes | None:
+        """Up to `size` first bytes of a part, inflating no more than that (no CRC check: the
+        whole part is checked by whoever reads it); None when zipfile must decide. With keep, a
+        later read() of the part goes on from here instead of inflating the head again."""
+        info = self.infos.get(part)
+        raw = self._compressed(info) if info is not None else None
+        if raw is None:
+            return None
+        if info.compress_type == zipfile.ZIP_STORED:
+            return bytes(raw[:size])
+        inflater = zlib.decompressobj(-15)
+        try:
+            head = inflater.decompress(raw[:size], size)
+        except zlib.error:
+            return None
+        if keep and len(self._started) < KEEP_HEADS:
+            self._started[part] = (inflater, head, min(size, len(raw)) - len(inflater.unconsumed_tail))
+        return head
+
+    def read(self, part: str) -> bytes:
+        """A whole part, checked as zipfile checks it: no more and no fewer bytes than the directory
+        declares, and the CRC. KeyError when there is no such part; LimitExceeded (damaged) otherwise."""
+        if part in self._read:
+            return self._read[part]
+        info = self.infos[part]
+        raw = self._compressed(info)
+        if raw is None:
+            try:
+                return self.archive.read(info)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
+                raise _damaged(part) from exc
+        if info.compress_type == zipfile.ZIP_STORED:
+            data, complete = bytes(raw), True
+        else:
+            inflater, head, used = self._started.pop(part, None) or (zlib.decompressobj(-15), b"", 0)
+            try:  # at most one byte more than declared: a lie shows
+                data = head + inflater.decompress(raw[used:], info.file_size + 1 - len(head))
+            except zlib.error as exc:
+                raise _damaged(part) from exc
+            complete = inflater.eof
+        if not complete or len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+            raise _damaged(part)
+        if len(data) <= SMALL_PART_BYTES:
+            self._read[part] = data  # read again by _sheet_parts; bigger parts are not kept
+        return data
+
+
 # ----------------------------------------------------------------------------- XML
 
 
@@ -289,13 +395,86 @@ def _feed(archive: zipfile.ZipFile, part: str, parser, budget: Budget | None, ch
                     return
     except (_Stop, LimitExceeded):
         raise
-    except (expat.ExpatError, zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
+    except (
+        expat.ExpatError,
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        ValueError,
+        RuntimeError,
+        NotImplementedError,
+    ) as exc:
         raise _damaged(part) from exc
 
 
-def check_xml_prologs(archive: zipfile.ZipFile, parts: Iterable[str], budget: Budget | None = None) -> None:
-    """Refuse DOCTYPE/ENTITY in any XML part. Reads each part only up to its root element."""
+# The prolog Excel, openpyxl, xlsxwriter and LibreOffice write: an optional UTF-8 byte order mark,
+# an optional plain XML declaration (version 1.0, UTF-8), white space, then the root element's
+# start tag with ASCII names and values. Nothing can hide before the root element (no DOCTYPE,
+# comment or processing instruction), the bytes are UTF-8 (so byte patterns mean what they say),
+# and expat, which read prologs up to the root element, would accept it just the same.
+_PLAIN_PROLOG = re.compile(
+    rb"""
+    (?:\xef\xbb\xbf)?                                                  # a UTF-8 byte order mark
+    (?:<\?xml [ \t\r\n]+ version [ \t\r\n]*=[ \t\r\n]* (?:"1\.0"|'1\.0')       # an XML declaration
+       (?:[ \t\r\n]+ encoding [ \t\r\n]*=[ \t\r\n]* (?:"(?i:utf-8)"|'(?i:utf-8)'))?
+       (?:[ \t\r\n]+ standalone [ \t\r\n]*=[ \t\r\n]* (?:"(?:yes|no)"|'(?:yes|no)'))?
+       [ \t\r\n]* \?>)?
+    [ \t\r\n]* <[A-Za-z_][A-Za-z0-9_.:\-]*                             # the root element
+    ((?:[ \t\r\n]+ [A-Za-z_][A-Za-z0-9_.:\-]* [ \t\r\n]*=[ \t\r\n]*          # its attributes: printable
+        (?:"[ !\#-%'-;=-~]*"|'[ -%(-;=-~]*'))*)                        # ASCII, no &, < or quote
+    [ \t\r\n]* /?>
+    """,
+    re.VERBOSE,
+)
+_ATTRIBUTE_NAME = re.compile(rb"[ \t\r\n]+([A-Za-z_][A-Za-z0-9_.:\-]*)[ \t\r\n]*=")
+
+
+def plain_prolog(head: bytes) -> bool:
+    """The part starts with a plain prolog and root start tag (_PLAIN_PROLOG), no attribute twice."""
+    match = _PLAIN_PROLOG.match(head)
+    if match is None:
+        return False
+    names = _ATTRIBUTE_NAME.findall(match.group(1))
+    return len(names) == len(set(names))
+
+
+# The streaming prolog check read each part through zipfile in chunks of this size: a part this
+# small was read to its end (size and CRC checked), of a bigger one this much was inflated. The
+# quick prolog check reads the same bytes, so it finds the same damage.
+SMALL_PART_BYTES = 4096
+KEEP_HEADS = 64  # worksheet heads whose inflater is kept for the whole read that follows
+
+
+def check_well_formed(data: bytes, part: str) -> None:
+    """Parse a whole part with expat, no handler but the DOCTYPE/ENTITY ones: refuses what the
+    streaming scan refused as damaged (not well-formed) or forbidden, at C speed."""
+    try:
+        _new_parser(part).Parse(data, True)
+    except expat.ExpatError as exc:
+        raise _damaged(part) from exc
+
+
+def check_xml_prologs(archive: zipfile.ZipFile | Package, parts: Iterable[str], budget: Budget | None = None) -> None:
+    """Refuse DOCTYPE/ENTITY in any XML part. Reads each part only up to its root element.
+
+    With a Package, a part whose first bytes are a plain prolog (plain_prolog) is settled from
+    those bytes alone (a small part is read whole, its size and CRC checked); any other prolog (a
+    DOCTYPE, a comment, another encoding, a head that does not reach the root element) is parsed
+    with expat as before."""
+    package = archive if isinstance(archive, Package) else None
+    archive = package.archive if package is not None else archive
     for part in parts:
+        if package is not None:
+            if budget is not None:
+                budget.check(part)
+            info = package.infos.get(part)
+            if info is not None and info.file_size <= SMALL_PART_BYTES:
+                head = package.read(part)
+            else:  # a worksheet is read whole next (workbook._quick_check): it goes on from this head
+                head = package.head(part, SMALL_PART_BYTES, keep=part.startswith("xl/worksheets/"))
+            if head is not None and plain_prolog(head):
+                continue
         parser = _new_parser(part)
 
         def root(*_args):
@@ -360,7 +539,7 @@ def scan_sheet(
     cached: list[str] = []
 
     def over(kind: str, seen: int) -> LimitExceeded:
-        return LimitExceeded(_shape_finding(kind, sheet, seen, limits, cells_left))
+        return LimitExceeded(over_limit(kind, sheet, seen, limits, cells_left))
 
     def start(tag: str, attrs: dict) -> None:
         local = tag.rpartition(":")[2]
@@ -430,7 +609,87 @@ def scan_sheet(
     return shape
 
 
-def _shape_finding(kind: str, sheet: str, seen: int, limits: ReadLimits, cells_left: int) -> Finding:
+# The quick check of a worksheet part: a few byte patterns over the inflated part. It answers only
+# "certainly within the limits" (the sheet is then loaded without scan_sheet) or "not certain"
+# (scan_sheet streams it, as it does any sheet). It holds for a part that expat also finds well
+# formed (check_well_formed: one start tag per element, whitespace between attributes, no attribute
+# twice) and means that every position calamine (or scan_sheet) could give a cell or a row is
+# written out, in one form both read alike:
+# - every <c> and <row> start tag begins `<c r="A1"` / `<row r="1"`: the position first (so it is
+#   the only one), one letter A-Z and 1-3 digits without a leading zero;
+# - no c, row (or f) element has a namespace prefix (calamine reads <x:c> as a cell; a prefixed
+#   attribute such as x:r is not a position, for calamine and expat alike);
+# - the <dimension> (if any) is `<dimension ref="A1:Z999"/>`, the same kind of references;
+# - the part is UTF-8 with a plain prolog (plain_prolog), so the bytes mean what they say.
+# So a sheet spans at most 999 rows x 26 columns (A-Z); the sheets together must fit max_cells.
+QUICK_PART_BYTES = 4 * MB  # a bigger worksheet part is always streamed by scan_sheet
+QUICK_ROWS = 999  # row numbers of 1-3 digits
+QUICK_COLUMNS = 26  # one-letter columns, A-Z
+_ODD_CELL = re.compile(rb'<c(?! r="[A-Z][1-9][0-9]{0,2}"[ />])[ \t\r\n/>]')
+_ODD_ROW = re.compile(rb'<row(?! r="[1-9][0-9]{0,2}"[ />])[ \t\r\n/>]')
+_PREFIXED = re.compile(rb":(?:c|row|f)[ \t\r\n/>]")
+_ODD_DIMENSION = re.compile(rb'dimension(?!(?<=<dimension) ref="[A-Z][1-9][0-9]{0,2}(?::[A-Z][1-9][0-9]{0,2})?" ?/>)')
+_FORMULA = re.compile(rb"<f[ \t\r\n/>]")
+
+
+@dataclass(frozen=True)
+class QuickShape:
+    area: int  # an upper bound of the rows x columns calamine would allocate (and scan_sheet would count)
+    formulas: bool  # the part may hold formulas: which lack a cached value is for quick_uncached (or scan_sheet)
+
+
+def quick_shape(data: bytes, limits: ReadLimits) -> QuickShape | None:
+    """An upper bound of a worksheet part's shape from its bytes alone, when it is certainly within
+    the row and column limits; None when not certain (the part must be streamed by scan_sheet).
+    Only valid together with check_well_formed(data): the patterns assume well-formed XML."""
+    if limits.max_rows < QUICK_ROWS or limits.max_columns < QUICK_COLUMNS or not plain_prolog(data):
+        return None
+    for odd in (_ODD_CELL, _ODD_ROW, _PREFIXED, _ODD_DIMENSION):
+        if odd.search(data):
+            return None
+    return QuickShape(area=QUICK_ROWS * QUICK_COLUMNS, formulas=_FORMULA.search(data) is not None)
+
+
+_TAG_ATTRS = rb"""(?:[ \t\r\n]+[^ \t\r\n=/>]+[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*'))*[ \t\r\n]*(/?)>"""
+_CELL_START = re.compile(rb'<c r="([A-Z][1-9][0-9]{0,2})"' + _TAG_ATTRS)
+_VALUE_START = re.compile(rb"<v(?=[ \t\r\n/>])" + _TAG_ATTRS)
+
+
+def quick_uncached(data: bytes) -> set[str] | None:
+    """The formula cells without a cached value ("E14"), as scan_sheet finds them, for a part that
+    passed quick_shape and check_well_formed; None when a cell is not plain enough to tell from its
+    bytes (a formula outside a cell, cells inside cells, a comment, CDATA or reference in a cell):
+    scan_sheet then decides."""
+    missing: set[str] = set()
+    done: set[int] = set()
+    for formula in _FORMULA.finditer(data):
+        start = data.rfind(b'<c r="', 0, formula.start())
+        tag = _CELL_START.match(data, start) if start >= 0 else None
+        if tag is None or tag.group(2) or tag.end() > formula.start():
+            return None  # no cell open before the formula
+        end = data.find(b"</c>", tag.end())
+        if end < formula.start() or data.find(b"<c ", tag.end(), end) >= 0:
+            return None  # the formula is not inside this cell, or cells nest
+        if start in done:
+            continue
+        done.add(start)
+        body = data[tag.end() : end]
+        if b"<!" in body or b"<?" in body or b"&" in body or b":v" in body:
+            return None
+        cached = []
+        for value in _VALUE_START.finditer(body):
+            if value.group(1):
+                continue  # <v/>
+            close = body.find(b"</v>", value.end())
+            if close < 0 or b"<" in body[value.end() : close]:
+                return None
+            cached.append(body[value.end() : close])
+        if not b"".join(cached).decode("utf-8", "replace").strip():
+            missing.add(tag.group(1).decode("ascii"))
+    return missing
+
+
+def over_limit(kind: str, sheet: str, seen: int, limits: ReadLimits, cells_left: int) -> Finding:
     if kind == "rows":
         vi = f"có dòng số {_n(seen)}, vượt giới hạn {_n(limits.max_rows)} dòng"
         en = f"has a row numbered {seen:,}, over the limit of {limits.max_rows:,} rows"

@@ -14,7 +14,9 @@ before it is spent. Library error text goes to the log, never into a finding's m
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import io
 import logging
 import math
 import os
@@ -28,21 +30,29 @@ from xml.etree import ElementTree
 
 import python_calamine
 
-from pipelines.filetype import refusal, sniff, too_large
+from pipelines.filetype import ZIP_MAGICS, FileKind, refusal, sniff, too_large, zip_kind
 from pipelines.findings import Finding
 from pipelines.limits import (
+    QUICK_PART_BYTES,
     Budget,
     LimitExceeded,
+    Package,
     ReadLimits,
     cell_too_long,
+    check_well_formed,
     check_xml_prologs,
     check_zip_directory,
+    over_limit,
+    quick_shape,
+    quick_uncached,
     scan_sheet,
     too_many_sheets,
 )
-from pipelines.numbers import ParsedNumber, parse_number
+from pipelines.numbers import ParsedNumber
+from pipelines.numbers import parse_number as _parse_number
 from pipelines.periods import Period, PeriodError, parse_date, parse_period
-from pipelines.text import clean, fold
+from pipelines.text import clean as _clean
+from pipelines.text import fold as _fold
 
 INFO_SHEET = "thong tin chung"
 FIGURES_SHEET = "so lieu"
@@ -85,6 +95,32 @@ _LOAD_RULES = (*_SHEET_LIMIT_RULES, "WB_CELL_TOO_LONG")  # findings made before 
 log = logging.getLogger(__name__)
 
 
+MEMO_SIZE, MEMO_TEXT = 8192, 256  # entries per memo; longer text is not memoised (bounded memory)
+
+
+def _memoised(function):
+    """A pure function of one cell value, memoised per process: the labels, units, codes and
+    headers of the form recur in every workbook of a run. Typed (1, 1.0 and True are different
+    keys); text longer than MEMO_TEXT characters, or a value that cannot be a key, is not memoised."""
+    cached = functools.lru_cache(maxsize=MEMO_SIZE, typed=True)(function)
+
+    def call(value):
+        if isinstance(value, str) and len(value) > MEMO_TEXT:
+            return function(value)
+        try:
+            return cached(value)
+        except TypeError:
+            return function(value)
+
+    return functools.wraps(function)(call)
+
+
+clean = _memoised(_clean)
+fold = _memoised(_fold)
+parse_number = _memoised(_parse_number)  # ParsedNumber is frozen: one instance may serve many cells
+
+
+@functools.lru_cache(maxsize=1024)
 def column_letter(index: int) -> str:
     """0-based column index -> Excel letters (0 -> A, 27 -> AB)."""
     letters = ""
@@ -95,11 +131,13 @@ def column_letter(index: int) -> str:
     return letters
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def cell_ref(row: int, col: int) -> str:
     """0-based (row, col) -> "E14"."""
     return f"{column_letter(col)}{row + 1}"
 
 
+@_memoised
 def normalise_code(value: object) -> str | None:
     """ "hso.01", " HSO 1 ", "HSO_01" -> "HSO.01"; None when it is not a code."""
     m = _CODE.match(clean(value).upper())
@@ -222,7 +260,12 @@ def read_workbook(path: Path, limits: ReadLimits | None = None) -> WorkbookRead:
             result = WorkbookRead(path=path, content_hash=file_hash(path, limits.max_file_bytes), size_bytes=info.st_size)
             _refuse(result, too_large(info.st_size, limits.max_file_bytes))
             return result
-        result = WorkbookRead(path=path, content_hash=file_hash(path), size_bytes=info.st_size)
+        data = _read_bytes(path, limits.max_file_bytes)
+        if len(data) > limits.max_file_bytes:  # it grew since the stat
+            result = WorkbookRead(path=path, content_hash=file_hash(path, limits.max_file_bytes), size_bytes=len(data))
+            _refuse(result, too_large(len(data), limits.max_file_bytes))
+            return result
+        result = WorkbookRead(path=path, content_hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
     except OSError as exc:
         log.warning("cannot open %s: %s", path, exc)
         result = WorkbookRead(path=path, content_hash=hashlib.sha256(f"unavailable:{path}".encode()).hexdigest(), size_bytes=0)
@@ -237,7 +280,7 @@ def read_workbook(path: Path, limits: ReadLimits | None = None) -> WorkbookRead:
         )
         return result
     try:
-        _read_into(result, limits, budget)
+        _read_into(result, data, limits, budget)
     except LimitExceeded as exc:
         log.info("refused %s: %s", path, exc.finding.rule_id)
         _refuse(result, exc.finding)
@@ -245,6 +288,13 @@ def read_workbook(path: Path, limits: ReadLimits | None = None) -> WorkbookRead:
         log.warning("cannot read %s", path, exc_info=True)
         _refuse(result, _unreadable())
     return result
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, at most max_bytes + 1 of them (one more tells that it is over the limit).
+    Read once: the hash, the checks and calamine all see these bytes."""
+    with open(path, "rb") as handle:
+        return handle.read(max_bytes + 1)
 
 
 def _unreadable() -> Finding:
@@ -272,11 +322,11 @@ def _refuse(result: WorkbookRead, finding: Finding) -> None:
     result.findings.append(finding)
 
 
-def _sheet_parts(archive: zipfile.ZipFile) -> list[tuple[str, str | None]]:
+def _sheet_parts(package: Package) -> list[tuple[str, str | None]]:
     """(sheet name, zip member of its part) in workbook order, from xl/workbook.xml and its rels."""
-    workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    workbook = ElementTree.fromstring(package.read("xl/workbook.xml"))
     try:
-        rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+        rels = ElementTree.fromstring(package.read("xl/_rels/workbook.xml.rels"))
     except KeyError:
         rels = ElementTree.Element("Relationships")
     targets = {rel.get("Id"): rel.get("Target") or "" for rel in rels}
@@ -291,53 +341,110 @@ def _sheet_parts(archive: zipfile.ZipFile) -> list[tuple[str, str | None]]:
 
 
 def _load_sheets(
-    path: Path, result: WorkbookRead, limits: ReadLimits, budget: Budget
+    package: Package, result: WorkbookRead, limits: ReadLimits, budget: Budget
 ) -> tuple[dict[str, list[list[object]]], dict[str, set[str]]]:
     """Check the package against the limits, then load with calamine only the sheets that passed.
 
     Returns the sheets' rows and, per sheet, the formula cells without a cached value."""
-    with zipfile.ZipFile(path) as archive:
+    path = result.path
+    with package:
+        archive = package.archive
         check_zip_directory(archive, limits)
         xml_parts = [n for n in archive.namelist() if n.lower().endswith((".xml", ".rels", ".vml"))]
-        check_xml_prologs(archive, xml_parts, budget)
-        parts = _sheet_parts(archive)
+        check_xml_prologs(package, xml_parts, budget)
+        parts = _sheet_parts(package)
         if len(parts) > limits.max_sheets:
             raise LimitExceeded(too_many_sheets(len(parts), limits))
         members = set(archive.namelist())
-        uncached: dict[str, set[str]] = {}
         refused: set[str] = set()  # a name listed twice is loaded only if every part under it passed
-        cells_left = limits.max_cells
-        for name, member in parts:
-            budget.check(name)
-            if member is None or member not in members:
-                refused.add(name)  # not a worksheet part this scan can check: never loaded
-                continue
-            try:
-                shape = scan_sheet(archive, member, name, limits, budget, cells_left)
-            except LimitExceeded as exc:
-                if exc.finding.rule_id not in _SHEET_LIMIT_RULES:
-                    raise
-                result.findings.append(exc.finding)
-                refused.add(name)
-                continue
-            cells_left -= shape.area
-            uncached[name] = shape.uncached
+        uncached = _quick_check(package, parts, members, limits, budget)
+        scanned = uncached is None
+        if scanned:
+            uncached = {}
+            cells_left = limits.max_cells
+            for name, member in parts:
+                budget.check(name)
+                if member is None or member not in members:
+                    refused.add(name)  # not a worksheet part this scan can check: never loaded
+                    continue
+                try:
+                    shape = scan_sheet(archive, member, name, limits, budget, cells_left)
+                except LimitExceeded as exc:
+                    if exc.finding.rule_id not in _SHEET_LIMIT_RULES:
+                        raise
+                    result.findings.append(exc.finding)
+                    refused.add(name)
+                    continue
+                cells_left -= shape.area
+                uncached[name] = shape.uncached
+        else:
+            refused = {name for name, member in parts if member is None or member not in members}
+        # No cell can be longer than the largest part it was read from (one character takes at least one byte).
+        long_cells = max((info.file_size for info in archive.infolist()), default=0) > limits.max_cell_chars
     budget.check("open")
-    book = python_calamine.CalamineWorkbook.from_path(str(path))
+    book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(package.data))  # the bytes just checked
     try:
         result.sheet_names = list(book.sheet_names)
         sheets: dict[str, list[list[object]]] = {}
+        cells_left = limits.max_cells
         for name in book.sheet_names:
             budget.check(name)
             if name not in uncached or name in refused:
                 log.info("%s: sheet %r not loaded (over a limit or not a worksheet)", path, name)
                 continue
             rows = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
-            _drop_long_cells(result, name, rows, limits)
+            if not scanned:  # the quick check bounded the shape; what calamine returned is held to the limits too
+                over = _over_limits(name, rows, limits, cells_left)
+                if over is not None:
+                    result.findings.append(over)
+                    continue
+                cells_left -= len(rows) * (len(rows[0]) if rows else 0)
+            if long_cells:
+                _drop_long_cells(result, name, rows, limits)
             sheets[name] = rows
         return sheets, uncached
     finally:
         book.close()
+
+
+def _quick_check(
+    package: Package, parts: list[tuple[str, str | None]], members: set[str], limits: ReadLimits, budget: Budget
+) -> dict[str, set[str]] | None:
+    """The formula cells without a cached value per sheet, when every worksheet part is certainly
+    within the limits from its bytes (limits.quick_shape); None when one is not: then every sheet is
+    streamed by scan_sheet, as it always was. Each part is inflated once here, checked against its
+    declared size and CRC."""
+    uncached: dict[str, set[str]] = {}
+    area = 0
+    for name, member in parts:
+        budget.check(name)
+        if member is None or member not in members:
+            continue
+        if package.infos[member].file_size > QUICK_PART_BYTES:
+            return None
+        try:
+            xml = package.read(member)
+        except LimitExceeded:
+            return None  # damaged: the scan finds it where it always did (after any limit met before)
+        shape = quick_shape(xml, limits)
+        area += shape.area if shape is not None else 0
+        if shape is None or area > limits.max_cells:
+            return None
+        check_well_formed(xml, member)  # after the bounds: within them, the scan would have found nothing else first
+        found = quick_uncached(xml) if shape.formulas else set()
+        uncached[name] = found if found is not None else scan_sheet(package.archive, member, name, limits, budget).uncached
+    return uncached
+
+
+def _over_limits(sheet: str, rows: list[list[object]], limits: ReadLimits, cells_left: int) -> Finding | None:
+    height, width = len(rows), (len(rows[0]) if rows else 0)
+    if height > limits.max_rows:
+        return over_limit("rows", sheet, height, limits, cells_left)
+    if width > limits.max_columns:
+        return over_limit("columns", sheet, width, limits, cells_left)
+    if height * width > cells_left:
+        return over_limit("cells", sheet, height * width, limits, cells_left)
+    return None
 
 
 def _drop_long_cells(result: WorkbookRead, sheet: str, rows: list[list[object]], limits: ReadLimits) -> None:
@@ -348,14 +455,36 @@ def _drop_long_cells(result: WorkbookRead, sheet: str, rows: list[list[object]],
                 row[c] = ""
 
 
-def _read_into(result: WorkbookRead, limits: ReadLimits, budget: Budget) -> None:
+def _open_zip(data: bytes) -> tuple[Package | None, FileKind | None]:
+    """The package and its kind (pipelines.filetype.zip_kind) when the bytes are a zip whose
+    directory reads; (None, None) otherwise: sniff then says what the file is."""
+    if not data.startswith(ZIP_MAGICS):
+        return None, None
+    try:
+        package = Package(data)
+    except Exception:
+        return None, None
+    try:
+        return package, zip_kind(package.archive)
+    except Exception:
+        package.archive.close()
+        return None, None
+
+
+def _read_into(result: WorkbookRead, data: bytes, limits: ReadLimits, budget: Budget) -> None:
     path = result.path
-    kind = sniff(path, result.size_bytes)
+    package, kind = _open_zip(data)  # the zip directory is read once, for the kind and the checks
+    if package is None:
+        kind = sniff(path, result.size_bytes, data)
+        if kind.is_workbook:
+            package = Package(data)
     if not kind.is_workbook:
+        if package is not None:
+            package.archive.close()
         log.info("%s is not an .xlsx workbook: %s %s", path, kind.kind, kind.detail)
         raise LimitExceeded(refusal(kind))
     try:
-        sheets, uncached = _load_sheets(path, result, limits, budget)
+        sheets, uncached = _load_sheets(package, result, limits, budget)
     except LimitExceeded:
         raise
     except Exception:
@@ -446,14 +575,24 @@ def _cell(row: list[object], col: int | None) -> object:
     return None if value == "" else value
 
 
+def _text(row: list[object], col: int | None) -> str:
+    """clean(_cell(row, col)), without a call for an empty cell."""
+    if col is None or col >= len(row):
+        return ""
+    value = row[col]
+    return "" if value is None or value == "" else clean(value)
+
+
 def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[str], budget: Budget | None = None) -> None:
     header_row, cols = header
+    code_col, value_col = cols["code"], cols["value"]
+    label_col, unit_col, note_col = cols.get("label"), cols.get("unit"), cols.get("note")
     seen: dict[str, FigureCell] = {}
     for r in range(header_row + 1, len(rows)):
         if budget is not None and r % 256 == 0:
             budget.check(sheet)
         row = rows[r]
-        raw_code = _cell(row, cols["code"])
+        raw_code = _cell(row, code_col)
         if raw_code is None:
             continue  # blank row, or a section heading without a code
         code = normalise_code(raw_code)
@@ -465,14 +604,13 @@ def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[
                         "WB_BAD_CODE",
                         "warning",
                         sheet=sheet,
-                        cell=cell_ref(r, cols["code"]),
+                        cell=cell_ref(r, code_col),
                         value=text,
                         message_vi=f"Mã số '{text}' không đúng dạng (ví dụ HSO.01); bỏ qua dòng này.",
                         message_en=f"Code '{text}' is not a data element code (e.g. HSO.01); row skipped.",
                     )
                 )
             continue
-        value_col = cols["value"]
         raw = _cell(row, value_col)
         ref = cell_ref(r, value_col)
         parsed = parse_number(raw)
@@ -498,17 +636,18 @@ def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[
             is_percent=parsed.is_percent,
             sheet=sheet,
             cell=ref,
-            row_label=clean(_cell(row, cols.get("label"))),
-            unit=clean(_cell(row, cols.get("unit"))),
-            note=clean(_cell(row, cols.get("note"))),
+            row_label=_text(row, label_col),
+            unit=_text(row, unit_col),
+            note=_text(row, note_col),
         )
         earlier = seen.get(code)
-        if earlier is not None and earlier.value == figure.value and earlier.parse_status == figure.parse_status:
-            continue  # the same row typed twice: harmless
-        if earlier is not None and earlier.parse_status == "empty":
-            result.figures.remove(earlier)  # an empty duplicate gives way to a filled one
-        elif earlier is not None and figure.parse_status == "empty":
-            continue
+        if earlier is not None:
+            if earlier.value == figure.value and earlier.parse_status == figure.parse_status:
+                continue  # the same row typed twice: harmless
+            if earlier.parse_status == "empty":
+                result.figures.remove(earlier)  # an empty duplicate gives way to a filled one
+            elif figure.parse_status == "empty":
+                continue
         seen[code] = figure
         result.figures.append(figure)
 

@@ -448,6 +448,44 @@ def build_bad_numbers(path: Path) -> Path:
     return write_parts(path, parts)
 
 
+def edit_figures_sheet(path: Path, edit: Callable[[str], str], quirks: Quirks | None = None) -> Path:
+    """A valid form whose figures sheet XML is passed through `edit` (text in, text out)."""
+    tmp = valid_form(path.with_name("_plain_" + path.name), quirks=quirks)
+    parts = read_parts(tmp)
+    tmp.unlink()
+    member = figures_part(parts)
+    parts[member] = edit(parts[member].decode("utf-8")).encode("utf-8")
+    return write_parts(path, parts)
+
+
+def build_prefixed_far_cell(path: Path) -> Path:
+    """A cell spelt <x:c> (the main namespace under a prefix) at XFD1048576 inside an ordinary row:
+    calamine takes a prefixed c for a cell and would allocate the whole sheet (and abort)."""
+    cell = f'<x:c xmlns:x="{MAIN_NS}" r="XFD1048576"><x:v>1</x:v></x:c>'
+    return edit_figures_sheet(path, lambda xml: re.sub(r"(<row [^>]*>)", lambda m: m.group(1) + cell, xml, count=1))
+
+
+def build_second_position(path: Path) -> Path:
+    """A cell with two r attributes, its own and XFD1048576: not well-formed XML, and calamine would
+    take the last one (a pattern that looked only at the first would be fooled)."""
+    return edit_figures_sheet(path, lambda xml: re.sub(r'<c r="([A-Z]+\d+)"', r'<c r="\1" r="XFD1048576"', xml, count=1))
+
+
+def build_lying_size(path: Path) -> Path:
+    """A worksheet part that inflates to more than the zip directory declares: the declared size and
+    CRC are those of a complete, benign sheet; a hundred thousand far cells follow it in the stream."""
+    benign = sheet_xml(BENIGN_ROWS).encode("utf-8")
+    tail = b"".join(b'<row r="%d"><c r="XFD%d"><v>1</v></c></row>' % (i, i) for i in range(1_000_000, 1_100_000))
+    entries = []
+    for name, data in xlsx_parts([("Số liệu", "")]).items():
+        if name == "xl/worksheets/sheet1.xml":
+            _, raw, _, _ = deflated(benign + tail)
+            entries.append((name, raw, zlib.crc32(benign), len(benign)))
+        else:
+            entries.append((name, *deflated(data.encode("utf-8"))[1:]))
+    return raw_zip(path, entries)
+
+
 def build_broken_xml(path: Path) -> Path:
     """A workbook whose figures part is not well-formed XML (cut in the middle of a tag)."""
     tmp = valid_form(path.with_name("_plain_" + path.name))
@@ -503,7 +541,51 @@ CASES = [
     Case("duplicate sheet name", "trung-ten.xlsx", build_duplicate_sheet_name, "WB_LIMIT_ROWS"),
     Case("100,000-character cell", "o-dai.xlsx", build_long_cell, "WB_CELL_TOO_LONG"),
     Case("malformed sheet XML", "hong.xlsx", build_broken_xml, "WB_UNREADABLE"),
+    Case("prefixed cell at XFD1048576", "tien-to.xlsx", build_prefixed_far_cell, "WB_LIMIT_ROWS"),
+    Case("a cell with two positions", "hai-vi-tri.xlsx", build_second_position, "WB_UNREADABLE"),
+    Case("part larger than the zip directory says", "khai-sai.xlsx", build_lying_size, "WB_UNREADABLE"),
 ]
+
+# Worksheet XML spelt in ways the quick check (pipelines.limits.quick_shape) does not vouch for, or
+# that it must read exactly as the streaming scan does: each is applied to the figures sheet of a
+# valid form by tests that compare the quick path with the scan.
+ODD_SHEETS: dict[str, Callable[[str], str]] = {
+    "plain": lambda xml: xml,
+    "prefixed cell": lambda xml: re.sub(
+        r'<c r="(B\d+)"([^>]*)>(.*?)</c>', f'<x:c xmlns:x="{MAIN_NS}" r="\\1"\\2>\\3</x:c>', xml, count=1
+    ),
+    "tab before r": lambda xml: xml.replace('<c r="', '<c\tr="', 3),
+    "r not first": lambda xml: re.sub(r'<c r="([A-Z]+\d+)"', r'<c s="0" r="\1"', xml, count=2),
+    "position without letters": lambda xml: re.sub(r'<c r="B(\d+)"', r'<c r="\1"', xml, count=1),
+    "lower-case position": lambda xml: re.sub(r'<c r="B(\d+)"', r'<c r="b\1"', xml, count=1),
+    "character reference in a position": lambda xml: re.sub(r'<c r="B(\d+)"', r'<c r="&#66;\1"', xml, count=1),
+    "leading zero": lambda xml: re.sub(r'<c r="B(\d+)"', r'<c r="B0\1"', xml, count=1),
+    "cells without positions": lambda xml: re.sub(r'<c r="[A-Z]+\d+"', "<c", xml, count=3),
+    "rows without positions": lambda xml: re.sub(r'<row r="\d+"', "<row", xml, count=2),
+    "row 1000": lambda xml: re.sub(r'<row r="(\d+)"', lambda m: f'<row r="{int(m.group(1)) + 990}"', xml),
+    "row 20,001": lambda xml: xml.replace("</sheetData>", '<row r="20001"/></sheetData>'),
+    "column AA": lambda xml: re.sub(r'<c r="B(\d+)"', r'<c r="AA\1"', xml, count=1),
+    "column 1,001 (ALM)": lambda xml: re.sub(r'<c r="B(\d+)"', r'<c r="ALM\1"', xml, count=1),
+    "dimension far": lambda xml: re.sub(r'<dimension ref="[^"]*"', '<dimension ref="A1:XFD1048576"', xml),
+    "dimension quoted '": lambda xml: re.sub(r'<dimension ref="([^"]*)"', r"<dimension ref='\1'", xml),
+    "dimension twice": lambda xml: re.sub(r"(<dimension [^>]*>)", r"\1\1", xml),
+    "single-quoted position": lambda xml: re.sub(r'<c r="([A-Z]+\d+)"', r"<c r='\1'", xml, count=1),
+    "spaces around =": lambda xml: re.sub(r'<c r="([A-Z]+\d+)"', r'<c r = "\1"', xml, count=1),
+    "comment before the root": lambda xml: xml.replace("<worksheet", "<!-- x --><worksheet", 1),
+    "comment in a row": lambda xml: re.sub(r"(<row [^>]*>)", r"\1<!-- <c r='XFD1'/> -->", xml, count=1),
+    "CDATA in a value": lambda xml: re.sub(r"<v>([^<]*)</v>", r"<v><![CDATA[\1]]></v>", xml, count=2),
+    "formula with a cached value": lambda xml: re.sub(r"(<c r=\"E6\"[^>]*>)<v>", r"\1<f>1+1</f><v>", xml, count=1),
+    "formula without a value": lambda xml: re.sub(r"(<c r=\"E6\"[^>]*>)<v>[^<]*</v>", r"\1<f>1+1</f><v></v>", xml, count=1),
+    "formula, empty v": lambda xml: re.sub(r"(<c r=\"E7\"[^>]*>)<v>[^<]*</v>", r"\1<f>1+1</f><v/>", xml, count=1),
+    "formula, blank value": lambda xml: re.sub(r"(<c r=\"E7\"[^>]*>)<v>[^<]*</v>", r"\1<f>1+1</f><v> </v>", xml, count=1),
+    "prefixed formula": lambda xml: re.sub(
+        r"(<c r=\"E6\"[^>]*>)<v>[^<]*</v>", f'\\1<x:f xmlns:x="{MAIN_NS}">1</x:f><v/>', xml, count=1
+    ),
+    "formula outside a cell": lambda xml: xml.replace("</sheetData>", "</sheetData><f>1</f>", 1),
+    "mismatched end tag": lambda xml: xml.replace("</row>", "</rowx>", 1),
+    "DOCTYPE inside": lambda xml: xml.replace("<sheetData>", '<!DOCTYPE x [<!ENTITY a "b">]><sheetData>', 1),
+    "cut short": lambda xml: xml[: len(xml) * 2 // 3],
+}
 
 # Valid workbooks under names a shell would trip on: they must read normally, and nothing runs.
 HOSTILE_NAMES = [

@@ -254,3 +254,122 @@ def test_any_cell_value_is_a_correct_value_or_not_a_value(base, values):
                 assert figure.value == pytest.approx(float(typed), rel=1e-9) or abs(typed) > MAX_ABS
         elif isinstance(typed, (int, float)) and not isinstance(typed, bool) and abs(typed) <= MAX_ABS:
             pytest.fail(f"{code}={typed!r} read as {figure.parse_status}")
+
+
+# ----------------------------------------------------------------------------- the quick check
+
+POSITION_SPELLINGS = ['r="{}"', "r='{}'", 'r = "{}"', 's="0" r="{}"', 'r="{}" s="0"', 'r="&#{}"', 'r="{}" r="A1"']
+
+
+@FEW
+@given(
+    st.sampled_from(["openpyxl", "xlsxwriter"]),
+    st.lists(
+        st.tuples(
+            st.integers(0, 60),  # which cell
+            st.text(alphabet="ABEXZab", max_size=3),
+            st.one_of(st.integers(0, 1200), st.integers(0, 2_000_000)),
+            st.booleans(),  # a leading zero
+            st.sampled_from(POSITION_SPELLINGS),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_any_cell_position_is_read_as_the_scan_reads_it(tmp_path_factory, engine, moves):
+    """Cells moved anywhere, their position spelt any way: the read (quick check where it vouches,
+    scan_sheet where it does not) is the read with every sheet streamed by scan_sheet."""
+    from pipelines import workbook
+
+    folder = tmp_path_factory.mktemp("moved", numbered=True)
+
+    def edit(xml: str) -> str:
+        starts = [m.start() for m in re.finditer(r'<c r="[A-Z]+\d+"', xml)]
+        for which, letters, row, zero, spelling in moves:
+            at = starts[which % len(starts)]
+            end = xml.index('"', at + len('<c r="')) + 1
+            xml = xml[:at] + "<c " + spelling.format(f"{letters}{'0' if zero else ''}{row}") + xml[end:]
+            starts = [m.start() for m in re.finditer(r"<c ", xml)]
+        return xml
+
+    path = hc.edit_figures_sheet(folder / "moved.xlsx", edit, hc.Quirks(engine=engine))
+
+    def summary(read: WorkbookRead):
+        return (read.readable, [(f.rule_id, f.sheet, f.value, f.message_en) for f in read.findings], read.figures, read.info)
+
+    quick = summary(read_workbook(path))
+    original = workbook._quick_check
+    workbook._quick_check = lambda *_args: None
+    try:
+        scanned = summary(read_workbook(path))
+    finally:
+        workbook._quick_check = original
+    assert quick == scanned
+
+
+VALUES = ["<v>5</v>", "<v></v>", "<v/>", "<v> </v>", "<v>&amp;</v>", "<v><![CDATA[7]]></v>", '<v xml:space="preserve"> 3 </v>', "<v>1</v><v></v>", "<is><t>x</t></is>", '<v a=">">2</v>', "<!-- c --><v>4</v>", "<v>\u00a0</v>", ""]  # fmt: skip
+FORMULAS = ["<f>1+1</f>", "<f/>", '<f t="shared" si="0"/>', "", "<f>A1</f>"]
+
+
+@settings(settings.get_profile(PROFILE))
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from(FORMULAS), st.sampled_from(VALUES), st.booleans(), st.booleans()), max_size=4),
+        max_size=5,
+    ),
+    st.sampled_from(["", "<f>stray</f>"]),
+)
+def test_formula_cells_without_a_value_are_found_as_the_scan_finds_them(rows, tail):
+    from pipelines.limits import ReadLimits, quick_shape, quick_uncached, scan_sheet
+
+    xml_rows = []
+    for r, cells in enumerate(rows, start=1):
+        xml_cells = []
+        for c, (formula, value, value_first, self_closing) in zip("ABCD", cells, strict=False):
+            inner = value + formula if value_first else formula + value
+            xml_cells.append(f'<c r="{c}{r}"/>' if self_closing and not inner else f'<c r="{c}{r}">{inner}</c>')
+        xml_rows.append(f'<row r="{r}">' + "".join(xml_cells) + "</row>")
+    xml = hc.sheet_xml("".join(xml_rows) + tail).encode("utf-8")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("sheet.xml", xml)
+    with zipfile.ZipFile(buffer) as archive:
+        expected = scan_sheet(archive, "sheet.xml", "S", ReadLimits()).uncached
+    shape = quick_shape(xml, ReadLimits())
+    assert shape is not None
+    found = quick_uncached(xml) if shape.formulas else set()
+    assert found is None or found == expected
+
+
+PROLOGS = [
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n<worksheet xmlns="http://x" xmlns:r="http://y"><a/>',
+    b'<?xml version=\'1.0\'?>\n<a:theme xmlns:a="urn:a" name="Office Theme"><b/>',
+    b'\xef\xbb\xbf<Types xmlns="urn:t"/>',
+    b'<!DOCTYPE x [<!ENTITY a "b">]><r a="1"/>',
+]
+
+
+@settings(settings.get_profile(PROFILE))
+@given(
+    st.sampled_from(PROLOGS),
+    st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from(list(b" <>?=/\"'ax1.-:!\t\n&\x01\xc3"))), max_size=4),
+)
+def test_a_plain_prolog_is_one_expat_accepts_up_to_the_root(head, edits):
+    """plain_prolog decides from bytes what the expat prolog check decided: when it says plain,
+    expat reaches the root element's start tag without an error or a DOCTYPE."""
+    from pipelines import limits
+
+    data = bytearray(head)
+    for where, byte in edits:
+        data[int(where * len(data))] = byte
+    data = bytes(data)
+    if not limits.plain_prolog(data):
+        return
+    parser = limits._new_parser("part")
+
+    def root(*_args):
+        raise limits._Stop
+
+    parser.StartElementHandler = root
+    with pytest.raises(limits._Stop):
+        parser.Parse(data, False)

@@ -4,6 +4,7 @@ file names are never executed; formula-looking text stays text (docs/security.md
 
 from __future__ import annotations
 
+import hashlib
 import re
 import types
 import zipfile
@@ -98,18 +99,30 @@ def test_every_file_kind_has_a_refusal():
 def test_zip_bomb_is_refused_from_the_directory_without_inflating(corpus, monkeypatch):
     folder, _ = corpus
     opened: list[str] = []
-    real_open = zipfile.ZipFile.open
+    real_open, real_read, real_head = zipfile.ZipFile.open, limits.Package.read, limits.Package.head
 
     def spy(self, name, *args, **kwargs):
         opened.append(getattr(name, "filename", name))
         return real_open(self, name, *args, **kwargs)
 
+    def spy_read(self, part):
+        opened.append(part)
+        return real_read(self, part)
+
+    def spy_head(self, part, *args, **kwargs):
+        opened.append(part)
+        return real_head(self, part, *args, **kwargs)
+
     def never(*_args, **_kwargs):
         raise AssertionError("calamine must not open a refused file")
 
     monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    monkeypatch.setattr(limits.Package, "read", spy_read)
+    monkeypatch.setattr(limits.Package, "head", spy_head)
     monkeypatch.setattr(
-        workbook, "python_calamine", types.SimpleNamespace(CalamineWorkbook=types.SimpleNamespace(from_path=never))
+        workbook,
+        "python_calamine",
+        types.SimpleNamespace(CalamineWorkbook=types.SimpleNamespace(from_path=never, from_filelike=never, from_object=never)),
     )
     read = read_workbook(folder / "bom-nen.xlsx")
     assert [f.rule_id for f in read.findings] == ["WB_LIMIT_UNCOMPRESSED"]
@@ -135,6 +148,121 @@ def test_the_part_checked_is_the_part_loaded(corpus):
     read = read_workbook(folder / "trung-ten.xlsx")
     assert read.figures == [] and "WB_NO_FIGURES" in {f.rule_id for f in read.findings}
     assert [f.rule_id for f in read_workbook(folder / "trung-phan.xlsx").findings] == ["WB_UNREADABLE"]
+
+
+def _summary(read: WorkbookRead) -> dict:
+    """Everything a read tells, for comparing two ways of reading one file."""
+    return {
+        "readable": read.readable,
+        "sheets": read.sheet_names if read.readable else None,
+        "findings": [(f.rule_id, f.severity, f.sheet, f.cell, f.value, f.message_vi, f.message_en) for f in read.findings],
+        "figures": [(f.code, repr(f.raw), f.value, f.parse_status, f.cell, f.row_label, f.unit, f.note) for f in read.figures],
+        "info": {k: (repr(v.value), v.sheet, v.cell) for k, v in read.info.items()},
+        "tasks": read.tasks,
+    }
+
+
+def _read_both_ways(path: Path, limits_: ReadLimits | None, monkeypatch) -> tuple[dict, dict, int]:
+    """(the read, the read with every sheet streamed by scan_sheet, how often the first one called scan_sheet)."""
+    calls = []
+    real_scan = workbook.scan_sheet
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real_scan(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(workbook, "scan_sheet", counting)
+        quick = _summary(read_workbook(path, limits_))
+    with monkeypatch.context() as patch:
+        patch.setattr(workbook, "_quick_check", lambda *_args: None)
+        scanned = _summary(read_workbook(path, limits_))
+    return quick, scanned, len(calls)
+
+
+# Spellings the quick check must not vouch for: each sends the read through scan_sheet.
+STREAMED = {
+    "prefixed cell",
+    "tab before r",
+    "r not first",
+    "position without letters",
+    "lower-case position",
+    "character reference in a position",
+    "leading zero",
+    "cells without positions",
+    "rows without positions",
+    "row 1000",
+    "row 20,001",
+    "column AA",
+    "column 1,001 (ALM)",
+    "dimension far",
+    "dimension quoted '",
+    "single-quoted position",
+    "spaces around =",
+    "comment before the root",
+    "comment in a row",
+    "prefixed formula",
+    "formula outside a cell",
+}
+QUICK = {"plain", "CDATA in a value", "formula with a cached value", "formula without a value", "formula, empty v"}
+
+
+@pytest.mark.parametrize("edit", sorted(hc.ODD_SHEETS))
+@pytest.mark.parametrize("limits_", [None, ReadLimits(max_rows=9), ReadLimits(max_columns=3), ReadLimits(max_cells=30)])
+def test_the_quick_check_reads_what_the_scan_reads(tmp_path, monkeypatch, edit, limits_):
+    """The quick check (byte patterns + expat, no Python per element) only ever skips scan_sheet: a
+    read with it and a read with every sheet streamed by scan_sheet are the same, finding for finding."""
+    path = hc.edit_figures_sheet(tmp_path / "odd.xlsx", hc.ODD_SHEETS[edit])
+    quick, scanned, streamed = _read_both_ways(path, limits_, monkeypatch)
+    assert quick == scanned
+    if limits_ is None and edit in STREAMED:
+        assert streamed, "this spelling must be streamed by scan_sheet"
+    if limits_ is None and edit in QUICK:
+        assert not streamed and quick["readable"]
+
+
+def test_plain_workbooks_are_not_streamed(tmp_path, monkeypatch):
+    """Both writer engines, a formula with and one without a cached value: no scan_sheet at all."""
+    for engine in ("openpyxl", "xlsxwriter"):
+        figures = hc.FIGURES | {"HSO.03": Formula("={HSO.04}+{HSO.05}", cached=900), "HSO.04": Formula("={HSO.05}")}
+        path = hc.valid_form(tmp_path / f"{engine}.xlsx", figures, quirks=Quirks(engine=engine))
+        quick, scanned, streamed = _read_both_ways(path, None, monkeypatch)
+        assert quick == scanned and streamed == 0 and quick["readable"]
+
+
+def test_calamine_loads_the_bytes_that_were_checked(tmp_path, monkeypatch):
+    """The file is read once: replaced on disk between the checks and the load, the read is still
+    that of the bytes checked (and hashed)."""
+    path = hc.valid_form(tmp_path / "a.xlsx")
+    original = path.read_bytes()
+    other = hc.valid_form(tmp_path / "b.xlsx", {code: 7 for code in hc.FIGURES}).read_bytes()
+    real_check = workbook.check_zip_directory
+
+    def swap(archive, limits_):
+        real_check(archive, limits_)
+        path.write_bytes(other)
+
+    monkeypatch.setattr(workbook, "check_zip_directory", swap)
+    read = read_workbook(path)
+    assert {f.code: f.value for f in read.figures} == {k: float(v) for k, v in hc.FIGURES.items()}
+    assert read.content_hash == hashlib.sha256(original).hexdigest()
+
+
+def test_stored_parts_are_read_like_deflated_ones(tmp_path, monkeypatch):
+    path = hc.valid_form(tmp_path / "a.xlsx")
+    stored = tmp_path / "stored.xlsx"
+    with zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in hc.read_parts(path).items():
+            archive.writestr(name, data)
+    quick, scanned, streamed = _read_both_ways(stored, None, monkeypatch)
+    assert quick == scanned and streamed == 0
+    assert quick["figures"] == _summary(read_workbook(path))["figures"]
+
+
+def test_sniffing_bytes_in_memory_is_sniffing_the_file(corpus):
+    folder, cases = corpus
+    for name in cases:
+        assert sniff(folder / name, data=(folder / name).read_bytes()) == sniff(folder / name), name
 
 
 def test_a_sheet_over_the_limit_is_skipped_but_the_rest_is_read(tmp_path):
