@@ -39,7 +39,7 @@ import importlib
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -187,11 +187,11 @@ def parse_model(path: Path) -> Model:
     lines = text.splitlines()
     body_start = len(lines)
     for number, line in enumerate(lines, 1):
-        if not line.startswith("--"):
+        if not line.startswith("--") or _INPUT.match(line):  # the header ends at the first statement or input
             body_start = number - 1
             break
         match = _FIELD.match(line)
-        if match and match.group(1) != "input":
+        if match:
             fields.setdefault(match.group(1), []).append((number, match.group(2)))
         elif line.strip() != "--":
             notes.append(line[2:].strip())
@@ -248,7 +248,13 @@ def parse_model(path: Path) -> Model:
         body = rest.rstrip().rstrip(";")
         if not body:
             raise ModelError(f"{path}: a SQL model needs its select (or a 'python:' line)")
-    model = Model(
+    try:
+        reads = set(tables_read(body)) if body else set()
+        for item in inputs:
+            reads |= tables_read(item.sql)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    return Model(
         name=name,
         layer=layer,
         path=path,
@@ -263,25 +269,13 @@ def parse_model(path: Path) -> Model:
         ddl=ddl,
         inputs=tuple(inputs),
         notes=" ".join(notes),
+        reads=frozenset(reads),
     )
-    try:
-        reads = set(tables_read(body)) if body else set()
-        for item in inputs:
-            reads |= tables_read(item.sql)
-    except ModelError as exc:
-        raise ModelError(f"{path}: {exc}") from None
-    return _with_reads(model, frozenset(reads))
 
 
 def _param_value_pair(text: str) -> tuple[str, object]:
     key, _, value = text.partition("=")
     return key.strip(), _param_value(value)
-
-
-def _with_reads(model: Model, reads: frozenset[str]) -> Model:
-    from dataclasses import replace
-
-    return replace(model, reads=reads)
 
 
 @functools.cache
@@ -355,8 +349,9 @@ class ModelRun:
 
         return partition_report(self.partition_key).year
 
-    @functools.cached_property
+    @property
     def catalog(self):
+        """The catalog (its loader caches it while the catalog files are unchanged)."""
         if self.catalog_loader is None:
             raise ModelError("this model needs the catalog: pass catalog_loader")
         return self.catalog_loader()
@@ -372,12 +367,7 @@ class ModelRun:
         return self.con.execute(item.sql, _bind(item.sql, self.params(params))).df()
 
     def for_slice(self, partition_key: str, model: Model) -> ModelRun:
-        from dataclasses import replace
-
-        clone = replace(self, partition_key=partition_key, model=model)
-        if "catalog" in self.__dict__:
-            clone.__dict__["catalog"] = self.__dict__["catalog"]
-        return clone
+        return replace(self, partition_key=partition_key, model=model)
 
 
 def _bind(sql: str, params: dict) -> dict:

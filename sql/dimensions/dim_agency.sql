@@ -1,7 +1,5 @@
 -- description: One row per org unit (reporting agencies and the jurisdictions above them), with history.
 -- grain: org_unit_code
+-- (parents, jurisdictions, successors, issuers and target indicators are checked when the catalog loads: pipelines/catalog/checks.py)
 -- partition: table
--- references: parent_code -> dim_agency.org_unit_code
--- references: jurisdiction_code -> dim_agency.org_unit_code
--- references: successor_code -> dim_agency.org_unit_code
 -- python: pipelines.steps:dimensions

@@ -1,5 +1,4 @@
 -- description: One row per contact person or mailbox of an org unit.
 -- grain: org_unit_code, role, email
 -- partition: table
--- references: org_unit_code -> dim_agency.org_unit_code
 -- python: pipelines.steps:dimensions

@@ -1,5 +1,4 @@
 -- description: One row per plan.
 -- grain: plan_id
 -- partition: table
--- references: issuer -> dim_agency.org_unit_code
 -- python: pipelines.steps:dimensions

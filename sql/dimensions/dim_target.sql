@@ -1,6 +1,4 @@
 -- description: One row per plan target (see `catalog/plans/README.md` for the forms).
 -- grain: plan_id, target_id
 -- partition: table
--- references: plan_id -> dim_plan.plan_id
--- references: indicator -> dim_indicator.indicator_code
 -- python: pipelines.steps:dimensions
