@@ -128,14 +128,19 @@ def file_partition(read: WorkbookRead, folder: Period | None) -> str:
 
 def record_first_seen(con, reads: list[WorkbookRead], now: dt.datetime) -> dict[str, dt.datetime]:
     """Insert unseen content hashes into raw_file_log (never overwriting), return first_seen_at by hash."""
-    if not reads:
+    return record_first_seen_of(con, [(r.content_hash, r.path, r.size_bytes) for r in reads], now)
+
+
+def record_first_seen_of(con, files: list[tuple[str, Path, int | None]], now: dt.datetime) -> dict[str, dt.datetime]:
+    """record_first_seen for (content hash, path, size) triples (no parse needed)."""
+    if not files:
         return {}
     frame = pd.DataFrame(
         {
-            "content_hash": [r.content_hash for r in reads],
-            "first_path": [str(r.path) for r in reads],
-            "first_seen_at": [now] * len(reads),
-            "size_bytes": [r.size_bytes for r in reads],
+            "content_hash": [h for h, _, _ in files],
+            "first_path": [str(p) for _, p, _ in files],
+            "first_seen_at": [now] * len(files),
+            "size_bytes": [size for _, _, size in files],
         }
     ).drop_duplicates("content_hash")
     con.register("_first_seen", frame)
@@ -159,6 +164,7 @@ def raw_frames(
     first_seen: dict[str, dt.datetime],
     register: dict[str, Receipt],
     now: dt.datetime,
+    limits=None,
 ) -> dict[str, pd.DataFrame]:
     """Rows for raw_submission, raw_value, raw_task and raw_read_finding."""
     subs, values, tasks, findings = [], [], [], []
@@ -206,6 +212,7 @@ def raw_frames(
                 "received_at": received_at,
                 "received_source": receipt.source if receipt else "first_seen",
                 "loaded_at": now,
+                "parse_tag": parse_tag(limits),
             }
         )
         for f in read.figures:
@@ -345,9 +352,17 @@ def _file_hash(path: Path, limits) -> str | None:
         return None
 
 
+def _limits_tag(limits) -> str:
+    return hashlib.sha256(repr(limits).encode()).hexdigest()[:8] if limits is not None else "default"
+
+
+def parse_tag(limits=None) -> str:
+    """What a parse depends on besides the file's content: the reader's version and the limits."""
+    return f"{reader_version()}.{_limits_tag(limits)}"
+
+
 def _cache_file(cache_dir: Path, content_hash: str, limits) -> Path:
-    tag = hashlib.sha256(repr(limits).encode()).hexdigest()[:8] if limits is not None else "default"
-    return Path(cache_dir) / reader_version() / f"{content_hash}.{tag}.pickle"
+    return Path(cache_dir) / reader_version() / f"{content_hash}.{_limits_tag(limits)}.pickle"
 
 
 def _load_cached(cache_file: Path, path: Path) -> WorkbookRead | None:
@@ -405,3 +420,111 @@ def read_all(
         if cache_file is not None and read.content_hash == cache_file.name.split(".")[0]:
             _store(cache_file, read)
     return [results[i] for i in range(len(paths))]
+
+
+# ------------------------------------------------------------------------- raw tables, in step
+RAW_TABLES = ("raw_submission", "raw_value", "raw_task", "raw_read_finding")
+_KEPT_FIELDS = [
+    "content_hash",
+    "file_path",
+    "partition_key",
+    "folder_period",
+    "filename_agency_code",
+    "received_at",
+    "received_source",
+    "parse_tag",
+]
+
+
+def sync_raw_tables(
+    con,
+    raw_dir: Path,
+    partition_key: str,
+    reporter_codes: list[str],
+    register: dict[str, Receipt],
+    now: dt.datetime,
+    cache_dir: Path | None = None,
+    limits=None,
+) -> dict[str, int]:
+    """Bring the raw_* rows of the partition (and of the unassigned slice) in step with the raw folder.
+
+    A workbook on record with the same content, path, slice, receipt and parse (reader version and
+    limits) keeps its rows: it is neither parsed nor rewritten (its loaded_at is set to now). Only
+    new and changed workbooks are read (through the parse cache) and written; the rows of workbooks
+    that left the folder are deleted. All of it in one transaction. Without a cache folder (no
+    index of the folder) every workbook is read and the slices are rewritten whole."""
+    from pipelines.warehouse import align_to_table, transaction
+
+    slices = (partition_key, UNASSIGNED)
+    drop: list[str] | None = None  # None: rewrite both slices whole
+    if cache_dir is None:
+        reads = read_for_partition(raw_dir, partition_key, None, limits)
+        first_seen = record_first_seen(con, [r for r, _ in reads], now)
+    else:
+        partitions, hashes = index_folder(raw_dir, cache_dir, limits)
+        chosen = sorted(p for p, key in partitions.items() if key in slices)
+        first_seen = record_first_seen_of(con, [(hashes[p], p, _size(p)) for p in chosen], now)
+        codes = code_lookup(reporter_codes)
+        tag = parse_tag(limits)
+        wanted: dict[str, tuple] = {}
+        paths_of: dict[str, Path] = {}
+        for path in chosen:
+            content_hash = hashes[path]
+            sid = content_hash[:16]
+            if sid in wanted:
+                continue  # the same file copied twice: one submission
+            receipt = register.get(content_hash) or register.get(path.name)
+            fperiod = folder_period(path, raw_dir)
+            wanted[sid] = (
+                content_hash,
+                str(path),
+                partitions[path],
+                fperiod.code if fperiod else None,
+                filename_agency(path, codes),
+                receipt.received_at if receipt else first_seen.get(content_hash, now),
+                receipt.source if receipt else "first_seen",
+                tag,
+            )
+            paths_of[sid] = path
+        on_record = con.execute(
+            f"select submission_id, {', '.join(_KEPT_FIELDS)} from raw_submission where partition_key in ($a, $b)",
+            {"a": slices[0], "b": slices[1]},
+        ).fetchall()
+        kept = {row[0] for row in on_record if wanted.get(row[0]) == tuple(row[1:])}
+        fresh = [sid for sid in wanted if sid not in kept]
+        parsed = read_all(
+            [paths_of[sid] for sid in fresh], cache_dir, limits, known_hashes={paths_of[s]: wanted[s][0] for s in fresh}
+        )
+        reads = list(zip(parsed, [wanted[sid][2] for sid in fresh], strict=True))
+        drop = sorted({row[0] for row in on_record} - kept)
+    frames = raw_frames(reads, Path(raw_dir), reporter_codes, first_seen, register, now, limits)
+    with transaction(con):
+        for table, frame in frames.items():
+            if drop is None:
+                con.execute(f"delete from {table} where partition_key in ($a, $b)", {"a": slices[0], "b": slices[1]})
+            elif drop:
+                con.execute(
+                    f"delete from {table} where partition_key in ($a, $b) and list_contains($ids, submission_id)",
+                    {"a": slices[0], "b": slices[1], "ids": drop},
+                )
+            if len(frame):
+                con.register("_incoming", align_to_table(con, table, frame))
+                try:
+                    con.execute(f"insert into {table} by name select * from _incoming")
+                finally:
+                    con.unregister("_incoming")
+        con.execute(
+            "update raw_submission set loaded_at = $now where partition_key in ($a, $b)",
+            {"now": now, "a": slices[0], "b": slices[1]},
+        )
+    return {
+        table: con.execute(f"select count(*) from {table} where partition_key = $p", {"p": partition_key}).fetchone()[0]
+        for table in RAW_TABLES
+    }
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 
@@ -24,9 +25,7 @@ from pipelines.periods import Period, parse_date, partition_report
 from pipelines.scorecard import build_scorecard
 from pipelines.tasks import assess_task, parse_due, parse_status
 from pipelines.validation import RuleEngine, ValidationInput
-from pipelines.warehouse import SQL_DIR, replace_frame, table_exists
-
-RAW_TABLES = ("raw_submission", "raw_value", "raw_task", "raw_read_finding")
+from pipelines.warehouse import SQL_DIR, table_exists
 
 
 def dimensions(run: ModelRun) -> dict[str, pd.DataFrame]:
@@ -54,7 +53,7 @@ def read_workbooks(run: ModelRun) -> dict[str, int]:
     if run.partition_key == UNASSIGNED:  # written with the partition's own slice
         return {
             t: con.execute(f"select count(*) from {t} where partition_key = $p", {"p": UNASSIGNED}).fetchone()[0]
-            for t in RAW_TABLES
+            for t in ingest.RAW_TABLES
         }
     ensure_dimensions(con, run.catalog)
     mark_pending(con, run.partition_key)  # before any write of the quarter: the next publish carries it
@@ -66,17 +65,11 @@ def read_workbooks(run: ModelRun) -> dict[str, int]:
 def ingest_partition(
     con, catalog, raw_dir, partition_key, now, register_path=None, cache_dir=None, limits=None
 ) -> dict[str, int]:
-    """Read the partition's workbooks (and the unassigned ones) into the raw_* tables."""
-    reads = ingest.read_for_partition(raw_dir, partition_key, cache_dir, limits)
-    first_seen = ingest.record_first_seen(con, [r for r, _ in reads], now)
-    reporters = catalog.org_units[catalog.org_units["reports"]]["code"].tolist()
-    frames = ingest.raw_frames(reads, raw_dir, reporters, first_seen, ingest.load_receipt_register(register_path), now)
-    counts = {}
-    for table, frame in frames.items():
-        for key in (partition_key, UNASSIGNED):
-            part = frame[frame["partition_key"] == key] if not frame.empty else frame
-            counts[f"{table}:{key}"] = replace_frame(con, table, part, {"partition_key": key})
-    return {table: counts[f"{table}:{partition_key}"] for table in frames}
+    """The raw_* tables of the partition (and of the unassigned slice), in step with the raw folder:
+    only new and changed workbooks are read and written (pipelines.ingest.sync_raw_tables)."""
+    reporters = [unit.code for unit in catalog.reporters]
+    register = ingest.load_receipt_register(register_path)
+    return ingest.sync_raw_tables(con, Path(raw_dir), partition_key, reporters, register, now, cache_dir, limits)
 
 
 HISTORY_YEARS = 3  # the agency's own history for outlier rules: the report windows of the last 3 years
@@ -90,10 +83,12 @@ def validate(run: ModelRun) -> pd.DataFrame:
     history = pd.DataFrame()
     if collecting and table_exists(run.con, "int_element_value"):
         # a bounded read: a quarter costs the same after ten years of history
-        history = run.read("history", first_year=collecting.year - HISTORY_YEARS, year=collecting.year)
-        if not history.empty:
-            order = history["period_code"].map(lambda p: (int(p[:4]), Period(int(p[:4]), p[5:]).last_month))
-            history = history[order < (collecting.year, collecting.last_month)]
+        history = run.read(
+            "history",
+            first_year=collecting.year - HISTORY_YEARS,
+            year=collecting.year,
+            before=collecting.year * 12 + collecting.last_month,
+        )
     findings = RuleEngine(run.catalog).validate(
         ValidationInput(run.read("submissions"), run.read("values"), history, collecting.code if collecting else None)
     )

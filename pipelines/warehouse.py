@@ -197,7 +197,7 @@ def replace_from_query(
     params = dict(params or {})
     where, where_params = _where(slice_ or {})
     bound = _used_params(sql, params)
-    with _transaction(con):
+    with transaction(con):
         if not table_exists(con, table):
             con.execute(f"create table {table} as select * from ({sql}) where false", bound)
         else:
@@ -221,7 +221,8 @@ def _registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> Iterator
 
 
 @contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit the block's statements together, or none of them."""
     con.execute("begin transaction")
     try:
         yield
@@ -249,10 +250,8 @@ def replace_frame(
     """Replace a slice of an existing table (declared in sql/ddl) with a DataFrame's rows."""
     table = _ident(table)
     where, where_params = _where(slice_ or {})
-    columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
-    missing = [c for c in columns if c not in frame.columns]
-    frame = frame.assign(**{c: None for c in missing})[columns]
-    with _transaction(con):
+    frame = align_to_table(con, table, frame)
+    with transaction(con):
         con.execute(f"delete from {table} where {where}", where_params)
         if len(frame):
             with _registered(con, frame) as name:
@@ -260,9 +259,16 @@ def replace_frame(
     return len(frame)
 
 
+def align_to_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with the table's columns, in its order (columns it lacks are NULL)."""
+    columns = [row[0] for row in con.execute(f"describe {_ident(table)}").fetchall()]
+    missing = [c for c in columns if c not in frame.columns]
+    return frame.assign(**{c: None for c in missing})[columns]
+
+
 def replace_frame_as(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
     """Replace a whole table (a dimension) with a DataFrame, creating it from the frame."""
     table = _ident(table)
-    with _transaction(con), _registered(con, frame) as name:
+    with transaction(con), _registered(con, frame) as name:
         con.execute(f"create or replace table {table} as select * from {name}")
     return len(frame)

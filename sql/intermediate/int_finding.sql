@@ -32,6 +32,7 @@ select * from raw_read_finding
 where partition_key = $partition_key;
 
 -- input: history (lagged)
+-- the report windows that ended before the collected one ($before = year * 12 + its last month)
 select
     agency_code,
     period_code,
@@ -39,4 +40,8 @@ select
     value,
     kind
 from int_element_value
-where not is_derived and period_year between $first_year and $year;
+where
+    not is_derived
+    and period_year between $first_year and $year
+    and period_year * 12 + case right(period_code, 2) when 'Q1' then 3 when 'H1' then 6 when 'Q3' then 9 else 12 end
+    < $before;

@@ -24,5 +24,6 @@ create table if not exists raw_submission (
     form_version varchar,
     received_at timestamptz not null,
     received_source varchar not null,
-    loaded_at timestamptz not null
+    loaded_at timestamptz not null,
+    parse_tag varchar
 );
