@@ -424,6 +424,7 @@ def read_all(
 
 # ------------------------------------------------------------------------- raw tables, in step
 RAW_TABLES = ("raw_submission", "raw_value", "raw_task", "raw_read_finding")
+WRITE_BATCH = 500  # workbooks parsed (or loaded from the parse cache) and written at a time
 _KEPT_FIELDS = [
     "content_hash",
     "file_path",
@@ -460,6 +461,11 @@ def sync_raw_tables(
     if cache_dir is None:
         reads = read_for_partition(raw_dir, partition_key, None, limits)
         first_seen = record_first_seen(con, [r for r, _ in reads], now)
+        pending: list = list({read.content_hash: (read, key) for read, key in reversed(reads)}.values())[::-1]
+
+        def reads_of(batch: list) -> list[tuple[WorkbookRead, str]]:
+            return batch
+
     else:
         partitions, hashes = index_folder(raw_dir, cache_dir, limits)
         chosen = sorted(p for p, key in partitions.items() if key in slices)
@@ -492,14 +498,17 @@ def sync_raw_tables(
         ).fetchall()
         kept = {row[0] for row in on_record if wanted.get(row[0]) == tuple(row[1:])}
         fresh = [sid for sid in wanted if sid not in kept]
-        parsed = read_all(
-            [paths_of[sid] for sid in fresh], cache_dir, limits, known_hashes={paths_of[s]: wanted[s][0] for s in fresh}
-        )
-        reads = list(zip(parsed, [wanted[sid][2] for sid in fresh], strict=True))
         drop = sorted({row[0] for row in on_record} - kept)
-    frames = raw_frames(reads, Path(raw_dir), reporter_codes, first_seen, register, now, limits)
+
+        def reads_of(batch: list[str]) -> list[tuple[WorkbookRead, str]]:
+            known = {paths_of[sid]: wanted[sid][0] for sid in batch}
+            parsed = read_all([paths_of[sid] for sid in batch], cache_dir, limits, known_hashes=known)
+            return list(zip(parsed, [wanted[sid][2] for sid in batch], strict=True))
+
+        pending = fresh
+
     with transaction(con):
-        for table, frame in frames.items():
+        for table in RAW_TABLES:
             if drop is None:
                 con.execute(f"delete from {table} where partition_key in ($a, $b)", {"a": slices[0], "b": slices[1]})
             elif drop:
@@ -507,12 +516,15 @@ def sync_raw_tables(
                     f"delete from {table} where partition_key in ($a, $b) and list_contains($ids, submission_id)",
                     {"a": slices[0], "b": slices[1], "ids": drop},
                 )
-            if len(frame):
-                con.register("_incoming", align_to_table(con, table, frame))
-                try:
-                    con.execute(f"insert into {table} by name select * from _incoming")
-                finally:
-                    con.unregister("_incoming")
+        for start in range(0, len(pending), WRITE_BATCH):  # a batch at a time: memory stays flat
+            batch = reads_of(pending[start : start + WRITE_BATCH])
+            for table, frame in raw_frames(batch, Path(raw_dir), reporter_codes, first_seen, register, now, limits).items():
+                if len(frame):
+                    con.register("_incoming", align_to_table(con, table, frame))
+                    try:
+                        con.execute(f"insert into {table} by name select * from _incoming")
+                    finally:
+                        con.unregister("_incoming")
         con.execute(
             "update raw_submission set loaded_at = $now where partition_key in ($a, $b)",
             {"now": now, "a": slices[0], "b": slices[1]},

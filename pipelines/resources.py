@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -46,6 +47,7 @@ class WarehouseResource(ConfigurableResource):
     database_path: str = "data/curated/cchc.duckdb"
     work_dir: str = ""  # default: <folder of database_path>/.cchc-work
     lock_timeout_seconds: float = 1800
+    memory_limit: str = "512MB"  # CCHC_DUCKDB_MEMORY: DuckDB's own memory for the run (it spills beyond)
     lake: str = ""  # CCHC_LAKE: a DuckLake catalog (postgres:... or a .ducklake file); empty = no lake
     lake_data: str = ""  # CCHC_LAKE_DATA: the lake's data folder or object-store URL
     lake_jurisdictions: str = ""  # CCHC_LAKE_JURISDICTIONS: "CT,TD"; empty = every reporting jurisdiction
@@ -72,6 +74,8 @@ class WarehouseResource(ConfigurableResource):
         opening the file per step cost ~20 ms and a checkpoint each time."""
         if self._lock is not None and self._con is None:
             self._con = Warehouse(self.work_path, legacy=self.published_path).open()
+            if self.memory_limit:  # a checked size, not free text
+                self._con.execute(f"set memory_limit = '{_memory(self.memory_limit)}'")
         return Warehouse(self.work_path, legacy=self.published_path, shared=self._con)
 
     def run_lock(self) -> RunLock:
@@ -179,6 +183,16 @@ def _read_limits(env: Mapping[str, str]) -> dict[str, float]:
     return {f.name: getattr(limits, f.name) for f in fields(ReadLimits) if getattr(limits, f.name) != getattr(default, f.name)}
 
 
+def _memory(text: str) -> str:
+    """A DuckDB memory size ("512MB", "2GB", "75%"); a bad value is a clear configuration error."""
+    text = str(text).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", text, re.I):
+        raise ConfigError(
+            f"CCHC_DUCKDB_MEMORY={text!r} phải là một dung lượng như 512MB, 2GB hoặc 75% / must be a size such as 512MB, 2GB or 75%"
+        )
+    return text
+
+
 def build_resources(env: Mapping[str, str] | None = None) -> dict:
     """The resources, configured from CCHC_* environment variables (see docs/operations.md)."""
     env = os.environ if env is None else env
@@ -188,6 +202,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
             database_path=env.get("CCHC_DATABASE", "data/curated/cchc.duckdb"),
             work_dir=env.get("CCHC_WORK_DIR", ""),
             lock_timeout_seconds=_number(env, "CCHC_LOCK_TIMEOUT", "1800"),
+            memory_limit=_memory(env.get("CCHC_DUCKDB_MEMORY", "512MB")),
             **_lake(env),
         ),
         "raw": RawFolderResource(

@@ -154,3 +154,13 @@ def test_a_successful_quarterly_run_requests_the_publish_of_its_quarter(tmp_path
     request = publish_after_success(context)
     assert request.tags["cchc/partitions"] == "2024-Q1" and request.run_key == f"publish-after:{result.run_id}"
     assert publish_after_success.job_name == "cchc_publish"
+
+
+def test_duckdb_memory_comes_from_the_environment_and_a_bad_value_is_refused(tmp_path):
+    from pipelines.errors import ConfigError
+
+    built = build_definitions({"CCHC_DATABASE": str(tmp_path / "x.duckdb"), "CCHC_DUCKDB_MEMORY": "2GB"})
+    assert built.resources["warehouse"].memory_limit == "2GB"
+    assert build_definitions({"CCHC_DATABASE": str(tmp_path / "x.duckdb")}).resources["warehouse"].memory_limit == "512MB"
+    with pytest.raises(ConfigError, match="CCHC_DUCKDB_MEMORY"):
+        build_definitions({"CCHC_DUCKDB_MEMORY": "lots; drop table x"})
