@@ -25,7 +25,7 @@ from pipelines.periods import Period, parse_date, partition_report
 from pipelines.scorecard import build_scorecard
 from pipelines.tasks import assess_task, parse_due, parse_status
 from pipelines.validation import RuleEngine, ValidationInput
-from pipelines.warehouse import SQL_DIR, table_exists
+from pipelines.warehouse import SQL_DIR, replace_frame, table_exists
 
 
 def dimensions(run: ModelRun) -> dict[str, pd.DataFrame]:
@@ -77,8 +77,15 @@ HISTORY_YEARS = 3  # the agency's own history for outlier rules: the report wind
 FINDING_KEY = ["submission_id", "source", "rule_id", "sheet", "cell", "code"]
 
 
-def validate(run: ModelRun) -> pd.DataFrame:
-    """int_finding: read findings plus every broken validation rule, for the slice's workbooks."""
+def validate(run: ModelRun) -> int:
+    """int_finding: read findings plus every broken validation rule, for the slice's workbooks.
+
+    A workbook validated before under the same rules (its submission_id is its content) keeps its
+    workbook-rule findings (value, duplicate, compare rules) and is not checked by them again; the
+    rules that look beyond the workbook (peers, own history, receipt and period) run on all.
+    Writes int_finding and validation_state together."""
+    from pipelines.warehouse import transaction
+
     collecting = partition_report(run.partition_key) if run.partition_key != UNASSIGNED else None
     history = pd.DataFrame()
     if collecting and table_exists(run.con, "int_element_value"):
@@ -89,15 +96,30 @@ def validate(run: ModelRun) -> pd.DataFrame:
             year=collecting.year,
             before=collecting.year * 12 + collecting.last_month,
         )
-    findings = RuleEngine(run.catalog).validate(
-        ValidationInput(run.read("submissions"), run.read("values"), history, collecting.code if collecting else None)
+    engine = RuleEngine(run.catalog)
+    submissions = run.read("submissions")
+    current = set(submissions["submission_id"])
+    known = set(run.read("validated", version=engine.version)["submission_id"]) & current
+    on_record = run.read("on_record", version=engine.version)
+    kept = on_record[on_record["submission_id"].isin(known) & on_record["rule_id"].isin(engine.workbook_rule_ids)]
+    findings = engine.validate(
+        ValidationInput(submissions, run.read("values"), history, collecting.code if collecting else None), known=known
     )
     findings = pd.concat(
-        [run.read("read_findings").assign(source="read"), findings.assign(source="rule", partition_key=run.partition_key)],
+        [
+            run.read("read_findings").assign(source="read"),
+            kept,
+            findings.assign(source="rule", partition_key=run.partition_key),
+        ],
         ignore_index=True,
     )
     # one finding per rule and place: a rule reached twice at the same cell is one problem
-    return findings.drop_duplicates(subset=[c for c in FINDING_KEY if c in findings.columns])
+    findings = findings.drop_duplicates(subset=[c for c in FINDING_KEY if c in findings.columns])
+    state = pd.DataFrame({"partition_key": run.partition_key, "submission_id": sorted(current), "rules_version": engine.version})
+    with transaction(run.con):
+        replace_frame(run.con, "int_finding", findings, {"partition_key": run.partition_key}, atomic=False)
+        replace_frame(run.con, "validation_state", state, {"partition_key": run.partition_key}, atomic=False)
+    return len(findings)
 
 
 def broken_error_rules(run: ModelRun) -> pd.DataFrame:

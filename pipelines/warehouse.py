@@ -7,6 +7,7 @@ inside a transaction, so re-running a quarter gives the same tables.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
@@ -246,12 +247,14 @@ def replace_frame(
     table: str,
     frame: pd.DataFrame,
     slice_: Mapping[str, object] | None = None,
+    atomic: bool = True,
 ) -> int:
-    """Replace a slice of an existing table (declared in sql/ddl) with a DataFrame's rows."""
+    """Replace a slice of an existing table (declared in sql/ddl) with a DataFrame's rows, in a
+    transaction of its own (atomic=False: inside the caller's `transaction`)."""
     table = _ident(table)
     where, where_params = _where(slice_ or {})
     frame = align_to_table(con, table, frame)
-    with transaction(con):
+    with transaction(con) if atomic else contextlib.nullcontext():
         con.execute(f"delete from {table} where {where}", where_params)
         if len(frame):
             with _registered(con, frame) as name:

@@ -236,3 +236,52 @@ def test_the_worked_example_adds_a_curated_table_with_one_file(tmp_path, catalog
         outcomes = run_checks(models[name], ModelRun(con, "2024-Q1"))
     assert rows == [("TD-XA-DAIAN2", 1, 1, 0), ("TD-XA-LIEUTU", 2, 1, 1)]
     assert all(o.passed for o in outcomes)
+
+
+def test_a_rerun_validates_only_new_workbooks_with_the_workbook_rules(tmp_path, catalog, monkeypatch):
+    """Findings of the value, duplicate and compare rules are kept for a workbook validated before
+    under the same rules; peers and history are looked at again; the result equals a fresh run."""
+    from pipelines import steps as pipeline_steps
+    from pipelines.validation import RuleEngine
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    folder = raw / "2024-Q1"
+    make_form(folder / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10, "HSO.02": 40})  # rejected
+    make_form(folder / "TD-XA-TAIVAN_2024-Q1.xlsx", "TD-XA-TAIVAN", "Quý I/2024", {"HSO.01": 10, "HSO.02": 4})
+    make_form(folder / "TD-XA-DAIAN2_2024-Q1.xlsx", "TD-XA-DAIAN2", "Quý I/2024", {"HSO.01": 5, "HSO.02": -1})  # rejected
+    now = dt.datetime(2024, 4, 20, 9, tzinfo=LOCAL_TZ)
+    seen: list[set] = []
+    validate = RuleEngine.validate
+    monkeypatch.setattr(
+        RuleEngine, "validate", lambda self, data, known=frozenset(): seen.append(set(known)) or validate(self, data, known)
+    )
+
+    def findings(con) -> list:
+        return con.execute(
+            "select * exclude (partition_key) from int_finding where partition_key = '2024-Q1' order by all"
+        ).fetchall()
+
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        pipeline_steps.publish_dimensions(con, catalog)
+        pipeline_steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        assert seen[0] == set()
+        first = findings(con)
+        assert {r[2] for r in first} >= {"V_OFWHICH_HSO02", "V_NON_NEGATIVE"}
+        make_form(folder / "TD-XA-TAIVAN_2024-Q1.xlsx", "TD-XA-TAIVAN", "Quý I/2024", {"HSO.01": 10, "HSO.02": 11})  # now broken
+        pipeline_steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        unchanged = {
+            r[0]
+            for r in con.execute("select submission_id from raw_submission where file_name not like 'TD-XA-TAIVAN%'").fetchall()
+        }
+        assert seen[2] == unchanged  # [1] is the unassigned slice
+        again = findings(con)
+        # new rules (or new code) invalidate what is on record
+        monkeypatch.setattr(RuleEngine, "version", "another")
+        pipeline_steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        assert seen[4] == set() and findings(con) == again
+    with Warehouse(tmp_path / "fresh.duckdb").connect() as con:
+        pipeline_steps.publish_dimensions(con, catalog)
+        pipeline_steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed2")
+        assert findings(con) == again
+    assert {r[2] for r in again} >= {"V_OFWHICH_HSO02", "V_NON_NEGATIVE"} and len(again) == len(first) + 1

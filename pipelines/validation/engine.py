@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,8 +68,33 @@ class RuleEngine:
         return self.engine.run_suite(frame, specs, index_column)
 
     # ------------------------------------------------------------------ public
-    def validate(self, data: ValidationInput) -> pd.DataFrame:
-        """Every finding for the submissions, as a DataFrame with FINDING_COLUMNS."""
+    WORKBOOK_KINDS = ("value_check", "duplicate", "compare")  # rules that look at one workbook's figures only
+
+    @cached_property
+    def workbook_rule_ids(self) -> frozenset[str]:
+        """The rules whose findings depend on one workbook's figures alone (and the catalog)."""
+        return frozenset(rule.rule_id for rule in self.rules if rule.kind in self.WORKBOOK_KINDS)
+
+    @cached_property
+    def version(self) -> str:
+        """What the workbook rules' findings depend on besides the figures: the rules, the element and
+        unit lookups, the expectation engine and this package's code. Equal versions, equal findings."""
+        digest = hashlib.sha256()
+        for rule in self.rules:
+            digest.update(repr(rule.model_dump()).encode())
+        for lookup in (self.value_type, self.kind, self.parent, self.short_name, self.admin_level, self.jurisdiction):
+            digest.update(repr(sorted(lookup.items())).encode())
+        digest.update(type(self.engine).__name__.encode())
+        for path in [*sorted(Path(__file__).parent.glob("*.py")), Path(__file__).parent.parent / "expectations.py"]:
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
+
+    def validate(self, data: ValidationInput, known: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
+        """Every finding for the submissions, as a DataFrame with FINDING_COLUMNS.
+
+        known: submissions whose workbook-rule findings are already on record (same content, same
+        `version`): those rules skip them; the rules that compare a workbook with its peers, its
+        history or its receipt run on every submission."""
         findings: list[dict] = []
         subs = data.submissions[data.submissions["readable"]] if not data.submissions.empty else data.submissions
         if not subs.empty:
@@ -74,10 +102,12 @@ class RuleEngine:
         values = data.values[data.values["submission_id"].isin(subs["submission_id"])] if not subs.empty else data.values
         if not values.empty:
             long = self._long_frame(values, subs)
-            findings += value_findings(self, long)
-            findings += duplicate_findings(self, long)
-            wide, cells = self._wide_frame(long)
-            findings += compare_findings(self, wide, cells)
+            fresh = long[~long["submission_id"].isin(known)] if known else long
+            if not fresh.empty:
+                findings += value_findings(self, fresh)
+                findings += duplicate_findings(self, fresh)
+                wide, cells = self._wide_frame(fresh)
+                findings += compare_findings(self, wide, cells)
             findings += outlier_findings(self, long, data.history)
         return pd.DataFrame(findings, columns=FINDING_COLUMNS)
 

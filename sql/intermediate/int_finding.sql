@@ -31,6 +31,23 @@ where partition_key = $partition_key;
 select * from raw_read_finding
 where partition_key = $partition_key;
 
+-- input: on_record (lagged)
+-- the slice's findings from the last run, of the workbooks validated then under the same rules
+select f.*
+from int_finding as f
+where
+    f.partition_key = $partition_key
+    and f.source = 'rule'
+    and f.submission_id in (
+        select v.submission_id from validation_state as v
+        where v.partition_key = $partition_key and v.rules_version = $version  -- noqa: RF02 ($version is a parameter)
+    );
+
+-- input: validated (lagged)
+select submission_id
+from validation_state
+where partition_key = $partition_key and rules_version = $version;
+
 -- input: history (lagged)
 -- the report windows that ended before the collected one ($before = year * 12 + its last month)
 select
