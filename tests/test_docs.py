@@ -7,10 +7,13 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from pipelines.warehouse import Warehouse
 from tests.conftest import REPO, fill_an_empty_quarter
 
 
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
 def test_every_curated_column_is_documented(tmp_path, catalog):
     db = tmp_path / "docs.duckdb"
     with Warehouse(db).connect() as con:

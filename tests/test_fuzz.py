@@ -37,9 +37,10 @@ settings.register_profile(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+settings.register_profile("fast", settings.get_profile("ci"), max_examples=30)  # the fast tier (tests/conftest.py)
 settings.register_profile("deep", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-FEW = settings(settings.get_profile(PROFILE), max_examples=60 if PROFILE == "ci" else 2000)
+FEW = settings(settings.get_profile(PROFILE), max_examples={"ci": 60, "fast": 15}.get(PROFILE, 2000))
 
 NUMBERISH = st.text(alphabet="0123456789.,  -−–+%()'e", max_size=24)
 CELL_VALUES = st.one_of(

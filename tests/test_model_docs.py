@@ -66,6 +66,7 @@ def test_the_data_dictionary_is_generated_from_the_model():
     assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
 def test_every_published_table_view_and_column_has_an_entry(published):
     model = {t["name"]: t for t in model_docs.objects(model_docs.load_model(), published_only=True)}
     objects = _published_objects(published)
@@ -96,6 +97,7 @@ def test_every_published_table_view_and_column_has_an_entry(published):
     assert all(kinds[name] == table.get("kind", "table") for name, table in model.items())
 
 
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
 def test_private_data_is_documented_but_not_published(published):
     objects = _published_objects(published)
     model = model_docs.load_model()
@@ -105,6 +107,7 @@ def test_private_data_is_documented_but_not_published(published):
     assert not {"act_by_email", "par_office_email"} & alert
 
 
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
 def test_every_table_view_and_column_carries_its_comment(published):
     model = {t["name"]: t for t in model_docs.objects(model_docs.load_model(), published_only=True)}
     objects = _published_objects(published)
@@ -131,6 +134,7 @@ def test_views_and_publish_time_tables_each_have_one_sql_file_and_an_entry():
         assert "select * from final" in sql and "publish_target" not in sql
 
 
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
 @pytest.mark.skipif(not DUCKDB_CLI.exists(), reason=f"the DuckDB command line is not installed at {DUCKDB_CLI}")
 def test_views_work_when_the_published_file_is_opened_directly(published):
     for name in model_docs.view_names(model_docs.load_model()):
@@ -144,6 +148,7 @@ def test_views_work_when_the_published_file_is_opened_directly(published):
         assert out.stdout.splitlines()[0].split(",")[0]  # the header row: the view bound its tables
 
 
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
 def test_views_are_stored_unqualified(published):
     con = duckdb.connect(str(published), read_only=True)
     try:
@@ -162,6 +167,7 @@ def test_document_refuses_to_run_with_the_target_as_default(tmp_path):
         con.close()
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_describe_reads_types_and_comments(published):
     described = schema.describe(published)
     types = {t for columns in described.values() for t in (c["type"] for c in columns)}

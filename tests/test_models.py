@@ -238,6 +238,7 @@ def test_the_worked_example_adds_a_curated_table_with_one_file(tmp_path, catalog
     assert all(o.passed for o in outcomes)
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_a_rerun_validates_only_new_workbooks_with_the_workbook_rules(tmp_path, catalog, monkeypatch):
     """Findings of the value, duplicate and compare rules are kept for a workbook validated before
     under the same rules; peers and history are looked at again; the result equals a fresh run."""

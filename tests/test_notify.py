@@ -185,6 +185,7 @@ def _eml(folder):
     return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(folder.glob("*.eml"))]
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_summary_email_carries_the_quarter_report_and_is_not_resent(tiny, tmp_path):
     con, catalog = tiny
     outbox = tmp_path / "outbox"

@@ -37,6 +37,7 @@ def test_a_publish_carries_the_curated_tables_but_no_contacts(work, tmp_path):
         con.close()
 
 
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
 def test_a_table_that_breaks_its_key_stops_the_publish_and_keeps_the_last_state(work, tmp_path):
     target = tmp_path / "pub" / "cchc.duckdb"
     publish(work, target, run_id="good")
@@ -109,6 +110,7 @@ def test_an_incremental_publish_equals_a_full_one(work, tmp_path):
         con.close()
 
 
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
 def test_a_published_file_changed_by_someone_else_is_never_the_base(work, tmp_path):
     target = tmp_path / "pub" / "cchc.duckdb"
     publish(work, target, run_id="first")

@@ -34,6 +34,7 @@ def _path(report, suffix):
     return next(p for p in report["paths"] if p.suffix == suffix)
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_files_of_one_set(report):
     names = [p.name for p in report["paths"]]
     assert names[:2] == list(report_file_names("TT", "2024-Q4")) == ["CCHC_TT_2024-Q4.xlsx", "CCHC_TT_2024-Q4.pdf"]
@@ -64,6 +65,7 @@ def test_period_must_be_a_quarter(bad):
         parse_quarter(bad)
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_workbook_sheets_and_print_setup(report):
     book = openpyxl.load_workbook(_path(report, ".xlsx"))
     assert book.sheetnames == [
@@ -90,6 +92,7 @@ def test_workbook_sheets_and_print_setup(report):
         assert "conditionalFormatting" in conditional
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_summary_values_equal_the_scorecard(report):
     sheet = openpyxl.load_workbook(_path(report, ".xlsx"))[SUMMARY_SHEET]
     header = [c.value.split("\n")[0] for c in sheet[HEADER_ROW + 1]]
@@ -112,6 +115,7 @@ def test_summary_values_equal_the_scorecard(report):
     assert cell.data_type == "n" and cell.number_format == '0.0"%"'  # numbers stay numbers, with a format
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_text_from_workbooks_and_catalog_is_never_a_formula(report):
     book = openpyxl.load_workbook(_path(report, ".xlsx"))
     texts = {}
@@ -132,6 +136,7 @@ def test_text_from_workbooks_and_catalog_is_never_a_formula(report):
                 assert "<f>" not in archive.read(name).decode()
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_level_sheet_agencies_by_indicators(report):
     sheet = openpyxl.load_workbook(_path(report, ".xlsx"))[LEVEL_SHEET["commune"]]
     header = [c.value for c in sheet[HEADER_ROW + 1]]
@@ -142,6 +147,7 @@ def test_level_sheet_agencies_by_indicators(report):
     assert set(rows) == {"TT-XA-MOT", "TT-XA-HAI", "TT"}
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_timeliness_and_alerts_sheets(report):
     book = openpyxl.load_workbook(_path(report, ".xlsx"))
     timeliness = {r[1]: r for r in book["Nộp báo cáo"].iter_rows(min_row=HEADER_ROW + 2, values_only=True) if r[1]}
@@ -153,6 +159,7 @@ def test_timeliness_and_alerts_sheets(report):
     assert [r[1] for r in alerts] == ["Chưa nộp", "Bị từ chối", "Nộp trễ"]
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 def test_pdf_text_is_vietnamese_with_diacritics(report):
     reader = PdfReader(_path(report, ".pdf"))
     text = unicodedata.normalize("NFC", "\n".join(page.extract_text() for page in reader.pages))
@@ -173,6 +180,7 @@ def test_pdf_text_is_vietnamese_with_diacritics(report):
     assert fonts and all("DejaVu" in name for name in fonts)  # the shipped font is embedded, no system font
 
 
+@pytest.mark.slow  # several runs or the whole report: the full tier
 @pytest.mark.parametrize("name", ["ty-le-nop-bao-cao", "ban-do-nhiet", "xu-huong_on_time_rate", "xu-huong_result_digitization"])
 def test_png_charts_are_real_images(report, name):
     path = next(p for p in report["paths"] if p.name.endswith(f"_{name}.png"))
