@@ -119,9 +119,14 @@ def file_partition(read: WorkbookRead, folder: Period | None) -> str:
     """The quarter partition that collects the workbook's period; UNASSIGNED when the period
     cannot be read or lies outside the partitions (a future or a too-old year): such a
     workbook is still on record, validated and answered."""
+    return partition_of(read.period, folder)
+
+
+def partition_of(declared: Period | None, folder: Period | None) -> str:
+    """file_partition from the declared period (else the folder's)."""
     from pipelines.partitions import QUARTER_KEYS
 
-    period = read.period or folder
+    period = declared or folder
     key = report_partition_key(period) if period else UNASSIGNED
     return key if key in QUARTER_KEYS else UNASSIGNED
 
@@ -298,10 +303,12 @@ def index_folder(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> t
         else:
             unknown.append((path, stat))
     if unknown:
-        for (path, stat), read in zip(unknown, read_all([p for p, _ in unknown], cache_dir, limits), strict=True):
-            partitions[path] = file_partition(read, folder_period(path, raw_dir))
-            hashes[path] = read.content_hash
-            index[str(path)] = (stat.st_size, stat.st_mtime_ns, read.content_hash, partitions[path])
+        for (path, stat), (content_hash, period) in zip(
+            unknown, index_reads([p for p, _ in unknown], cache_dir, limits), strict=True
+        ):
+            partitions[path] = partition_of(period, folder_period(path, raw_dir))
+            hashes[path] = content_hash
+            index[str(path)] = (stat.st_size, stat.st_mtime_ns, content_hash, partitions[path])
     kept = {str(p) for p in partitions}
     index = {k: v for k, v in index.items() if k in kept}
     index_file.parent.mkdir(parents=True, exist_ok=True)
@@ -419,6 +426,43 @@ def read_all(
         results[i] = read
         if cache_file is not None and read.content_hash == cache_file.name.split(".")[0]:
             _store(cache_file, read)
+    return [results[i] for i in range(len(paths))]
+
+
+def _read_and_store(args: tuple[Path, object, Path | None]) -> tuple[str, Period | None]:
+    """In a worker: read a workbook, keep its parse in the cache, send back only what the folder
+    index needs (sending whole parses between processes cost as much as parsing them)."""
+    path, limits, cache_file = args
+    read = _read_one((path, limits))
+    if cache_file is not None and read.content_hash == cache_file.name.split(".")[0]:
+        _store(cache_file, read)
+    return read.content_hash, read.period
+
+
+def index_reads(paths: list[Path], cache_dir: Path, limits=None, workers: int | None = None) -> list[tuple[str, Period | None]]:
+    """(content hash, declared period) of each workbook, in the order given, parsing (and caching)
+    those whose content was not seen before, in parallel processes when there are many."""
+    results: dict[int, tuple[str, Period | None]] = {}
+    misses: list[tuple[int, Path, Path | None]] = []
+    for i, path in enumerate(paths):
+        content_hash = _file_hash(path, limits)
+        cache_file = _cache_file(cache_dir, content_hash, limits) if content_hash else None
+        cached = _load_cached(cache_file, path) if cache_file and cache_file.exists() else None
+        if cached is not None:
+            results[i] = (cached.content_hash, cached.period)
+        else:
+            misses.append((i, path, cache_file))
+    jobs = [(path, limits, cache_file) for _, path, cache_file in misses]
+    workers = workers or os.cpu_count() or 1
+    if len(misses) >= PARALLEL_FROM and workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            found = list(pool.map(_read_and_store, jobs, chunksize=16))
+    else:
+        found = [_read_and_store(job) for job in jobs]
+    for (i, _, _), item in zip(misses, found, strict=True):
+        results[i] = item
     return [results[i] for i in range(len(paths))]
 
 
