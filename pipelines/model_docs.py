@@ -43,6 +43,7 @@ def load_model(path: Path = MODEL_PATH) -> dict:
             header = models[table["name"]]
             table["grain"] = header.description
             table["key"] = list(header.grain)
+            table["model_file"] = header.path.relative_to(REPO_ROOT).as_posix()
     return model
 
 
@@ -90,10 +91,15 @@ def render_markdown(model: dict) -> str:
             out += [text, ""]
             if table.get("key"):
                 shown = ", ".join(f"`{c.rstrip('?')}`" + (" (may be null)" if c.endswith("?") else "") for c in table["key"])
-                out += [
-                    f"Key: {shown} — unique, checked when the table is built (a blocking asset check) and again before every publish (a duplicate stops the publish).",
-                    "",
-                ]
+                source = table.get("model_file")
+                published = table.get("published", True)
+                if source and published:
+                    when = f"declared in `{source}`; checked when the table is built (a blocking asset check) and again before every publish (a duplicate stops the publish)"
+                elif source:
+                    when = f"declared in `{source}`; checked when the table is built (a blocking asset check)"
+                else:
+                    when = "checked before every publish (a duplicate stops the publish)"
+                out += [f"Key: {shown} — unique, {when}.", ""]
             out += ["| column | type | meaning | tiếng Việt |", "|---|---|---|---|"]
             for column in table["columns"]:
                 meaning, vi = _cell(column["description"]), _cell(column.get("vi", ""))

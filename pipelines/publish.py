@@ -250,8 +250,8 @@ class GrainError(RuntimeError):
             for t, v in broken.items()
         )
         super().__init__(
-            f"Không công bố: bảng vi phạm khóa (grain) đã khai trong sql/published/model.yaml / not published: tables break their"
-            f" declared key: {detail}. Đây là lỗi của chương trình, không phải của số liệu gửi lên / a defect of the pipeline, not"
+            f"Không công bố: bảng vi phạm khóa (grain) đã khai trong tệp mô hình sql/<tầng>/<bảng>.sql / not published: tables"
+            f" break the key declared in their model file (sql/<layer>/<table>.sql): {detail}. Đây là lỗi của chương trình, không phải của số liệu gửi lên / a defect of the pipeline, not"
             " of a submission."
         )
 
