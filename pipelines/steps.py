@@ -200,7 +200,11 @@ def external_values(run: ModelRun) -> dict[str, pd.DataFrame]:
     <raw>/external (whole tables: the input is small)."""
     from pipelines.external import external_tables
 
-    return external_tables(run.con, run.catalog, run.raw_dir, run.now, run.limits)
+    tables = external_tables(run.con, run.catalog, run.raw_dir, run.now, run.limits)
+    findings = tables["fct_external_finding"]
+    if not findings.empty:  # one finding per rule and place (the table's grain)
+        tables["fct_external_finding"] = findings.drop_duplicates(["content_hash", "row_number", "rule_id", "cell"])
+    return tables
 
 
 def plan_tasks(run: ModelRun) -> pd.DataFrame:

@@ -79,7 +79,7 @@ def test_error_checks_block_and_warnings_do_not():
         for check in model.checks:
             spec = GRAPH.get_check_spec(AssetCheckKey(AssetKey(name), check.name))
             assert spec.blocking == (check.severity == "error"), (name, check.name)
-    assert GRAPH.get_check_spec(AssetCheckKey(AssetKey("fct_submission"), "agency_code_in_dim_agency")).blocking
+    assert GRAPH.get_check_spec(AssetCheckKey(AssetKey("fct_indicator_value"), "org_unit_code_in_dim_agency")).blocking
 
 
 def test_a_quarter_runs_in_one_step_per_layer():
@@ -126,22 +126,49 @@ def test_a_model_may_not_read_a_later_layer(tmp_path):
 
 
 def test_grain_and_reference_checks_find_their_offenders():
+    """fct_plan_task_status: one row per submission_id x sheet x row_number; agency_code -> dim_agency."""
+    model = MODELS["fct_plan_task_status"]
     con = duckdb.connect()
     con.execute("create table dim_agency as select * from (values ('A'), ('B')) as t(org_unit_code)")
     con.execute(
-        "create table fct_submission as select * from (values "
-        "('s1', '2024-Q1', 'A'), ('s1', '2024-Q1', 'B'), (null, '2024-Q1', 'Z'), ('s3', '2024-Q2', 'Q'), ('s4', '2024-Q1', null)) "
-        "as t(submission_id, partition_key, agency_code)"
+        "create table fct_plan_task_status as select * from (values "
+        "('s1', 'NV', 7, '2024-Q1', 'A'), ('s1', 'NV', 7, '2024-Q1', 'B'), (null, 'NV', 8, '2024-Q1', 'Z'),"
+        " ('s3', 'NV', 7, '2024-Q2', 'Q'), ('s4', 'NV', 9, '2024-Q1', null)) "
+        "as t(submission_id, sheet, row_number, partition_key, agency_code)"
     )
-    outcomes = {o.name: o for o in run_checks(MODELS["fct_submission"], ModelRun(con, "2024-Q1"))}
+    outcomes = {o.name: o for o in run_checks(model, ModelRun(con, "2024-Q1"))}
     grain = outcomes[GRAIN_CHECK]
     assert not grain.passed and grain.severity == "error"
     assert sorted(grain.rows["problem"]) == ["duplicate key", "null in key"] and grain.count == 3
     refs = outcomes["agency_code_in_dim_agency"]
     # 'Z' is unknown; 'Q' is another quarter's row (not this run's slice); a null code is not checked
     assert not refs.passed and refs.rows["agency_code"].tolist() == ["Z"]
-    con.execute("delete from fct_submission where submission_id is null or agency_code = 'B'")
-    assert all(o.passed for o in run_checks(MODELS["fct_submission"], ModelRun(con, "2024-Q1")))
+    con.execute("delete from fct_plan_task_status where submission_id is null or agency_code = 'B'")
+    assert all(o.passed for o in run_checks(model, ModelRun(con, "2024-Q1")))
+
+
+def test_a_workbook_naming_an_unknown_agency_stops_no_one(tmp_path, catalog):
+    """It is rejected and kept on record (fct_submission, fct_alert keep the code it declared); no
+    blocking check fails, so everyone else's quarter is built and published."""
+    from pipelines import steps as pipeline_steps
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    make_form(raw / "2024-Q1" / "NOPE-UNIT_2024-Q1.xlsx", "NOPE-UNIT", "Quý I/2024", {"HSO.01": 10})
+    make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10, "XYZ.99": 5})
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        pipeline_steps.publish_dimensions(con, catalog)
+        pipeline_steps.build_quarter(con, catalog, "2024-Q1", dt.datetime(2024, 4, 20, tzinfo=LOCAL_TZ), raw_dir=raw)
+        statuses = dict(con.execute("select agency_code, validation_status from fct_submission").fetchall())
+        failed = [
+            (model.name, outcome.name)
+            for model in MODELS.values()
+            if model.layer != "dimensions"
+            for outcome in run_checks(model, ModelRun(con, "2024-Q1", catalog_loader=lambda: catalog))
+            if not outcome.passed and outcome.severity == "error"
+        ]
+    assert statuses == {"NOPE-UNIT": "rejected", "TD-XA-LIEUTU": "accepted"}
+    assert failed == []
 
 
 def _resources(tmp_path: Path, raw: Path) -> dict:
@@ -210,13 +237,13 @@ def test_the_worked_example_adds_a_curated_table_with_one_file(tmp_path, catalog
     shutil.copytree(REPO / "sql", root)
     (root / "curated" / f"{name}.sql").write_text(sql, encoding="utf-8")
     models = all_models(root)
-    assert models[name].deps == {"fct_submission"} and models[name].layer == "curated"
+    assert models[name].deps == {"fct_submission", "dim_agency"} and models[name].layer == "curated"
 
     # the asset, in the curated step, after fct_submission, with its checks
     assets = model_assets(root)
     (curated,) = [a for a in assets if AssetKey(name) in a.keys]
     assert AssetKey("fct_submission") in curated.keys
-    assert curated.asset_deps[AssetKey(name)] == {AssetKey("fct_submission")}
+    assert curated.asset_deps[AssetKey(name)] == {AssetKey("fct_submission"), AssetKey("dim_agency")}
     assert {k.name for k in curated.check_keys if k.asset_key == AssetKey(name)} == {GRAIN_CHECK, "agency_code_in_dim_agency"}
 
     # a real run: two workbooks of one agency (one rejected), one of another

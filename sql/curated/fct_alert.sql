@@ -2,7 +2,7 @@
 -- grain: alert_id
 -- partition: quarter
 -- unassigned: yes
--- references: agency_code -> dim_agency.org_unit_code
+-- (no reference check on agency_code: a workbook naming an unknown agency is rejected and stays on record with the code it declared)
 --
 -- One row per open alert of a partition: late, missing, rejected, warning; with who must act.
 -- A rejection stays open until the agency sends an accepted workbook received after it.

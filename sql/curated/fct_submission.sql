@@ -2,7 +2,7 @@
 -- grain: submission_id
 -- partition: quarter
 -- unassigned: yes
--- references: agency_code -> dim_agency.org_unit_code
+-- (no reference check on agency_code: a workbook naming an unknown agency is rejected and stays on record with the code it declared)
 with submissions as (
     select
         submission_id,

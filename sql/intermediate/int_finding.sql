@@ -39,8 +39,9 @@ where
     f.partition_key = $partition_key
     and f.source = 'rule'
     and f.submission_id in (
+        -- $version is a parameter (RuleEngine.version), not a column
         select v.submission_id from validation_state as v
-        where v.partition_key = $partition_key and v.rules_version = $version  -- noqa: RF02 ($version is a parameter)
+        where v.partition_key = $partition_key and v.rules_version = $version  -- noqa: RF02
     );
 
 -- input: validated (lagged)
