@@ -74,7 +74,7 @@ def ingest_partition(
 
 HISTORY_YEARS = 3  # the agency's own history for outlier rules: the report windows of the last 3 years
 
-FINDING_KEY = ["submission_id", "source", "rule_id", "sheet", "cell", "code"]
+FINDING_KEY = ["submission_id", "source", "rule_id", "sheet", "cell", "code", "value"]
 
 
 def validate(run: ModelRun) -> int:
@@ -113,7 +113,7 @@ def validate(run: ModelRun) -> int:
         ],
         ignore_index=True,
     )
-    # one finding per rule and place: a rule reached twice at the same cell is one problem
+    # one finding per rule, place and value: a rule reached twice at the same cell is one problem
     findings = findings.drop_duplicates(subset=[c for c in FINDING_KEY if c in findings.columns])
     state = pd.DataFrame({"partition_key": run.partition_key, "submission_id": sorted(current), "rules_version": engine.version})
     with transaction(run.con):

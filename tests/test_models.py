@@ -313,3 +313,40 @@ def test_a_rerun_validates_only_new_workbooks_with_the_workbook_rules(tmp_path, 
         pipeline_steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed2")
         assert findings(con) == again
     assert {r[2] for r in again} >= {"V_OFWHICH_HSO02", "V_NON_NEGATIVE"} and len(again) == len(first) + 1
+
+
+def test_a_workbook_missing_several_fields_keeps_every_finding_and_alert(tmp_path, catalog):
+    """Two findings of one rule at one place (the agency code and the period both missing) are two
+    findings and two alerts, not a duplicate key that would stop everyone's quarter."""
+    import openpyxl
+
+    from pipelines import steps as pipeline_steps
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    path = make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    book = openpyxl.load_workbook(path)
+    info = book["Thông tin chung"]
+    for row in info.iter_rows():
+        for cell in row:
+            if cell.value in ("Mã đơn vị", "Kỳ báo cáo"):
+                cell.value = None  # the labels gone: both fields missing
+    book.save(path)
+    make_form(raw / "2024-Q1" / "TD-XA-TAIVAN_2024-Q1.xlsx", "TD-XA-TAIVAN", "Quý I/2024", {"HSO.01": 10})
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        pipeline_steps.publish_dimensions(con, catalog)
+        pipeline_steps.build_quarter(con, catalog, "2024-Q1", dt.datetime(2024, 4, 20, tzinfo=LOCAL_TZ), raw_dir=raw)
+        missing = con.execute(
+            "select value from fct_validation_finding where rule_id = 'WB_INFO_MISSING' order by value"
+        ).fetchall()
+        alerts = con.execute("select count(*) from fct_alert where rule_id = 'WB_INFO_MISSING'").fetchone()[0]
+        failed = [
+            (model.name, outcome.name)
+            for model in MODELS.values()
+            if model.layer != "dimensions"
+            for outcome in run_checks(model, ModelRun(con, "2024-Q1", catalog_loader=lambda: catalog))
+            if not outcome.passed and outcome.severity == "error"
+        ]
+    assert ("Kỳ báo cáo",) in missing and ("Mã đơn vị",) in missing
+    assert alerts == len(missing) >= 2
+    assert failed == []

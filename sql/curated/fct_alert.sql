@@ -52,6 +52,8 @@ findings as (
         severity,
         sheet,
         cell,
+        code,
+        value,
         message_vi,
         message_en
     from int_finding
@@ -69,6 +71,7 @@ alerts as (
         null::varchar as file_name,
         'LATE' as rule_id,
         null::varchar as location,
+        null::varchar as detail,
         'Báo cáo ' || c.period_code || ' nộp trễ ' || c.days_late || ' ngày (hạn ' || strftime(c.due_date, '%d/%m/%Y') || ').' as message_vi,
         'Report ' || c.period_code || ' received ' || c.days_late || ' day(s) late.' as message_en
     from completeness as c
@@ -84,6 +87,7 @@ alerts as (
         null as file_name,
         'MISSING' as rule_id,
         null as location,
+        null as detail,
         'Chưa nhận được báo cáo ' || c.period_code || ' (quá hạn ' || c.days_overdue || ' ngày, hạn ' || strftime(c.due_date, '%d/%m/%Y') || ').' as message_vi,
         'Report ' || c.period_code || ' not received (' || c.days_overdue || ' day(s) overdue).' as message_en
     from completeness as c
@@ -100,6 +104,8 @@ alerts as (
         s.file_name,
         f.rule_id,
         case when f.sheet <> '' and f.cell <> '' then f.sheet || '!' || f.cell else f.sheet end as location,
+        -- two findings of one rule at one place differ by what they name (e.g. the missing fields)
+        concat_ws('|', f.code, f.value) as detail,
         f.message_vi,
         f.message_en
     from submissions as s
@@ -115,7 +121,7 @@ alerts as (
 
 final as (
     select
-        md5(concat_ws('|', a.alert_type, a.agency_code, a.period_code, a.submission_id, a.rule_id, a.location)) as alert_id,
+        md5(concat_ws('|', a.alert_type, a.agency_code, a.period_code, a.submission_id, a.rule_id, a.location, a.detail)) as alert_id,
         $partition_key as partition_key,
         a.alert_type,
         a.severity,

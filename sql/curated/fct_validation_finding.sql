@@ -1,5 +1,5 @@
 -- description: One row per finding (broken rule or read problem) per workbook.
--- grain: submission_id, source, rule_id, sheet?, cell?, element_code?
+-- grain: submission_id, source, rule_id, sheet?, cell?, element_code?, value?
 -- partition: quarter
 -- unassigned: yes
 with findings as (

@@ -1,5 +1,5 @@
 -- description: One row per finding per workbook of the quarter: read problems and broken rules.
--- grain: submission_id, source, rule_id, sheet?, cell?, code?
+-- grain: submission_id, source, rule_id, sheet?, cell?, code?, value?
 -- partition: quarter
 -- unassigned: yes
 -- check: no_rejected_workbooks | warn | quality/findings(severity=error) | No workbook of the quarter breaks an error rule (rejected workbooks are listed).
