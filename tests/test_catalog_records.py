@@ -190,3 +190,20 @@ def test_records_are_typed_and_the_frames_are_views_of_them(catalog):
     ramp = catalog.targets.set_index("target_id").loc[ramps[0].target_id, "ramp"]
     assert ramp == ramps[0].ramp.model_dump(exclude_none=True) and isinstance(ramp["base_value"], int)
     assert "timezone" in catalog.calendars.columns
+
+
+def test_a_duplicated_contact_is_a_catalog_error_naming_its_row(tmp_path):
+    """dim_contact's grain (unit, role, address) is checked where it can be fixed: in contacts.csv."""
+    line = "TD-UBND,submitter,Nguyễn Thị Hồng,ubnd@trande.soctrang.gov.vn,0299 3850 100\n"
+    folder, _ = edited_catalog(tmp_path, ("contacts.csv", line, line + line))
+    (problem,) = problems_of(folder)
+    assert "contacts.csv" in problem and "dòng/row 3" in problem and "(first at row 2)" in problem
+    assert_vietnamese_first(problem, "bị trùng", "duplicate contact")
+
+
+def test_two_plan_files_with_one_id_are_a_catalog_error(tmp_path):
+    folder, _ = edited_catalog(tmp_path)
+    source = folder / "plans" / "tran-de-2024.yaml"
+    (folder / "plans" / "tran-de-2024-copy.yaml").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    problems = problems_of(folder)
+    assert any("plans/tran-de-2024.yaml, plan.id" in p and "duplicate plan id 'tran-de-2024'" in p for p in problems), problems

@@ -19,7 +19,7 @@ from pipelines.form_writer import FormContent, Formula, Quirks, write_form
 from pipelines.limits import ENV_NAMES, ReadLimits
 from pipelines.workbook import WorkbookRead, read_workbook
 from tests import hostile_corpus as hc
-from tests.conftest import REPO
+from tests.conftest import REPO, make_form
 from tests.hostile_corpus import assert_plain
 
 
@@ -420,3 +420,38 @@ def test_every_read_rule_is_documented():
     doc = (REPO / "docs" / "security.md").read_text(encoding="utf-8")
     assert rules and sorted(r for r in rules if f"`{r}`" not in doc) == []
     assert all(name in doc for name in ENV_NAMES.values())
+
+
+@pytest.mark.slow  # a whole quarter built over the corpus: the full tier
+def test_a_quarter_full_of_hostile_files_is_built_and_stops_no_one(corpus, catalog, tmp_path):
+    """Every hostile file is on record and answered, the valid agency's figures are in force, and no
+    blocking check (grain, references, percentages) fails: hostile input never stops a quarter."""
+    import datetime as dt
+    import shutil
+
+    from pipelines import steps
+    from pipelines.models import ModelRun, all_models, run_checks
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    folder, cases = corpus
+    raw = tmp_path / "raw"
+    shutil.copytree(folder.parent, raw)
+    make_form(raw / "2024-Q1" / "TD-XA-TAIVAN_2024-Q1.xlsx", "TD-XA-TAIVAN", "Quý I/2024", hc.FIGURES)
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        steps.build_quarter(
+            con, catalog, "2024-Q1", dt.datetime(2024, 4, 20, tzinfo=LOCAL_TZ), raw_dir=raw, cache_dir=tmp_path / "parsed"
+        )
+        on_record = {r[0] for r in con.execute("select file_name from fct_submission").fetchall()}
+        in_force = con.execute("select agency_code from fct_submission where is_in_force").fetchall()
+        failed = [
+            (model.name, outcome.name, outcome.rows.head(3).to_dict("records"))
+            for model in all_models().values()
+            if model.layer != "dimensions"
+            for outcome in run_checks(model, ModelRun(con, "2024-Q1", catalog_loader=lambda: catalog))
+            if not outcome.passed and outcome.severity == "error"
+        ]
+    assert set(cases) <= on_record  # nothing is lost
+    assert ("TD-XA-TAIVAN",) in in_force
+    assert failed == []

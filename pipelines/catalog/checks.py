@@ -108,8 +108,26 @@ def integrity_problems(records: CatalogRecords) -> list[str]:
         allow_empty=False,
     )
     unknown(records.contacts, "org_unit_code", units, "contacts.csv", UNIT_CODES, allow_empty=False)
+    seen_contacts: dict[tuple, int] = {}
+    for contact in records.contacts:  # dim_contact's grain: one row per unit, role and address
+        key = (contact.org_unit_code, contact.role, contact.email)
+        if key in seen_contacts:
+            problems.append(
+                f"{where('contacts.csv', contact.line, 'email')}: liên hệ '{contact.email}' ({contact.role}) của"
+                f" '{contact.org_unit_code}' bị trùng (đã có ở dòng/row {seen_contacts[key]}) / duplicate contact"
+                f" '{contact.email}' ({contact.role}) of '{contact.org_unit_code}' (first at row {seen_contacts[key]})"
+            )
+        else:
+            seen_contacts[key] = contact.line
     dupes(records.rules, "rule_id", "validation_rules.csv", "mã quy tắc", "validation rule id")
+    plan_files: dict[str, str] = {}
     for plan in records.plans:
+        if plan.plan_id in plan_files:
+            problems.append(
+                f"plans/{plan.file}, plan.id: mã kế hoạch '{plan.plan_id}' bị trùng với plans/{plan_files[plan.plan_id]}"
+                f" / duplicate plan id '{plan.plan_id}' (also in plans/{plan_files[plan.plan_id]})"
+            )
+        plan_files.setdefault(plan.plan_id, plan.file)
         if plan.issuer not in units:
             problems.append(
                 f"plans/{plan.file}, plan.issuer: '{plan.issuer}' không có trong org_units.csv"
