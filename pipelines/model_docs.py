@@ -207,9 +207,13 @@ def _present(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, set[str]
     return present
 
 
-def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target") -> None:
+def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target", partitions: set[str] | None = None) -> None:
     """Finish the attached published file `catalog_name`: build the publish-time tables from the
     current (working) catalog, create the convenience views and apply every COMMENT ON.
+
+    partitions: the quarters written since the file was last published (an incremental publish):
+    a publish-time table already in the file with the same columns only gets those quarters'
+    rows replaced, so its cost does not grow with the history. None: built whole.
 
     Call it after the curated tables are copied and before `detach`. The views are created while
     the target is the default catalog, with unqualified table names, so they keep working when the
@@ -224,10 +228,18 @@ def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target
     source_tables = {
         t for (t,) in con.execute("select table_name from duckdb_tables() where database_name = $c", {"c": previous}).fetchall()
     }
+    in_target = _present(con, catalog_name)
     for table, select in publish_time_tables().items():
         if "raw_value" not in source_tables:
             raise ValueError(f"document(): {previous!r} has no raw_value table; {table} is built from the working database")
-        con.execute(f"create or replace table {target}.main.{_ident(table)} as {select}")
+        columns = [name for name, *_ in con.execute(f"describe {select}").fetchall()]
+        name = f"{target}.main.{_ident(table)}"
+        if partitions is not None and "partition_key" in columns and in_target.get(table) == set(columns):
+            keys = {"keys": sorted(partitions)}
+            con.execute(f"delete from {name} where list_contains($keys, partition_key)", keys)
+            con.execute(f"insert into {name} by name select * from ({select}) where list_contains($keys, partition_key)", keys)
+        else:
+            con.execute(f"create or replace table {name} as {select}")
     present = {
         t
         for (t,) in con.execute("select table_name from duckdb_tables() where database_name = $c", {"c": catalog_name}).fetchall()

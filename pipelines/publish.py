@@ -210,7 +210,8 @@ def publish(
         )
         from pipelines.model_docs import document
 
-        document(con, "publish_target")  # tables built for analysts, views, and COMMENT ON everything
+        # tables built for analysts (only the touched quarters when the file was copied), views, COMMENT ON everything
+        document(con, "publish_target", touched if previous_columns else None)
         report = check_grain(con, "publish_target")
         if grain_report is not None:
             grain_report.update(report)

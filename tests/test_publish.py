@@ -89,6 +89,10 @@ def test_an_incremental_publish_equals_a_full_one(work, tmp_path):
         "insert into fct_indicator_value (indicator_code, scope, org_unit_code, admin_level, period_code, period_year, value) "
         "values ('x', 'agency', 'A', 'commune', '2024-Q1', 2024, 1.0), ('x', 'agency', 'A', 'commune', '2023-Q1', 2023, 5.0)"
     )
+    raw_cell = "insert into raw_value (submission_id, partition_key, code, value, parse_status, sheet, cell) values "
+    work.execute(
+        raw_cell + "('s1', '2024-Q1', 'HSO.01', 10, 'ok', 'Số liệu', 'E6'), ('s1', '2024-Q1', 'HSO.02', 4, 'ok', 'Số liệu', 'E7')"
+    )
     incremental, full = tmp_path / "inc" / "cchc.duckdb", tmp_path / "full" / "cchc.duckdb"
     publish(work, incremental, run_id="first")
     # a quarterly run of 2024-Q2 writes its slice and its year; 2023 and 2024-Q1 are untouched
@@ -98,6 +102,9 @@ def test_an_incremental_publish_equals_a_full_one(work, tmp_path):
         "insert into fct_indicator_value (indicator_code, scope, org_unit_code, admin_level, period_code, period_year, value) "
         "values ('x', 'agency', 'A', 'commune', '2024-Q2', 2024, 3.0)"
     )
+    work.execute(
+        raw_cell + "('s2', '2024-Q2', 'HSO.01', 30, 'ok', 'Số liệu', 'E6')"
+    )  # fct_submission_value: only 2024-Q2 replaced
     publish(work, incremental, run_id="second", partitions=("2024-Q2",))
     assert pending_partitions(work) == set()
     publish(work, full, run_id="full", incremental=False)
@@ -106,6 +113,7 @@ def test_an_incremental_publish_equals_a_full_one(work, tmp_path):
     try:
         assert con.execute("select expected_reports from fct_reporting_rate where partition_key = '2024-Q2'").fetchone() == (20,)
         assert con.execute("select count(*) from publish_log").fetchone() == (2,)
+        assert con.execute("select count(*) from fct_submission_value").fetchone() == (3,)
     finally:
         con.close()
 
