@@ -45,6 +45,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from pipelines.errors import ConfigError
 from pipelines.warehouse import SQL_DIR, replace_frame, replace_frame_as, replace_from_query, table_exists
 
 LAYERS = ("dimensions", "raw", "staging", "intermediate", "curated")
@@ -59,8 +60,16 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _REFERENCE = re.compile(r"^([a-z_][a-z0-9_]*)\s*->\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)$")
 
 
-class ModelError(ValueError):
-    """A model file breaks the header contract (names the file and the line)."""
+class ModelError(ConfigError):
+    """A model file breaks the header contract (names the file and the line). Whoever adds a table
+    causes and fixes it: the CLI prints it as a message (exit code 2), not as a defect."""
+
+    def __str__(self) -> str:
+        detail = super().__str__()
+        return (
+            "Tệp mô hình trong sql/ không hợp lệ, xem docs/models.md / a model file under sql/ is not valid"
+            f" (see docs/models.md): {detail}"
+        )
 
 
 @dataclass(frozen=True)
@@ -253,7 +262,7 @@ def parse_model(path: Path) -> Model:
         for item in inputs:
             reads |= tables_read(item.sql)
     except ModelError as exc:
-        raise ModelError(f"{path}: {exc}") from None
+        raise ModelError(f"{path}: {exc.args[0]}") from None
     return Model(
         name=name,
         layer=layer,

@@ -350,3 +350,27 @@ def test_a_workbook_missing_several_fields_keeps_every_finding_and_alert(tmp_pat
     assert ("Kỳ báo cáo",) in missing and ("Mã đơn vị",) in missing
     assert alerts == len(missing) >= 2
     assert failed == []
+
+
+@pytest.mark.slow  # a separate process: the full tier
+def test_a_broken_model_file_is_a_message_not_a_defect(tmp_path):
+    """Adding a table is an operator's job (docs/models.md): a mistake in its header ends the CLI with
+    a message naming the file and line, exit code 2, as a bad catalog row does."""
+    import subprocess
+    import sys
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".venv", ".dagster", "data", ".git", "__pycache__"))
+    (repo / "sql" / "curated" / "fct_broken.sql").write_text("-- description: x\n-- partition: quarter\nselect 1 as a\n")
+    (repo / "data" / "raw").mkdir(parents=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path), "CCHC_MAIL_ENABLED": "false"},
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Tệp mô hình trong sql/ không hợp lệ" in result.stderr and "fct_broken.sql" in result.stderr
+    assert "no '-- grain: ...' line" in result.stderr and "Traceback" not in result.stderr
