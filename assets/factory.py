@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from assets.common import preview
-from pipelines.models import LAYERS, Model, ModelRun, all_models, build, check_specs, run_checks, topological
+from pipelines.models import LAYERS, Model, ModelRun, all_models, build, check_specs, run_checks, slice_filter, topological
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import CatalogResource, ClockResource, RawFolderResource, WarehouseResource
 from pipelines.warehouse import SQL_DIR
@@ -76,12 +76,7 @@ def _column_schema(con, table: str) -> TableSchema:
 
 
 def _metadata(con, model: Model, rows: int, run: ModelRun) -> dict:
-    where = "true"
-    params: dict = {}
-    if model.partition == "quarter":
-        where, params = "partition_key = $p", {"p": run.partition_key}
-    elif model.partition == "year":
-        where, params = "period_year = $p", {"p": run.year}
+    where, params = slice_filter(model, run)
     frame = con.execute(f'select * from "{model.name}" where {where} limit 10', params).df()
     return {"dagster/row_count": rows, "dagster/column_schema": _column_schema(con, model.name), "preview": preview(frame)}
 

@@ -403,66 +403,55 @@ def read_all(
 ) -> list[WorkbookRead]:
     """Read workbooks, in the order given: cached parses where the content was seen before, the
     rest read anew (in parallel processes when there are many) and cached."""
-    paths = [Path(p) for p in paths]
-    results: dict[int, WorkbookRead] = {}
-    misses: list[tuple[int, Path, Path | None]] = []
-    for i, path in enumerate(paths):
-        content_hash = (known_hashes or {}).get(path) or (_file_hash(path, limits) if cache_dir else None)
-        cache_file = _cache_file(cache_dir, content_hash, limits) if content_hash else None
-        cached = _load_cached(cache_file, path) if cache_file and cache_file.exists() else None
-        if cached is not None:
-            results[i] = cached
-        else:
-            misses.append((i, path, cache_file))
-    workers = workers or os.cpu_count() or 1
-    if len(misses) >= PARALLEL_FROM and workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            reads = list(pool.map(_read_one, [(p, limits) for _, p, _ in misses], chunksize=8))
-    else:
-        reads = [_read_one((p, limits)) for _, p, _ in misses]
-    for (i, _, cache_file), read in zip(misses, reads, strict=True):
-        results[i] = read
-        if cache_file is not None and read.content_hash == cache_file.name.split(".")[0]:
-            _store(cache_file, read)
-    return [results[i] for i in range(len(paths))]
-
-
-def _read_and_store(args: tuple[Path, object, Path | None]) -> tuple[str, Period | None]:
-    """In a worker: read a workbook, keep its parse in the cache, send back only what the folder
-    index needs (sending whole parses between processes cost as much as parsing them)."""
-    path, limits, cache_file = args
-    read = _read_one((path, limits))
-    if cache_file is not None and read.content_hash == cache_file.name.split(".")[0]:
-        _store(cache_file, read)
-    return read.content_hash, read.period
+    return _through_cache([Path(p) for p in paths], cache_dir, limits, workers, known_hashes, _read_and_store, lambda r: r)
 
 
 def index_reads(paths: list[Path], cache_dir: Path, limits=None, workers: int | None = None) -> list[tuple[str, Period | None]]:
     """(content hash, declared period) of each workbook, in the order given, parsing (and caching)
     those whose content was not seen before, in parallel processes when there are many."""
-    results: dict[int, tuple[str, Period | None]] = {}
-    misses: list[tuple[int, Path, Path | None]] = []
+    return _through_cache(list(paths), cache_dir, limits, workers, None, _index_entry, lambda r: (r.content_hash, r.period))
+
+
+def _read_and_store(args: tuple[Path, object, Path | None]) -> WorkbookRead:
+    """Read a workbook and keep its parse in the cache (in a worker process when there are many)."""
+    path, limits, cache_file = args
+    read = _read_one((path, limits))
+    if cache_file is not None and read.content_hash == cache_file.name.split(".")[0]:
+        _store(cache_file, read)
+    return read
+
+
+def _index_entry(args: tuple[Path, object, Path | None]) -> tuple[str, Period | None]:
+    """_read_and_store sending back only what the folder index needs (sending whole parses between
+    processes cost as much as parsing them)."""
+    read = _read_and_store(args)
+    return read.content_hash, read.period
+
+
+def _through_cache(paths, cache_dir, limits, workers, known_hashes, job, from_cached) -> list:
+    """job(path, limits, cache file) for each path whose parse is not cached (in a pool of processes
+    from PARALLEL_FROM paths on), from_cached(parse) for the others; results in the order given."""
+    results: dict[int, object] = {}
+    misses: list[tuple[int, tuple[Path, object, Path | None]]] = []
     for i, path in enumerate(paths):
-        content_hash = _file_hash(path, limits)
-        cache_file = _cache_file(cache_dir, content_hash, limits) if content_hash else None
+        content_hash = (known_hashes or {}).get(path) or (_file_hash(path, limits) if cache_dir else None)
+        cache_file = _cache_file(cache_dir, content_hash, limits) if content_hash and cache_dir else None
         cached = _load_cached(cache_file, path) if cache_file and cache_file.exists() else None
         if cached is not None:
-            results[i] = (cached.content_hash, cached.period)
+            results[i] = from_cached(cached)
         else:
-            misses.append((i, path, cache_file))
-    jobs = [(path, limits, cache_file) for _, path, cache_file in misses]
+            misses.append((i, (path, limits, cache_file)))
     workers = workers or os.cpu_count() or 1
-    if len(misses) >= PARALLEL_FROM and workers > 1:
+    jobs = [args for _, args in misses]
+    if len(jobs) >= PARALLEL_FROM and workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            found = list(pool.map(_read_and_store, jobs, chunksize=16))
+            done = list(pool.map(job, jobs, chunksize=16))
     else:
-        found = [_read_and_store(job) for job in jobs]
-    for (i, _, _), item in zip(misses, found, strict=True):
-        results[i] = item
+        done = [job(args) for args in jobs]
+    for (i, _), result in zip(misses, done, strict=True):
+        results[i] = result
     return [results[i] for i in range(len(paths))]
 
 

@@ -18,36 +18,35 @@ DIMENSION_SELECTION = AssetSelection.groups("dimensions")
 QUARTERLY_SELECTION = AssetSelection.groups("raw", "staging", "intermediate", "curated", "delivery")
 PUBLISH_SELECTION = AssetSelection.groups("publish")
 
-quarterly_job = define_asset_job(
+
+def _job(name: str, selection: AssetSelection, description: str, partitioned: bool = False):
+    """An in-process job (one DuckDB writer) tagged with its jurisdictions: deploy/dagster.yaml
+    limits concurrent runs per jurisdiction."""
+    return define_asset_job(
+        name,
+        selection=selection,
+        partitions_def=quarterly_partitions if partitioned else None,
+        executor_def=in_process_executor,
+        tags=jurisdiction_run_tags(),
+        description=description,
+    )
+
+
+quarterly_job = _job(
     "cchc_quarterly",
-    selection=QUARTERLY_SELECTION,
-    partitions_def=quarterly_partitions,
-    executor_def=in_process_executor,
-    tags=jurisdiction_run_tags(),  # deploy/dagster.yaml limits concurrent runs per jurisdiction
-    description="Ingest, validate, compute and publish one quarter; send receipts, reminders and the summary.",
+    QUARTERLY_SELECTION,
+    "Ingest, validate, compute and publish one quarter; send receipts, reminders and the summary.",
+    partitioned=True,
 )
-
-catalog_job = define_asset_job(
-    "cchc_catalog",
-    selection=DIMENSION_SELECTION,
-    executor_def=in_process_executor,
-    tags=jurisdiction_run_tags(),
-    description="Publish the dimension tables from the catalog folder.",
-)
-
-publish_job = define_asset_job(
+catalog_job = _job("cchc_catalog", DIMENSION_SELECTION, "Publish the dimension tables from the catalog folder.")
+publish_job = _job(
     "cchc_publish",
-    selection=PUBLISH_SELECTION,
-    executor_def=in_process_executor,
-    tags=jurisdiction_run_tags(),
-    description="Replace the analysts' database (CCHC_DATABASE) with the working database's curated tables, atomically.",
+    PUBLISH_SELECTION,
+    "Replace the analysts' database (CCHC_DATABASE) with the working database's curated tables, atomically.",
 )
-
-quarter_and_publish_job = define_asset_job(
+quarter_and_publish_job = _job(
     "cchc_quarter_and_publish",
-    selection=QUARTERLY_SELECTION | PUBLISH_SELECTION,
-    partitions_def=quarterly_partitions,
-    executor_def=in_process_executor,
-    tags=jurisdiction_run_tags(),
-    description="One quarter and the publish in a single run (the CLI's run of one quarter: one run instead of two).",
+    QUARTERLY_SELECTION | PUBLISH_SELECTION,
+    "One quarter and the publish in a single run (the CLI's run of one quarter: one run instead of two).",
+    partitioned=True,
 )

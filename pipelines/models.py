@@ -472,7 +472,8 @@ def check_specs(model: Model) -> list[tuple[str, str, str]]:
     return specs
 
 
-def _slice_filter(model: Model, run: ModelRun) -> tuple[str, dict]:
+def slice_filter(model: Model, run: ModelRun) -> tuple[str, dict]:
+    """The SQL predicate (and its parameters) of the rows a run of the model wrote."""
     if model.partition == "table" or run.partition_key is None:
         return "true", {}
     column = model.slice_column
@@ -502,7 +503,7 @@ def grain_rows(con, table: str, grain: Iterable[str], where: str = "true", param
 def run_checks(model: Model, run: ModelRun, selected: set[str] | None = None) -> list[CheckOutcome]:
     """Evaluate a model's checks on the slice the run just wrote."""
     con = run.con
-    where, params = _slice_filter(model, run)
+    where, params = slice_filter(model, run)
     outcomes = []
     for name, severity, description in check_specs(model):
         if selected is not None and name not in selected:

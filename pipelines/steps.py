@@ -25,7 +25,7 @@ from pipelines.periods import Period, parse_date, partition_report
 from pipelines.scorecard import build_scorecard
 from pipelines.tasks import assess_task, parse_due, parse_status
 from pipelines.validation import RuleEngine, ValidationInput
-from pipelines.warehouse import SQL_DIR, replace_frame, table_exists
+from pipelines.warehouse import SQL_DIR, query, replace_frame, table_exists
 
 
 def dimensions(run: ModelRun) -> dict[str, pd.DataFrame]:
@@ -125,11 +125,7 @@ def validate(run: ModelRun) -> int:
 def broken_error_rules(run: ModelRun) -> pd.DataFrame:
     """The in-force figures of the year that break an error rule (none may: rejected workbooks never
     reach int_element_value; the check is defence in depth)."""
-    values = run.con.execute(
-        "select agency_code || ' ' || period_code as submission_id, code, value from int_element_value "
-        "where period_year = $y and not is_derived",
-        {"y": run.year},
-    ).df()
+    values = query(run.con, "quality/in_force_report_values", {"year": run.year})
     if values.empty:
         return pd.DataFrame(columns=["submission_id", "rule_id", "message_vi"])
     broken = RuleEngine(run.catalog).check_compare_rules(values, severity="error")

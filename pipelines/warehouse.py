@@ -169,17 +169,6 @@ def _used_params(sql: str, params: Mapping[str, object]) -> dict:
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
 
 
-def replace_from_sql(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    name: str,
-    params: Mapping[str, object] | None = None,
-    slice_: Mapping[str, object] | None = None,
-) -> int:
-    """Replace a slice of `table` with the rows of SQL file `name`; returns rows written."""
-    return replace_from_query(con, table, sql_text(name), params, slice_, name)
-
-
 def replace_from_query(
     con: duckdb.DuckDBPyConnection,
     table: str,

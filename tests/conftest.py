@@ -41,6 +41,21 @@ def fill_an_empty_quarter(con, catalog) -> None:
     steps.build_quarter(con, catalog, "2024-Q1", dt.datetime(2024, 6, 1, tzinfo=LOCAL_TZ))
 
 
+def failing_blocking_checks(con, catalog, partition_key: str = "2024-Q1") -> list[tuple]:
+    """(model, check, a few offending rows) for every blocking check of the quarterly models that fails
+    on the partition just built: hostile or wrong input must leave this empty."""
+    from pipelines.models import ModelRun, all_models, run_checks
+
+    run = ModelRun(con, partition_key, catalog_loader=lambda: catalog)
+    return [
+        (model.name, outcome.name, outcome.rows.head(3).to_dict("records"))
+        for model in all_models().values()
+        if model.layer != "dimensions"
+        for outcome in run_checks(model, run)
+        if not outcome.passed and outcome.severity == "error"
+    ]
+
+
 def pytest_configure(config):
     """The fast tier (-m "not slow") samples fewer property-test examples (tests/test_fuzz.py: the
     `fast` profile); the full tier, which CI runs, keeps the `ci` profile."""

@@ -85,14 +85,13 @@ def test_not_reported_elements_have_no_rows(con):
     assert set(rows) == {("2024-Q1", "HSO.01")}
 
 
-def test_a_newer_query_adds_its_new_columns(tmp_path, monkeypatch):
+def test_a_newer_query_adds_its_new_columns(tmp_path):
     from pipelines import warehouse
 
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     con.execute("create table t (k varchar, a integer)")
     con.execute("insert into t values ('old', 1)")
-    monkeypatch.setattr(warehouse, "sql_text", lambda name: "select 'new' as k, 2 as a, 'x' as b")
-    assert warehouse.replace_from_sql(con, "t", "any", {}, {"k": "new"}) == 1
+    assert warehouse.replace_from_query(con, "t", "select 'new' as k, 2 as a, 'x' as b", {}, {"k": "new"}) == 1
     assert con.execute("select k, a, b from t order by k").fetchall() == [("new", 2, "x"), ("old", 1, None)]
     con.close()
 

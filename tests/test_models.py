@@ -18,7 +18,7 @@ from pipelines.models import GRAIN_CHECK, ModelError, ModelRun, all_models, pars
 from pipelines.periods import LOCAL_TZ
 from pipelines.publish import NOT_PUBLISHED
 from pipelines.resources import build_resources
-from tests.conftest import REPO, make_form
+from tests.conftest import REPO, failing_blocking_checks, make_form
 
 MODELS = all_models()
 GRAPH = defs.get_repository_def().asset_graph
@@ -160,13 +160,7 @@ def test_a_workbook_naming_an_unknown_agency_stops_no_one(tmp_path, catalog):
         pipeline_steps.publish_dimensions(con, catalog)
         pipeline_steps.build_quarter(con, catalog, "2024-Q1", dt.datetime(2024, 4, 20, tzinfo=LOCAL_TZ), raw_dir=raw)
         statuses = dict(con.execute("select agency_code, validation_status from fct_submission").fetchall())
-        failed = [
-            (model.name, outcome.name)
-            for model in MODELS.values()
-            if model.layer != "dimensions"
-            for outcome in run_checks(model, ModelRun(con, "2024-Q1", catalog_loader=lambda: catalog))
-            if not outcome.passed and outcome.severity == "error"
-        ]
+        failed = failing_blocking_checks(con, catalog)
     assert statuses == {"NOPE-UNIT": "rejected", "TD-XA-LIEUTU": "accepted"}
     assert failed == []
 
@@ -340,13 +334,7 @@ def test_a_workbook_missing_several_fields_keeps_every_finding_and_alert(tmp_pat
             "select value from fct_validation_finding where rule_id = 'WB_INFO_MISSING' order by value"
         ).fetchall()
         alerts = con.execute("select count(*) from fct_alert where rule_id = 'WB_INFO_MISSING'").fetchone()[0]
-        failed = [
-            (model.name, outcome.name)
-            for model in MODELS.values()
-            if model.layer != "dimensions"
-            for outcome in run_checks(model, ModelRun(con, "2024-Q1", catalog_loader=lambda: catalog))
-            if not outcome.passed and outcome.severity == "error"
-        ]
+        failed = failing_blocking_checks(con, catalog)
     assert ("Kỳ báo cáo",) in missing and ("Mã đơn vị",) in missing
     assert alerts == len(missing) >= 2
     assert failed == []
