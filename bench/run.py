@@ -164,7 +164,9 @@ def dagster_home(folder: Path) -> Path:
     base = folder.resolve()
     (folder / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\n"
-        f"storage:\n  sqlite:\n    base_dir: {base / 'storage'}\n"
+        # the shipped dagster.yaml's storage, with absolute paths
+        "storage:\n  custom:\n    module: pipelines.dagster_storage\n    class: SqliteStorage\n"
+        f"    config:\n      base_dir: {base / 'storage'}\n"
         "local_artifact_storage:\n  module: dagster._core.storage.root\n  class: LocalArtifactStorage\n"
         f"  config:\n    base_dir: {base / 'artifacts'}\n"
         "compute_logs:\n  module: dagster._core.storage.local_compute_log_manager\n  class: LocalComputeLogManager\n"

@@ -1,0 +1,171 @@
+"""Dagster's SQLite storage, with the event log written the way a quarterly run needs it.
+
+Dagster's `SqliteEventLogStorage` builds a new SQLAlchemy engine for every statement it sends
+(and disposes of it afterwards), and writes every event in a transaction of its own, even the
+events it hands over as one batch (`store_event_batch`): the planned materializations and checks
+at a run's start, and the materializations, outputs and check evaluations of each step. With
+the per-model assets and checks of the quarterly jobs that is about 190 events and 1,100
+engines per run, 1.5-2 s of a province's 5 s budget (docs/performance.md).
+
+`SqliteStorage` is the same storage, files and layout (`<base_dir>/history/runs.db`,
+`<base_dir>/history/runs/<run_id>.db`, `<base_dir>/schedules/`), so an existing `.dagster/`
+folder keeps working and the webserver and daemon read what the runs write, with two changes:
+
+- one engine per database file, each keeping one idle connection (SQLAlchemy's `QueuePool`;
+  an idle SQLite connection holds no lock, so other processes read and write as before), the
+  engines of the most recent few files kept;
+- a batch of events is written in one transaction per database file (the run's file and the
+  cross-run index), not one per event. A batch that fails is rolled back whole, and Dagster then
+  stores its events one by one, as it does for any storage.
+
+Dagster hands events over in batches only when `DAGSTER_EVENT_BATCH_SIZE` is set: this storage sets
+it (to 1000, unless the environment already names a size) in the process that opens it, so only
+processes whose instance uses this storage batch (the PostgreSQL event log of `deploy/` accepts
+batches of materializations only, and is left as Dagster configures it).
+
+dagster.yaml:
+
+    storage:
+      custom:
+        module: pipelines.dagster_storage
+        class: SqliteStorage
+        config:
+          base_dir: .dagster/storage
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import yaml
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    SqliteEventLogStorage,
+)
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from dagster._serdes import ConfigurableClassData
+from dagster._utils import mkdir_p
+from sqlalchemy.pool import QueuePool
+
+# Engines kept per storage: the index and the runs being written (a run writes to its own file).
+ENGINES_KEPT = 8
+BATCH_SIZE = "1000"  # events per batch at most; Dagster also ends a batch where its group ends
+
+
+class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
+    """`SqliteEventLogStorage` with kept engines and one transaction per file for a batch."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self._engines: OrderedDict[str, object] = OrderedDict()
+        self._batch = threading.local()
+        super().__init__(base_dir, inst_data)
+        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE)
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls(inst_data=inst_data, **config_value)
+
+    def _engine(self, shard: str):
+        engine = self._engines.get(shard)
+        if engine is None:
+            engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=QueuePool,
+                pool_size=1,
+                max_overflow=4,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+            )
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            self._engines[shard] = engine
+            while len(self._engines) > ENGINES_KEPT:
+                self._engines.popitem(last=False)[1].dispose()
+        else:
+            self._engines.move_to_end(shard)
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator:
+        open_in_batch = getattr(self._batch, "connections", None)
+        if open_in_batch is not None:  # inside store_event_batch: one transaction per file
+            conn = open_in_batch.get(shard)
+            if conn is None:
+                conn = self._engine(shard).connect()
+                conn.begin()
+                open_in_batch[shard] = conn
+            yield conn
+            return
+        with self._db_lock:
+            engine = self._engine(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def store_event_batch(self, events: Sequence) -> None:
+        if len(events) < 2:
+            for event in events:
+                self.store_event(event)
+            return
+        with self._db_lock:
+            connections: dict = {}
+            self._batch.connections = connections
+            try:
+                for event in events:
+                    self.store_event(event)
+                for conn in connections.values():
+                    conn.commit()
+            except BaseException:
+                for conn in connections.values():
+                    conn.rollback()
+                raise
+            finally:
+                self._batch.connections = None
+                for conn in connections.values():
+                    conn.close()
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+        super().dispose()
+
+
+class SqliteStorage(DagsterSqliteStorage):
+    """Dagster's SQLite storage (same files) with `BatchedSqliteEventLogStorage` as its event log."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self.base_dir = base_dir
+        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = BatchedSqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        super(DagsterSqliteStorage, self).__init__()
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        mkdir_p(base_dir)
+        return cls(base_dir, inst_data=inst_data)
+
+    @property
+    def event_storage_data(self) -> ConfigurableClassData | None:
+        return ConfigurableClassData(
+            __name__,
+            BatchedSqliteEventLogStorage.__name__,
+            yaml.dump({"base_dir": _event_logs_directory(self.base_dir)}, default_flow_style=False),
+        )

@@ -1,0 +1,142 @@
+"""The shipped Dagster storage (pipelines/dagster_storage.py): Dagster's own SQLite files, written
+in batches; what a run records reads back the same through Dagster's stock SQLite storage."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    EventRecordsFilter,
+    MaterializeResult,
+    asset,
+    define_asset_job,
+)
+from dagster._check import CheckError
+
+from pipelines import dagster_storage
+from pipelines.dagster_storage import BatchedSqliteEventLogStorage, SqliteStorage
+
+pytestmark = pytest.mark.filterwarnings("ignore:Use fetch_:UserWarning")
+
+
+def _home(folder, storage_block: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster.yaml").write_text("telemetry:\n  enabled: false\n" + textwrap.dedent(storage_block), encoding="utf-8")
+    return folder
+
+
+def shipped(folder, base):
+    return _home(
+        folder,
+        f"""
+        storage:
+          custom:
+            module: pipelines.dagster_storage
+            class: SqliteStorage
+            config:
+              base_dir: {base}
+        """,
+    )
+
+
+def stock(folder, base):
+    return _home(folder, f"storage:\n  sqlite:\n    base_dir: {base}\n")
+
+
+@asset(check_specs=[AssetCheckSpec("positive", asset="figures"), AssetCheckSpec("small", asset="figures")])
+def figures():
+    return MaterializeResult(
+        metadata={"rows": 3},
+        check_results=[
+            AssetCheckResult(check_name="positive", passed=True),
+            AssetCheckResult(check_name="small", passed=False, metadata={"count": 2}),
+        ],
+    )
+
+
+@asset(deps=[figures])
+def summary():
+    return MaterializeResult(metadata={"rows": 1})
+
+
+DEFS = Definitions(assets=[figures, summary], jobs=[define_asset_job("both", selection=[figures, summary])])
+
+
+def _records(instance, event_type):
+    return instance.get_event_records(EventRecordsFilter(event_type=event_type), limit=1000)
+
+
+def test_a_run_reads_back_the_same_through_dagsters_stock_storage(tmp_path):
+    base = tmp_path / "storage"
+    with DagsterInstance.from_config(str(shipped(tmp_path / "ours", base))) as instance:
+        assert isinstance(instance._event_storage, BatchedSqliteEventLogStorage)
+        result = DEFS.resolve_job_def("both").execute_in_process(instance=instance)
+        assert result.success
+        run_id = result.run_id
+        ours = {t: len(_records(instance, t)) for t in DagsterEventType}
+    with DagsterInstance.from_config(str(stock(tmp_path / "stock", base))) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.is_success
+        assert {t: len(_records(instance, t)) for t in DagsterEventType} == ours
+        assert ours[DagsterEventType.ASSET_MATERIALIZATION] == 2
+        assert ours[DagsterEventType.ASSET_MATERIALIZATION_PLANNED] == 2
+        assert ours[DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED] == 2
+        assert instance.get_latest_materialization_event(AssetKey("summary")).asset_materialization.metadata["rows"].value == 1
+        evaluations = {
+            r.event_log_entry.dagster_event.event_specific_data.check_name: r.event_log_entry.dagster_event.event_specific_data.passed
+            for r in _records(instance, DagsterEventType.ASSET_CHECK_EVALUATION)
+        }
+        assert evaluations == {"positive": True, "small": False}
+        # every event of the run, in order, as the webserver's run page reads them
+        logs = instance.all_logs(run_id)
+        types = [e.dagster_event.event_type for e in logs if e.is_dagster_event]
+        assert types.count(DagsterEventType.STEP_SUCCESS) == 2 and types[-1] == DagsterEventType.RUN_SUCCESS
+
+
+def test_the_planned_events_are_written_in_one_batch(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    batches = []
+    original = BatchedSqliteEventLogStorage.store_event_batch
+
+    def spy(self, events):
+        batches.append([e.dagster_event.event_type for e in events])
+        return original(self, events)
+
+    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", spy)
+    with DagsterInstance.from_config(str(shipped(tmp_path / "home", tmp_path / "storage"))) as instance:
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == dagster_storage.BATCH_SIZE
+        assert DEFS.resolve_job_def("both").execute_in_process(instance=instance).success
+    planned = [b for b in batches if DagsterEventType.ASSET_MATERIALIZATION_PLANNED in b]
+    assert len(planned) == 1 and len(planned[0]) == 4  # two assets, two checks
+
+
+def test_a_failed_batch_leaves_nothing_behind(tmp_path):
+    with DagsterInstance.from_config(str(shipped(tmp_path / "home", tmp_path / "storage"))) as instance:
+        result = DEFS.resolve_job_def("both").execute_in_process(instance=instance)
+        storage = instance._event_storage
+        logs = instance.all_logs(result.run_id)
+        before = len(logs)
+        with pytest.raises(CheckError):  # the third "event" is not one: the first two must not stay
+            storage.store_event_batch([logs[0], logs[1], "not an event"])
+        assert len(instance.all_logs(result.run_id)) == before
+        storage.store_event_batch([logs[0], logs[1]])  # and the storage still works afterwards
+        assert len(instance.all_logs(result.run_id)) == before + 2
+
+
+def test_engines_are_kept_for_the_latest_files_only(tmp_path):
+    storage = SqliteStorage.from_local(str(tmp_path / "storage"))
+    events = storage.event_log_storage
+    for i in range(dagster_storage.ENGINES_KEPT + 1):
+        with events.run_connection(f"run-{i}") as conn:
+            conn.exec_driver_sql("select 1")
+    assert len(events._engines) == dagster_storage.ENGINES_KEPT
+    assert "run-0" not in events._engines and f"run-{dagster_storage.ENGINES_KEPT}" in events._engines
+    storage.dispose()
