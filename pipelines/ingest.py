@@ -8,7 +8,6 @@ declared one cannot be read, and a mismatch between the two is a finding.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -162,8 +161,71 @@ def record_first_seen_of(con, files: list[tuple[str, Path, int | None]], now: dt
     return {h: t for h, t in rows}
 
 
+# The columns of each raw table that come from a workbook's content alone (the same for every copy
+# of the file): kept in the parse cache as column lists, so a batch of workbooks becomes one
+# DataFrame per table without building a dict per cell (docs/performance.md).
+CONTENT_COLUMNS = {
+    "raw_value": ("code", "raw_text", "value", "parse_status", "is_percent", "sheet", "cell", "row_label", "unit", "note"),
+    "raw_task": ("task_code", "task", "due_text", "status_text", "done_text", "note", "sheet", "row_number"),
+    "raw_read_finding": ("rule_id", "severity", "sheet", "cell", "code", "value", "message_vi", "message_en"),
+}
+CONTENT_FORMAT = "rows1"  # the shape of a content record; part of the cache's file names and the parse tag
+
+
+def _raw_text(raw: object) -> str | None:
+    return None if raw is None else (raw.isoformat() if hasattr(raw, "isoformat") else str(raw))
+
+
+def content_record(read: WorkbookRead) -> dict:
+    """What the raw tables need from one parse, by content: the declared period (for the folder
+    index), the raw_submission fields read from the file, and the other tables' rows as columns."""
+    period = read.period
+    contact = " ".join(filter(None, [read.info_text("contact"), read.info_text("phone"), read.info_text("email")]))
+    figures, tasks, findings = read.figures, read.tasks, [f.as_row() for f in read.findings]
+    return {
+        "content_hash": read.content_hash,
+        "period": period,
+        "submission": {
+            "size_bytes": read.size_bytes,
+            "readable": read.readable,
+            "sheet_names": " | ".join(read.sheet_names),
+            "declared_agency_code": read.agency_code,
+            "declared_agency_name": read.info_text("agency_name") or None,
+            "declared_period_text": read.info_text("period") or None,
+            "declared_period": period.code if period else None,
+            "report_date": read.report_date,
+            "preparer": read.info_text("preparer") or None,
+            "contact": contact or None,
+            "form_version": read.info_text("form_version") or None,
+        },
+        "raw_value": {
+            "code": [f.code for f in figures],
+            "raw_text": [_raw_text(f.raw) for f in figures],
+            "value": [f.value for f in figures],
+            "parse_status": [f.parse_status for f in figures],
+            "is_percent": [f.is_percent for f in figures],
+            "sheet": [f.sheet for f in figures],
+            "cell": [f.cell for f in figures],
+            "row_label": [f.row_label for f in figures],
+            "unit": [f.unit for f in figures],
+            "note": [f.note for f in figures],
+        },
+        "raw_task": {
+            "task_code": [t.task_code for t in tasks],
+            "task": [t.task for t in tasks],
+            "due_text": [t.due_text for t in tasks],
+            "status_text": [t.status_text for t in tasks],
+            "done_text": [t.done_text for t in tasks],
+            "note": [t.note for t in tasks],
+            "sheet": [t.sheet for t in tasks],
+            "row_number": [t.row for t in tasks],
+        },
+        "raw_read_finding": {column: [f[column] for f in findings] for column in CONTENT_COLUMNS["raw_read_finding"]},
+    }
+
+
 def raw_frames(
-    reads: list[tuple[WorkbookRead, str]],
+    records: list[tuple[Path, dict, str]],
     raw_dir: Path,
     reporter_codes: list[str],
     first_seen: dict[str, dt.datetime],
@@ -171,105 +233,61 @@ def raw_frames(
     now: dt.datetime,
     limits=None,
 ) -> dict[str, pd.DataFrame]:
-    """Rows for raw_submission, raw_value, raw_task and raw_read_finding."""
-    subs, values, tasks, findings = [], [], [], []
+    """Rows for raw_submission, raw_value, raw_task and raw_read_finding from (path, content
+    record, partition key) triples: the per-file fields (path, receipt, partition) joined to the
+    content's, and the content's rows column by column."""
+    subs = []
+    columns = {
+        table: {"submission_id": [], "partition_key": []} | {c: [] for c in cols} for table, cols in CONTENT_COLUMNS.items()
+    }
     seen_hashes: set[str] = set()
     codes = code_lookup(reporter_codes)
-    for read, partition_key in reads:
-        if read.content_hash in seen_hashes:
+    tag = parse_tag(limits)
+    for path, record, partition_key in records:
+        content_hash = record["content_hash"]
+        if content_hash in seen_hashes:
             continue  # the same file copied twice: one submission
-        seen_hashes.add(read.content_hash)
-        sid = read.content_hash[:16]
-        receipt = register.get(read.content_hash) or register.get(read.path.name)
-        received_at = receipt.received_at if receipt else first_seen.get(read.content_hash, now)
-        fperiod = folder_period(read.path, raw_dir)
-        period = read.period
+        seen_hashes.add(content_hash)
+        sid = content_hash[:16]
+        receipt = register.get(content_hash) or register.get(path.name)
+        fperiod = folder_period(path, raw_dir)
         subs.append(
             {
                 "submission_id": sid,
                 "partition_key": partition_key,
-                "content_hash": read.content_hash,
-                "file_path": str(read.path),
-                "file_name": read.path.name,
+                "content_hash": content_hash,
+                "file_path": str(path),
+                "file_name": path.name,
                 "folder_period": fperiod.code if fperiod else None,
-                "filename_agency_code": filename_agency(read.path, codes),
-                "size_bytes": read.size_bytes,
-                "readable": read.readable,
-                "sheet_names": " | ".join(read.sheet_names),
-                "declared_agency_code": read.agency_code,
-                "declared_agency_name": read.info_text("agency_name") or None,
-                "declared_period_text": read.info_text("period") or None,
-                "declared_period": period.code if period else None,
-                "report_date": read.report_date,
-                "preparer": read.info_text("preparer") or None,
-                "contact": " ".join(
-                    filter(
-                        None,
-                        [
-                            read.info_text("contact"),
-                            read.info_text("phone"),
-                            read.info_text("email"),
-                        ],
-                    )
-                )
-                or None,
-                "form_version": read.info_text("form_version") or None,
-                "received_at": received_at,
+                "filename_agency_code": filename_agency(path, codes),
+            }
+            | record["submission"]
+            | {
+                "received_at": receipt.received_at if receipt else first_seen.get(content_hash, now),
                 "received_source": receipt.source if receipt else "first_seen",
                 "loaded_at": now,
-                "parse_tag": parse_tag(limits),
+                "parse_tag": tag,
             }
         )
-        for f in read.figures:
-            values.append(
-                {
-                    "submission_id": sid,
-                    "partition_key": partition_key,
-                    "code": f.code,
-                    "raw_text": None if f.raw is None else (f.raw.isoformat() if hasattr(f.raw, "isoformat") else str(f.raw)),
-                    "value": f.value,
-                    "parse_status": f.parse_status,
-                    "is_percent": f.is_percent,
-                    "sheet": f.sheet,
-                    "cell": f.cell,
-                    "row_label": f.row_label,
-                    "unit": f.unit,
-                    "note": f.note,
-                }
-            )
-        for t in read.tasks:
-            tasks.append(
-                {
-                    "submission_id": sid,
-                    "partition_key": partition_key,
-                    "task_code": t.task_code,
-                    "task": t.task,
-                    "due_text": t.due_text,
-                    "status_text": t.status_text,
-                    "done_text": t.done_text,
-                    "note": t.note,
-                    "sheet": t.sheet,
-                    "row_number": t.row,
-                }
-            )
-        for finding in read.findings:
-            findings.append({"submission_id": sid, "partition_key": partition_key} | finding.as_row())
-    return {
-        "raw_submission": pd.DataFrame(subs),
-        "raw_value": pd.DataFrame(values),
-        "raw_task": pd.DataFrame(tasks),
-        "raw_read_finding": pd.DataFrame(findings),
-    }
+        for table, out in columns.items():
+            rows = record[table]
+            n = len(next(iter(rows.values())))
+            if not n:
+                continue
+            out["submission_id"] += [sid] * n
+            out["partition_key"] += [partition_key] * n
+            for column, values in rows.items():
+                out[column] += values
+    return {"raw_submission": pd.DataFrame(subs)} | {table: pd.DataFrame(cols) for table, cols in columns.items()}
 
 
-def read_for_partition(
-    raw_dir: Path, partition_key: str, cache_dir: Path | None = None, limits=None
-) -> list[tuple[WorkbookRead, str]]:
-    """The workbooks that belong to the partition (or to no partition), read through the parse
-    cache; the folder index tells which they are without reading the others."""
-    partitions, hashes = index_folder(raw_dir, cache_dir, limits)
-    chosen = sorted(p for p, key in partitions.items() if key in (partition_key, UNASSIGNED))
-    return [(read, partitions[read.path]) for read in read_all(chosen, cache_dir, limits, known_hashes=hashes)]
+def read_for_partition(raw_dir: Path, partition_key: str, limits=None) -> list[tuple[WorkbookRead, str]]:
+    """The workbooks that belong to the partition (or to no partition), without a parse cache:
+    every workbook of the folder is read to learn its partition."""
+    reads = read_all(scan_raw_folder(raw_dir), limits)
+    raw_dir = Path(raw_dir)
+    keyed = [(read, file_partition(read, folder_period(read.path, raw_dir))) for read in reads]
+    return [(read, key) for read, key in keyed if key in (partition_key, UNASSIGNED)]
 
 
 def index_folder(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> tuple[dict[Path, str], dict[Path, str]]:
@@ -281,7 +299,7 @@ def index_folder(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> t
     raw_dir = Path(raw_dir)
     paths = scan_raw_folder(raw_dir)
     if cache_dir is None:
-        reads = read_all(paths, None, limits)
+        reads = read_all(paths, limits)
         return {r.path: file_partition(r, folder_period(r.path, raw_dir)) for r in reads}, {}
     index_file = _index_file(Path(cache_dir), limits)
     try:
@@ -364,92 +382,104 @@ def _limits_tag(limits) -> str:
 
 
 def parse_tag(limits=None) -> str:
-    """What a parse depends on besides the file's content: the reader's version and the limits."""
-    return f"{reader_version()}.{_limits_tag(limits)}"
+    """What a workbook's raw rows depend on besides its content: the reader's version, the shape
+    of the content record and the limits."""
+    return f"{reader_version()}.{CONTENT_FORMAT}.{_limits_tag(limits)}"
 
 
 def _cache_file(cache_dir: Path, content_hash: str, limits) -> Path:
-    return Path(cache_dir) / reader_version() / f"{content_hash}.{_limits_tag(limits)}.pickle"
+    return Path(cache_dir) / reader_version() / f"{content_hash}.{_limits_tag(limits)}.{CONTENT_FORMAT}.pickle"
 
 
-def _load_cached(cache_file: Path, path: Path) -> WorkbookRead | None:
+def _load_cached(cache_file: Path) -> dict | None:
     try:
         with open(cache_file, "rb") as handle:
-            read = pickle.load(handle)
+            record = pickle.load(handle)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
-    return dataclasses.replace(read, path=Path(path))
+    return record if isinstance(record, dict) and "content_hash" in record else None
 
 
-def _store(cache_file: Path, read: WorkbookRead) -> None:
+def _store(cache_file: Path, record: dict) -> None:
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
     with open(tmp, "wb") as handle:
-        pickle.dump(read, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(record, handle, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, cache_file)
 
 
-def _read_one(args: tuple[Path, object]) -> WorkbookRead:
-    path, limits = args
+def _read_one(path: Path, limits=None) -> WorkbookRead:
     return read_workbook(path, limits) if limits is not None else read_workbook(path)
 
 
-def read_all(
-    paths: list[Path],
-    cache_dir: Path | None = None,
-    limits=None,
-    workers: int | None = None,
-    known_hashes: dict[Path, str] | None = None,
-) -> list[WorkbookRead]:
-    """Read workbooks, in the order given: cached parses where the content was seen before, the
-    rest read anew (in parallel processes when there are many) and cached."""
+def _pool_map(job, jobs: list, workers: int | None) -> list:
+    """job over jobs, in order: in a pool of processes from PARALLEL_FROM jobs on."""
+    workers = workers or os.cpu_count() or 1
+    if len(jobs) >= PARALLEL_FROM and workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(job, jobs, chunksize=16))
+    return [job(args) for args in jobs]
+
+
+def read_all(paths: list[Path], limits=None, workers: int | None = None) -> list[WorkbookRead]:
+    """Read workbooks (no cache), in the order given, in parallel processes when there are many."""
+    return _pool_map(_read_args, [(Path(p), limits) for p in paths], workers)
+
+
+def _read_args(args: tuple[Path, object]) -> WorkbookRead:
+    return _read_one(*args)
+
+
+def content_records(
+    paths: list[Path], cache_dir: Path, limits=None, workers: int | None = None, known_hashes: dict[Path, str] | None = None
+) -> list[dict]:
+    """The content record (content_record) of each workbook, in the order given: from the parse
+    cache where the content was seen before, the rest read anew (in parallel when many) and cached."""
     return _through_cache([Path(p) for p in paths], cache_dir, limits, workers, known_hashes, _read_and_store, lambda r: r)
 
 
 def index_reads(paths: list[Path], cache_dir: Path, limits=None, workers: int | None = None) -> list[tuple[str, Period | None]]:
     """(content hash, declared period) of each workbook, in the order given, parsing (and caching)
     those whose content was not seen before, in parallel processes when there are many."""
-    return _through_cache(list(paths), cache_dir, limits, workers, None, _index_entry, lambda r: (r.content_hash, r.period))
+    return _through_cache(list(paths), cache_dir, limits, workers, None, _index_entry, _index_of)
 
 
-def _read_and_store(args: tuple[Path, object, Path | None]) -> WorkbookRead:
-    """Read a workbook and keep its parse in the cache (in a worker process when there are many)."""
+def _index_of(record: dict) -> tuple[str, Period | None]:
+    return record["content_hash"], record["period"]
+
+
+def _read_and_store(args: tuple[Path, object, Path | None]) -> dict:
+    """Read a workbook and keep its content record in the cache (in a worker process when there are many)."""
     path, limits, cache_file = args
-    read = _read_one((path, limits))
+    read = _read_one(path, limits)
+    record = content_record(read)
     if cache_file is not None and read.content_hash == cache_file.name.split(".")[0]:
-        _store(cache_file, read)
-    return read
+        _store(cache_file, record)
+    return record
 
 
 def _index_entry(args: tuple[Path, object, Path | None]) -> tuple[str, Period | None]:
-    """_read_and_store sending back only what the folder index needs (sending whole parses between
+    """_read_and_store sending back only what the folder index needs (sending whole records between
     processes cost as much as parsing them)."""
-    read = _read_and_store(args)
-    return read.content_hash, read.period
+    return _index_of(_read_and_store(args))
 
 
 def _through_cache(paths, cache_dir, limits, workers, known_hashes, job, from_cached) -> list:
-    """job(path, limits, cache file) for each path whose parse is not cached (in a pool of processes
-    from PARALLEL_FROM paths on), from_cached(parse) for the others; results in the order given."""
+    """job(path, limits, cache file) for each path whose content record is not cached (in a pool of
+    processes from PARALLEL_FROM paths on), from_cached(record) for the others; in the order given."""
     results: dict[int, object] = {}
     misses: list[tuple[int, tuple[Path, object, Path | None]]] = []
     for i, path in enumerate(paths):
-        content_hash = (known_hashes or {}).get(path) or (_file_hash(path, limits) if cache_dir else None)
-        cache_file = _cache_file(cache_dir, content_hash, limits) if content_hash and cache_dir else None
-        cached = _load_cached(cache_file, path) if cache_file and cache_file.exists() else None
+        content_hash = (known_hashes or {}).get(path) or _file_hash(path, limits)
+        cache_file = _cache_file(cache_dir, content_hash, limits) if content_hash else None
+        cached = _load_cached(cache_file) if cache_file and cache_file.exists() else None
         if cached is not None:
             results[i] = from_cached(cached)
         else:
             misses.append((i, (path, limits, cache_file)))
-    workers = workers or os.cpu_count() or 1
-    jobs = [args for _, args in misses]
-    if len(jobs) >= PARALLEL_FROM and workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            done = list(pool.map(job, jobs, chunksize=16))
-    else:
-        done = [job(args) for args in jobs]
+    done = _pool_map(job, [args for _, args in misses], workers)
     for (i, _), result in zip(misses, done, strict=True):
         results[i] = result
     return [results[i] for i in range(len(paths))]
@@ -492,12 +522,12 @@ def sync_raw_tables(
     slices = (partition_key, UNASSIGNED)
     drop: list[str] | None = None  # None: rewrite both slices whole
     if cache_dir is None:
-        reads = read_for_partition(raw_dir, partition_key, None, limits)
+        reads = read_for_partition(raw_dir, partition_key, limits)
         first_seen = record_first_seen(con, [r for r, _ in reads], now)
         pending: list = list({read.content_hash: (read, key) for read, key in reversed(reads)}.values())[::-1]
 
-        def reads_of(batch: list) -> list[tuple[WorkbookRead, str]]:
-            return batch
+        def reads_of(batch: list) -> list[tuple[Path, dict, str]]:
+            return [(read.path, content_record(read), key) for read, key in batch]
 
     else:
         partitions, hashes = index_folder(raw_dir, cache_dir, limits)
@@ -533,10 +563,10 @@ def sync_raw_tables(
         fresh = [sid for sid in wanted if sid not in kept]
         drop = sorted({row[0] for row in on_record} - kept)
 
-        def reads_of(batch: list[str]) -> list[tuple[WorkbookRead, str]]:
+        def reads_of(batch: list[str]) -> list[tuple[Path, dict, str]]:
             known = {paths_of[sid]: wanted[sid][0] for sid in batch}
-            parsed = read_all([paths_of[sid] for sid in batch], cache_dir, limits, known_hashes=known)
-            return list(zip(parsed, [wanted[sid][2] for sid in batch], strict=True))
+            records = content_records([paths_of[sid] for sid in batch], cache_dir, limits, known_hashes=known)
+            return [(paths_of[sid], record, wanted[sid][2]) for sid, record in zip(batch, records, strict=True)]
 
         pending = fresh
 

@@ -177,3 +177,23 @@ def test_a_new_receipt_or_new_limits_bring_a_workbook_in_step(tmp_path, catalog)
         steps.ingest_partition(con, catalog, raw, "2024-Q1", now, register, cache, ReadLimits(max_cell_chars=5))
         (tag,) = con.execute("select parse_tag from raw_submission").fetchone()
         assert tag == ingest.parse_tag(ReadLimits(max_cell_chars=5)) != ingest.parse_tag(None)
+
+
+def test_the_content_record_fills_every_column_of_the_raw_tables(tmp_path):
+    """Each raw table's columns are the per-file ones (submission_id, partition_key) plus the
+    content record's: a column added to a raw table's DDL must be added to the record too."""
+    import duckdb
+
+    from pipelines.models import all_models
+    from pipelines.workbook import read_workbook
+
+    path = make_form(tmp_path / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10, "HSO.02": "mười"})
+    record = ingest.content_record(read_workbook(path))
+    con = duckdb.connect()
+    for table, columns in ingest.CONTENT_COLUMNS.items():
+        assert tuple(record[table]) == columns, table
+        con.execute(all_models()[table].ddl)
+        ddl = [
+            r[0] for r in con.execute("select column_name from duckdb_columns() where table_name = $t", {"t": table}).fetchall()
+        ]
+        assert sorted(ddl) == sorted(["submission_id", "partition_key", *columns]), table
