@@ -34,29 +34,37 @@ log = logging.getLogger(__name__)
 
 
 def scan_raw_folder(raw_dir: Path) -> list[Path]:
-    """Every .xlsx under raw_dir, sorted; Excel lock files (~$x.xlsx) and hidden files skipped."""
+    """Every .xlsx under raw_dir, sorted; Excel lock files (~$x.xlsx) and hidden files skipped, and
+    so are hidden and `quarantine` folders, the top-level `external` folder (pipelines/external.py)
+    and links to files outside the raw folder. Links to folders are not followed."""
     raw_dir = Path(raw_dir)
     if not raw_dir.exists():
         return []
     files = []
     root = raw_dir.resolve()
-    for path in raw_dir.rglob("*"):
-        if not path.is_file() or path.suffix.lower() not in (".xlsx", ".xlsm"):
-            continue
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
-            log.warning("skipped %s: a link to a file outside the raw folder", path)
-            continue
-        if path.name.startswith(("~$", ".")) or any(p.startswith(".") for p in path.relative_to(raw_dir).parts[:-1]):
-            continue
-        if "quarantine" in path.relative_to(raw_dir).parts[:-1] or path.relative_to(raw_dir).parts[0] == "external":
-            continue
-        files.append(path)
+    for folder, dirs, names in os.walk(raw_dir):  # the first folder walked is raw_dir itself, as given
+        top = folder == os.fspath(raw_dir)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "quarantine" and not (top and d == "external")]
+        for name in names:
+            if name.startswith(("~$", ".")) or os.path.splitext(name)[1].lower() not in (".xlsx", ".xlsm"):
+                continue
+            path = Path(folder, name)
+            if os.path.islink(path) and not path.resolve().is_relative_to(root):
+                log.warning("skipped %s: a link to a file outside the raw folder", path)
+                continue
+            if path.is_file():
+                files.append(path)
     return sorted(files)
 
 
 def folder_period(path: Path, raw_dir: Path) -> Period | None:
     """The period named by the nearest parent folder under raw_dir, if any."""
-    for part in reversed(Path(path).relative_to(raw_dir).parts[:-1]):
+    return _period_of_folders(Path(path).relative_to(raw_dir).parts[:-1])
+
+
+@functools.lru_cache(maxsize=4096)
+def _period_of_folders(parts: tuple[str, ...]) -> Period | None:
+    for part in reversed(parts):
         try:
             return parse_period(part)
         except PeriodError:

@@ -10,11 +10,28 @@ from tests.conftest import make_form
 
 
 def test_scan_skips_lock_hidden_and_quarantine(tmp_path):
-    for name in ("2024-Q1/a.xlsx", "2024-Q1/~$a.xlsx", ".hidden/b.xlsx", "quarantine/c.xlsx", "notes.txt", "d.XLSX"):
+    names = (
+        "2024-Q1/a.xlsx",
+        "2024-Q1/~$a.xlsx",
+        ".hidden/b.xlsx",
+        ".hidden/deeper/b2.xlsx",
+        "quarantine/c.xlsx",
+        "2024-Q1/quarantine/c2.xlsx",
+        "external/e.xlsx",  # the external indices' folder (top level only)
+        "2024-Q1/external/f.xlsm",
+        "notes.txt",
+        "d.XLSX",
+    )
+    for name in names:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
-    assert [p.relative_to(tmp_path).as_posix() for p in ingest.scan_raw_folder(tmp_path)] == ["2024-Q1/a.xlsx", "d.XLSX"]
+    (tmp_path / "2024-H1").symlink_to(tmp_path / "2024-Q1", target_is_directory=True)  # a folder link is not followed
+    assert [p.relative_to(tmp_path).as_posix() for p in ingest.scan_raw_folder(tmp_path)] == [
+        "2024-Q1/a.xlsx",
+        "2024-Q1/external/f.xlsm",
+        "d.XLSX",
+    ]
 
 
 def test_filename_agency_prefers_the_longest_code():
