@@ -144,9 +144,12 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
+    from pipelines.models import all_models
     from pipelines.partitions import QUARTER_KEYS
     from pipelines.periods import partition_label
     from pipelines.runs import reap_dead_runs, worker_tags
+
+    dimension_models = {name for name, model in all_models().items() if model.layer == "dimensions"}
 
     instance = DagsterInstance.get()
     reaped = reap_dead_runs(instance)
@@ -173,14 +176,21 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
     quiet_logs = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     tags = worker_tags() | {"cchc/trigger": "cli"}
 
-    def execute(job_name: str, what: str, partition_key: str | None = None, extra_tags: dict | None = None):
+    def execute(
+        job_name: str, what: str, partition_key: str | None = None, extra_tags: dict | None = None, without: set | None = None
+    ):
         started = time.perf_counter()
-        result = defs.resolve_job_def(job_name).execute_in_process(
+        job = defs.resolve_job_def(job_name)
+        selection = None
+        if without:  # the job's assets except some groups (e.g. the dimensions when the catalog is unchanged)
+            selection = [key for key in job.asset_layer.executable_asset_keys if key.path[-1] not in without]
+        result = job.execute_in_process(
             instance=instance,
             run_config=quiet_logs,
             partition_key=partition_key,
             tags=tags | (extra_tags or {}),
             raise_on_error=debug,
+            asset_selection=selection,
         )
         if not result.success:
             raise CliError(_failure_paragraph(result, what))
@@ -189,18 +199,26 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
     # One writer: hold the working database for the whole sequence (catalog, quarters, publish),
     # so no other run slips in between them.
     with warehouse.run_lock().acquire(warehouse.lock_timeout_seconds, label="python -m pipelines run"):
-        if _catalog_changed(warehouse, Path(resources["catalog"].catalog_dir)):
-            execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
-            _remember_catalog(warehouse, Path(resources["catalog"].catalog_dir))
+        catalog_dir = Path(resources["catalog"].catalog_dir)
+        catalog_changed = _catalog_changed(warehouse, catalog_dir)
         published = {"cchc/partitions": ",".join(partitions)}
-        if len(partitions) == 1:  # one quarter: computed and published in a single run
+        if len(partitions) == 1:  # one quarter: dimensions (if the catalog changed), quarter and publish in one run
             (key,) = partitions
             seconds = execute(
-                "cchc_quarter_and_publish", f"quý / quarter {partition_label(key)} và công bố / and publish", key, published
+                "cchc_quarter_and_publish",
+                f"quý / quarter {partition_label(key)} và công bố / and publish",
+                key,
+                published,
+                without=None if catalog_changed else dimension_models,
             )
+            if catalog_changed:
+                _remember_catalog(warehouse, catalog_dir)
             if not quiet:
                 print(f"  {partition_label(key)}: ok, đã công bố / published ({seconds:.1f} s)")
         else:
+            if catalog_changed:
+                execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
+                _remember_catalog(warehouse, catalog_dir)
             for key in partitions:
                 seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key)
                 if not quiet:

@@ -46,7 +46,8 @@ publish_job = _job(
 )
 quarter_and_publish_job = _job(
     "cchc_quarter_and_publish",
-    QUARTERLY_SELECTION | PUBLISH_SELECTION,
-    "One quarter and the publish in a single run (the CLI's run of one quarter: one run instead of two).",
+    DIMENSION_SELECTION | QUARTERLY_SELECTION | PUBLISH_SELECTION,
+    "The dimensions (when the catalog changed), one quarter and the publish in a single run: the CLI's run of one"
+    " quarter, one run instead of three.",
     partitioned=True,
 )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import DagsterEventType, DagsterInstance
 
 from pipelines.locking import RunLock
 from tests.conftest import REPO, make_form
@@ -166,6 +167,20 @@ def test_an_analyst_holding_the_database_open_never_blocks_a_run(service):
         con.close()
     assert files == int(opened[1]) + 1 and h1 > 0
     assert runs[0] == 2 and "2024-Q2" in runs[1]
+    # the first CLI run (one quarter, a new working database) is one Dagster run, dimensions included;
+    # the second (two quarters, the catalog unchanged) is a run per quarter and the publish, no dimensions
+    with DagsterInstance.from_config(str(service["home"])) as instance:
+        runs = instance.get_runs()[::-1]
+        built = [
+            {
+                e.dagster_event.asset_key.path[-1]
+                for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+            }
+            for run in runs
+        ]
+    assert [run.job_name for run in runs] == ["cchc_quarter_and_publish", "cchc_quarterly", "cchc_quarterly", "cchc_publish"]
+    assert {"dim_agency", "fct_target_scorecard"} <= built[0]
+    assert all("dim_agency" not in names for names in built[1:]) and "fct_target_scorecard" in built[1]
 
 
 def test_a_share_above_100_rejects_that_workbook_and_publishes_everyone_else(service):
