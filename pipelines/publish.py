@@ -186,6 +186,13 @@ def publish(
             names = columns_of[table]
             columns = ", ".join(_quote(c) for c in names)
             where = _slice(names, touched, years) if previous_columns.get(table) == names else None
+            if (
+                where is not None
+                and not con.execute(
+                    f"select exists (select 1 from publish_target.{_quote(table)} where not coalesce({where}, false))"
+                ).fetchone()[0]
+            ):
+                where = None  # every row of the copy is in the slices replaced: rebuilding it whole is cheaper
             if where is None:
                 con.execute(
                     f"create or replace table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}"
