@@ -145,13 +145,19 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
 
     from pipelines.definitions import defs
     from pipelines.models import all_models
+
+    dimension_models = {name for name, model in all_models().items() if model.layer == "dimensions"}
+
+    with DagsterInstance.get() as instance:  # disposed when done: its storage's connections closed
+        return _run_in(instance, defs, partitions, quiet, debug, dimension_models)
+
+
+def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bool, dimension_models: set[str]) -> list[str]:
+    """run() on an open Dagster instance."""
     from pipelines.partitions import QUARTER_KEYS
     from pipelines.periods import partition_label
     from pipelines.runs import reap_dead_runs, worker_tags
 
-    dimension_models = {name for name, model in all_models().items() if model.layer == "dimensions"}
-
-    instance = DagsterInstance.get()
     reaped = reap_dead_runs(instance)
     if reaped and not quiet:
         print(f"  (đánh dấu thất bại các lần chạy đã chết / marked failed the dead runs: {', '.join(reaped)})")

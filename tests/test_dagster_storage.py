@@ -74,16 +74,41 @@ def _records(instance, event_type):
     return instance.get_event_records(EventRecordsFilter(event_type=event_type), limit=1000)
 
 
-def test_a_run_reads_back_the_same_through_dagsters_stock_storage(tmp_path):
-    base = tmp_path / "storage"
-    with DagsterInstance.from_config(str(shipped(tmp_path / "ours", base))) as instance:
-        assert isinstance(instance._event_storage, BatchedSqliteEventLogStorage)
-        result = DEFS.resolve_job_def("both").execute_in_process(instance=instance)
-        assert result.success
-        run_id = result.run_id
-        ours = {t: len(_records(instance, t)) for t in DagsterEventType}
-    with DagsterInstance.from_config(str(stock(tmp_path / "stock", base))) as instance:
-        run = instance.get_run_by_id(run_id)
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One run of the job on the shipped storage: its folder, run id, event counts and the batches written."""
+    tmp = tmp_path_factory.mktemp("storage")
+    batches = []
+    original = BatchedSqliteEventLogStorage.store_event_batch
+
+    def spy(self, events):
+        batches.append([e.dagster_event.event_type for e in events])
+        return original(self, events)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+        patch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", spy)
+        with DagsterInstance.from_config(str(shipped(tmp / "ours", tmp / "storage"))) as instance:
+            batch_size = os.environ.get("DAGSTER_EVENT_BATCH_SIZE")
+            storage_class = type(instance._event_storage)
+            result = DEFS.resolve_job_def("both").execute_in_process(instance=instance)
+            counts = {t: len(_records(instance, t)) for t in DagsterEventType}
+    return {
+        "tmp": tmp,
+        "run_id": result.run_id,
+        "success": result.success,
+        "counts": counts,
+        "batches": batches,
+        "batch_size": batch_size,
+        "storage_class": storage_class,
+    }
+
+
+def test_a_run_reads_back_the_same_through_dagsters_stock_storage(recorded):
+    assert recorded["success"] and recorded["storage_class"] is BatchedSqliteEventLogStorage
+    ours = recorded["counts"]
+    with DagsterInstance.from_config(str(stock(recorded["tmp"] / "stock", recorded["tmp"] / "storage"))) as instance:
+        run = instance.get_run_by_id(recorded["run_id"])
         assert run is not None and run.is_success
         assert {t: len(_records(instance, t)) for t in DagsterEventType} == ours
         assert ours[DagsterEventType.ASSET_MATERIALIZATION] == 2
@@ -96,25 +121,13 @@ def test_a_run_reads_back_the_same_through_dagsters_stock_storage(tmp_path):
         }
         assert evaluations == {"positive": True, "small": False}
         # every event of the run, in order, as the webserver's run page reads them
-        logs = instance.all_logs(run_id)
-        types = [e.dagster_event.event_type for e in logs if e.is_dagster_event]
+        types = [e.dagster_event.event_type for e in instance.all_logs(recorded["run_id"]) if e.is_dagster_event]
         assert types.count(DagsterEventType.STEP_SUCCESS) == 2 and types[-1] == DagsterEventType.RUN_SUCCESS
 
 
-def test_the_planned_events_are_written_in_one_batch(tmp_path, monkeypatch):
-    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
-    batches = []
-    original = BatchedSqliteEventLogStorage.store_event_batch
-
-    def spy(self, events):
-        batches.append([e.dagster_event.event_type for e in events])
-        return original(self, events)
-
-    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", spy)
-    with DagsterInstance.from_config(str(shipped(tmp_path / "home", tmp_path / "storage"))) as instance:
-        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == dagster_storage.BATCH_SIZE
-        assert DEFS.resolve_job_def("both").execute_in_process(instance=instance).success
-    planned = [b for b in batches if DagsterEventType.ASSET_MATERIALIZATION_PLANNED in b]
+def test_the_planned_events_are_written_in_one_batch(recorded):
+    assert recorded["batch_size"] == dagster_storage.BATCH_SIZE  # set by the storage when the environment had none
+    planned = [b for b in recorded["batches"] if DagsterEventType.ASSET_MATERIALIZATION_PLANNED in b]
     assert len(planned) == 1 and len(planned[0]) == 4  # two assets, two checks
 
 
