@@ -18,7 +18,8 @@ What it does, in one go:
    naive loop (pandas.read_excel(sheet_name=None, engine="openpyxl"));
 4. the per-step breakdown from the Dagster instance (get_run_step_stats), per run and summed;
 5. history: the scorecard query for one period on the published database, and the cost of one
-   new quarter after the history is in, against the same after one year of history.
+   new quarter after the history is in, against the same new quarter after one year of history
+   (the four quarters before it).
 
 Prints a table at the end (and --json FILE). Asserts nothing about timings; no network.
 Peak memory: `peak RSS` is ru_maxrss of the child from wait4() (the largest single process among
@@ -566,18 +567,18 @@ def run_benchmark(root: Path, n: int, m: int, new_quarter: bool, do_query: bool,
         figures["cli_new_quarter"] = main.run("new_quarter", ["--quarter", key])
         figures["cli_new_quarter"]["quarter"] = key
         save()
-        # the same after one year of history: 4 quarters, then a new quarter of the same window kind
-        k0 = m % 4
-        year_hist = [r for r in reports if k0 <= r.index < k0 + 4]
-        year_new = [r for r in reports + extra if r.index == k0 + 4]
+        # the same new quarter after one year of history: the four quarters just before it, then
+        # it (the same window, the same plan targets in force; only the years before differ)
+        year_hist = [r for r in reports if m - 4 <= r.index < m]
+        year_new = extra
         if len({r.index for r in year_hist}) == 4 and year_new:
             year = Site(sites / "year", sites / "year" / "raw", catalog, as_of)
             link_reports(year_hist, raw, year.raw)
             figures["cli_year_history"] = year.run("year_history")
             save()
-            link_reports(year_new, raw if year_new[0].index < m else pending, year.raw)
+            link_reports(year_new, pending, year.raw)
             synth.write_receipts(year.raw, year_hist + year_new)
-            key1 = synth.quarter_key(k0 + 4)
+            key1 = synth.quarter_key(m)
             figures["cli_year_new_quarter"] = year.run("year_new_quarter", ["--quarter", key1])
             figures["cli_year_new_quarter"]["quarter"] = key1
             save()
