@@ -171,13 +171,13 @@ def record_first_seen_of(con, files: list[tuple[str, Path, int | None]], now: dt
 
 # The columns of each raw table that come from a workbook's content alone (the same for every copy
 # of the file): kept in the parse cache as column lists, so a batch of workbooks becomes one
-# DataFrame per table without building a dict per cell (docs/performance.md).
+# DataFrame per table without building a dict per cell (docs/performance.md). The cache and the
+# parse tag carry content_version(), a hash of this code.
 CONTENT_COLUMNS = {
     "raw_value": ("code", "raw_text", "value", "parse_status", "is_percent", "sheet", "cell", "row_label", "unit", "note"),
     "raw_task": ("task_code", "task", "due_text", "status_text", "done_text", "note", "sheet", "row_number"),
     "raw_read_finding": ("rule_id", "severity", "sheet", "cell", "code", "value", "message_vi", "message_en"),
 }
-CONTENT_FORMAT = "rows1"  # the shape of a content record; part of the cache's file names and the parse tag
 
 
 def _raw_text(raw: object) -> str | None:
@@ -356,7 +356,7 @@ def _index_file(cache_dir: Path, limits) -> Path:
 # A workbook is parsed once per content: the result is kept under its SHA-256 (and the reader's
 # own version, a hash of the reader's source, so a new reader never trusts an old parse). A
 # re-run, or the next quarter's run over the same raw folder, only hashes the files.
-_READER_MODULES = ("workbook", "numbers", "text", "periods", "limits", "filetype")
+_READER_MODULES = ("workbook", "numbers", "text", "periods", "limits", "filetype", "findings")
 PARALLEL_FROM = 24  # new workbooks: fewer than this are read in-process (a pool costs ~0.3 s to start)
 
 
@@ -385,6 +385,16 @@ def _file_hash(path: Path, limits) -> str | None:
         return None
 
 
+@functools.cache
+def content_version() -> str:
+    """The shape of a content record: a hash of the code that builds it, so a cached record (and
+    the raw rows written from one) is never trusted after that code changed."""
+    import inspect
+
+    source = inspect.getsource(content_record) + inspect.getsource(_raw_text) + repr(CONTENT_COLUMNS)
+    return "rows-" + hashlib.sha256(source.encode()).hexdigest()[:8]
+
+
 def _limits_tag(limits) -> str:
     return hashlib.sha256(repr(limits).encode()).hexdigest()[:8] if limits is not None else "default"
 
@@ -392,11 +402,11 @@ def _limits_tag(limits) -> str:
 def parse_tag(limits=None) -> str:
     """What a workbook's raw rows depend on besides its content: the reader's version, the shape
     of the content record and the limits."""
-    return f"{reader_version()}.{CONTENT_FORMAT}.{_limits_tag(limits)}"
+    return f"{reader_version()}.{content_version()}.{_limits_tag(limits)}"
 
 
 def _cache_file(cache_dir: Path, content_hash: str, limits) -> Path:
-    return Path(cache_dir) / reader_version() / f"{content_hash}.{_limits_tag(limits)}.{CONTENT_FORMAT}.pickle"
+    return Path(cache_dir) / reader_version() / f"{content_hash}.{_limits_tag(limits)}.{content_version()}.pickle"
 
 
 def _load_cached(cache_file: Path) -> dict | None:

@@ -214,3 +214,21 @@ def test_the_content_record_fills_every_column_of_the_raw_tables(tmp_path):
             r[0] for r in con.execute("select column_name from duckdb_columns() where table_name = $t", {"t": table}).fetchall()
         ]
         assert sorted(ddl) == sorted(["submission_id", "partition_key", *columns]), table
+
+
+def test_a_change_to_the_content_record_code_is_a_new_cache_and_parse_tag(tmp_path, monkeypatch):
+    """Cached records and the raw rows written from them carry a hash of the code that shapes them."""
+    import inspect
+
+    before = (ingest.content_version(), ingest.parse_tag(None), ingest._cache_file(tmp_path, "ab" * 32, None))
+    assert before[0] in before[1] and before[0] in before[2].name
+    real = inspect.getsource
+    monkeypatch.setattr(inspect, "getsource", lambda obj: real(obj) + ("# changed\n" if obj is ingest.content_record else ""))
+    ingest.content_version.cache_clear()
+    try:
+        after = (ingest.content_version(), ingest.parse_tag(None), ingest._cache_file(tmp_path, "ab" * 32, None))
+    finally:
+        monkeypatch.undo()
+        ingest.content_version.cache_clear()
+    assert after[0] != before[0] and after[1] != before[1] and after[2] != before[2]
+    assert ingest.content_version() == before[0]
