@@ -4,6 +4,9 @@ in batches; what a run records reads back the same through Dagster's stock SQLit
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -23,6 +26,7 @@ from dagster._check import CheckError
 
 from pipelines import dagster_storage
 from pipelines.dagster_storage import BatchedSqliteEventLogStorage, SqliteStorage
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use fetch_:UserWarning")
 
@@ -153,3 +157,18 @@ def test_engines_are_kept_for_the_latest_files_only(tmp_path):
     assert len(events._engines) == dagster_storage.ENGINES_KEPT
     assert "run-0" not in events._engines and f"run-{dagster_storage.ENGINES_KEPT}" in events._engines
     storage.dispose()
+
+
+def test_dagster_processes_load_the_shipped_dagster_yaml_from_anywhere(tmp_path):
+    """`dagster dev`, the webserver and the daemon open the instance before loading any code, from
+    their own folder and path: the storage named by the shipped dagster.yaml must import there
+    (requirements.lock installs the project)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"DAGSTER_HOME": str(home)}
+    script = "from dagster import DagsterInstance; print(type(DagsterInstance.get()._event_storage).__name__)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "BatchedSqliteEventLogStorage"
+    assert (tmp_path / ".dagster" / "storage" / "history" / "runs.db").exists()  # relative to where Dagster starts
