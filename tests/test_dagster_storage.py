@@ -148,17 +148,24 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path):
         assert len(instance.all_logs(result.run_id)) == before + 2
 
 
-def test_engines_are_kept_for_the_latest_files_only(tmp_path):
+def test_engines_are_kept_for_the_latest_files_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(dagster_storage, "ENGINES_KEPT", 2)
     storage = SqliteStorage.from_local(str(tmp_path / "storage"))
     events = storage.event_log_storage
-    for i in range(dagster_storage.ENGINES_KEPT + 1):
-        with events.run_connection(f"run-{i}") as conn:
+    for run in ("run-0", "run-1", "run-2"):
+        with events.run_connection(run) as conn:
             conn.exec_driver_sql("select 1")
-    assert len(events._engines) == dagster_storage.ENGINES_KEPT
-    assert "run-0" not in events._engines and f"run-{dagster_storage.ENGINES_KEPT}" in events._engines
+    assert list(events._engines) == ["run-1", "run-2"]  # the two most recent files
+    with events.run_connection("run-1") as conn:  # used again: kept longest
+        conn.exec_driver_sql("select 1")
+    with events.index_connection() as conn:
+        conn.exec_driver_sql("select 1")
+    assert list(events._engines) == ["run-1", "index"]
     storage.dispose()
+    assert events._engines == {}
 
 
+@pytest.mark.slow
 def test_dagster_processes_load_the_shipped_dagster_yaml_from_anywhere(tmp_path):
     """`dagster dev`, the webserver and the daemon open the instance before loading any code, from
     their own folder and path: the storage named by the shipped dagster.yaml must import there
