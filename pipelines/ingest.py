@@ -221,30 +221,18 @@ def content_record(read: WorkbookRead) -> dict:
             "contact": contact or None,
             "form_version": read.info_text("form_version") or None,
         },
-        "raw_value": {
-            "code": [f.code for f in figures],
-            "raw_text": [_raw_text(f.raw) for f in figures],
-            "value": [f.value for f in figures],
-            "parse_status": [f.parse_status for f in figures],
-            "is_percent": [f.is_percent for f in figures],
-            "sheet": [f.sheet for f in figures],
-            "cell": [f.cell for f in figures],
-            "row_label": [f.row_label for f in figures],
-            "unit": [f.unit for f in figures],
-            "note": [f.note for f in figures],
-        },
-        "raw_task": {
-            "task_code": [t.task_code for t in tasks],
-            "task": [t.task for t in tasks],
-            "due_text": [t.due_text for t in tasks],
-            "status_text": [t.status_text for t in tasks],
-            "done_text": [t.done_text for t in tasks],
-            "note": [t.note for t in tasks],
-            "sheet": [t.sheet for t in tasks],
-            "row_number": [t.row for t in tasks],
-        },
+        "raw_value": _columns(figures, "raw_value") | {"raw_text": [_raw_text(f.raw) for f in figures]},
+        "raw_task": _columns(tasks, "raw_task"),
         "raw_read_finding": {column: [f[column] for f in findings] for column in CONTENT_COLUMNS["raw_read_finding"]},
     }
+
+
+_ATTRIBUTE = {"row_number": "row", "raw_text": "raw"}  # a raw column -> the parsed row's attribute, where they differ
+
+
+def _columns(rows: list, table: str) -> dict[str, list]:
+    """The content columns of `table` from parsed rows (FigureCell, TaskRow), column by column."""
+    return {column: [getattr(row, _ATTRIBUTE.get(column, column)) for row in rows] for column in CONTENT_COLUMNS[table]}
 
 
 def raw_frames(
@@ -406,7 +394,7 @@ def content_version() -> str:
     the raw rows written from one) is never trusted after that code changed."""
     import inspect
 
-    source = inspect.getsource(content_record) + inspect.getsource(_raw_text) + repr(CONTENT_COLUMNS)
+    source = "".join(inspect.getsource(f) for f in (content_record, _columns, _raw_text)) + repr((CONTENT_COLUMNS, _ATTRIBUTE))
     return "rows-" + hashlib.sha256(source.encode()).hexdigest()[:8]
 
 
