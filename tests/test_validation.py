@@ -317,3 +317,22 @@ def test_history_scores_match_their_row_by_row_definition():
     change = stock_change_pct(long, history)
     assert change.iloc[7] == pytest.approx(60.0) and change.iloc[10] == pytest.approx(50.0)
     assert change.iloc[[8, 9, 11]].isna().all()  # nothing earlier; the latest was 0; no value
+
+
+def test_modified_z_by_group_is_modified_z_group_by_group():
+    """The grouped computation gives modified_z's numbers within each group, missing keys a group of their own."""
+    import numpy as np
+
+    from pipelines.validation.outliers import modified_z_by_group
+
+    rng = np.random.default_rng(7)
+    n = 600
+    codes = pd.Series(rng.choice(["HSO.01", "HSO.02", None], n), dtype=object)
+    levels = pd.Series(rng.choice(["commune", "district"], n), dtype=object)
+    values = pd.Series(np.where(rng.random(n) < 0.1, np.nan, rng.lognormal(3, 1, n)))
+    floors = pd.Series(np.where(codes == "HSO.02", 0.5, 0.0))
+    grouped = modified_z_by_group(values, [codes, levels], floors)
+    for (_, _), index in pd.DataFrame({"c": codes, "l": levels}).groupby(["c", "l"], dropna=False).groups.items():
+        expected = modified_z(values[index], mad_floor=float(floors[index].max()))
+        assert np.allclose(grouped[index].to_numpy(), expected.to_numpy(), equal_nan=True)
+    assert grouped.notna().sum() > n / 2

@@ -135,7 +135,8 @@ class RuleEngine:
 
     def _wide_frame(self, long: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """One row per submission, one column per code; and where each used value sits (sheet, cell)."""
-        usable = long[long["known"] & (long["parse_status"] == "ok")]
+        # only the columns used: copying every column of a national quarter's values cost more than the pivot
+        usable = long.loc[long["known"] & (long["parse_status"] == "ok"), ["submission_id", "code", "value", "sheet", "cell"]]
         usable = usable.drop_duplicates(["submission_id", "code"], keep="first")
         wide = usable.pivot(index="submission_id", columns="code", values="value")
         wide.columns = [column_of(c) for c in wide.columns]

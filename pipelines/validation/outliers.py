@@ -147,15 +147,15 @@ def modified_z_by_group(values: pd.Series, keys: list[pd.Series], floors: pd.Ser
 
     The same numbers as `modified_z` applied group by group, computed with groupby transforms.
     """
-    frame = pd.DataFrame({"v": values, "floor": 0.0 if floors is None else floors}).assign(
-        **{f"k{i}": k for i, k in enumerate(keys)}
-    )
-    key_cols = [f"k{i}" for i in range(len(keys))]
-    grouped = frame.groupby(key_cols, dropna=False, sort=False)
+    key_frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)}, index=values.index)
+    # one integer group id, computed once: grouping twice on the string keys cost twice as much
+    group = key_frame.groupby(list(key_frame.columns), dropna=False, sort=False).ngroup()
+    frame = pd.DataFrame({"v": values, "floor": 0.0 if floors is None else floors, "g": group})
+    grouped = frame.groupby("g", sort=False)
     count = grouped["v"].transform("count")
     median = grouped["v"].transform("median")
     deviation = (frame["v"] - median).abs()
-    mad = deviation.groupby([frame[k] for k in key_cols], dropna=False, sort=False).transform("median")
+    mad = deviation.groupby(frame["g"], sort=False).transform("median")
     mad = np.maximum(mad, grouped["floor"].transform("max"))
     z = 0.6745 * (frame["v"] - median) / mad
     return z.where((count >= 5) & (mad != 0))
