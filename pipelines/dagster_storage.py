@@ -1,6 +1,6 @@
 """Dagster's SQLite storage, with the event log written the way a quarterly run needs it.
 
-Dagster's `SqliteEventLogStorage` builds a new SQLAlchemy engine for every statement it sends
+Dagster's `SqliteEventLogStorage` builds a new SQLAlchemy engine for every connection it opens
 (and disposes of it afterwards), and writes every event in a transaction of its own, even the
 events it hands over as one batch (`store_event_batch`): the planned materializations and checks
 at a run's start, and the materializations, outputs and check evaluations of each step. With
@@ -22,6 +22,10 @@ Dagster hands events over in batches only when `DAGSTER_EVENT_BATCH_SIZE` is set
 it (to 1000, unless the environment already names a size) in the process that opens it, so only
 processes whose instance uses this storage batch (the PostgreSQL event log of `deploy/` accepts
 batches of materializations only, and is left as Dagster configures it).
+
+It subclasses Dagster's internal storage classes (`dagster._core.storage`), so it is tied to the
+pinned Dagster version (pyproject.toml); tests/test_dagster_storage.py checks it against Dagster's
+own storage.
 
 dagster.yaml:
 
