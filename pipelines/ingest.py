@@ -221,18 +221,22 @@ def content_record(read: WorkbookRead) -> dict:
             "contact": contact or None,
             "form_version": read.info_text("form_version") or None,
         },
-        "raw_value": _columns(figures, "raw_value") | {"raw_text": [_raw_text(f.raw) for f in figures]},
+        "raw_value": _columns(figures, "raw_value", raw_text=[_raw_text(f.raw) for f in figures]),
         "raw_task": _columns(tasks, "raw_task"),
         "raw_read_finding": {column: [f[column] for f in findings] for column in CONTENT_COLUMNS["raw_read_finding"]},
     }
 
 
-_ATTRIBUTE = {"row_number": "row", "raw_text": "raw"}  # a raw column -> the parsed row's attribute, where they differ
+_ATTRIBUTE = {"row_number": "row"}  # a raw column -> the parsed row's attribute, where they differ
 
 
-def _columns(rows: list, table: str) -> dict[str, list]:
-    """The content columns of `table` from parsed rows (FigureCell, TaskRow), column by column."""
-    return {column: [getattr(row, _ATTRIBUTE.get(column, column)) for row in rows] for column in CONTENT_COLUMNS[table]}
+def _columns(rows: list, table: str, **computed: list) -> dict[str, list]:
+    """The content columns of `table` from parsed rows (FigureCell, TaskRow), column by column;
+    `computed` gives the columns that are not an attribute as it stands."""
+    return {
+        column: computed[column] if column in computed else [getattr(row, _ATTRIBUTE.get(column, column)) for row in rows]
+        for column in CONTENT_COLUMNS[table]
+    }
 
 
 def raw_frames(
