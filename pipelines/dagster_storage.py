@@ -63,6 +63,8 @@ from dagster._serdes import ConfigurableClassData
 from dagster._utils import mkdir_p
 from sqlalchemy.pool import QueuePool
 
+from pipelines.errors import env_number
+
 # Engines kept per storage: the index and the runs being written (a run writes to its own file).
 ENGINES_KEPT = 8
 BATCH_SIZE = "1000"  # events per batch at most; Dagster also ends a batch where its group ends
@@ -76,6 +78,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         self._batch = threading.local()
         super().__init__(base_dir, inst_data)
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE)
+        env_number(os.environ, "DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE, int)  # Dagster reads it with int(): say so first
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):

@@ -18,7 +18,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from pipelines.catalog import Catalog
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, env_number
 from pipelines.limits import ReadLimits
 from pipelines.locking import RunLock
 from pipelines.notify import MailSettings
@@ -151,17 +151,6 @@ class MailerResource(ConfigurableResource):
         )
 
 
-def _number(env: Mapping[str, str], name: str, default: str, kind=float):
-    text = env.get(name, default)
-    try:
-        return kind(text)
-    except ValueError:
-        raise ConfigError(
-            f"Biến môi trường {name}={text!r} không phải là số / environment variable {name}={text!r} is not a number"
-            f" (mặc định / default {default})"
-        ) from None
-
-
 def _lake(env: Mapping[str, str]) -> dict[str, str]:
     from pipelines.lake import settings_from_env
 
@@ -201,7 +190,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
         "warehouse": WarehouseResource(
             database_path=env.get("CCHC_DATABASE", "data/curated/cchc.duckdb"),
             work_dir=env.get("CCHC_WORK_DIR", ""),
-            lock_timeout_seconds=_number(env, "CCHC_LOCK_TIMEOUT", "1800"),
+            lock_timeout_seconds=env_number(env, "CCHC_LOCK_TIMEOUT", "1800"),
             memory_limit=_memory(env.get("CCHC_DUCKDB_MEMORY", "512MB")),
             **_lake(env),
         ),
@@ -213,7 +202,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
         "clock": ClockResource(as_of=env.get("CCHC_AS_OF", "")),
         "mailer": MailerResource(
             smtp_host=env.get("CCHC_SMTP_HOST", ""),
-            smtp_port=_number(env, "CCHC_SMTP_PORT", "25", int),
+            smtp_port=env_number(env, "CCHC_SMTP_PORT", "25", int),
             smtp_starttls=env.get("CCHC_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
             smtp_user=env.get("CCHC_SMTP_USER", ""),
             # Through EnvVar, so the password never shows in the Dagster UI's resource page.

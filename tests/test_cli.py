@@ -97,10 +97,11 @@ def test_a_bad_first_year_is_named(tmp_path):
     assert_plain_error(result, "CCHC_FIRST_YEAR", "'twenty'", "must be a year")
 
 
-def test_a_bad_number_in_the_environment_is_named(tmp_path):
+@pytest.mark.parametrize("variable", ["CCHC_SMTP_PORT", "DAGSTER_EVENT_BATCH_SIZE"])
+def test_a_bad_number_in_the_environment_is_named(tmp_path, variable):
     (tmp_path / "raw").mkdir()
-    result = run_cli("run", env=_env(tmp_path, CCHC_SMTP_PORT="twenty-five"))
-    assert_plain_error(result, "CCHC_SMTP_PORT", "twenty-five", "is not a number")
+    result = run_cli("run", env=_env(tmp_path, **{variable: "twenty-five"}))
+    assert_plain_error(result, variable, "twenty-five", "is not a number")
 
 
 def _catalog_with(tmp_path, edit):
