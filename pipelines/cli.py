@@ -7,6 +7,7 @@ python -m pipelines report --period 2024-Q4 --out reports/ [--jurisdiction TD]
 python -m pipelines describe [--json]                 # the published tables, columns, types and comments
 python -m pipelines export --to postgresql://user@host/db   # copy them to PostgreSQL
 python -m pipelines template --agency TD-XA-LIEUTU --period "Quý I/2025" --out form.xlsx
+python -m pipelines serve                # a warm worker: later commands skip the libraries' start-up
 """
 
 from __future__ import annotations
@@ -479,6 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     tpl.add_argument("--agency", required=True)
     tpl.add_argument("--period", required=True)
     tpl.add_argument("--out", required=True, type=Path)
+    srv = sub.add_parser(
+        "serve",
+        help="keep the libraries loaded and run this installation's commands in forked processes (docs/operations.md)",
+    )
+    srv.add_argument(
+        "--socket", type=Path, help="the Unix socket (default: CCHC_WORKER_SOCKET or worker.sock in the work folder)"
+    )
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes")
     try:
@@ -515,6 +523,10 @@ def _is_user_error(exc: BaseException) -> bool:
 
 def _dispatch(args, debug: bool) -> int:
     _prepare_environment()
+    if args.command == "serve":
+        from pipelines.worker import serve
+
+        return serve(args.socket)
     if args.command == "describe":
         return describe_command(args.database, args.json)
     if args.command == "template":

@@ -22,6 +22,7 @@ from pipelines.errors import ConfigError, env_number
 from pipelines.limits import ReadLimits
 from pipelines.locking import RunLock
 from pipelines.notify import MailSettings
+from pipelines.paths import DEFAULT_DATABASE, work_folder
 from pipelines.periods import LOCAL_TZ
 from pipelines.runs import tag_run_worker
 from pipelines.warehouse import Warehouse
@@ -44,7 +45,7 @@ class WarehouseResource(ConfigurableResource):
     second run waits up to `lock_timeout_seconds`, then fails with a message naming the holder).
     """
 
-    database_path: str = "data/curated/cchc.duckdb"
+    database_path: str = DEFAULT_DATABASE
     work_dir: str = ""  # default: <folder of database_path>/.cchc-work
     lock_timeout_seconds: float = 1800
     memory_limit: str = "512MB"  # CCHC_DUCKDB_MEMORY: DuckDB's own memory for the run (it spills beyond)
@@ -61,8 +62,7 @@ class WarehouseResource(ConfigurableResource):
 
     @property
     def work_path(self) -> Path:
-        folder = Path(self.work_dir) if self.work_dir else self.published_path.parent / ".cchc-work"
-        return folder / f"{self.published_path.stem}.work.duckdb"
+        return work_folder(self.database_path, self.work_dir) / f"{self.published_path.stem}.work.duckdb"
 
     @property
     def parse_cache_dir(self) -> Path:
@@ -188,7 +188,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
     return {
         "catalog": CatalogResource(catalog_dir=env.get("CCHC_CATALOG_DIR", "catalog")),
         "warehouse": WarehouseResource(
-            database_path=env.get("CCHC_DATABASE", "data/curated/cchc.duckdb"),
+            database_path=env.get("CCHC_DATABASE", DEFAULT_DATABASE),
             work_dir=env.get("CCHC_WORK_DIR", ""),
             lock_timeout_seconds=env_number(env, "CCHC_LOCK_TIMEOUT", "1800"),
             memory_limit=_memory(env.get("CCHC_DUCKDB_MEMORY", "512MB")),

@@ -1,0 +1,20 @@
+"""Where an installation keeps its private files, from its settings alone (no heavy imports: the
+command line's warm-worker client reads it before anything else is loaded)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+DEFAULT_DATABASE = "data/curated/cchc.duckdb"
+
+
+def work_folder(database_path: str, work_dir: str = "") -> Path:
+    """The private working folder: `work_dir` (CCHC_WORK_DIR), or `.cchc-work` beside the
+    published database. Relative paths are relative to the working directory of the run."""
+    return Path(work_dir) if work_dir else Path(database_path).parent / ".cchc-work"
+
+
+def work_folder_of(env: Mapping[str, str]) -> Path:
+    """work_folder() from CCHC_DATABASE and CCHC_WORK_DIR."""
+    return work_folder(env.get("CCHC_DATABASE", DEFAULT_DATABASE), env.get("CCHC_WORK_DIR", ""))

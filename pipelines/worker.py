@@ -1,0 +1,540 @@
+"""The warm worker: `python -m pipelines serve` keeps the libraries loaded, so that a command
+does not pay their import on every run (about 1.3 s of the 2 s start-up; docs/performance.md).
+
+How it works
+------------
+The worker imports the libraries (Dagster, its SQLite storage, SQLAlchemy, pandas, DuckDB, ...)
+once, and nothing of the project's own code, then listens on a Unix socket in the installation's
+work folder (`<work folder>/worker.sock`, or CCHC_WORKER_SOCKET). `python -m pipelines <command>`
+first tries that socket. If a worker answers, the command runs in a process forked from the
+worker, with the caller's arguments, environment, working directory and terminal (the standard
+input, output and error are handed over), and the caller exits with its exit code. If no worker
+listens, or it declines, the command runs in the caller's own process, as it always did.
+
+A forked process starts from the worker's imported libraries and imports the project's code
+itself, so a change to the code or the models is always seen. The worker declines (and the
+caller runs the command itself) when it could not run it exactly as the caller would:
+
+- another Python or virtual environment, another copy of the project, other interpreter options
+  or other `PYTHON*` variables (they act when an interpreter starts);
+- the caller is under a profiler, a debugger or coverage;
+- installed packages changed since the worker started (it then restarts itself once the commands
+  it is running have ended);
+- another user (the socket is the caller's user's only: mode 0600, and the peer is checked).
+
+Ctrl-C, SIGTERM and SIGHUP sent to the caller are passed on to the command; if the caller goes
+away (killed, terminal closed), the command gets SIGHUP, as it would have. `CCHC_WORKER=off`
+makes a caller run the command itself.
+
+This module imports only the standard library at the top: the caller reads it before anything else.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+
+from pipelines.errors import ConfigError
+
+SOCKET_NAME = "worker.sock"
+SOCKET_VARIABLE = "CCHC_WORKER_SOCKET"
+SWITCH_VARIABLE = "CCHC_WORKER"  # "off": never use a worker
+PROJECT = Path(__file__).resolve().parent.parent
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+HANDSHAKE_TIMEOUT_S = 10
+_HEADER = struct.Struct("!I")
+_MAX_REQUEST = 4 * 1024 * 1024
+
+# The libraries a command imports, in the order a run imports them. Only third-party and standard
+# library modules: they do not read the installation's settings when imported (the project's
+# modules do, e.g. pipelines.partitions reads the catalog), and they change only when packages
+# are installed, which the worker notices. Measured: 1.3 s of imports, leaving about 0.3 s.
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "duckdb",
+    "pydantic",
+    "yaml",
+    "openpyxl",
+    "python_calamine",
+    "sqlalchemy",
+    "sqlalchemy.dialects.sqlite",
+    "alembic",
+    "alembic.runtime.migration",
+    "dagster",
+    "dagster._core.instance.factory",
+    "dagster._core.storage.root",
+    "dagster._core.storage.base_storage",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.storage.runs.sqlite",
+    "dagster._core.storage.event_log.sqlite",
+    "dagster._core.storage.schedules.sqlite",
+    "dagster._core.storage.migration.utils",
+    "dagster._core.storage.local_compute_log_manager",
+    "dagster._core.execution.execute_in_process",
+    "dagster._core.execution.plan.active",
+    "dagster._core.executor.in_process",
+    "dagster._core.instance.runs.run_domain",
+    "dagster._core.definitions.external_asset",
+    "dagster._core.definitions.repository_definition.repository_data_builder",
+    "dagster._core.secrets.env_file",
+    "dagster._core.system_config.composite_descent",
+    "dagster._core.types.primitive_mapping",
+    "dagster._core.types.transform_typing",
+    "pandas.core.methods.to_dict",
+    "upath",
+    "upath.implementations.local",
+    "fsspec.implementations.local",
+    "tzdata",
+    "tabulate",
+    "watchdog.observers.polling",
+)
+
+
+class WorkerError(ConfigError):
+    """The worker cannot start (printed as a message, exit code 2)."""
+
+
+# ------------------------------------------------------------------------------------ shared
+def socket_path(env=None) -> Path:
+    """The socket of the installation `env` describes: CCHC_WORKER_SOCKET, or worker.sock in its
+    work folder. Relative paths are taken from where a command runs (CCHC_WORKDIR, or the
+    repository), as the command itself takes them."""
+    from pipelines.paths import work_folder_of
+
+    env = os.environ if env is None else env
+    base = Path(env.get("CCHC_WORKDIR", str(PROJECT)))
+    explicit = env.get(SOCKET_VARIABLE, "")
+    return base / (explicit if explicit else work_folder_of(env) / SOCKET_NAME)
+
+
+def _identity(env) -> dict:
+    """What must be equal between a caller and the worker for a command to run the same in both."""
+    return {
+        "executable": os.path.realpath(sys.executable),
+        "version": sys.version,
+        "project": str(PROJECT),
+        "flags": list(sys.flags),
+        "xoptions": {k: str(v) for k, v in sys._xoptions.items()},
+        "python_env": {k: v for k, v in env.items() if k.startswith("PYTHON")},
+    }
+
+
+def _send(sock: socket.socket, message: dict) -> None:
+    sock.sendall(json.dumps(message).encode() + b"\n")
+
+
+def leave(code: int) -> None:
+    """End the process once the command is done: exit handlers run and output is flushed, then it
+    leaves without the interpreter's teardown of some 3,000 modules (0.2-0.4 s; under a profiler
+    or coverage the exit is the normal one, so that they write their data)."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        raise SystemExit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError, OSError):  # a reader gone, a stream closed
+            stream.flush()
+    os._exit(code)
+
+
+# ------------------------------------------------------------------------------------ client
+def forward(argv: list[str]) -> int | None:
+    """Run the command in a listening worker: its exit code, or None to run it here (no worker,
+    or the worker declined)."""
+    if os.environ.get(SWITCH_VARIABLE, "").lower() in ("off", "0", "false", "no"):
+        return None
+    if sys.gettrace() is not None or sys.getprofile() is not None or (argv[:1] == ["serve"]):
+        return None
+    try:
+        path = socket_path()
+    except (OSError, ValueError):
+        return None
+    if len(os.fsencode(str(path))) >= 104 or not path.exists():
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:  # a socket file left by a worker that is gone, or not ours
+        sock.close()
+        return None
+    with sock:
+        return _request(sock, argv)
+
+
+def _request(sock: socket.socket, argv: list[str]) -> int | None:
+    env = dict(os.environ)
+    streams = {}
+    for name in ("stdin", "stdout", "stderr"):
+        stream = getattr(sys, name)
+        streams[name] = {"encoding": getattr(stream, "encoding", None), "errors": getattr(stream, "errors", None)}
+    request = {
+        "argv0": sys.argv[0],
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "env": env,
+        "streams": streams,
+        "identity": _identity(env),
+    }
+    payload = json.dumps(request).encode()
+    fds = [0, 1, 2]
+    for fd in fds:
+        try:
+            os.fstat(fd)
+        except OSError:  # a closed standard stream: nothing to hand over, run here
+            return None
+    try:
+        sock.settimeout(HANDSHAKE_TIMEOUT_S)
+        data = _HEADER.pack(len(payload)) + payload
+        sent = socket.send_fds(sock, [data], fds)
+        if sent < len(data):
+            sock.sendall(data[sent:])
+        reader = sock.makefile("rb")
+        first = reader.readline()
+    except OSError:
+        return None
+    if not first:
+        return None
+    reply = json.loads(first)
+    if not reply.get("accepted"):
+        if os.environ.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes"):
+            print(f"(worker: {reply.get('reason')}; running here)", file=sys.stderr)
+        return None
+    sock.settimeout(None)
+
+    def pass_on(signum, _frame):
+        with contextlib.suppress(OSError):
+            _send(sock, {"signal": int(signum)})
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in FORWARDED_SIGNALS}
+    try:
+        while True:
+            line = reader.readline()  # a signal handled meanwhile does not end it (PEP 475)
+            if not line:
+                print(
+                    "LỖI / ERROR: tiến trình phục vụ (python -m pipelines serve) dừng giữa chừng; hãy chạy lại lệnh"
+                    " / the worker (python -m pipelines serve) went away during the command; run it again",
+                    file=sys.stderr,
+                )
+                return 3
+            message = json.loads(line)
+            if "exit" in message:
+                return int(message["exit"])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# ------------------------------------------------------------------------------------ server
+def serve(path: Path | None = None, preload: tuple[str, ...] = PRELOAD, log=None) -> int:
+    """Listen for commands until SIGTERM or SIGINT (then the running commands are waited for)."""
+    log = log or sys.stderr
+    path = Path(path or socket_path()).absolute()
+    if len(os.fsencode(str(path))) >= 104:
+        raise WorkerError(
+            f"Đường dẫn socket quá dài ({len(str(path))} ký tự) / the socket path is too long for a Unix socket"
+            f" ({len(str(path))} characters): {path}. Set {SOCKET_VARIABLE} to a shorter path."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # left by a worker that is gone
+        else:
+            raise WorkerError(f"Đã có tiến trình phục vụ tại {path} / a worker already listens on {path}")
+        finally:
+            probe.close()
+    started = time.perf_counter()
+    missing = _preload(preload)
+    _note(
+        log,
+        f"thư viện đã nạp / libraries loaded in {time.perf_counter() - started:.1f} s"
+        + (f" (not found: {', '.join(missing)})" if missing else ""),
+    )
+    return Server(path, log).loop()
+
+
+def _preload(names) -> list[str]:
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def _note(log, text: str) -> None:
+    print(f"{dt.datetime.now().astimezone().isoformat(timespec='seconds')} worker {os.getpid()}: {text}", file=log, flush=True)
+
+
+def _project_modules() -> dict[str, object]:
+    """The project's modules loaded in this process (not those of installed packages)."""
+    out = {}
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        if origin and Path(origin).resolve().is_relative_to(PROJECT) and ".venv" not in Path(origin).parts:
+            out[name] = origin
+    return out
+
+
+def _code_state() -> tuple:
+    """Changes when packages are installed or removed (their folders' modification times) or a
+    project file the worker itself runs is edited."""
+    state = []
+    folders = sorted({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))})
+    for path in [*folders, *sorted(_project_modules().values())]:
+        with contextlib.suppress(OSError):
+            state.append((path, os.stat(path).st_mtime_ns))
+    return tuple(state)
+
+
+class Server:
+    """One listening socket; one forked process per command; single-threaded (fork-safe)."""
+
+    def __init__(self, path: Path, log):
+        self.path, self.log = path, log
+        self.identity = _identity(os.environ)
+        self.code = _code_state()
+        self.selector = selectors.DefaultSelector()
+        self.running: dict[int, dict] = {}  # pid -> {"conn", "pidfd", "started", "argv"}
+        self.stopping = False
+        self.restart = False
+        old = os.umask(0o177)
+        try:
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(str(path))
+        finally:
+            os.umask(old)
+        self.listener.listen(16)
+        self.selector.register(self.listener, selectors.EVENT_READ, ("listen", None))
+
+    # -- life cycle
+    def loop(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        _note(self.log, f"đang nghe / listening on {self.path}")
+        try:
+            while self.running or not self.stopping:
+                for key, _ in self.selector.select(timeout=1.0):
+                    kind, pid = key.data
+                    if kind == "listen":
+                        self._accept()
+                    elif kind == "child":
+                        self._reap(pid)
+                    elif kind == "caller":
+                        self._from_caller(pid)
+        finally:
+            self._close_listener()
+        if self.restart:
+            _note(self.log, "mã nguồn đã thay đổi, khởi động lại / packages or code changed: restarting")
+            os.execv(sys.executable, [sys.executable, "-m", "pipelines", "serve", "--socket", str(self.path)])
+        _note(self.log, "đã dừng / stopped")
+        return 0
+
+    def _stop(self, signum, _frame) -> None:
+        if not self.stopping:
+            _note(self.log, f"tín hiệu / signal {signum}: không nhận lệnh mới / no new commands; waiting for {len(self.running)}")
+        self.stopping = True
+        self._close_listener()
+
+    def _close_listener(self) -> None:
+        if self.listener is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.listener)
+        self.listener.close()
+        self.listener = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    # -- requests
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        try:
+            self._start(conn)
+        except Exception as exc:  # a broken request never stops the worker
+            _note(self.log, f"yêu cầu bị từ chối / request refused: {type(exc).__name__}: {exc}")
+            with contextlib.suppress(OSError):
+                _send(conn, {"accepted": False, "reason": f"{type(exc).__name__}: {exc}"})
+            conn.close()
+
+    def _start(self, conn: socket.socket) -> None:
+        conn.settimeout(HANDSHAKE_TIMEOUT_S)
+        peer_pid, peer_uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        request, fds = _receive(conn)
+        try:
+            reason = self._decline(request, peer_uid)
+            if reason:
+                _note(self.log, f"từ chối / declined pid {peer_pid}: {reason}")
+                _send(conn, {"accepted": False, "reason": reason})
+                conn.close()
+                return
+            pid = os.fork()
+            if pid == 0:  # the command's process
+                self._child(conn, request, fds)  # never returns
+            conn.settimeout(None)
+            pidfd = os.pidfd_open(pid)
+            self.running[pid] = {"conn": conn, "pidfd": pidfd, "started": time.perf_counter(), "argv": request["argv"]}
+            self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
+            self.selector.register(conn, selectors.EVENT_READ, ("caller", pid))
+            _send(conn, {"accepted": True, "pid": pid})
+            _note(self.log, f"pid {pid} cho / for caller pid {peer_pid}: {' '.join(request['argv'])}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _decline(self, request: dict, peer_uid: int) -> str | None:
+        if peer_uid != os.getuid():
+            return f"another user (uid {peer_uid})"
+        if self.stopping:
+            return "stopping"
+        if _code_state() != self.code:
+            self.restart = self.stopping = True
+            self._close_listener()
+            return "installed packages or the worker's own code changed since it started (it restarts)"
+        theirs = request.get("identity", {})
+        for key, value in self.identity.items():
+            if theirs.get(key) != value:
+                return f"{key} differs from the worker's"
+        return None
+
+    def _from_caller(self, pid: int) -> None:
+        entry = self.running.get(pid)
+        if entry is None or entry["conn"] is None:
+            return
+        try:
+            data = entry["conn"].recv(4096)
+        except OSError:
+            data = b""
+        if not data:  # the caller went away: the command gets what a terminal's process would
+            self.selector.unregister(entry["conn"])
+            entry["conn"].close()
+            entry["conn"] = None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+            return
+        for line in data.splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                signum = int(json.loads(line)["signal"])
+                if signum in FORWARDED_SIGNALS:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signum)
+
+    def _reap(self, pid: int) -> None:
+        entry = self.running.pop(pid)
+        _, status, usage = os.wait4(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        exit_code = code if code >= 0 else 128 - code  # killed by signal N: 128 + N, as a shell says
+        self.selector.unregister(entry["pidfd"])
+        os.close(entry["pidfd"])
+        if entry["conn"] is not None:
+            self.selector.unregister(entry["conn"])
+            with contextlib.suppress(OSError):
+                _send(entry["conn"], {"exit": exit_code})
+            entry["conn"].close()
+        _note(
+            self.log,
+            f"pid {pid} xong / done: exit {exit_code} in {time.perf_counter() - entry['started']:.2f} s,"
+            f" CPU {usage.ru_utime + usage.ru_stime:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB",
+        )
+
+    # -- the command's process
+    def _child(self, conn: socket.socket, request: dict, fds: list[int]) -> None:
+        code = 3
+        try:
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            os.setsid()
+            for target, fd in zip((0, 1, 2), fds, strict=True):
+                os.dup2(fd, target)
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            self.selector.close()
+            for entry in self.running.values():
+                if entry["conn"] is not None:
+                    entry["conn"].close()
+                os.close(entry["pidfd"])
+            if self.listener is not None:
+                self.listener.close()
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            time.tzset()
+            _reopen_streams(request.get("streams", {}))
+            _forget_project_modules()
+            sys.argv = [request.get("argv0", "pipelines"), *request["argv"]]
+            from pipelines.cli import main
+
+            code = main(request["argv"])
+        except SystemExit as exc:  # argparse: --help, a bad argument
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        except BaseException:  # reported, then the process ends with 3
+            import traceback
+
+            traceback.print_exc()
+            code = 3
+        leave(code)
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
+    if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("the request did not hand over the three standard streams")
+    try:
+        while len(data) < _HEADER.size:
+            more = conn.recv(65536)
+            if not more:
+                raise ValueError("the request ended early")
+            data += more
+        (size,) = _HEADER.unpack_from(data)
+        if size > _MAX_REQUEST:
+            raise ValueError(f"request of {size} bytes")
+        while len(data) < _HEADER.size + size:
+            more = conn.recv(65536)
+            if not more:
+                raise ValueError("the request ended early")
+            data += more
+        return json.loads(data[_HEADER.size : _HEADER.size + size]), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _reopen_streams(streams: dict) -> None:
+    """sys.stdin/stdout/stderr over the caller's streams, with the caller's encodings; line
+    buffered on a terminal, as an interpreter's own are."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        spec = streams.get(name) or {}
+        encoding = spec.get("encoding") or "utf-8"
+        errors = spec.get("errors") or ("backslashreplace" if name == "stderr" else "strict")
+        buffering = 1 if mode == "w" and (name == "stderr" or os.isatty(fd)) else -1  # 1: line buffered
+        setattr(sys, name, open(fd, mode, buffering=buffering, encoding=encoding, errors=errors, closefd=False))  # noqa: SIM115
+
+
+def _forget_project_modules() -> None:
+    """Drop the project's modules the worker itself loaded (the command line's entry points), so
+    that the command imports the code as it is now."""
+    for name in _project_modules():
+        if name not in ("pipelines", __name__, "__main__"):
+            del sys.modules[name]

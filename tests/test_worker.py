@@ -1,0 +1,241 @@
+"""The warm worker (`python -m pipelines serve`): commands run in it as they would in the caller's
+own process (settings, output, exit codes, signals), and it declines what it cannot run the same.
+
+Real processes: a worker started with `python -m pipelines serve` and callers started with
+`python -m pipelines ...`, on a temporary installation holding the shipped demo workbooks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.locking import RunLock
+from pipelines.worker import PRELOAD, SOCKET_NAME, Server, _identity, socket_path
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # separate processes: the full tier
+
+
+def installation(root: Path, **extra) -> dict:
+    """The environment of a temporary installation (its own database, work folder, Dagster home)."""
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    raw = root / "raw"  # one quarter of the demo workbooks: one Dagster run
+    if not raw.exists():
+        shutil.copytree(REPO / "data" / "raw" / "2025-Q1", raw / "2025-Q1")
+        shutil.copy(REPO / "data" / "raw" / "receipts.csv", raw / "receipts.csv")
+    return (
+        {k: v for k, v in os.environ.items() if k != "CCHC_WORKER"}
+        | {
+            "CCHC_RAW_DIR": str(raw),
+            "CCHC_CATALOG_DIR": str(REPO / "catalog"),
+            "CCHC_DATABASE": str(root / "published" / "cchc.duckdb"),
+            "CCHC_WORK_DIR": str(root / "work"),
+            "CCHC_MAIL_ENABLED": "false",
+            "CCHC_OUTBOX_DIR": str(root / "outbox"),
+            "CCHC_AS_OF": "2025-08-01T09:00:00+07:00",
+            "CCHC_WORKDIR": str(root),
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_TELEMETRY_DISABLED": "1",
+        }
+        | extra
+    )
+
+
+def cli(*args, env, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args], capture_output=True, text=True, env=env, check=False, **kwargs
+    )
+
+
+def rounded(rows: list[tuple]) -> list[tuple]:
+    """Rows in order, floats to 6 decimals: sums of doubles may differ in the last bit between any
+    two runs (DuckDB adds in parallel)."""
+    return sorted((tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in rows), key=repr)
+
+
+class Worker:
+    def __init__(self, env: dict, log: Path):
+        self.env, self.log_path = env, log
+        self.socket = socket_path(env)
+        self.handle = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "serve"], env=env, stdout=self.handle, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while "listening on" not in self.log():
+            assert self.process.poll() is None, self.log()
+            assert time.monotonic() < deadline, self.log()
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            assert time.monotonic() < deadline, self.log()
+            time.sleep(0.05)
+        return self.log()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.handle.close()
+        return code
+
+
+@pytest.fixture
+def site(tmp_path):
+    env = installation(tmp_path / "site")
+    worker = Worker(env, tmp_path / "worker.log")
+    yield env, worker
+    assert worker.stop() == 0, worker.log()
+    assert not worker.socket.exists()  # the socket is removed when the worker stops
+
+
+def test_a_run_in_the_worker_equals_a_run_in_the_callers_own_process(site, tmp_path):
+    env, worker = site
+    warm = cli("run", env=env)
+    assert warm.returncode == 0, warm.stderr
+    # the output reached the caller's own streams, and the worker ran it (for this caller)
+    assert "Kết quả / results:" in warm.stdout and env["CCHC_DATABASE"] in warm.stdout
+    log = worker.wait_for("exit 0 in")
+    assert ": run\n" in log and "for caller pid" in log
+
+    cold_env = installation(tmp_path / "cold", CCHC_WORKER="off")
+    cold = cli("run", env=cold_env)
+    assert cold.returncode == 0, cold.stderr
+    assert worker.log().count("for caller pid") == 1  # CCHC_WORKER=off ran it in the caller
+
+    results = []
+    for e in (env, cold_env):
+        with duckdb.connect(e["CCHC_DATABASE"], read_only=True) as con:
+            results.append(
+                [rounded(con.execute(f"select * from {t}").fetchall()) for t in ("fct_indicator_value", "fct_target_scorecard")]
+            )
+    assert results[0] == results[1] and len(results[0][0]) > 100
+
+
+def test_exit_codes_messages_and_help_come_back_to_the_caller(site):
+    env, worker = site
+    bad = cli("run", "--quarter", "2024-Q9", env=env)
+    assert bad.returncode == 2 and "Không hiểu quý '2024-Q9'" in bad.stderr and "Traceback" not in bad.stderr
+    usage = cli("--help", env=env)
+    assert usage.returncode == 0 and "serve" in usage.stdout
+    wrong = cli("nonsense", env=env)
+    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
+    log = worker.wait_for("exit 2 in")
+    assert log.count("for caller pid") == 3 and "exit 0 in" in log
+
+
+def test_a_caller_it_cannot_run_the_same_runs_the_command_itself(site, tmp_path):
+    env, worker = site
+    out = tmp_path / "form.xlsx"
+    result = cli(
+        "template",
+        "--agency",
+        "TD-XA-LIEUTU",
+        "--period",
+        "Quý I/2025",
+        "--out",
+        str(out),
+        env=env | {"PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.exists()
+    assert "python_env differs" in worker.wait_for("declined")
+    assert "for caller pid" not in worker.log()
+
+
+def test_ctrl_c_and_a_caller_that_goes_away_reach_the_command(site):
+    env, worker = site
+    # hold the installation's run lock, so that a run waits for it
+    lock = RunLock(Path(env["CCHC_WORK_DIR"]) / "cchc.work.lock").acquire(5, label="test")
+    try:
+        caller = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        worker.wait_for("for caller pid")
+        time.sleep(1.0)  # into the lock wait
+        caller.send_signal(signal.SIGINT)
+        out, err = caller.communicate(timeout=60)
+        assert caller.returncode == 130, (out, err)
+        assert "Đã dừng / interrupted" in err
+        worker.wait_for("exit 130 in")
+
+        caller = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while worker.log().count("for caller pid") < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)
+        caller.kill()  # SIGKILL: the caller cannot pass anything on; the worker notices it is gone
+        caller.wait()
+        worker.wait_for(f"exit {128 + signal.SIGHUP} in")
+    finally:
+        lock.release()
+
+
+def test_a_second_worker_is_refused_and_a_stale_socket_is_replaced(site, tmp_path):
+    env, _ = site
+    second = cli("serve", env=env)
+    assert second.returncode == 2 and "already listens" in second.stderr, second.stderr
+
+    other = installation(tmp_path / "other")
+    stale = socket_path(other)
+    stale.parent.mkdir(parents=True)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(stale))
+    dead.close()  # the file stays, nobody listens: a worker that died
+    assert (
+        cli(
+            "template", "--agency", "TD-XA-LIEUTU", "--period", "Q1 2025", "--out", str(tmp_path / "f.xlsx"), env=other
+        ).returncode
+        == 0
+    )
+    replacement = Worker(other, tmp_path / "other.log")
+    assert replacement.stop() == 0
+
+
+def test_a_socket_path_too_long_is_a_message(tmp_path):
+    env = installation(tmp_path / "long", CCHC_WORKER_SOCKET=str(tmp_path / ("x" * 120) / SOCKET_NAME))
+    result = cli("serve", env=env)
+    assert result.returncode == 2 and "too long" in result.stderr and "CCHC_WORKER_SOCKET" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_preload_starts_no_thread_and_finds_every_library():
+    code = (
+        "import threading; from pipelines.worker import PRELOAD, _preload;"
+        "missing = _preload(PRELOAD); print(missing, threading.active_count())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.split() == ["[]", "1"]  # fork-safe: the worker is single-threaded
+    assert "dagster" in PRELOAD and not any(name.startswith(("pipelines", "assets")) for name in PRELOAD)
+
+
+def test_changed_code_or_packages_make_the_worker_decline_and_restart(tmp_path):
+    server = Server(tmp_path / SOCKET_NAME, log=open(os.devnull, "w"))  # noqa: SIM115
+    request = {"identity": _identity(os.environ)}
+    assert server._decline(request, os.getuid()) is None
+    assert "another user" in server._decline(request, os.getuid() + 1)
+    assert "executable differs" in server._decline({"identity": _identity(os.environ) | {"executable": "/x"}}, os.getuid())
+    server.code = ()  # as if a package was installed or the worker's code edited since it started
+    assert "restarts" in server._decline(request, os.getuid())
+    assert server.restart and server.stopping and not (tmp_path / SOCKET_NAME).exists()
+    server.selector.close()
