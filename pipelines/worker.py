@@ -443,16 +443,17 @@ class Server:
         exit_code = code if code >= 0 else 128 - code  # killed by signal N: 128 + N, as a shell says
         self.selector.unregister(entry["pidfd"])
         os.close(entry["pidfd"])
-        if entry["conn"] is not None:
-            self.selector.unregister(entry["conn"])
-            with contextlib.suppress(OSError):
-                _send(entry["conn"], {"exit": exit_code})
-            entry["conn"].close()
+        # written before the caller hears the exit code: the line is there when the caller ends
         _note(
             self.log,
             f"pid {pid} xong / done: exit {exit_code} in {time.perf_counter() - entry['started']:.2f} s,"
             f" CPU {usage.ru_utime + usage.ru_stime:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB",
         )
+        if entry["conn"] is not None:
+            self.selector.unregister(entry["conn"])
+            with contextlib.suppress(OSError):
+                _send(entry["conn"], {"exit": exit_code})
+            entry["conn"].close()
 
     # -- the command's process
     def _child(self, conn: socket.socket, request: dict, fds: list[int]) -> None:
