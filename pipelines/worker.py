@@ -169,7 +169,10 @@ def forward(argv: list[str]) -> int | None:
         sock.close()
         return None
     with sock:
-        return _request(sock, argv)
+        try:
+            return _request(sock, argv)
+        except (OSError, ValueError):  # e.g. the working directory was removed: run here, which says so
+            return None
 
 
 def _request(sock: socket.socket, argv: list[str]) -> int | None:
