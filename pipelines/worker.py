@@ -26,6 +26,10 @@ Ctrl-C, SIGTERM and SIGHUP sent to the caller are passed on to the command; if t
 away (killed, terminal closed), the command gets SIGHUP, as it would have. `CCHC_WORKER=off`
 makes a caller run the command itself.
 
+The worker also executes Dagster runs handed to it by `pipelines.worker_launcher` (the daemon's
+runs: schedule, sensors), as `dagster api execute_run` would, in the worker's own environment;
+and passes SIGINT to such a run when Dagster terminates it.
+
 This module imports only the standard library at the top: the caller reads it before anything else.
 """
 
@@ -175,6 +179,35 @@ def forward(argv: list[str]) -> int | None:
             return None
 
 
+def _exchange(sock: socket.socket, request: dict, fds: list[int]):
+    """Send a request (with file descriptors) and read the worker's first reply: (reply or None, reader)."""
+    payload = json.dumps(request).encode()
+    sock.settimeout(HANDSHAKE_TIMEOUT_S)
+    data = _HEADER.pack(len(payload)) + payload
+    sent = socket.send_fds(sock, [data], fds) if fds else sock.send(data)
+    if sent < len(data):
+        sock.sendall(data[sent:])
+    reader = sock.makefile("rb")
+    first = reader.readline()
+    return (json.loads(first) if first else None), reader
+
+
+def ask(path: Path | str, request: dict) -> dict | None:
+    """One request without streams (the Dagster run launcher's): the worker's reply, or None when
+    no worker answers on `path`."""
+    if len(os.fsencode(str(path))) >= 104:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+        reply, _ = _exchange(sock, request | {"identity": _identity(os.environ)}, [])
+        return reply
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
+
+
 def _request(sock: socket.socket, argv: list[str]) -> int | None:
     env = dict(os.environ)
     streams = {}
@@ -189,7 +222,6 @@ def _request(sock: socket.socket, argv: list[str]) -> int | None:
         "streams": streams,
         "identity": _identity(env),
     }
-    payload = json.dumps(request).encode()
     fds = [0, 1, 2]
     for fd in fds:
         try:
@@ -197,18 +229,11 @@ def _request(sock: socket.socket, argv: list[str]) -> int | None:
         except OSError:  # a closed standard stream: nothing to hand over, run here
             return None
     try:
-        sock.settimeout(HANDSHAKE_TIMEOUT_S)
-        data = _HEADER.pack(len(payload)) + payload
-        sent = socket.send_fds(sock, [data], fds)
-        if sent < len(data):
-            sock.sendall(data[sent:])
-        reader = sock.makefile("rb")
-        first = reader.readline()
+        reply, reader = _exchange(sock, request, fds)
     except OSError:
         return None
-    if not first:
+    if reply is None:
         return None
-    reply = json.loads(first)
     if not reply.get("accepted"):
         if os.environ.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes"):
             print(f"(worker: {reply.get('reason')}; running here)", file=sys.stderr)
@@ -312,7 +337,7 @@ class Server:
         self.identity = _identity(os.environ)
         self.code = _code_state()
         self.selector = selectors.DefaultSelector()
-        self.running: dict[int, dict] = {}  # pid -> {"conn", "pidfd", "started", "argv"}
+        self.running: dict[int, dict] = {}  # pid -> {"conn" (a waiting caller), "pidfd", "started", "run_id"}
         self.stopping = False
         self.restart = False
         old = os.umask(0o177)
@@ -381,30 +406,57 @@ class Server:
         conn.settimeout(HANDSHAKE_TIMEOUT_S)
         peer_pid, peer_uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
         request, fds = _receive(conn)
+        kind = request.get("kind", "command")
         try:
-            reason = self._decline(request, peer_uid)
+            reason = self._decline(request, peer_uid, kind, len(fds))
             if reason:
                 _note(self.log, f"từ chối / declined pid {peer_pid}: {reason}")
                 _send(conn, {"accepted": False, "reason": reason})
                 conn.close()
                 return
+            if kind == "signal":  # the run launcher ends a run it handed over
+                self._signal_run(conn, request)
+                return
             pid = os.fork()
-            if pid == 0:  # the command's process
+            if pid == 0:  # the command's (or run's) process
                 self._child(conn, request, fds)  # never returns
-            conn.settimeout(None)
             pidfd = os.pidfd_open(pid)
-            self.running[pid] = {"conn": conn, "pidfd": pidfd, "started": time.perf_counter(), "argv": request["argv"]}
+            entry = {"conn": None, "pidfd": pidfd, "started": time.perf_counter(), "run_id": request.get("run_id")}
+            self.running[pid] = entry
             self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
-            self.selector.register(conn, selectors.EVENT_READ, ("caller", pid))
             _send(conn, {"accepted": True, "pid": pid})
-            _note(self.log, f"pid {pid} cho / for caller pid {peer_pid}: {' '.join(request['argv'])}")
+            if kind == "command":  # the caller waits for the exit code, and may pass signals on
+                conn.settimeout(None)
+                entry["conn"] = conn
+                self.selector.register(conn, selectors.EVENT_READ, ("caller", pid))
+                _note(self.log, f"pid {pid} cho / for caller pid {peer_pid}: {' '.join(request['argv'])}")
+            else:  # a Dagster run: the launcher does not wait, the run reports to Dagster itself
+                conn.close()
+                _note(self.log, f"pid {pid} chạy / runs Dagster run {request['run_id']} for pid {peer_pid}")
         finally:
             for fd in fds:
                 os.close(fd)
 
-    def _decline(self, request: dict, peer_uid: int) -> str | None:
+    def _signal_run(self, conn: socket.socket, request: dict) -> None:
+        signum = int(request.get("signal", signal.SIGINT))
+        pids = [pid for pid, entry in self.running.items() if entry.get("run_id") == request.get("run_id")]
+        for pid in pids:
+            if signum in FORWARDED_SIGNALS:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signum)
+        _send(conn, {"accepted": True, "signalled": pids})
+        conn.close()
+        _note(self.log, f"tín hiệu / signal {signum} cho / to Dagster run {request.get('run_id')}: pids {pids}")
+
+    def _decline(self, request: dict, peer_uid: int, kind: str = "command", fds: int = 3) -> str | None:
         if peer_uid != os.getuid():
             return f"another user (uid {peer_uid})"
+        if kind not in ("command", "execute_run", "signal"):
+            return f"unknown request {kind!r}"
+        if kind == "command" and fds != 3:
+            return "a command must hand over the three standard streams"
+        if kind == "signal":
+            return None
         if self.stopping:
             return "stopping"
         if _code_state() != self.code:
@@ -412,8 +464,10 @@ class Server:
             self._close_listener()
             return "installed packages or the worker's own code changed since it started (it restarts)"
         theirs = request.get("identity", {})
-        for key, value in self.identity.items():
-            if theirs.get(key) != value:
+        # a Dagster run runs in the worker's own environment: only the code must be the same
+        keys = self.identity if kind == "command" else ("executable", "version", "project")
+        for key in keys:
+            if theirs.get(key) != self.identity[key]:
                 return f"{key} differs from the worker's"
         return None
 
@@ -459,6 +513,17 @@ class Server:
             entry["conn"].close()
 
     # -- the command's process
+    def _close_inherited(self, conn: socket.socket) -> None:
+        """In a forked process: close the worker's sockets and process handles."""
+        conn.close()
+        self.selector.close()
+        for entry in self.running.values():
+            if entry["conn"] is not None:
+                entry["conn"].close()
+            os.close(entry["pidfd"])
+        if self.listener is not None:
+            self.listener.close()
+
     def _child(self, conn: socket.socket, request: dict, fds: list[int]) -> None:
         code = 3
         try:
@@ -466,18 +531,16 @@ class Server:
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             os.setsid()
+            if request.get("kind") == "execute_run":
+                self._close_inherited(conn)
+                _forget_project_modules()
+                code = _execute_run(request["args"])
+                leave(code)
             for target, fd in zip((0, 1, 2), fds, strict=True):
                 os.dup2(fd, target)
             for fd in fds:
                 os.close(fd)
-            conn.close()
-            self.selector.close()
-            for entry in self.running.values():
-                if entry["conn"] is not None:
-                    entry["conn"].close()
-                os.close(entry["pidfd"])
-            if self.listener is not None:
-                self.listener.close()
+            self._close_inherited(conn)
             os.chdir(request["cwd"])
             os.environ.clear()
             os.environ.update(request["env"])
@@ -498,12 +561,24 @@ class Server:
         leave(code)
 
 
+def _execute_run(serialized_args: str) -> int:
+    """Execute a Dagster run as `dagster api execute_run` does (the process Dagster's run launcher
+    would have started), in this process forked from the worker, with the worker's environment."""
+    from dagster._cli.api import _execute_run_command_body
+    from dagster._cli.utils import get_instance_for_cli
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import deserialize_value
+    from dagster._utils.interrupts import capture_interrupts
+
+    args = deserialize_value(serialized_args, ExecuteRunArgs)
+    with capture_interrupts(), get_instance_for_cli(instance_ref=args.instance_ref) as instance:
+        return _execute_run_command_body(
+            args.run_id, instance, lambda _event: None, set_exit_code_on_failure=bool(args.set_exit_code_on_failure)
+        )
+
+
 def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
     data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
-    if len(fds) != 3:
-        for fd in fds:
-            os.close(fd)
-        raise ValueError("the request did not hand over the three standard streams")
     try:
         while len(data) < _HEADER.size:
             more = conn.recv(65536)

@@ -7,6 +7,7 @@ Real processes: a worker started with `python -m pipelines serve` and callers st
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -239,3 +240,102 @@ def test_changed_code_or_packages_make_the_worker_decline_and_restart(tmp_path):
     assert "restarts" in server._decline(request, os.getuid())
     assert server.restart and server.stopping and not (tmp_path / SOCKET_NAME).exists()
     server.selector.close()
+
+
+def launcher_instance(folder: Path, sockets: dict[str, Path]) -> Path:
+    """A Dagster home whose run launcher hands runs to warm workers (pipelines.worker_launcher)."""
+    folder.mkdir(parents=True)
+    lines = "".join(f"      {name}: {path}\n" for name, path in sockets.items())
+    (folder / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\n"
+        f"storage:\n  custom:\n    module: pipelines.dagster_storage\n    class: SqliteStorage\n    config:\n      base_dir: {folder / 'storage'}\n"
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
+        f"run_launcher:\n  module: pipelines.worker_launcher\n  class: WorkerRunLauncher\n  config:\n    sockets:\n{lines}",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def launch(env: dict, home: Path, job: str = "cchc_quarter_and_publish", partition: str = "2025-Q1"):
+    """`dagster job launch`, as an operator or the daemon's sensor would start a run of the location."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "job",
+            "launch",
+            "-m",
+            "pipelines.definitions",
+            "-j",
+            job,
+            "--tags",
+            json.dumps({"dagster/partition": partition}),
+        ],
+        env=env | {"DAGSTER_HOME": str(home)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def wait_for_run(home: Path, done: bool = True, timeout: float = 120):
+    """The launched run (once it has finished, or once it has started)."""
+    from dagster import DagsterInstance
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs()
+            run = runs[0] if runs else None
+            if run is not None and (run.is_finished if done else run.status.value == "STARTED"):
+                events = [e.message for e in instance.all_logs(run.run_id) if e.is_dagster_event and e.message]
+                return run, events
+        assert time.monotonic() < deadline, run
+        time.sleep(0.2)
+
+
+def test_the_run_launcher_hands_a_locations_runs_to_its_worker(site, tmp_path):
+    env, worker = site
+    home = launcher_instance(tmp_path / "instance", {"pipelines.definitions": worker.socket})
+    result = launch(env, home)
+    assert result.returncode == 0, result.stderr
+    run, events = wait_for_run(home)
+    assert run.status.value == "SUCCESS", events
+    assert run.tags["cchc/worker_socket"] == str(worker.socket)
+    assert any("handed to the warm worker" in m for m in events)
+    log = worker.wait_for("done: exit 0")
+    assert f"runs Dagster run {run.run_id}" in log
+    # the run ran in the worker's environment: the installation's database was published
+    with duckdb.connect(env["CCHC_DATABASE"], read_only=True) as con:
+        assert con.execute("select count(*) from fct_indicator_value").fetchone()[0] > 100
+
+
+def test_a_location_without_a_listening_worker_is_launched_the_default_way(tmp_path):
+    env = installation(tmp_path / "site")
+    home = launcher_instance(tmp_path / "instance", {"pipelines.definitions": socket_path(env)})  # nobody listens
+    result = launch(env, home)
+    assert result.returncode == 0, result.stderr
+    run, events = wait_for_run(home)
+    assert run.status.value == "SUCCESS", events
+    assert "cchc/worker_socket" not in run.tags
+    assert any("was not used (no worker answers)" in m for m in events)
+
+
+def test_terminating_a_run_in_the_worker_cancels_it(site, tmp_path):
+    from dagster import DagsterInstance
+
+    env, worker = site
+    home = launcher_instance(tmp_path / "instance", {"pipelines.definitions": worker.socket})
+    lock = RunLock(Path(env["CCHC_WORK_DIR"]) / "cchc.work.lock").acquire(5, label="test")  # the run waits for it
+    try:
+        assert launch(env, home).returncode == 0
+        run, _ = wait_for_run(home, done=False)
+        worker.wait_for("runs Dagster run")
+        time.sleep(1.0)
+        with DagsterInstance.from_config(str(home)) as instance:
+            assert instance.run_launcher.terminate(run.run_id)
+        run, events = wait_for_run(home)
+        assert run.status.value == "CANCELED", events
+        assert "tín hiệu / signal 2 cho / to Dagster run" in worker.log()
+    finally:
+        lock.release()
