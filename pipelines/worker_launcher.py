@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import Field, Map
+from dagster import Field, Map, Noneable
 from dagster._core.launcher import LaunchRunContext
 from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
 from dagster._serdes import ConfigurableClassData, serialize_value
@@ -39,7 +39,8 @@ class WorkerRunLauncher(DefaultRunLauncher):
 
     @classmethod
     def config_type(cls):
-        return {"sockets": Field(Map(str, str), is_required=False, default_value={})}
+        # `sockets:` left empty in the YAML is null: no location has a worker
+        return {"sockets": Field(Noneable(Map(str, str)), is_required=False, default_value=None)}
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):

@@ -339,3 +339,14 @@ def test_terminating_a_run_in_the_worker_cancels_it(site, tmp_path):
         assert "tín hiệu / signal 2 cho / to Dagster run" in worker.log()
     finally:
         lock.release()
+
+
+def test_a_launcher_with_no_socket_listed_loads_and_launches_the_default_way(tmp_path):
+    from dagster import DagsterInstance
+
+    from pipelines.worker_launcher import WorkerRunLauncher
+
+    home = launcher_instance(tmp_path / "instance", {})  # `sockets:` left empty: null in the YAML
+    with DagsterInstance.from_config(str(home)) as instance:
+        launcher = instance.run_launcher
+        assert isinstance(launcher, WorkerRunLauncher) and launcher._sockets == {}
