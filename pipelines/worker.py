@@ -424,7 +424,11 @@ class Server:
             entry = {"conn": None, "pidfd": pidfd, "started": time.perf_counter(), "run_id": request.get("run_id")}
             self.running[pid] = entry
             self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
-            _send(conn, {"accepted": True, "pid": pid})
+            try:
+                _send(conn, {"accepted": True, "pid": pid})
+            except OSError:  # the caller went away meanwhile: its command gets what a terminal's would
+                os.kill(pid, signal.SIGHUP)
+                raise
             if kind == "command":  # the caller waits for the exit code, and may pass signals on
                 conn.settimeout(None)
                 entry["conn"] = conn
