@@ -130,6 +130,22 @@ def test_a_run_in_the_worker_equals_a_run_in_the_callers_own_process(site, tmp_p
     assert results[0] == results[1] and len(results[0][0]) > 100
 
 
+def test_two_commands_at_once_each_get_their_own_output_and_take_turns(site):
+    env, worker = site
+    callers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [caller.communicate(timeout=180) for caller in callers]
+    assert [caller.returncode for caller in callers] == [0, 0], outputs
+    for out, _ in outputs:  # each caller got its own run's report, whole
+        assert out.count("Kết quả / results:") == 1 and "2025-Q1" in out
+    log = worker.log()  # a command's end is logged before its caller hears the exit code
+    assert log.count("for caller pid") == 2 and log.count("exit 0 in") == 2, log
+
+
 def test_exit_codes_messages_and_help_come_back_to_the_caller(site):
     env, worker = site
     bad = cli("run", "--quarter", "2024-Q9", env=env)
