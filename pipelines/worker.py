@@ -44,6 +44,7 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -273,25 +274,38 @@ def serve(path: Path | None = None, preload: tuple[str, ...] = PRELOAD, log=None
             f"Đường dẫn socket quá dài ({len(str(path))} ký tự) / the socket path is too long for a Unix socket"
             f" ({len(str(path))} characters): {path}. Set {SOCKET_VARIABLE} to a shorter path."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            path.unlink()  # left by a worker that is gone
-        else:
-            raise WorkerError(f"Đã có tiến trình phục vụ tại {path} / a worker already listens on {path}")
-        finally:
-            probe.close()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() or path.is_symlink():
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                raise WorkerError(
+                    f"{path} đã có và không phải socket; không ghi đè / {path} exists and is not a socket: not"
+                    f" overwritten. Set {SOCKET_VARIABLE} to another path."
+                )
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()  # left by a worker that is gone
+            else:
+                raise WorkerError(f"Đã có tiến trình phục vụ tại {path} / a worker already listens on {path}")
+            finally:
+                probe.close()
+        server = Server(path, log)  # listening already: a command that comes now waits for the libraries
+    except OSError as exc:
+        raise WorkerError(
+            f"Không mở được socket {path} / cannot listen on {path}: {exc.strerror or exc}. Set {SOCKET_VARIABLE} to a"
+            " folder this user may write."
+        ) from None
     started = time.perf_counter()
     missing = _preload(preload)
+    server.code = _code_state()  # what is loaded now is what the commands will run with
     _note(
         log,
         f"thư viện đã nạp / libraries loaded in {time.perf_counter() - started:.1f} s"
         + (f" (not found: {', '.join(missing)})" if missing else ""),
     )
-    return Server(path, log).loop()
+    return server.loop()
 
 
 def _preload(names) -> list[str]:

@@ -236,6 +236,17 @@ def test_a_socket_path_too_long_is_a_message(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_socket_path_that_is_a_file_or_under_one_is_a_message_and_nothing_is_overwritten(tmp_path):
+    precious = tmp_path / "cchc.duckdb"
+    precious.write_bytes(b"not to be lost")
+    result = cli("serve", env=installation(tmp_path / "a", CCHC_WORKER_SOCKET=str(precious)))
+    assert result.returncode == 2 and "is not a socket" in result.stderr and "Traceback" not in result.stderr
+    assert precious.read_bytes() == b"not to be lost"
+    result = cli("serve", env=installation(tmp_path / "b", CCHC_WORKER_SOCKET=str(precious / "worker.sock")))
+    assert result.returncode == 2 and "cannot listen on" in result.stderr and "CCHC_WORKER_SOCKET" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_the_preload_starts_no_thread_and_finds_every_library():
     code = (
         "import threading; from pipelines.worker import PRELOAD, _preload;"
