@@ -16,7 +16,12 @@ folder keeps working and the webserver and daemon read what the runs write, with
   engines of the most recent few files kept;
 - a batch of events is written in one transaction per database file (the run's file and the
   cross-run index), not one per event. A batch that fails is rolled back whole, and Dagster then
-  stores its events one by one, as it does for any storage.
+  stores its events one by one, as it does for any storage;
+- the databases are created and their schema version stamped by one process at a time (a lock
+  file, `<base_dir>/.schema.lock`). Dagster's own SQLite storage lets two processes that open a
+  new storage at the same moment (a command and the daemon, two commands) stamp the schema
+  version twice: one fails, and the schedules database can be left with two versions, after
+  which every process fails to open it ("more than one head present").
 
 Dagster hands events over in batches only when `DAGSTER_EVENT_BATCH_SIZE` is set: this storage sets
 it (to 1000, unless the environment already names a size) in the process that opens it, so only
@@ -39,6 +44,7 @@ dagster.yaml:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections import OrderedDict
@@ -68,6 +74,19 @@ from pipelines.errors import env_number
 # Engines kept per storage: the index and the runs being written (a run writes to its own file).
 ENGINES_KEPT = 8
 BATCH_SIZE = "1000"  # events per batch at most; Dagster also ends a batch where its group ends
+SCHEMA_LOCK = ".schema.lock"
+
+
+@contextmanager
+def schema_lock(base_dir: str) -> Iterator[None]:
+    """One process at a time creates the storage's databases and stamps their schema version."""
+    mkdir_p(base_dir)
+    with open(os.path.join(base_dir, SCHEMA_LOCK), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
@@ -95,7 +114,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                with schema_lock(self._base_dir):
+                    self._initdb(engine)
                 self._initialized_dbs.add(shard)
             self._engines[shard] = engine
             while len(self._engines) > ENGINES_KEPT:
@@ -154,9 +174,10 @@ class SqliteStorage(DagsterSqliteStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self.base_dir = base_dir
-        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
-        self._event_log_storage = BatchedSqliteEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        with schema_lock(base_dir):
+            self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+            self._event_log_storage = BatchedSqliteEventLogStorage(_event_logs_directory(base_dir))
+            self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()
 

@@ -179,3 +179,27 @@ def test_dagster_processes_load_the_shipped_dagster_yaml_from_anywhere(tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "BatchedSqliteEventLogStorage"
     assert (tmp_path / ".dagster" / "storage" / "history" / "runs.db").exists()  # relative to where Dagster starts
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_storage_at_once_all_succeed_and_leave_it_whole(tmp_path):
+    """Dagster's own SQLite storage lets processes that create it at the same moment stamp the
+    schema version twice (one fails; the schedules database may be left with two versions, and
+    then nobody can open it). The shipped storage creates it one process at a time."""
+    import sqlite3
+
+    code = (
+        "import sys; from dagster import DagsterInstance; i = DagsterInstance.from_config(sys.argv[1]);"
+        " i.get_runs(); i.all_instigator_state(); i.dispose()"
+    )
+    for attempt in range(4):
+        home = shipped(tmp_path / f"home{attempt}", tmp_path / f"home{attempt}" / "storage")
+        processes = [
+            subprocess.Popen([sys.executable, "-c", code, str(home)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0] * 4, errors
+        for db in sorted((tmp_path / f"home{attempt}" / "storage").rglob("*.db")):
+            with sqlite3.connect(db) as con:
+                assert con.execute("select count(*) from alembic_version").fetchone()[0] == 1, db
