@@ -33,18 +33,12 @@ import synth  # noqa: E402  (bench/synth.py)
 from run import WorkerProcess, as_of_after, touched  # noqa: E402  (bench/run.py)
 
 from pipelines.worker import socket_path  # noqa: E402
+from pipelines.worker_launcher import local_dagster_yaml  # noqa: E402
 
 
 def instance_home(folder: Path, sockets: dict[str, Path]) -> Path:
     folder.mkdir(parents=True)
-    lines = "".join(f"      {name}: {path}\n" for name, path in sockets.items())
-    (folder / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        f"storage:\n  custom:\n    module: pipelines.dagster_storage\n    class: SqliteStorage\n    config:\n      base_dir: {folder / 'storage'}\n"
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        f"run_launcher:\n  module: pipelines.worker_launcher\n  class: WorkerRunLauncher\n  config:\n    sockets:\n{lines}",
-        encoding="utf-8",
-    )
+    (folder / "dagster.yaml").write_text(local_dagster_yaml(str(folder / "storage"), sockets), encoding="utf-8")
     return folder
 
 

@@ -88,3 +88,17 @@ class WorkerRunLauncher(DefaultRunLauncher):
         self._instance.report_run_canceling(run)
         reply = ask(path, {"kind": "signal", "run_id": run_id})  # SIGINT: Dagster ends the run as canceled
         return bool(reply and reply.get("signalled"))
+
+
+def local_dagster_yaml(storage_dir: str, sockets: Mapping[str, str]) -> str:
+    """A `dagster.yaml` for one server with the shipped SQLite storage, runs launched at once
+    (no queue) and this launcher for the locations in `sockets` (benchmarks, tests)."""
+    lines = "".join(f"      {name}: {path}\n" for name, path in sockets.items())
+    return (
+        "telemetry:\n  enabled: false\n"
+        "storage:\n  custom:\n    module: pipelines.dagster_storage\n    class: SqliteStorage\n"
+        f"    config:\n      base_dir: {storage_dir}\n"
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
+        "run_launcher:\n  module: pipelines.worker_launcher\n  class: WorkerRunLauncher\n"
+        f"  config:\n    sockets:\n{lines}"
+    )

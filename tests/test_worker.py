@@ -271,15 +271,10 @@ def test_changed_code_or_packages_make_the_worker_decline_and_restart(tmp_path):
 
 def launcher_instance(folder: Path, sockets: dict[str, Path]) -> Path:
     """A Dagster home whose run launcher hands runs to warm workers (pipelines.worker_launcher)."""
+    from pipelines.worker_launcher import local_dagster_yaml
+
     folder.mkdir(parents=True)
-    lines = "".join(f"      {name}: {path}\n" for name, path in sockets.items())
-    (folder / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        f"storage:\n  custom:\n    module: pipelines.dagster_storage\n    class: SqliteStorage\n    config:\n      base_dir: {folder / 'storage'}\n"
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        f"run_launcher:\n  module: pipelines.worker_launcher\n  class: WorkerRunLauncher\n  config:\n    sockets:\n{lines}",
-        encoding="utf-8",
-    )
+    (folder / "dagster.yaml").write_text(local_dagster_yaml(str(folder / "storage"), sockets), encoding="utf-8")
     return folder
 
 
