@@ -58,6 +58,7 @@ SWITCH_VARIABLE = "CCHC_WORKER"  # "off": never use a worker
 PROJECT = Path(__file__).resolve().parent.parent
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 HANDSHAKE_TIMEOUT_S = 10
+SOCKET_PATH_MAX = 103  # bytes: Linux's sun_path is 108 with its final NUL; 103 also fits the BSDs' 104
 _HEADER = struct.Struct("!I")
 _MAX_REQUEST = 4 * 1024 * 1024
 
@@ -165,7 +166,24 @@ def forward(argv: list[str]) -> int | None:
         path = socket_path()
     except (OSError, ValueError):
         return None
-    if len(os.fsencode(str(path))) >= 104 or not path.exists():
+    sock = _connect(path)
+    if sock is None:
+        return None
+    with sock:
+        try:
+            return _request(sock, argv)
+        except (OSError, ValueError):  # e.g. the working directory was removed: run here, which says so
+            return None
+
+
+def _too_long(path: Path | str) -> bool:
+    """A Unix socket's address holds at most SOCKET_PATH_MAX bytes of path."""
+    return len(os.fsencode(str(path))) > SOCKET_PATH_MAX
+
+
+def _connect(path: Path | str) -> socket.socket | None:
+    """A connection to the worker listening on `path`; None when none listens there."""
+    if _too_long(path) or not Path(path).exists():
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -173,11 +191,7 @@ def forward(argv: list[str]) -> int | None:
     except OSError:  # a socket file left by a worker that is gone, or not ours
         sock.close()
         return None
-    with sock:
-        try:
-            return _request(sock, argv)
-        except (OSError, ValueError):  # e.g. the working directory was removed: run here, which says so
-            return None
+    return sock
 
 
 def _exchange(sock: socket.socket, request: dict, fds: list[int]):
@@ -196,17 +210,15 @@ def _exchange(sock: socket.socket, request: dict, fds: list[int]):
 def ask(path: Path | str, request: dict) -> dict | None:
     """One request without streams (the Dagster run launcher's): the worker's reply, or None when
     no worker answers on `path`."""
-    if len(os.fsencode(str(path))) >= 104:
+    sock = _connect(path)
+    if sock is None:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(path))
-        reply, _ = _exchange(sock, request | {"identity": _identity(os.environ)}, [])
-        return reply
-    except (OSError, ValueError):
-        return None
-    finally:
-        sock.close()
+    with sock:
+        try:
+            reply, _ = _exchange(sock, request | {"identity": _identity(os.environ)}, [])
+        except (OSError, ValueError):
+            return None
+    return reply
 
 
 def _request(sock: socket.socket, argv: list[str]) -> int | None:
@@ -269,7 +281,7 @@ def serve(path: Path | None = None, preload: tuple[str, ...] = PRELOAD, log=None
     """Listen for commands until SIGTERM or SIGINT (then the running commands are waited for)."""
     log = log or sys.stderr
     path = Path(path or socket_path()).absolute()
-    if len(os.fsencode(str(path))) >= 104:
+    if _too_long(path):
         raise WorkerError(
             f"Đường dẫn socket quá dài ({len(str(path))} ký tự) / the socket path is too long for a Unix socket"
             f" ({len(str(path))} characters): {path}. Set {SOCKET_VARIABLE} to a shorter path."
