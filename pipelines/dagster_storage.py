@@ -9,7 +9,7 @@ engines per run, 1.5-2 s of a province's 5 s budget (docs/performance.md).
 
 `SqliteStorage` is the same storage, files and layout (`<base_dir>/history/runs.db`,
 `<base_dir>/history/runs/<run_id>.db`, `<base_dir>/schedules/`), so an existing `.dagster/`
-folder keeps working and the webserver and daemon read what the runs write, with two changes:
+folder keeps working and the webserver and daemon read what the runs write, with these changes:
 
 - one engine per database file, each keeping one idle connection (SQLAlchemy's `QueuePool`;
   an idle SQLite connection holds no lock, so other processes read and write as before), the
@@ -17,6 +17,8 @@ folder keeps working and the webserver and daemon read what the runs write, with
 - a batch of events is written in one transaction per database file (the run's file and the
   cross-run index), not one per event. A batch that fails is rolled back whole, and Dagster then
   stores its events one by one, as it does for any storage;
+- whether the index has a table (asked before storing each asset check event) is remembered once
+  found, instead of asked with a new engine every time;
 - the databases are created and their schema version stamped by one process at a time (a lock
   file, `<base_dir>/.schema.lock`). Dagster's own SQLite storage lets two processes that open a
   new storage at the same moment (a command and the daemon, two commands) stamp the schema
@@ -95,6 +97,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, object] = OrderedDict()
         self._batch = threading.local()
+        self._tables_found: set[str] = set()
         super().__init__(base_dir, inst_data)
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE)
         env_number(os.environ, "DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE, int)  # Dagster reads it with int(): say so first
@@ -139,6 +142,16 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             engine = self._engine(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster asks before storing every asset check event (a new engine and connection each time):
+        a table once found stays (tables are added by migrations, not removed)."""
+        if table_name in self._tables_found:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables_found.add(table_name)
+        return found
 
     def store_event_batch(self, events: Sequence) -> None:
         if len(events) < 2:
