@@ -12,6 +12,7 @@ python -m pipelines.model_docs --sql      # print the COMMENT ON statements
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ VIEWS_DIR = PUBLISHED_SQL / "views"
 TABLES_DIR = PUBLISHED_SQL / "tables"
 DOCS_PATH = REPO_ROOT / "docs" / "data_dictionary.md"
 COMMAND = "python -m pipelines.model_docs"
+_INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\s*$", re.M)  # as in a model's header
 
 
 def load_model(path: Path = MODEL_PATH) -> dict:
@@ -220,6 +222,8 @@ def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target
     analyst opens the file directly (its catalog is then named after the file); the connection's
     previous default catalog is restored.
     """
+    from pipelines.warehouse import write_changed_groups
+
     model = load_model()
     previous = con.execute("select current_database()").fetchone()[0]
     if previous == catalog_name:
@@ -236,8 +240,14 @@ def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target
         name = f"{target}.main.{_ident(table)}"
         if partitions is not None and "partition_key" in columns and in_target.get(table) == set(columns):
             keys = {"keys": sorted(partitions)}
-            con.execute(f"delete from {name} where list_contains($keys, partition_key)", keys)
-            con.execute(f"insert into {name} by name select * from ({select}) where list_contains($keys, partition_key)", keys)
+            where = "list_contains($keys, partition_key)"
+            group = _INCREMENTAL.search(select)
+            if group and group.group(1) in columns:  # rewrite only the groups (workbooks) that changed
+                source = f"select * from ({select}) where {where}"
+                write_changed_groups(con, table, source, keys, where, keys, group.group(1), table, catalog_name)
+            else:
+                con.execute(f"delete from {name} where {where}", keys)
+                con.execute(f"insert into {name} by name select * from ({select}) where {where}", keys)
         else:
             con.execute(f"create or replace table {name} as {select}")
     present = {

@@ -8,6 +8,7 @@ starts with a header of `-- field: value` lines:
     -- grain: agency_code, period_code, element_code                  (required; `col?` may be null)
     -- partition: year                                                (quarter | year | table)
     -- unassigned: yes                  (quarter models: also build the slice of workbooks without a period)
+    -- incremental: agency_code         (a grain column: rewrite only the groups of rows, one per value, that changed)
     -- references: agency_code -> dim_agency.org_unit_code            (one per line; checked)
     -- check: name | error|warn | quality/file(param=value) | description   (one per line)
     -- python: pipelines.steps:scorecard          (Python models only: the function that builds the table)
@@ -23,7 +24,11 @@ Other comment lines are notes. What follows the header:
   same run (the own-history outlier rules); it is not a dependency.
 
 Partitioning says which slice a run replaces: `quarter` (rows of the run's partition key),
-`year` (rows of the quarter's year, `period_year`), `table` (the whole table). `dimensions` models
+`year` (rows of the quarter's year, `period_year`), `table` (the whole table). With `incremental:`
+the slice's rows are still computed whole, but only the groups of rows (one per value of that
+column: an agency, a workbook) that differ from the table's are deleted and inserted again
+(`pipelines.warehouse.write_changed_groups`): the table ends the same, and a re-run after one
+changed workbook writes one agency's rows. `dimensions` models
 are unpartitioned and built by the catalog job; every other layer is built by the quarterly job,
 one Dagster step per layer (`assets/factory.py`), in dependency order inside the step.
 
@@ -106,6 +111,7 @@ class Model:
     grain: tuple[str, ...]
     partition: str
     unassigned: bool = False
+    incremental: str | None = None  # a grain column: only the groups of rows (one per value) that changed are rewritten
     references: tuple[Reference, ...] = ()
     checks: tuple[Check, ...] = ()
     python: str | None = None
@@ -220,7 +226,7 @@ def parse_model(path: Path) -> Model:
             return default
         return values[0][1]
 
-    unknown = set(fields) - {"description", "grain", "partition", "unassigned", "references", "check", "python"}
+    unknown = set(fields) - {"description", "grain", "partition", "unassigned", "incremental", "references", "check", "python"}
     if unknown:
         first = min(line for key in unknown for line, _ in fields[key])
         raise ModelError(f"{path}:{first}: unknown header field(s) {', '.join(sorted(unknown))}")
@@ -229,6 +235,13 @@ def parse_model(path: Path) -> Model:
         raise ModelError(f"{path}: partition {partition!r} is not one of {', '.join(PARTITIONS)}")
     if layer == "dimensions" and partition != "table":
         raise ModelError(f"{path}: dimensions are whole tables (partition: table)")
+    grain = _split_list(one("grain"))
+    incremental = one("incremental", "") or None
+    if incremental is not None and incremental not in [c.rstrip("?") for c in grain]:
+        number = fields["incremental"][0][0]
+        raise ModelError(
+            f"{path}:{number}: 'incremental:' names one of the grain columns ({', '.join(grain)}), not {incremental!r}"
+        )
     references = []
     for number, value in fields.get("references", []):
         match = _REFERENCE.match(value)
@@ -268,9 +281,10 @@ def parse_model(path: Path) -> Model:
         layer=layer,
         path=path,
         description=one("description"),
-        grain=_split_list(one("grain")),
+        grain=grain,
         partition=partition,
         unassigned=one("unassigned", "no").lower() in ("yes", "true"),
+        incremental=incremental,
         references=tuple(references),
         checks=tuple(checks),
         python=python,
@@ -410,7 +424,7 @@ def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
     con = run.con
     if model.python is None:
         slice_ = None if model.partition == "table" else slice_of(model, run)
-        return replace_from_query(con, model.name, model.body, run.params(), slice_, str(model.path))
+        return replace_from_query(con, model.name, model.body, run.params(), slice_, str(model.path), model.incremental)
     if model.ddl and not table_exists(con, model.name):
         con.execute(model.ddl)
     memo = (model.python, run.partition_key)
@@ -423,7 +437,7 @@ def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
         return out
     if model.partition == "table":
         return replace_frame_as(con, model.name, out) if not model.ddl else replace_frame(con, model.name, out)
-    return replace_frame(con, model.name, out, slice_of(model, run))
+    return replace_frame(con, model.name, out, slice_of(model, run), key=model.incremental)
 
 
 def build_all(names: Iterable[str], run: ModelRun, root: Path = SQL_DIR) -> dict[str, int]:

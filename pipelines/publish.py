@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.locking import process_alive
+from pipelines.warehouse import write_changed_groups
 
 PUBLISHED_PREFIXES = ("dim_", "fct_")
 NOT_PUBLISHED = frozenset({"dim_contact"})  # officials' names, e-mails, phones: for the notifier only
@@ -58,6 +59,14 @@ def published_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
         if column not in PRIVATE_COLUMNS.get(table_name, ()):
             out.setdefault(table_name, []).append(column)
     return out
+
+
+def incremental_keys() -> dict[str, str]:
+    """{table: the column whose groups of rows its model rewrites only when changed} (the models'
+    `incremental:` header); the published copy is written the same way."""
+    from pipelines.models import all_models
+
+    return {m.name: m.incremental for m in all_models().values() if m.incremental}
 
 
 def _quote(name: str) -> str:
@@ -177,6 +186,7 @@ def publish(
         else:
             shutil.copyfile(target, tmp)
     counts: dict[str, int] = {}
+    keys = incremental_keys()
     attached = False
     try:
         con.execute(f"attach {_literal(str(tmp))} as publish_target")
@@ -186,14 +196,19 @@ def publish(
             names = columns_of[table]
             columns = ", ".join(_quote(c) for c in names)
             where = _slice(names, touched, years) if previous_columns.get(table) == names else None
+            key = keys.get(table) if where is not None and keys.get(table) in names else None
             if (
-                where is not None
+                key is None
+                and where is not None
                 and not con.execute(
                     f"select exists (select 1 from publish_target.{_quote(table)} where not coalesce({where}, false))"
                 ).fetchone()[0]
             ):
                 where = None  # every row of the copy is in the slices replaced: rebuilding it whole is cheaper
-            if where is None:
+            if key is not None:  # the model rewrites only its changed groups (an agency's rows): so does its copy
+                source = f"select {columns} from main.{_quote(table)} where {where}"
+                write_changed_groups(con, table, source, {}, where, {}, key, table, "publish_target", materialize=False)
+            elif where is None:
                 con.execute(
                     f"create or replace table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}"
                 )

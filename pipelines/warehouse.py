@@ -176,11 +176,13 @@ def replace_from_query(
     params: Mapping[str, object] | None = None,
     slice_: Mapping[str, object] | None = None,
     name: str = "query",
+    key: str | None = None,
 ) -> int:
     """Replace a slice of `table` with the rows of a select; returns rows written.
 
     The table is created from the query on first use. The query must only return
-    rows inside the slice (checked: a mismatch raises and rolls back).
+    rows inside the slice (checked: a mismatch raises and rolls back). With `key` (a column),
+    only the groups of rows (one per key value) that differ are rewritten (`write_changed_groups`).
     """
     table = _ident(table)
     sql = sql.strip().rstrip(";")
@@ -192,12 +194,82 @@ def replace_from_query(
             con.execute(f"create table {table} as select * from ({sql}) where false", bound)
         else:
             _add_new_columns(con, table, sql, bound)
+        if key is not None:
+            return write_changed_groups(con, table, f"select * from ({sql})", bound, where, where_params, key, name)
         con.execute(f"delete from {table} where {where}", where_params)
         inserted = con.execute(f"insert into {table} by name select * from ({sql})", bound).fetchone()[0]
         written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
         if written != inserted:
             raise ValueError(f"{name} returned rows outside the slice {dict(slice_ or {})} of {table}")
     return int(written)
+
+
+_NEW_ROWS = "_slice_new"
+_CHANGED = "_slice_changed"
+
+
+def changed_groups_sql(new: str, old: str, columns: list[str], key: str, where_new: str = "true", where_old: str = "true") -> str:
+    """A select of the key values whose rows differ between two relations with the same columns:
+    per key value, the row count and the sum of the rows' hashes (a row's hash covers every column,
+    in the given order; the grain keeps rows unique, so equal sums mean equal rows)."""
+    hashed = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    k = '"' + key.replace('"', '""') + '"'
+    return f"""
+        with n as (select {k} as k, count(*) as c, sum(hash({hashed})::hugeint) as s from {new} where {where_new} group by all),
+             o as (select {k} as k, count(*) as c, sum(hash({hashed})::hugeint) as s from {old} where {where_old} group by all)
+        select coalesce(n.k, o.k) as k from n full join o on n.k is not distinct from o.k
+        where n.c is distinct from o.c or n.s is distinct from o.s"""
+
+
+def write_changed_groups(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    params: Mapping[str, object],
+    where: str,
+    where_params: Mapping[str, object],
+    key: str,
+    name: str = "query",
+    catalog: str | None = None,
+    materialize: bool = True,
+) -> int:
+    """Bring the slice `where` of `table` to the rows of `source` (a select), rewriting only the
+    groups of rows, one per `key` value, that changed: a re-run after one changed workbook writes
+    that agency's rows, not the whole slice (writing is most of a slice's cost in DuckDB). The result
+    is the same table as deleting the slice and inserting every row. Call it inside a transaction.
+    `catalog`: the attached database holding `table` (the published file being written);
+    `materialize=False`: `source` is a plain read with the table's columns, read twice, not copied.
+    Returns the rows of the slice."""
+    target = f'"{catalog}".main.{_ident(table)}' if catalog else _ident(table)
+    columns = [row[0] for row in con.execute(f"describe {target}").fetchall()]
+    if key not in columns:
+        raise ValueError(f"{name}: the key column {key!r} is not a column of {table}")
+    params = dict(params) | dict(where_params)
+
+    def run(sql: str):
+        return con.execute(sql, _used_params(sql, params))
+
+    if materialize:  # the select runs once, into the target's column types
+        run(f"create or replace temp table {_NEW_ROWS} as select * from {target} where false")
+        new_rows = _NEW_ROWS
+    else:  # a plain read of a table with the target's columns: read it twice rather than copy it
+        new_rows = f"({source})"
+    try:
+        if materialize:
+            rows = run(f"insert into {_NEW_ROWS} by name {source}").fetchone()[0]
+        else:
+            rows = run(f"select count(*) from {new_rows}").fetchone()[0]
+        if run(f"select count(*) from {new_rows} where not coalesce({where}, false)").fetchone()[0]:
+            raise ValueError(f"{name} returned rows outside the slice of {table} ({where})")
+        run(f"create or replace temp table {_CHANGED} as " + changed_groups_sql(new_rows, target, columns, key, where_old=where))
+        if run(f"select count(*) from {_CHANGED}").fetchone()[0]:
+            changed = f'exists (select 1 from {_CHANGED} as c where c.k is not distinct from {{row}}."{key}")'
+            run(f"delete from {target} where ({where}) and {changed.format(row=target)}")
+            run(f"insert into {target} by name select * from {new_rows} as n where {changed.format(row='n')}")
+    finally:
+        con.execute(f"drop table if exists {_NEW_ROWS}")
+        con.execute(f"drop table if exists {_CHANGED}")
+    return int(rows)
 
 
 @contextmanager
@@ -237,13 +309,18 @@ def replace_frame(
     frame: pd.DataFrame,
     slice_: Mapping[str, object] | None = None,
     atomic: bool = True,
+    key: str | None = None,
 ) -> int:
     """Replace a slice of an existing table (declared in sql/ddl) with a DataFrame's rows, in a
-    transaction of its own (atomic=False: inside the caller's `transaction`)."""
+    transaction of its own (atomic=False: inside the caller's `transaction`). With `key`, only the
+    groups of rows that differ are rewritten (`write_changed_groups`)."""
     table = _ident(table)
     where, where_params = _where(slice_ or {})
     frame = align_to_table(con, table, frame)
     with transaction(con) if atomic else contextlib.nullcontext():
+        if key is not None:
+            with _registered(con, frame) as name:
+                return write_changed_groups(con, table, f"select * from {name}", {}, where, where_params, key, table)
         con.execute(f"delete from {table} where {where}", where_params)
         if len(frame):
             with _registered(con, frame) as name:

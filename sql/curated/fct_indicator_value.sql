@@ -1,6 +1,7 @@
 -- description: One row per indicator × scope × org unit × level × period.
 -- grain: indicator_code, scope, org_unit_code, admin_level, period_code
 -- partition: year
+-- incremental: org_unit_code
 -- references: indicator_code -> dim_indicator.indicator_code
 -- references: org_unit_code -> dim_agency.org_unit_code
 -- check: percentages_within_0_100 | error | quality/ratio_out_of_range(derived=false) | Percentage indicators of report windows lie in 0-100 and no numerator exceeds its denominator (no accepted workbook can break this: the ratio rules reject it first).

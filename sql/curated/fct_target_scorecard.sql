@@ -1,6 +1,7 @@
 -- description: One row per plan target × org unit (or level/jurisdiction aggregate) × period of the target's years that has data, counting only the units in force in that period (a unit that ended hands on to its `successor_code`).
 -- grain: plan_id, target_id, scope, org_unit_code, admin_level?, period_code
 -- partition: year
+-- incremental: org_unit_code
 -- references: indicator_code -> dim_indicator.indicator_code
 -- references: plan_id -> dim_plan.plan_id
 -- python: pipelines.steps:scorecard

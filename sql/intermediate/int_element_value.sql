@@ -1,6 +1,7 @@
 -- description: One row per agency x period x data element of the quarter's year: the in-force report windows and the derived quarters.
 -- grain: agency_code, period_code, code
 -- partition: year
+-- incremental: agency_code
 -- check: accepted_figures_pass_error_rules | error | python:pipelines.steps:broken_error_rules | The figures in force break no error rule (defence in depth: rejected workbooks never get here).
 --
 -- One row per agency x period x data element for a year: the in-force report windows

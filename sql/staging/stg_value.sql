@@ -1,6 +1,7 @@
 -- description: One row per figure cell of the quarter's workbooks, typed, with its data element kind.
 -- grain: submission_id, sheet, cell
 -- partition: quarter
+-- incremental: submission_id
 -- unassigned: yes
 with cells as (
     select
