@@ -249,6 +249,12 @@ def write_changed_groups(
     def run(sql: str):
         return con.execute(sql, _used_params(sql, params))
 
+    if not run(f"select exists (select 1 from {target} where {where})").fetchone()[0]:
+        # a first build of the slice: every group is new, nothing to compare
+        rows = run(f"insert into {target} by name {source}").fetchone()[0]
+        if run(f"select count(*) from {target} where {where}").fetchone()[0] != rows:
+            raise ValueError(f"{name} returned rows outside the slice of {table} ({where})")
+        return int(rows)
     if materialize:  # the select runs once, into the target's column types
         run(f"create or replace temp table {_NEW_ROWS} as select * from {target} where false")
         new_rows = _NEW_ROWS

@@ -79,6 +79,19 @@ def test_a_row_outside_the_slice_is_refused_and_nothing_is_written(con):
     assert _rows(con) == before
 
 
+def test_a_first_build_of_the_slice_inserts_and_checks_the_slice_too(con):
+    """An empty slice (a new quarter): the rows go straight in, and a row outside it is still refused."""
+    before = _rows(con)
+    with pytest.raises(ValueError, match="outside the slice"), transaction(con):
+        write_changed_groups(con, "t", "select 'Q2' as q, 'A' as agency, 'z' as code, 1.0 as value", {}, "q = 'Q3'", {}, "agency")
+    assert _rows(con) == before
+    with transaction(con):
+        rows = write_changed_groups(
+            con, "t", "select 'Q3' as q, agency, code, value, ids from t where q = 'Q1'", {}, "q = $q", {"q": "Q3"}, "agency"
+        )
+    assert rows == 5 and _rows(con, "q = 'Q3'") == [("Q3", *r[1:]) for r in _rows(con, "q = 'Q1'")]
+
+
 def test_a_key_that_is_not_a_column_is_refused(con):
     with pytest.raises(ValueError, match="not a column"), transaction(con):
         write_changed_groups(con, "t", "select * from t", {}, "true", {}, "nope")
