@@ -27,6 +27,8 @@ from pipelines.periods import LOCAL_TZ
 from pipelines.runs import tag_run_worker
 from pipelines.warehouse import Warehouse
 
+WAL_KEPT_BYTES = 4 * 1024 * 1024  # a run that leaves a larger write-ahead log checkpoints at its end
+
 
 class CatalogResource(ConfigurableResource):
     """The catalog folder (data elements, indicators, org units, calendars, contacts, rules, plans)."""
@@ -79,8 +81,9 @@ class WarehouseResource(ConfigurableResource):
             # A run's changes stay in the write-ahead log (<file>.wal, committed and synced) when the
             # run ends, instead of being checkpointed into the file then: a re-run writes a few
             # hundred KB (the incremental models), and its checkpoint on close cost 0.1-0.15 s of a
-            # 3 s run. DuckDB still checkpoints when the log passes its threshold (16 MB), and
-            # replays it on the next open. The .wal file is part of the working database.
+            # 3 s run. The next open replays the log; a run that leaves more than WAL_KEPT_BYTES (a
+            # first run, a new quarter) checkpoints at its end (teardown), so the log stays small.
+            # The .wal file is part of the working database.
             self._con.execute("pragma disable_checkpoint_on_shutdown")
         return Warehouse(self.work_path, legacy=self.published_path, shared=self._con)
 
@@ -94,8 +97,15 @@ class WarehouseResource(ConfigurableResource):
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._con is not None:
-            self._con.close()
-            self._con = None
+            try:
+                wal = self.work_path.with_name(self.work_path.name + ".wal")
+                if wal.exists() and wal.stat().st_size > WAL_KEPT_BYTES:
+                    self._con.execute("checkpoint")
+            except (OSError, duckdb.Error) as exc:  # the changes are safe in the log; the next open replays it
+                context.log.warning(f"checkpoint of {self.work_path} at the end of the run failed: {exc}")
+            finally:
+                self._con.close()
+                self._con = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
