@@ -165,21 +165,43 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def comment_statements(model: dict, present: dict[str, set[str]] | None = None) -> list[str]:
-    """COMMENT ON TABLE/VIEW/COLUMN for the published objects (unqualified names: run them with the
-    target as the default catalog). `present` ({object: {columns}}) limits them to what exists."""
-    statements = []
+def comment_entries(model: dict, present: dict[str, set[str]] | None = None) -> list[tuple[str, str, str | None, str]]:
+    """(kind, object, column or None, comment) for the published objects; `present` ({object:
+    {columns}}) limits them to what exists."""
+    entries = []
     for table in objects(model, published_only=True):
         name = table["name"]
         if present is not None and name not in present:
             continue
-        kind = "view" if table.get("kind") == "view" else "table"
-        statements.append(f"comment on {kind} {_ident(name)} is {_literal(table_comment(table))}")
+        entries.append(("view" if table.get("kind") == "view" else "table", name, None, table_comment(table)))
         for column in columns(table, published_only=True):
             if present is not None and column["name"] not in present[name]:
                 continue
-            statements.append(f"comment on column {_ident(name)}.{_ident(column['name'])} is {_literal(column_comment(column))}")
-    return statements
+            entries.append(("column", name, column["name"], column_comment(column)))
+    return entries
+
+
+def comment_statements(model: dict, present: dict[str, set[str]] | None = None) -> list[str]:
+    """COMMENT ON TABLE/VIEW/COLUMN for the published objects (unqualified names: run them with the
+    target as the default catalog). `present` ({object: {columns}}) limits them to what exists."""
+    return [_comment_sql(*entry) for entry in comment_entries(model, present)]
+
+
+def _comment_sql(kind: str, name: str, column: str | None, text: str) -> str:
+    target = f"{_ident(name)}.{_ident(column)}" if column else _ident(name)
+    return f"comment on {kind} {target} is {_literal(text)}"
+
+
+def _comments_in(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[tuple[str, str | None], str | None]:
+    """{(object, column or None): its comment} of a catalog's main schema."""
+    rows = con.execute(
+        """select table_name, null, comment from duckdb_tables() where database_name = $c and schema_name = 'main'
+           union all select view_name, null, comment from duckdb_views() where database_name = $c and schema_name = 'main'
+           union all select table_name, column_name, comment from duckdb_columns()
+           where database_name = $c and schema_name = 'main' and not internal""",
+        {"c": catalog},
+    ).fetchall()
+    return {(name, column): comment for name, column, comment in rows}
 
 
 # --- applying it to a published file ----------------------------------------------------------
@@ -209,7 +231,12 @@ def _present(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, set[str]
     return present
 
 
-def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target", partitions: set[str] | None = None) -> None:
+def document(
+    con: duckdb.DuckDBPyConnection,
+    catalog_name: str = "publish_target",
+    partitions: set[str] | None = None,
+    model: dict | None = None,
+) -> None:
     """Finish the attached published file `catalog_name`: build the publish-time tables from the
     current (working) catalog, create the convenience views and apply every COMMENT ON.
 
@@ -224,7 +251,7 @@ def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target
     """
     from pipelines.warehouse import write_changed_groups
 
-    model = load_model()
+    model = model or load_model()
     previous = con.execute("select current_database()").fetchone()[0]
     if previous == catalog_name:
         raise ValueError(f"document(): the current catalog is already {catalog_name!r}; call it from the working database")
@@ -244,7 +271,9 @@ def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target
             group = _INCREMENTAL.search(select)
             if group and group.group(1) in columns:  # rewrite only the groups (workbooks) that changed
                 source = f"select * from ({select}) where {where}"
-                write_changed_groups(con, table, source, keys, where, keys, group.group(1), table, catalog_name)
+                write_changed_groups(
+                    con, table, source, keys, where, keys, group.group(1), table, catalog_name, materialize=False
+                )
             else:
                 con.execute(f"delete from {name} where {where}", keys)
                 con.execute(f"insert into {name} by name select * from ({select}) where {where}", keys)
@@ -264,8 +293,17 @@ def document(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target
     try:
         for name in view_names(model):
             con.execute(f"create or replace view {_ident(name)} as {view_sql(name)}")
-        # one transaction for the few hundred COMMENT statements (each alone would commit the catalog)
-        statements = comment_statements(model, _present(con, catalog_name))
+        # only the comments that differ: a publish that copied the last file keeps its comments, and
+        # the tables rebuilt whole or new need theirs; one transaction for them (each alone would
+        # commit the catalog)
+        existing = _comments_in(con, catalog_name)
+        statements = [
+            _comment_sql(kind, name, column, text)
+            for kind, name, column, text in comment_entries(model, _present(con, catalog_name))
+            if existing.get((name, column)) != text
+        ]
+        if not statements:
+            return
         con.execute("begin transaction")
         try:
             con.execute(";\n".join(statements))

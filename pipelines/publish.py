@@ -230,11 +230,12 @@ def publish(
         con.execute(
             f"create or replace table publish_target.{PUBLISH_LOG} as select * from main.{PUBLISH_LOG} union all {row}", entry
         )
-        from pipelines.model_docs import document
+        from pipelines.model_docs import document, load_model
 
         # tables built for analysts (only the touched quarters when the file was copied), views, COMMENT ON everything
-        document(con, "publish_target", touched if previous_columns else None)
-        report = check_grain(con, "publish_target")
+        model = load_model()
+        document(con, "publish_target", touched if previous_columns else None, model)
+        report = check_grain(con, "publish_target", model)
         if grain_report is not None:
             grain_report.update(report)
         broken = {t: v for t, v in report.items() if any(v.values())}
@@ -279,7 +280,9 @@ class GrainError(RuntimeError):
         )
 
 
-def check_grain(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target") -> dict[str, dict[str, int]]:
+def check_grain(
+    con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_target", model: dict | None = None
+) -> dict[str, dict[str, int]]:
     """Every published table with a declared key: duplicate-key rows and null-key rows (both must be 0)."""
     from pipelines.model_docs import grain_keys, grain_violations
 
@@ -287,7 +290,7 @@ def check_grain(con: duckdb.DuckDBPyConnection, catalog_name: str = "publish_tar
         t
         for (t,) in con.execute("select table_name from duckdb_tables() where database_name = $d", {"d": catalog_name}).fetchall()
     }
-    return {t: grain_violations(con, catalog_name, t, key) for t, key in grain_keys().items() if t in present}
+    return {t: grain_violations(con, catalog_name, t, key) for t, key in grain_keys(model).items() if t in present}
 
 
 def _literal(text: str) -> str:

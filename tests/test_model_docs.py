@@ -5,6 +5,7 @@ file is opened directly (DuckDB command line), and `describe` prints types and c
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,42 @@ def test_every_table_view_and_column_carries_its_comment(published):
     agency = {c["name"]: c["comment"] for c in objects["dim_agency"]["columns"]}
     assert agency["org_unit_code"] == 'Code, e.g. TD-XA-LIEUTU (the workbook\'s "Mã đơn vị") [mã đơn vị]'
     assert objects["dim_agency"]["comment"].startswith("Org units (Danh mục cơ quan, đơn vị). Grain: one row per org unit")
+
+
+@pytest.mark.slow  # builds and publishes a whole database: the full tier
+def test_a_publish_onto_the_last_file_rewrites_only_the_comments_that_differ(tmp_path, catalog):
+    """The next publish starts from a copy of the last file: a table rebuilt whole (its comments
+    gone) and a comment that went stale get theirs again; the others are left as they are."""
+    work, target = build_published(tmp_path, catalog)
+    with Warehouse(work).connect() as con:
+        con.execute(f"attach {_literal(str(target))} as publish_target")
+        con.execute("create or replace table publish_target.fct_alert as select * from publish_target.fct_alert")
+        con.execute("comment on table publish_target.dim_agency is 'stale'")
+        con.execute("comment on column publish_target.dim_agency.name_vi is 'stale'")
+        statements: list[str] = []
+        traced = _Tracing(con, statements)
+        model_docs.document(traced, "publish_target", {"2024-Q1"})
+        con.execute("detach publish_target")
+    (batch,) = [s for s in statements if s.startswith("comment on")]
+    commented = {re.match(r'comment on (?:table|view|column) "([a-z_]+)"', line).group(1) for line in batch.split(";\n")}
+    # the views are created again each time (their comments with them); the rest kept theirs
+    assert commented == {"fct_alert", "dim_agency"} | set(model_docs.view_names(model_docs.load_model()))
+    model = {t["name"]: t for t in model_docs.objects(model_docs.load_model(), published_only=True)}
+    for name, entry in _published_objects(target).items():
+        assert entry["comment"] == model_docs.table_comment(model[name]), name
+        expected = {c["name"]: model_docs.column_comment(c) for c in model[name]["columns"]}
+        assert {c["name"]: c["comment"] for c in entry["columns"]} == {c["name"]: expected[c["name"]] for c in entry["columns"]}
+
+
+class _Tracing:
+    """A connection that records the statements it runs."""
+
+    def __init__(self, con, statements: list[str]):
+        self._con, self._statements = con, statements
+
+    def execute(self, sql, *args):
+        self._statements.append(sql)
+        return self._con.execute(sql, *args)
 
 
 def test_views_and_publish_time_tables_each_have_one_sql_file_and_an_entry():
