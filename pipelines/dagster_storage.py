@@ -19,6 +19,8 @@ folder keeps working and the webserver and daemon read what the runs write, with
   stores its events one by one, as it does for any storage;
 - whether the index has a table (asked before storing each asset check event) is remembered once
   found, instead of asked with a new engine every time;
+- a new run's database is a copy of an empty one (made once per Dagster version by Dagster's own
+  code), not created table by table and stamped with Alembic (50 ms per run);
 - the databases are created and their schema version stamped by one process at a time (a lock
   file, `<base_dir>/.schema.lock`). Dagster's own SQLite storage lets two processes that open a
   new storage at the same moment (a command and the daemon, two commands) stamp the schema
@@ -46,8 +48,11 @@ dagster.yaml:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import shutil
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -55,6 +60,7 @@ from contextlib import contextmanager
 
 import yaml
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
@@ -69,7 +75,8 @@ from dagster._core.storage.sqlite_storage import (
 )
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import mkdir_p
-from sqlalchemy.pool import QueuePool
+from dagster.version import __version__ as DAGSTER_VERSION
+from sqlalchemy.pool import NullPool, QueuePool
 
 from pipelines.errors import env_number
 
@@ -117,8 +124,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
             if shard not in self._initialized_dbs:
-                with schema_lock(self._base_dir):
-                    self._initdb(engine)
+                if not self._copy_template(shard):
+                    with schema_lock(self._base_dir):
+                        self._initdb(engine)
                 self._initialized_dbs.add(shard)
             self._engines[shard] = engine
             while len(self._engines) > ENGINES_KEPT:
@@ -126,6 +134,40 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         else:
             self._engines.move_to_end(shard)
         return engine
+
+    def _copy_template(self, shard: str) -> bool:
+        """A new run's database as a copy of an empty one made by Dagster's own `_initdb` (its tables,
+        WAL mode and schema version): 0.2 ms instead of 50 ms of table creation and Alembic stamping.
+        The template is made once per Dagster version (`.run-template-<version>.db`). False: the
+        database exists already (or is the index), and is opened as Dagster does."""
+        path = self.path_for_shard(shard)
+        if shard == INDEX_SHARD_NAME or os.path.exists(path):
+            return False
+        template = os.path.join(self._base_dir, f".run-template-{DAGSTER_VERSION}.db")
+        if not os.path.exists(template):
+            with schema_lock(self._base_dir):
+                if not os.path.exists(template):
+                    tmp = f"{template}.{os.getpid()}.tmp"
+                    engine = create_engine(f"sqlite:///{tmp}", poolclass=NullPool)
+                    try:
+                        self._initdb(engine)
+                    finally:
+                        engine.dispose()
+                    with contextlib.closing(sqlite3.connect(tmp)) as conn:  # the WAL folded into the file
+                        conn.execute("pragma wal_checkpoint(truncate)")
+                    for leftover in (f"{tmp}-wal", f"{tmp}-shm"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(leftover)
+                    os.replace(tmp, template)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        shutil.copyfile(template, tmp)
+        try:
+            os.link(tmp, path)  # fails if the run's database appeared meanwhile: that one is kept
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator:

@@ -3,6 +3,7 @@ in batches; what a run records reads back the same through Dagster's stock SQLit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -163,6 +164,38 @@ def test_engines_are_kept_for_the_latest_files_only(tmp_path, monkeypatch):
     assert list(events._engines) == ["run-1", "index"]
     storage.dispose()
     assert events._engines == {}
+
+
+def _shape(path) -> tuple:
+    """A SQLite file's schema, schema version and journal mode."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return (
+            sorted(conn.execute("select type, name, sql from sqlite_master").fetchall(), key=str),
+            conn.execute("select version_num from alembic_version").fetchall(),
+            conn.execute("pragma journal_mode").fetchone(),
+        )
+
+
+def test_a_new_runs_database_is_the_template_copy_and_equals_dagsters_own(tmp_path):
+    """Run databases after the first are copies of a template made by Dagster's own code; each is
+    what Dagster's storage would have created, and events go into it as before."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    ours = BatchedSqliteEventLogStorage(str(tmp_path / "ours"))
+    stock_storage = SqliteEventLogStorage(str(tmp_path / "stock"))
+    with ours.run_connection("run-a") as conn, stock_storage.run_connection("run-a") as other:
+        conn.exec_driver_sql("select 1")
+        other.exec_driver_sql("select 1")
+    templates = [p for p in os.listdir(tmp_path / "ours") if p.startswith(".run-template-")]
+    assert len(templates) == 1 and not [p for p in os.listdir(tmp_path / "ours") if p.endswith(".tmp")]
+    assert _shape(tmp_path / "ours" / "run-a.db") == _shape(tmp_path / "stock" / "run-a.db")
+    assert _shape(tmp_path / "ours" / templates[0]) == _shape(tmp_path / "stock" / "run-a.db")
+    (tmp_path / "ours" / "run-b.db").write_bytes(b"")  # a database that exists is opened, not replaced
+    assert ours._copy_template("run-b") is False and ours._copy_template("index") is False
+    ours.dispose()
+    stock_storage.dispose()
 
 
 @pytest.mark.slow
