@@ -116,9 +116,10 @@ def validate(run: ModelRun) -> int:
     # one finding per rule, place and value: a rule reached twice at the same cell is one problem
     findings = findings.drop_duplicates(subset=[c for c in FINDING_KEY if c in findings.columns])
     state = pd.DataFrame({"partition_key": run.partition_key, "submission_id": sorted(current), "rules_version": engine.version})
+    key = run.model.incremental if run.model else None  # only the workbooks whose findings changed are rewritten
     with transaction(run.con):
-        replace_frame(run.con, "int_finding", findings, {"partition_key": run.partition_key}, atomic=False)
-        replace_frame(run.con, "validation_state", state, {"partition_key": run.partition_key}, atomic=False)
+        replace_frame(run.con, "int_finding", findings, {"partition_key": run.partition_key}, atomic=False, key=key)
+        replace_frame(run.con, "validation_state", state, {"partition_key": run.partition_key}, atomic=False, key=key)
     return len(findings)
 
 

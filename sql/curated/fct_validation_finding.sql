@@ -2,6 +2,7 @@
 -- grain: submission_id, source, rule_id, sheet?, cell?, element_code?, value?
 -- partition: quarter
 -- unassigned: yes
+-- incremental: submission_id
 with findings as (
     select
         submission_id,

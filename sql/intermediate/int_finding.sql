@@ -2,6 +2,7 @@
 -- grain: submission_id, source, rule_id, sheet?, cell?, code?, value?
 -- partition: quarter
 -- unassigned: yes
+-- incremental: submission_id
 -- check: no_rejected_workbooks | warn | quality/findings(severity=error) | No workbook of the quarter breaks an error rule (rejected workbooks are listed).
 -- check: no_warnings | warn | quality/findings(severity=warning) | No workbook of the quarter raises a warning (late figures, outliers, implausible means).
 -- python: pipelines.steps:validate
