@@ -103,14 +103,29 @@ def test_replace_from_query_and_replace_frame_with_a_key_equal_a_full_rewrite(co
     replace_from_query(full, "t", NEW_Q1, slice_={"q": "Q1"})
     replace_from_query(con, "t", NEW_Q1, slice_={"q": "Q1"}, key="agency")
     assert _rows(con) == _rows(full)
+    frame = con.execute("select * from t where q = 'Q1' order by all").df()
+    frame.loc[frame["agency"] == "D", "value"] = 70.0  # D changes, A does not
+    kept = _rowids(con, "q = 'Q1' and agency = 'A'")
+    replace_frame(full, "t", frame, {"q": "Q1"})
+    replace_frame(con, "t", frame, {"q": "Q1"}, key="agency")
+    assert _rows(con) == _rows(full)
+    assert _rowids(con, "q = 'Q1' and agency = 'A'") == kept
+
+
+def test_a_slice_that_grows_a_lot_is_rewritten_whole_and_ends_the_same(con):
+    """A new quarter of the year adds rows to every group: comparing them would cost more than
+    writing them, so the slice is written whole; the table ends as a full rewrite leaves it."""
+    full = _table(duckdb.connect())
+    grown = f"select * from ({NEW_Q1}) union all select q, agency, 'z', value + 1, ids from ({NEW_Q1})"
+    replace_from_query(full, "t", grown, slice_={"q": "Q1"})
+    replace_from_query(con, "t", grown, slice_={"q": "Q1"}, key="agency")
+    assert _rows(con) == _rows(full) and len(_rows(con, "q = 'Q1'")) == 10
     frame = pd.DataFrame(
         {"q": ["Q2", "Q2"], "agency": ["A", "E"], "code": ["x", "x"], "value": [9.0, 1.5], "ids": [["a2"], ["e1"]]}
     )
-    kept = _rowids(con, "q = 'Q2' and agency = 'A'")
     replace_frame(full, "t", frame, {"q": "Q2"})
     replace_frame(con, "t", frame, {"q": "Q2"}, key="agency")
     assert _rows(con) == _rows(full)
-    assert _rowids(con, "q = 'Q2' and agency = 'A'") == kept
 
 
 def test_the_header_names_a_grain_column(tmp_path):
