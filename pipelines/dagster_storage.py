@@ -160,7 +160,12 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                             os.unlink(leftover)
                     os.replace(tmp, template)
         tmp = f"{path}.{os.getpid()}.tmp"
-        shutil.copyfile(template, tmp)
+        try:
+            shutil.copyfile(template, tmp)
+        except OSError:  # the template went away meanwhile (deleted by hand): Dagster's own way
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            return False
         try:
             os.link(tmp, path)  # fails if the run's database appeared meanwhile: that one is kept
         except FileExistsError:

@@ -178,7 +178,7 @@ def _shape(path) -> tuple:
         )
 
 
-def test_a_new_runs_database_is_the_template_copy_and_equals_dagsters_own(tmp_path):
+def test_a_new_runs_database_is_the_template_copy_and_equals_dagsters_own(tmp_path, monkeypatch):
     """Run databases after the first are copies of a template made by Dagster's own code; each is
     what Dagster's storage would have created, and events go into it as before."""
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -192,6 +192,22 @@ def test_a_new_runs_database_is_the_template_copy_and_equals_dagsters_own(tmp_pa
     assert len(templates) == 1 and not [p for p in os.listdir(tmp_path / "ours") if p.endswith(".tmp")]
     assert _shape(tmp_path / "ours" / "run-a.db") == _shape(tmp_path / "stock" / "run-a.db")
     assert _shape(tmp_path / "ours" / templates[0]) == _shape(tmp_path / "stock" / "run-a.db")
+    for template in templates:  # deleted by hand while a run starts: the run's database is made Dagster's way
+        os.unlink(tmp_path / "ours" / template)
+    real_copy = shutil.copyfile
+
+    def vanished(source, target):
+        if os.path.exists(source):
+            os.unlink(source)
+        return real_copy(source, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dagster_storage.shutil, "copyfile", vanished)
+        assert ours._copy_template("run-c") is False
+        assert not [p for p in os.listdir(tmp_path / "ours") if p.endswith(".tmp")]
+    with ours.run_connection("run-c") as conn:
+        conn.exec_driver_sql("select 1")
+    assert _shape(tmp_path / "ours" / "run-c.db") == _shape(tmp_path / "stock" / "run-a.db")
     (tmp_path / "ours" / "run-b.db").write_bytes(b"")  # a database that exists is opened, not replaced
     assert ours._copy_template("run-b") is False and ours._copy_template("index") is False
     ours.dispose()
