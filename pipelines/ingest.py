@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines import incremental
 from pipelines.periods import (
     LOCAL_TZ,
     Period,
@@ -617,6 +618,10 @@ def sync_raw_tables(
             "update raw_submission set loaded_at = $now where partition_key in ($a, $b)",
             {"now": now, "a": slices[0], "b": slices[1]},
         )
+        # the workbooks whose rows this wrote (None: all), for the models that compute only those
+        groups = None if drop is None else sorted(set(drop) | set(pending))
+        for key in slices:
+            incremental.wrote(con, "raw_value", incremental.slice_id({"partition_key": key}), groups)
     return {
         table: con.execute(f"select count(*) from {table} where partition_key = $p", {"p": partition_key}).fetchone()[0]
         for table in RAW_TABLES

@@ -420,11 +420,53 @@ def build(model: Model, run: ModelRun, _results: dict | None = None) -> int:
     return written
 
 
+MAX_SCOPED_GROUPS = 200  # more changed groups than this: the whole slice is computed
+
+
+def scope_source(model: Model, models: dict[str, Model] | None = None) -> tuple[str | None, list[str]]:
+    """(the one table a model's groups are computed from, its other inputs: dimensions), when the
+    model can compute only the groups that changed there (pipelines/incremental.py); else (None, [])."""
+    models = models if models is not None else all_models()
+    if model.python is not None or not model.incremental or "$as_of" in model.body:
+        return None, []
+    others = [d for d in model.deps if not (d in models and models[d].layer == "dimensions")]
+    if len(others) != 1 or others[0] not in models:
+        return None, []
+    source = models[others[0]]
+    if source.incremental != model.incremental or source.partition != model.partition:
+        return None, []
+    return source.name, sorted(model.deps - {source.name})
+
+
 def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
+    from pipelines import incremental
+
     con = run.con
+    slice_ = None if model.partition == "table" else slice_of(model, run)
+    slice_key = incremental.slice_id(slice_)
+    changes: dict = {}
+
+    def wrote(source: str | None = None, fingerprint: str | None = None):
+        def record() -> None:
+            incremental.wrote(con, model.name, slice_key, changes.get("groups"))
+            if source:
+                incremental.read(con, model.name, source, slice_key, fingerprint)
+
+        return record
+
     if model.python is None:
-        slice_ = None if model.partition == "table" else slice_of(model, run)
-        return replace_from_query(con, model.name, model.body, run.params(), slice_, str(model.path), model.incremental)
+        source, dimensions = scope_source(model)
+        fingerprint = scope = None
+        if source:
+            fingerprint = incremental.fingerprint(con, model.body, dimensions)
+            scope = incremental.groups_to_compute(con, model.name, source, slice_key, fingerprint)
+            if scope is not None and len(scope) > MAX_SCOPED_GROUPS:
+                scope = None
+        incremental.LAST_SCOPE[(model.name, slice_key)] = scope
+        return replace_from_query(
+            con, model.name, model.body, run.params(), slice_, str(model.path), model.incremental,
+            scope=scope, changes=changes, on_write=wrote(source, fingerprint),
+        )  # fmt: skip
     if model.ddl and not table_exists(con, model.name):
         con.execute(model.ddl)
     memo = (model.python, run.partition_key)
@@ -433,11 +475,13 @@ def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
     out = results[memo]
     if isinstance(out, dict):
         out = out[model.name]
-    if isinstance(out, int):
+    if isinstance(out, int):  # the function wrote the table itself (and says what changed, pipelines/incremental.py)
         return out
     if model.partition == "table":
-        return replace_frame_as(con, model.name, out) if not model.ddl else replace_frame(con, model.name, out)
-    return replace_frame(con, model.name, out, slice_of(model, run), key=model.incremental)
+        if not model.ddl:
+            return replace_frame_as(con, model.name, out, on_write=wrote())
+        return replace_frame(con, model.name, out, on_write=wrote())
+    return replace_frame(con, model.name, out, slice_, key=model.incremental, changes=changes, on_write=wrote())
 
 
 def build_all(names: Iterable[str], run: ModelRun, root: Path = SQL_DIR) -> dict[str, int]:

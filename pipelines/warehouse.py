@@ -11,7 +11,7 @@ import contextlib
 import logging
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -177,12 +177,18 @@ def replace_from_query(
     slice_: Mapping[str, object] | None = None,
     name: str = "query",
     key: str | None = None,
+    scope: tuple | None = None,
+    changes: dict | None = None,
+    on_write: Callable[[], None] | None = None,
 ) -> int:
     """Replace a slice of `table` with the rows of a select; returns rows written.
 
     The table is created from the query on first use. The query must only return
     rows inside the slice (checked: a mismatch raises and rolls back). With `key` (a column),
-    only the groups of rows (one per key value) that differ are rewritten (`write_changed_groups`).
+    only the groups of rows (one per key value) that differ are rewritten (`write_changed_groups`);
+    with `scope` too, only those groups are computed and compared (pipelines/incremental.py), and
+    the rows of the whole slice are returned. `changes` receives the groups written
+    (`write_changed_groups`); `on_write` runs inside the write's transaction.
     """
     table = _ident(table)
     sql = sql.strip().rstrip(";")
@@ -194,14 +200,40 @@ def replace_from_query(
             con.execute(f"create table {table} as select * from ({sql}) where false", bound)
         else:
             _add_new_columns(con, table, sql, bound)
-        if key is not None:
-            return write_changed_groups(con, table, f"select * from ({sql})", bound, where, where_params, key, name)
-        con.execute(f"delete from {table} where {where}", where_params)
-        inserted = con.execute(f"insert into {table} by name select * from ({sql})", bound).fetchone()[0]
-        written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
-        if written != inserted:
-            raise ValueError(f"{name} returned rows outside the slice {dict(slice_ or {})} of {table}")
+        if key is not None and scope is not None:
+            if scope:
+                inside = _in_list(key, scope)
+                source = f"select * from ({sql}) where {inside}"
+                write_changed_groups(
+                    con, table, source, bound, f"({where}) and {inside}", where_params, key, name, changes=changes
+                )
+            elif changes is not None:
+                changes["groups"] = []
+            written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
+        elif key is not None:
+            written = write_changed_groups(
+                con, table, f"select * from ({sql})", bound, where, where_params, key, name, changes=changes
+            )
+        else:
+            con.execute(f"delete from {table} where {where}", where_params)
+            inserted = con.execute(f"insert into {table} by name select * from ({sql})", bound).fetchone()[0]
+            written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
+            if written != inserted:
+                raise ValueError(f"{name} returned rows outside the slice {dict(slice_ or {})} of {table}")
+        if on_write is not None:
+            on_write()
     return int(written)
+
+
+def _in_list(column: str, values: tuple) -> str:
+    """`column in (...)` for these values (a None: the null group)."""
+    present = [v for v in values if v is not None]
+    parts = []
+    if present:
+        parts.append(f'"{column}" in (' + ", ".join("'" + str(v).replace("'", "''") + "'" for v in present) + ")")
+    if len(present) < len(values):
+        parts.append(f'"{column}" is null')
+    return "(" + " or ".join(parts) + ")"
 
 
 _NEW_ROWS = "_slice_new"
@@ -233,6 +265,7 @@ def write_changed_groups(
     name: str = "query",
     catalog: str | None = None,
     materialize: bool = True,
+    changes: dict | None = None,
 ) -> int:
     """Bring the slice `where` of `table` to the rows of `source` (a select), rewriting only the
     groups of rows, one per `key` value, that changed: a re-run after one changed workbook writes
@@ -240,7 +273,10 @@ def write_changed_groups(
     is the same table as deleting the slice and inserting every row. Call it inside a transaction.
     `catalog`: the attached database holding `table` (the published file being written);
     `materialize=False`: `source` is a plain read with the table's columns, read twice, not copied.
-    Returns the rows of the slice."""
+    `changes` receives "groups": the key values rewritten, or None when the slice was written
+    whole (a first build, a slice that grew or shrank a lot). Returns the rows of the slice."""
+    changes = changes if changes is not None else {}
+    changes["groups"] = None
     target = f'"{catalog}".main.{_ident(table)}' if catalog else _ident(table)
     columns = [row[0] for row in con.execute(f"describe {target}").fetchall()]
     if key not in columns:
@@ -276,7 +312,8 @@ def write_changed_groups(
             run(f"insert into {target} by name select * from {new_rows}")
             return int(rows)
         run(f"create or replace temp table {_CHANGED} as " + changed_groups_sql(new_rows, target, columns, key, where_old=where))
-        if run(f"select count(*) from {_CHANGED}").fetchone()[0]:
+        changes["groups"] = [k for (k,) in run(f"select k from {_CHANGED}").fetchall()]
+        if changes["groups"]:
             changed = f'exists (select 1 from {_CHANGED} as c where c.k is not distinct from {{row}}."{key}")'
             run(f"delete from {target} where ({where}) and {changed.format(row=target)}")
             run(f"insert into {target} by name select * from {new_rows} as n where {changed.format(row='n')}")
@@ -324,21 +361,27 @@ def replace_frame(
     slice_: Mapping[str, object] | None = None,
     atomic: bool = True,
     key: str | None = None,
+    changes: dict | None = None,
+    on_write: Callable[[], None] | None = None,
 ) -> int:
     """Replace a slice of an existing table (declared in sql/ddl) with a DataFrame's rows, in a
     transaction of its own (atomic=False: inside the caller's `transaction`). With `key`, only the
-    groups of rows that differ are rewritten (`write_changed_groups`)."""
+    groups of rows that differ are rewritten (`write_changed_groups`, which fills `changes`);
+    `on_write` runs inside the write's transaction."""
     table = _ident(table)
     where, where_params = _where(slice_ or {})
     frame = align_to_table(con, table, frame)
     with transaction(con) if atomic else contextlib.nullcontext():
         if key is not None:
             with _registered(con, frame) as name:
-                return write_changed_groups(con, table, f"select * from {name}", {}, where, where_params, key, table)
-        con.execute(f"delete from {table} where {where}", where_params)
-        if len(frame):
-            with _registered(con, frame) as name:
-                con.execute(f"insert into {table} by name select * from {name}")
+                write_changed_groups(con, table, f"select * from {name}", {}, where, where_params, key, table, changes=changes)
+        else:
+            con.execute(f"delete from {table} where {where}", where_params)
+            if len(frame):
+                with _registered(con, frame) as name:
+                    con.execute(f"insert into {table} by name select * from {name}")
+        if on_write is not None:
+            on_write()
     return len(frame)
 
 
@@ -349,9 +392,14 @@ def align_to_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFra
     return frame.assign(**{c: None for c in missing})[columns]
 
 
-def replace_frame_as(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Replace a whole table (a dimension) with a DataFrame, creating it from the frame."""
+def replace_frame_as(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, on_write: Callable[[], None] | None = None
+) -> int:
+    """Replace a whole table (a dimension) with a DataFrame, creating it from the frame (`on_write`
+    runs inside the transaction)."""
     table = _ident(table)
     with transaction(con), _registered(con, frame) as name:
         con.execute(f"create or replace table {table} as select * from {name}")
+        if on_write is not None:
+            on_write()
     return len(frame)

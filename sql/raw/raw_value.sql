@@ -2,6 +2,7 @@
 -- grain: submission_id, sheet, cell
 -- partition: quarter
 -- unassigned: yes
+-- incremental: submission_id
 -- python: pipelines.steps:read_workbooks
 create table if not exists raw_value (
     submission_id varchar not null,

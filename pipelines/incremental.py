@@ -1,0 +1,100 @@
+"""Computing only what changed: which groups of rows a write changed, so that the model reading it
+computes only those groups.
+
+A model whose header names a group column (`-- incremental: agency_code`) is written group by
+group (`pipelines.warehouse.write_changed_groups`). When, besides dimension tables, it reads one
+table only, and that table is written in the same groups (its own `incremental:` names the same
+column: `stg_value` reads `raw_value` by workbook, `fct_data_element_value` reads
+`int_element_value` by agency), the model's rows of a group depend only on that table's rows of the
+same group and on the dimensions. Then, when the table's last write changed groups K and the
+model was last built right before that write, under the same dimensions and the same SQL, the
+model computes only the groups K (`select ... where column in K`); otherwise its whole slice.
+
+Every write of a table's slice gets a new token (`incremental_state`, in the working database,
+in the write's transaction); each model records the token of the table it last read and a
+fingerprint of its SQL and of its dimensions' tokens. The groups a write changed are kept in
+this process only (a run is one process): a model built in another process, after a failed step
+or after a write that said nothing about its groups, computes its whole slice. A group computed
+that did not change is harmless (it compares equal and is not rewritten); a changed group left
+out is what the tokens rule out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+STATE_TABLE = "incremental_state"
+_WRITES: dict[tuple[str, str], tuple[str | None, str, tuple | None]] = {}  # (table, slice) -> (before, after, groups)
+LAST_SCOPE: dict[tuple[str, str], tuple | None] = {}  # (model, slice) -> the groups computed (None: all); for tests and logs
+
+
+def slice_id(slice_: dict | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((slice_ or {}).items())) or "table"
+
+
+def ensure(con) -> None:
+    con.execute(
+        f"""create table if not exists {STATE_TABLE} (
+            table_name varchar not null, slice varchar not null,
+            token varchar,        -- changes with every write of the slice
+            read_token varchar,   -- the token of the table this model last read
+            fingerprint varchar,  -- this model's SQL and its dimensions' tokens when it was built
+            primary key (table_name, slice))"""
+    )
+
+
+def _row(con, table: str, slice_key: str) -> tuple | None:
+    return con.execute(
+        f"select token, read_token, fingerprint from {STATE_TABLE} where table_name = $t and slice = $s",
+        {"t": table, "s": slice_key},
+    ).fetchone()
+
+
+def wrote(con, table: str, slice_key: str, groups) -> None:
+    """A write of `table`'s slice (inside its transaction): `groups` are the group values it
+    changed, None when it does not know (a whole rewrite, a first build)."""
+    ensure(con)
+    row = _row(con, table, slice_key)
+    after = uuid.uuid4().hex
+    con.execute(
+        f"insert into {STATE_TABLE} (table_name, slice, token) values ($t, $s, $a) "
+        "on conflict do update set token = excluded.token",
+        {"t": table, "s": slice_key, "a": after},
+    )
+    _WRITES[(table, slice_key)] = (row[0] if row else None, after, None if groups is None else tuple(groups))
+
+
+def fingerprint(con, sql: str, dimensions: list[str]) -> str:
+    ensure(con)
+    tokens = [(name, (_row(con, name, "table") or (None,))[0]) for name in sorted(dimensions)]
+    return hashlib.sha256(repr((sql, tokens)).encode()).hexdigest()
+
+
+def groups_to_compute(con, model: str, source: str, slice_key: str, print_: str) -> tuple | None:
+    """The groups `model` needs to compute for the slice, or None for all of them."""
+    ensure(con)
+    mine, theirs = _row(con, model, slice_key), _row(con, source, slice_key)
+    write = _WRITES.get((source, slice_key))
+    if mine is None or theirs is None or write is None or mine[2] != print_:
+        return None
+    before, after, groups = write
+    if groups is None or after != theirs[0] or mine[1] != before:
+        return None
+    return groups
+
+
+def read(con, model: str, source: str, slice_key: str, print_: str) -> None:
+    """`model` was built from `source`'s slice as it is now (inside the model's write transaction)."""
+    row = _row(con, source, slice_key)
+    con.execute(
+        f"insert into {STATE_TABLE} (table_name, slice, read_token, fingerprint) values ($t, $s, $r, $f) "
+        "on conflict do update set read_token = excluded.read_token, fingerprint = excluded.fingerprint",
+        {"t": model, "s": slice_key, "r": row[0] if row else None, "f": print_},
+    )
+
+
+def forget() -> None:
+    """Drop what this process knows of the writes (a test's new process)."""
+    _WRITES.clear()
+    LAST_SCOPE.clear()
