@@ -10,7 +10,7 @@ same group and on the dimensions. Then, when the table's last write changed grou
 model was last built right before that write, under the same dimensions and the same SQL, the
 model computes only the groups K (`select ... where column in K`); otherwise its whole slice.
 
-Every write of a table's slice gets a new token (`incremental_state`, in the working database,
+Every write of a table's slice gets a new token (`incremental_state`, sql/ddl/005_incremental.sql,
 in the write's transaction); each model records the token of the table it last read and a
 fingerprint of its SQL and of its dimensions' tokens. The groups a write changed are kept in
 this process only (a run is one process): a model built in another process, after a failed step
@@ -33,17 +33,6 @@ def slice_id(slice_: dict | None) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted((slice_ or {}).items())) or "table"
 
 
-def ensure(con) -> None:
-    con.execute(
-        f"""create table if not exists {STATE_TABLE} (
-            table_name varchar not null, slice varchar not null,
-            token varchar,        -- changes with every write of the slice
-            read_token varchar,   -- the token of the table this model last read
-            fingerprint varchar,  -- this model's SQL and its dimensions' tokens when it was built
-            primary key (table_name, slice))"""
-    )
-
-
 def _row(con, table: str, slice_key: str) -> tuple | None:
     return con.execute(
         f"select token, read_token, fingerprint from {STATE_TABLE} where table_name = $t and slice = $s",
@@ -54,7 +43,6 @@ def _row(con, table: str, slice_key: str) -> tuple | None:
 def wrote(con, table: str, slice_key: str, groups) -> None:
     """A write of `table`'s slice (inside its transaction): `groups` are the group values it
     changed, None when it does not know (a whole rewrite, a first build)."""
-    ensure(con)
     row = _row(con, table, slice_key)
     after = uuid.uuid4().hex
     con.execute(
@@ -66,14 +54,12 @@ def wrote(con, table: str, slice_key: str, groups) -> None:
 
 
 def fingerprint(con, sql: str, dimensions: list[str]) -> str:
-    ensure(con)
     tokens = [(name, (_row(con, name, "table") or (None,))[0]) for name in sorted(dimensions)]
     return hashlib.sha256(repr((sql, tokens)).encode()).hexdigest()
 
 
 def groups_to_compute(con, model: str, source: str, slice_key: str, print_: str) -> tuple | None:
     """The groups `model` needs to compute for the slice, or None for all of them."""
-    ensure(con)
     mine, theirs = _row(con, model, slice_key), _row(con, source, slice_key)
     write = _WRITES.get((source, slice_key))
     if mine is None or theirs is None or write is None or mine[2] != print_:
