@@ -38,6 +38,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
+import gc
 import importlib
 import json
 import os
@@ -327,6 +328,10 @@ def _preload(names) -> list[str]:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
+    # The libraries' objects live as long as the worker: out of the collector's sight, a forked
+    # command's full collections do not walk them, nor write to their pages (copy-on-write).
+    gc.collect()
+    gc.freeze()
     return missing
 
 
