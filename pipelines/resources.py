@@ -27,8 +27,6 @@ from pipelines.periods import LOCAL_TZ
 from pipelines.runs import tag_run_worker
 from pipelines.warehouse import Warehouse
 
-WAL_KEPT_BYTES = 4 * 1024 * 1024  # a run that leaves a larger write-ahead log checkpoints at its end
-
 
 class CatalogResource(ConfigurableResource):
     """The catalog folder (data elements, indicators, org units, calendars, contacts, rules, plans)."""
@@ -78,13 +76,9 @@ class WarehouseResource(ConfigurableResource):
             self._con = Warehouse(self.work_path, legacy=self.published_path).open()
             if self.memory_limit:  # a checked size, not free text
                 self._con.execute(f"set memory_limit = '{_memory(self.memory_limit)}'")
-            # A run's changes stay in the write-ahead log (<file>.wal, committed and synced) when the
-            # run ends, instead of being checkpointed into the file then: a re-run writes a few
-            # hundred KB (the incremental models), and its checkpoint on close cost 0.1-0.15 s of a
-            # 3 s run. The next open replays the log; a run that leaves more than WAL_KEPT_BYTES (a
-            # first run, a new quarter) checkpoints at its end (teardown), so the log stays small.
-            # The .wal file is part of the working database.
-            self._con.execute("pragma disable_checkpoint_on_shutdown")
+            # Closing the connection at the end of the run checkpoints the write-ahead log into the file
+            # (0.1 s after a re-run). Keeping the log instead costs more: every later open replays it
+            # (0.07 s for a re-run's 280 KB, twice per run, growing with each run; docs/performance.md).
         return Warehouse(self.work_path, legacy=self.published_path, shared=self._con)
 
     def run_lock(self) -> RunLock:
@@ -98,13 +92,8 @@ class WarehouseResource(ConfigurableResource):
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._con is not None:
             try:
-                wal = self.work_path.with_name(self.work_path.name + ".wal")
-                if wal.exists() and wal.stat().st_size > WAL_KEPT_BYTES:
-                    self._con.execute("checkpoint")
-            except (OSError, duckdb.Error) as exc:  # the changes are safe in the log; the next open replays it
-                context.log.warning(f"checkpoint of {self.work_path} at the end of the run failed: {exc}")
+                self._con.close()  # checkpoints the run's changes into the file
             finally:
-                self._con.close()
                 self._con = None
         if self._lock is not None:
             self._lock.release()
