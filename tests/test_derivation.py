@@ -110,6 +110,26 @@ def test_an_older_database_gets_the_columns_a_newer_ddl_declares(tmp_path):
         assert con.execute("select content_hash, size_bytes from raw_file_log").fetchall() == [("h", None)]
 
 
+def test_a_database_up_to_date_is_not_compared_again_and_a_new_ddl_is(tmp_path, monkeypatch):
+    """ensure_schema remembers the DDL it brought the file up to (schema_state): the same DDL only
+    re-creates missing tables; another DDL compares the columns again and adds the new ones."""
+    from pipelines import warehouse
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_schema(con)
+    (first,) = con.execute("select ddl_fingerprint from schema_state").fetchone()
+    con.execute("alter table raw_file_log drop column size_bytes")
+    con.execute("drop table incremental_state")
+    ensure_schema(con)  # same DDL: the missing table is back, the column comparison is skipped
+    assert warehouse.table_exists(con, "incremental_state")
+    assert "size_bytes" not in [r[0] for r in con.execute("describe raw_file_log").fetchall()]
+    con.execute("update schema_state set ddl_fingerprint = 'an older ddl'")
+    ensure_schema(con)  # a DDL this file was not brought up to: the column comes back
+    assert "size_bytes" in [r[0] for r in con.execute("describe raw_file_log").fetchall()]
+    assert con.execute("select ddl_fingerprint from schema_state").fetchall() == [(first,)]
+    con.close()
+
+
 def test_negative_derived_flow_is_reported(con, catalog):
     load(con, {"Q1": {"HSO.01": 300}, "H1": {"HSO.01": 250}})  # H1 smaller than Q1: a revised or wrong report
     steps.build_models(con, catalog, "2024-Q4", "int_element_value", "fct_data_element_value")
