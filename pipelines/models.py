@@ -382,12 +382,20 @@ class ModelRun:
     def params(self, extra: dict | None = None) -> dict:
         return {"partition_key": self.partition_key, "year": self.year, "as_of": self.now} | dict(extra or {})
 
-    def read(self, name: str, **params) -> pd.DataFrame:
-        """A Python model's named input query, as a DataFrame."""
+    def input_sql(self, name: str) -> str:
+        """The select of a Python model's named input (no trailing semicolon)."""
         item = next((i for i in self.model.inputs if i.name == name), None)
         if item is None:
             raise ModelError(f"{self.model.path}: no '-- input: {name}'")
-        return self.con.execute(item.sql, _bind(item.sql, self.params(params))).df()
+        return item.sql
+
+    def execute(self, sql: str, **params) -> duckdb.DuckDBPyConnection:
+        """Run a select with the run's parameters and these (those it names are bound)."""
+        return self.con.execute(sql, _bind(sql, self.params(params)))
+
+    def read(self, name: str, **params) -> pd.DataFrame:
+        """A Python model's named input query, as a DataFrame."""
+        return self.execute(self.input_sql(name), **params).df()
 
     def for_slice(self, partition_key: str, model: Model) -> ModelRun:
         return replace(self, partition_key=partition_key, model=model)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +25,7 @@ from pipelines.models import UNASSIGNED, ModelRun, all_models, build_all
 from pipelines.periods import Period, parse_date, partition_report
 from pipelines.scorecard import build_scorecard
 from pipelines.tasks import assess_task, parse_due, parse_status
-from pipelines.validation import RuleEngine, ValidationInput
+from pipelines.validation import FINDING_COLUMNS, RuleEngine, ValidationInput
 from pipelines.warehouse import SQL_DIR, query, replace_frame, table_exists
 
 
@@ -80,31 +81,54 @@ FINDING_KEY = ["submission_id", "source", "rule_id", "sheet", "cell", "code", "v
 def validate(run: ModelRun) -> int:
     """int_finding: read findings plus every broken validation rule, for the slice's workbooks.
 
-    A workbook validated before under the same rules (its submission_id is its content) keeps its
-    workbook-rule findings (value, duplicate, compare rules) and is not checked by them again; the
-    rules that look beyond the workbook (peers, own history, receipt and period) run on all.
+    Workbooks are validated by cohort (`RuleEngine.cohort_of`: the jurisdiction and level the peer
+    rules compare within). A cohort whose fingerprint (`_cohort_fingerprints`: its workbooks, their
+    agencies' history, the rules, the catalog and the collected period) is the one it was last
+    validated from keeps all its rule findings, and its figures are not read again; the other
+    cohorts are validated whole. Within them, a workbook validated before under the same rules (its
+    submission_id is its content) keeps its workbook-rule findings (value, duplicate, compare
+    rules) and only the rules that look beyond it (peers, own history, receipt and period) run.
     Writes int_finding and validation_state together."""
+    from pipelines import incremental
     from pipelines.warehouse import transaction
 
     collecting = partition_report(run.partition_key) if run.partition_key != UNASSIGNED else None
-    history = pd.DataFrame()
+    span: dict | None = None
+    history_prints: dict = {}
     if collecting and table_exists(run.con, "int_element_value"):
         # a bounded read: a quarter costs the same after ten years of history
-        history = run.read(
-            "history",
-            first_year=collecting.year - HISTORY_YEARS,
-            year=collecting.year,
-            before=collecting.year * 12 + collecting.last_month,
-        )
+        span = {"first_year": collecting.year - HISTORY_YEARS, "year": collecting.year}
+        span["before"] = collecting.year * 12 + collecting.last_month
+        sql = run.input_sql("history")
+        sums = f"select agency_code, count(*), sum(hash(period_code, code, value, kind)::hugeint) from ({sql}\n) group by all"
+        rows = run.execute(sums, **span, every=True, agencies=[]).fetchall()
+        history_prints = {agency: (int(n), int(h)) for agency, n, h in rows}
     engine = RuleEngine(run.catalog)
     submissions = run.read("submissions")
     current = set(submissions["submission_id"])
-    known = set(run.read("validated", version=engine.version)["submission_id"]) & current
+    cohorts = engine.cohort_of(submissions)
+    prints = _cohort_fingerprints(engine, run, submissions, cohorts, history_prints, collecting)
+    state = run.read("validated", version=engine.version)
+    known = set(state["submission_id"]) & current
+    unchanged = {
+        sid for sid, fp in zip(state["submission_id"], state["cohort_fingerprint"], strict=True) if prints.get(sid) == fp
+    }
+    again = ~submissions["submission_id"].isin(unchanged)
+    again = cohorts.isin(set(cohorts[again]))  # whole cohorts: the peer rules need every workbook of one
     on_record = run.read("on_record", version=engine.version)
-    kept = on_record[on_record["submission_id"].isin(known) & on_record["rule_id"].isin(engine.workbook_rule_ids)]
-    findings = engine.validate(
-        ValidationInput(submissions, run.read("values"), history, collecting.code if collecting else None), known=known
-    )
+    reused = on_record["submission_id"].isin(set(submissions.loc[~again, "submission_id"]))
+    workbook_rules = on_record["submission_id"].isin(known) & on_record["rule_id"].isin(engine.workbook_rule_ids)
+    kept = on_record[reused | workbook_rules]
+    findings = pd.DataFrame(columns=FINDING_COLUMNS)
+    if again.any():
+        every = bool(again.all())
+        chosen = submissions[again]
+        agencies = [] if every else sorted(set(chosen["declared_agency_code"].dropna()))
+        history = run.read("history", **span, every=every, agencies=agencies) if span else pd.DataFrame()
+        values = run.read("values", every=every, sids=[] if every else sorted(chosen["submission_id"]))
+        data = ValidationInput(chosen, values, history, collecting.code if collecting else None)
+        findings = engine.validate(data, known=known)
+    incremental.LAST_SCOPE[("int_finding", run.partition_key)] = None if again.all() else tuple(sorted(set(cohorts[again])))
     findings = pd.concat(
         [
             run.read("read_findings").assign(source="read"),
@@ -116,11 +140,36 @@ def validate(run: ModelRun) -> int:
     # one finding per rule, place and value: a rule reached twice at the same cell is one problem
     findings = findings.drop_duplicates(subset=[c for c in FINDING_KEY if c in findings.columns])
     state = pd.DataFrame({"partition_key": run.partition_key, "submission_id": sorted(current), "rules_version": engine.version})
+    state["cohort_fingerprint"] = state["submission_id"].map(prints)
     key = run.model.incremental if run.model else None  # only the workbooks whose findings changed are rewritten
     with transaction(run.con):
         replace_frame(run.con, "int_finding", findings, {"partition_key": run.partition_key}, atomic=False, key=key)
         replace_frame(run.con, "validation_state", state, {"partition_key": run.partition_key}, atomic=False, key=key)
     return len(findings)
+
+
+def _cohort_fingerprints(engine, run: ModelRun, submissions: pd.DataFrame, cohorts: pd.Series, history: dict, collecting) -> dict:
+    """{submission_id: the fingerprint of its cohort}: everything the cohort's findings are computed
+    from. The cohort's workbooks (their raw_submission rows but the time they were last loaded;
+    a workbook's submission_id is its content), its agencies' history (rows and hash sum per agency,
+    `history_print`), the rules and lookups (`RuleEngine.version`), the catalog files (calendars,
+    reporting units) and the collected period."""
+    from pipelines.catalog.loading import fingerprint as catalog_files
+
+    if submissions.empty:
+        return {}
+    common = repr((engine.version, catalog_files(Path(run.catalog.root)), collecting.code if collecting else None))
+    rows = submissions.drop(columns=["loaded_at"], errors="ignore").sort_index(axis=1)
+    hashes = pd.util.hash_pandas_object(rows, index=False).to_numpy()
+    agencies = submissions["declared_agency_code"].to_numpy()
+    members: dict[str, list] = {}
+    for cohort, row_hash, agency in zip(cohorts.to_numpy(), hashes, agencies, strict=True):
+        members.setdefault(cohort, []).append((int(row_hash), history.get(agency) if isinstance(agency, str) else None))
+    digests = {
+        cohort: hashlib.sha256(repr((common, sorted(items, key=repr))).encode()).hexdigest()[:32]
+        for cohort, items in members.items()
+    }
+    return dict(zip(submissions["submission_id"], cohorts.map(digests), strict=True))
 
 
 def broken_error_rules(run: ModelRun) -> pd.DataFrame:

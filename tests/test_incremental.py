@@ -264,3 +264,58 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
             assert _tables(con) == rerun
         assert incremental.LAST_SCOPE[("stg_value", "partition_key=2024-Q1")] is None
         assert incremental.LAST_SCOPE[("fct_data_element_value", "period_year=2024")] is None
+
+
+DISTRICT = ["TD-UBND", "TD-PHONG-NOIVU", "TD-PHONG-TUPHAP", "TD-PHONG-TCKH", "TD-PHONG-KTHT"]
+
+
+@pytest.mark.slow  # three quarters' builds and a fresh one: the full tier
+def test_validation_runs_again_only_for_the_cohorts_that_changed(tmp_path, catalog):
+    """Validation by cohort (jurisdiction x level, the peer rules' reach): a changed district workbook
+    validates the district cohort again and keeps the communes' findings (a peer outlier among them
+    included); a changed history (an earlier quarter's figures) validates that agency's cohort
+    again; the findings always equal a fresh build's."""
+    from pipelines import incremental, steps
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    for period, label, extra in (("2024-Q1", "Quý I/2024", 0), ("2024-Q2", "6 tháng đầu năm 2024", 200)):
+        for i, code in enumerate(COMMUNES + DISTRICT):
+            figures = _figures(i, extra)
+            if code == "TD-XA-VIENAN" and period == "2024-Q1":  # far above its five peers: a warning
+                figures = {k: v * 40 for k, v in figures.items()}
+            make_form(raw / period / f"{code}_{period}.xlsx", code, label, figures, report_date=dt.date(2024, 7, 5))
+    now = dt.datetime(2024, 8, 1, 9, tzinfo=LOCAL_TZ)
+    work, parsed = tmp_path / "work.duckdb", tmp_path / "parsed"
+
+    def rebuild(key: str, path=work, cache=parsed):
+        with Warehouse(path).connect() as con:
+            steps.build_quarter(con, catalog, key, now, raw_dir=raw, cache_dir=cache)
+            return con.execute("select * from int_finding where partition_key = $k order by all", {"k": key}).fetchall()
+
+    with Warehouse(work).connect() as con:
+        steps.publish_dimensions(con, catalog)
+    first = rebuild("2024-Q1")
+    rebuild("2024-Q2")
+    assert any(r[0] and r[3] == "V_OUTLIER_PEERS" for r in first)
+    assert incremental.LAST_SCOPE[("int_finding", "2024-Q2")] is None  # a first build: everything
+
+    assert rebuild("2024-Q1") == first  # nothing changed: nothing validated again, the same findings
+    assert incremental.LAST_SCOPE[("int_finding", "2024-Q1")] == ()
+
+    make_form(raw / "2024-Q1" / "TD-UBND_2024-Q1.xlsx", "TD-UBND", "Quý I/2024", _figures(0, 9), report_date=dt.date(2024, 7, 5))
+    findings = rebuild("2024-Q1")
+    assert incremental.LAST_SCOPE[("int_finding", "2024-Q1")] == ("TD|district",)
+    outliers = [r for r in findings if r[3] == "V_OUTLIER_PEERS"]
+    assert outliers and outliers == [r for r in first if r[3] == "V_OUTLIER_PEERS"]  # kept, not recomputed
+
+    rebuild("2024-Q2")  # TD-UBND's Q1 figures are part of its Q2 history: its cohort again, not the communes'
+    assert incremental.LAST_SCOPE[("int_finding", "2024-Q2")] == ("TD|district",)
+
+    ours = {key: rebuild(key) for key in ("2024-Q1", "2024-Q2")}  # nothing changed since: kept
+    fresh_db = tmp_path / "fresh.duckdb"  # the same as validating everything from scratch
+    with Warehouse(fresh_db).connect() as con:
+        steps.publish_dimensions(con, catalog)
+    theirs = {key: rebuild(key, fresh_db, tmp_path / "parsed-fresh") for key in ("2024-Q1", "2024-Q2")}
+    assert ours == theirs

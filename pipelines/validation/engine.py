@@ -89,6 +89,18 @@ class RuleEngine:
             digest.update(path.read_bytes())
         return digest.hexdigest()[:16]
 
+    def cohort_of(self, submissions: pd.DataFrame) -> pd.Series:
+        """Each submission's cohort: the workbooks whose findings can depend on each other. The peer
+        rules compare a value with the same code, jurisdiction, level and period; every other rule
+        looks at one workbook, its agency's history or the catalog. So a workbook's findings can
+        change only when a workbook of its (jurisdiction, level) changes, or its own history or the
+        rules do. Agencies without a jurisdiction or level (unknown ones) share the empty key, as
+        their values share the peer rules' missing key."""
+        agency = submissions["declared_agency_code"]
+        parts = [agency.map(lookup) for lookup in (self.jurisdiction, self.admin_level)]
+        parts = [p.where(p.notna(), "").astype(str) for p in parts]
+        return parts[0] + "|" + parts[1]
+
     def validate(self, data: ValidationInput, known: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
         """Every finding for the submissions, as a DataFrame with FINDING_COLUMNS.
 

@@ -26,17 +26,22 @@ where partition_key = $partition_key;
 
 -- input: values
 -- only the columns the rules read: a national quarter's 300,000 values come out of DuckDB twice
--- as fast without the labels, units and notes
+-- as fast without the labels, units and notes; all the slice's workbooks ($every) or those of the
+-- cohorts validated again ($sids)
+with wanted as (select unnest($sids::varchar[]) as submission_id)
+
 select
-    submission_id,
-    code,
-    raw_text,
-    value,
-    parse_status,
-    sheet,
-    cell
-from raw_value
-where partition_key = $partition_key;
+    v.submission_id,
+    v.code,
+    v.raw_text,
+    v.value,
+    v.parse_status,
+    v.sheet,
+    v.cell
+from raw_value as v
+where
+    v.partition_key = $partition_key
+    and ($every or v.submission_id in (select w.submission_id from wanted as w));
 
 -- input: read_findings
 select * from raw_read_finding
@@ -56,21 +61,28 @@ where
     );
 
 -- input: validated (lagged)
-select submission_id
+select
+    submission_id,
+    cohort_fingerprint
 from validation_state
 where partition_key = $partition_key and rules_version = $version;
 
 -- input: history (lagged)
--- the report windows that ended before the collected one ($before = year * 12 + its last month)
+-- the report windows that ended before the collected one ($before = year * 12 + its last month),
+-- of every agency ($every) or of the agencies given ($agencies); pipelines.steps.validate also sums
+-- it up per agency (row count and hash sum) for the cohorts' fingerprints
+with wanted as (select unnest($agencies::varchar[]) as agency_code)
+
 select
-    agency_code,
-    period_code,
-    code,
-    value,
-    kind
-from int_element_value
+    h.agency_code,
+    h.period_code,
+    h.code,
+    h.value,
+    h.kind
+from int_element_value as h
 where
-    not is_derived
-    and period_year between $first_year and $year
-    and period_year * 12 + case right(period_code, 2) when 'Q1' then 3 when 'H1' then 6 when 'Q3' then 9 else 12 end
-    < $before;
+    not h.is_derived
+    and h.period_year between $first_year and $year
+    and h.period_year * 12 + case right(h.period_code, 2) when 'Q1' then 3 when 'H1' then 6 when 'Q3' then 9 else 12 end
+    < $before
+    and ($every or h.agency_code in (select w.agency_code from wanted as w));
