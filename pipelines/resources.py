@@ -76,9 +76,6 @@ class WarehouseResource(ConfigurableResource):
             self._con = Warehouse(self.work_path, legacy=self.published_path).open()
             if self.memory_limit:  # a checked size, not free text
                 self._con.execute(f"set memory_limit = '{_memory(self.memory_limit)}'")
-            # Closing the connection at the end of the run checkpoints the write-ahead log into the file
-            # (0.1 s after a re-run). Keeping the log instead costs more: every later open replays it
-            # (0.07 s for a re-run's 280 KB, twice per run, growing with each run; docs/performance.md).
         return Warehouse(self.work_path, legacy=self.published_path, shared=self._con)
 
     def run_lock(self) -> RunLock:
@@ -90,14 +87,17 @@ class WarehouseResource(ConfigurableResource):
         tag_run_worker(context.instance, run_id)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self._con is not None:
-            try:
-                self._con.close()  # checkpoints the run's changes into the file
-            finally:
-                self._con = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        try:
+            if self._con is not None:
+                # Closing checkpoints the run's write-ahead log into the file (0.1 s after a re-run).
+                # Keeping the log costs more: every later open replays it (0.07 s for a re-run's
+                # 280 KB, twice per run, growing with each run; docs/performance.md).
+                con, self._con = self._con, None
+                con.close()
+        finally:
+            if self._lock is not None:  # released even when the close fails
+                self._lock.release()
+                self._lock = None
 
 
 class RawFolderResource(ConfigurableResource):

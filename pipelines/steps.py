@@ -128,7 +128,9 @@ def validate(run: ModelRun) -> int:
         values = run.read("values", every=every, sids=[] if every else sorted(chosen["submission_id"]))
         data = ValidationInput(chosen, values, history, collecting.code if collecting else None)
         findings = engine.validate(data, known=known)
-    incremental.LAST_SCOPE[("int_finding", run.partition_key)] = None if again.all() else tuple(sorted(set(cohorts[again])))
+    incremental.LAST_SCOPE[("int_finding", incremental.slice_id({"partition_key": run.partition_key}))] = (
+        None if again.all() else tuple(sorted(set(cohorts[again])))
+    )
     findings = pd.concat(
         [
             run.read("read_findings").assign(source="read"),
@@ -151,8 +153,8 @@ def validate(run: ModelRun) -> int:
 def _cohort_fingerprints(engine, run: ModelRun, submissions: pd.DataFrame, cohorts: pd.Series, history: dict, collecting) -> dict:
     """{submission_id: the fingerprint of its cohort}: everything the cohort's findings are computed
     from. The cohort's workbooks (their raw_submission rows but the time they were last loaded;
-    a workbook's submission_id is its content), its agencies' history (rows and hash sum per agency,
-    `history_print`), the rules and lookups (`RuleEngine.version`), the catalog files (calendars,
+    a workbook's submission_id is its content), its agencies' history (row count and hash sum per
+    agency of the `history` input), the rules and lookups (`RuleEngine.version`), the catalog files (calendars,
     reporting units) and the collected period."""
     from pipelines.catalog.loading import fingerprint as catalog_files
 

@@ -299,19 +299,19 @@ def test_validation_runs_again_only_for_the_cohorts_that_changed(tmp_path, catal
     first = rebuild("2024-Q1")
     rebuild("2024-Q2")
     assert any(r[0] and r[3] == "V_OUTLIER_PEERS" for r in first)
-    assert incremental.LAST_SCOPE[("int_finding", "2024-Q2")] is None  # a first build: everything
+    assert incremental.LAST_SCOPE[("int_finding", "partition_key=2024-Q2")] is None  # a first build: everything
 
     assert rebuild("2024-Q1") == first  # nothing changed: nothing validated again, the same findings
-    assert incremental.LAST_SCOPE[("int_finding", "2024-Q1")] == ()
+    assert incremental.LAST_SCOPE[("int_finding", "partition_key=2024-Q1")] == ()
 
     make_form(raw / "2024-Q1" / "TD-UBND_2024-Q1.xlsx", "TD-UBND", "Quý I/2024", _figures(0, 9), report_date=dt.date(2024, 7, 5))
     findings = rebuild("2024-Q1")
-    assert incremental.LAST_SCOPE[("int_finding", "2024-Q1")] == ("TD|district",)
+    assert incremental.LAST_SCOPE[("int_finding", "partition_key=2024-Q1")] == ("TD|district",)
     outliers = [r for r in findings if r[3] == "V_OUTLIER_PEERS"]
     assert outliers and outliers == [r for r in first if r[3] == "V_OUTLIER_PEERS"]  # kept, not recomputed
 
     rebuild("2024-Q2")  # TD-UBND's Q1 figures are part of its Q2 history: its cohort again, not the communes'
-    assert incremental.LAST_SCOPE[("int_finding", "2024-Q2")] == ("TD|district",)
+    assert incremental.LAST_SCOPE[("int_finding", "partition_key=2024-Q2")] == ("TD|district",)
 
     ours = {key: rebuild(key) for key in ("2024-Q1", "2024-Q2")}  # nothing changed since: kept
     fresh_db = tmp_path / "fresh.duckdb"  # the same as validating everything from scratch
