@@ -15,6 +15,7 @@ import calendar
 import datetime as dt
 import math
 import weakref
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -123,42 +124,56 @@ class _Prepared:
         self.targets: tuple[PlanTarget, ...] = catalog.records.targets
         self.indicators = [catalog.indicators_by_code[t.indicator] for t in self.targets]
         self.objects = [_target_of(t, ind) for t, ind in zip(self.targets, self.indicators, strict=True)]
-        # per issuer, its reporting units by (admin level, unit type)
+        self.unit_codes = np.array(list(self.by_code), dtype=object)
+        self.unit_index = pd.Index(self.unit_codes)
+        self.admin_level = np.array([u.admin_level for u in self.by_code.values()], dtype=object)
+        valid_from = np.array([_ordinal(u.valid_from) for u in self.by_code.values()], dtype=float)
+        valid_to = np.array([_ordinal(u.valid_to) for u in self.by_code.values()], dtype=float)
+        # per issuer, its reporting units by (admin level, unit type); per (issuer, level, unit type),
+        # the units of a target and the ids of their carriers: the reporting units down their
+        # successor chains (many targets of a plan share them: computed once)
         areas: dict[str, dict[tuple[str, str], list[str]]] = {}
+        chains: dict[str, list[str]] = {}
+        shared: dict[tuple[str, str, str], tuple[list[str], np.ndarray]] = {}
         self.units_of = []
-        for t in self.targets:
+        tk, uid = [], []
+        for k, t in enumerate(self.targets):
             if t.issuer not in areas:
                 areas[t.issuer] = {}
                 for code in self.descendants(t.issuer):
                     unit = self.by_code.get(code)
                     if unit is not None and unit.reports:
                         areas[t.issuer].setdefault((unit.admin_level, unit.unit_type), []).append(code)
-            self.units_of.append(
-                sorted(
+            key = (t.issuer, t.level, t.unit_type)
+            if key not in shared:
+                codes = sorted(
                     code
                     for (level, unit_type), codes in areas[t.issuer].items()
                     if t.level in ("all", level) and (not t.unit_type or unit_type == t.unit_type)
                     for code in codes
                 )
-            )
-        # (target, carrier): the reporting units down the successor chains of the target's units
-        chains: dict[str, list[str]] = {}
-        tk, carrier = [], []
-        for k, codes in enumerate(self.units_of):
-            found: set[str] = set()
-            for code in codes:
-                if code not in chains:
-                    chains[code] = self._chain(code)
-                found.update(chains[code])
-            tk += [k] * len(found)
-            carrier += sorted(found)
-        self.carriers = pd.DataFrame({"tk": np.array(tk, dtype=int), "agency_code": carrier}, columns=["tk", "agency_code"])
-        self.unit_codes = np.array(list(self.by_code), dtype=object)
-        self.unit_index = pd.Index(self.unit_codes)
-        self.admin_level = np.array([u.admin_level for u in self.by_code.values()], dtype=object)
-        self.carriers["uid"] = self.unit_index.get_indexer(carrier)
-        self.carriers["valid_from"] = [_ordinal(self.by_code[c].valid_from) for c in carrier]
-        self.carriers["valid_to"] = [_ordinal(self.by_code[c].valid_to) for c in carrier]
+                found: set[str] = set()
+                for code in codes:
+                    if code not in chains:
+                        chains[code] = self._chain(code)
+                    found.update(chains[code])
+                shared[key] = (codes, self.unit_index.get_indexer(sorted(found)))
+            codes, ids = shared[key]
+            self.units_of.append(codes)
+            tk.append(np.full(len(ids), k, dtype=int))
+            uid.append(ids)
+        # (target, carrier), in target order, carriers by code, with the carrier's validity
+        tk_all = np.concatenate(tk) if tk else np.array([], dtype=int)
+        uid_all = np.concatenate(uid) if uid else np.array([], dtype=int)
+        self.carriers = pd.DataFrame(
+            {
+                "tk": tk_all,
+                "agency_code": self.unit_codes[uid_all],
+                "uid": uid_all,
+                "valid_from": valid_from[uid_all],
+                "valid_to": valid_to[uid_all],
+            }
+        )
 
     def descendants(self, root: str) -> set[str]:
         out, stack = set(), [root]
@@ -180,6 +195,17 @@ class _Prepared:
                 found.append(code)
             code = unit.successor_code
         return found
+
+
+def plan_units(catalog: Catalog) -> dict[str, set[str]]:
+    """{plan_id: the units whose figures its scorecard rows are computed from} (every plan of the
+    catalog; the carriers of its targets, successors included)."""
+    prep = _prepared(catalog)
+    out: dict[str, set[str]] = {plan.plan_id: set() for plan in catalog.records.plans}
+    plan_of = np.array([t.plan_id for t in prep.targets], dtype=object)
+    for plan, codes in prep.carriers.groupby(plan_of[prep.carriers["tk"].to_numpy()])["agency_code"]:
+        out.setdefault(plan, set()).update(codes)
+    return out
 
 
 _PREPARED: dict[int, tuple[weakref.ref, CatalogRecords, _Prepared]] = {}
@@ -253,8 +279,9 @@ def build_scorecard(
     element_values: pd.DataFrame,
     settings: dict | None = None,
     external: pd.DataFrame | None = None,
+    plans: Collection[str] | None = None,
 ) -> pd.DataFrame:
-    """Scorecard rows for the periods of `year`.
+    """Scorecard rows for the periods of `year` (of the plans given; default: every plan).
 
     agency_parts: per agency numerator/denominator (indicator_code, agency_code, period_code,
     numerator, denominator) for all years (history feeds baselines and trends).
@@ -266,12 +293,16 @@ def build_scorecard(
     Set-based (docs/scorecard.md, "Scorecard cost"): the data rows are joined once with the
     carriers of every target, filtered by validity, grouped per target x scope x unit x period,
     and assessed column-wise (targets.assess_many). Rows come in catalog target order, the
-    aggregate first, then agencies by code, periods by code.
+    aggregate first, then agencies by code, periods by code. A plan's rows depend only on its own
+    targets and the data of their carriers (`plan_units`), so the rows of some plans are those of
+    every plan restricted to them, computed from their carriers' data alone.
     """
     settings = settings if settings is not None else catalog.settings.get("scorecard", {})
     prep = _prepared(catalog)
     n_targets = len(prep.targets)
     active = np.array([t.start_year <= year <= t.deadline_year for t in prep.targets], dtype=bool)
+    if plans is not None:
+        active &= np.isin(np.array([t.plan_id for t in prep.targets], dtype=object), list(plans))
     has_units = np.array([bool(codes) for codes in prep.units_of], dtype=bool)
     methods = np.array([ind.method for ind in prep.indicators], dtype=object)
     unit_type = np.array([bool(t.unit_type) for t in prep.targets], dtype=bool)

@@ -235,12 +235,96 @@ def _numbers_in(value) -> list[float]:
     return []
 
 
-def scorecard(run: ModelRun) -> pd.DataFrame:
-    """fct_target_scorecard for the quarter's year (external indicators from fct_external_value)."""
-    year = run.year
-    span = {"first_year": first_scorecard_year(run.catalog, year), "year": year}
-    external = run.read("external") if table_exists(run.con, "fct_external_value") else None
-    return build_scorecard(run.catalog, year, run.read("parts", **span), run.read("values", **span), external=external)
+def scorecard(run: ModelRun) -> int:
+    """fct_target_scorecard for the quarter's year (external indicators from fct_external_value), by plan.
+
+    A plan's rows depend only on its targets, the figures of their carriers (`plan_units`) and the
+    recorded external values. So each plan gets a fingerprint of what they are computed from
+    (`_plan_fingerprints`); a plan with the fingerprint it was last scored from, and the rows it
+    wrote then, keeps them, and only the other plans are scored, from their carriers' figures alone.
+    The first build of a year, or one after a write that kept no state, scores every plan. Writes
+    fct_target_scorecard and scorecard_state together; returns the year's rows."""
+    from pipelines import incremental
+    from pipelines.scorecard import plan_units
+    from pipelines.warehouse import transaction
+
+    year, con, catalog = run.year, run.con, run.catalog
+    span = {"first_year": first_scorecard_year(catalog, year), "year": year}
+    external = run.read("external") if table_exists(con, "fct_external_value") else None
+    units = plan_units(catalog)
+    prints = _plan_fingerprints(run, span, units, external)
+    state = run.read("scored")
+    last = {
+        plan: (fp, rows) for plan, fp, rows in zip(state["plan_id"], state["fingerprint"], state["rows_written"], strict=True)
+    }
+    on_table = dict(run.execute(_PLAN_ROWS).fetchall())
+    kept = {plan for plan, fp in prints.items() if last.get(plan) == (fp, on_table.get(plan, 0))}
+    whole = not kept  # nothing to keep (a first build, an old state, every plan changed): the whole year
+    slice_ = {"period_year": year}
+    if whole:
+        frame = build_scorecard(catalog, year, run.read("parts", **span), run.read("values", **span), external=external)
+    else:
+        changed = sorted(set(prints) - kept)
+        frame = pd.DataFrame(columns=["plan_id"])
+        if changed:
+            chosen = sorted(set().union(*(units[plan] for plan in changed)))
+            parts, values = (
+                run.execute(
+                    f"select * from ({run.input_sql(name)}\n) where list_contains($units, agency_code)", **span, units=chosen
+                ).df()
+                for name in ("parts", "values")
+            )
+            frame = build_scorecard(catalog, year, parts, values, external=external, plans=changed)
+    incremental.LAST_SCOPE[("fct_target_scorecard", incremental.slice_id(slice_))] = (
+        None if whole else tuple(sorted(set(prints) - kept))
+    )
+    counts = frame["plan_id"].value_counts()
+    new_state = pd.DataFrame({"period_year": year, "plan_id": sorted(prints)})
+    new_state["fingerprint"] = new_state["plan_id"].map(prints)
+    new_state["rows_written"] = [
+        int(counts.get(plan, 0)) if whole or plan not in kept else on_table.get(plan, 0) for plan in new_state["plan_id"]
+    ]
+    with transaction(con):
+        if whole:
+            replace_frame(
+                con, "fct_target_scorecard", frame, slice_, atomic=False, key=run.model.incremental if run.model else None
+            )
+        else:  # the plans scored again, and those no longer in the catalog, are replaced
+            replace_frame(con, "fct_target_scorecard", frame, slice_ | {"plan_id": sorted(set(on_table) - kept)}, atomic=False)
+        replace_frame(con, "scorecard_state", new_state, slice_, atomic=False)
+    return int(con.execute("select count(*) from fct_target_scorecard where period_year = $year", {"year": year}).fetchone()[0])
+
+
+_PLAN_ROWS = "select plan_id, count(*) from fct_target_scorecard where period_year = $year group by all"
+
+
+def _plan_fingerprints(run: ModelRun, span: dict, units: dict[str, set[str]], external: pd.DataFrame | None) -> dict[str, str]:
+    """{plan_id: the fingerprint of what its scorecard rows are computed from}: its carriers' figures
+    (row count and hash sum per agency of the `parts` and `values` inputs, from DuckDB), the
+    recorded external values, the year and its span, the catalog files and the scorecard's code."""
+    from pipelines.catalog.loading import fingerprint as catalog_files
+
+    sums = {}
+    for name in ("parts", "values"):
+        sql = f"select agency_code, count(*), sum(hash(t)::hugeint) from ({run.input_sql(name)}\n) as t group by all"
+        sums[name] = {agency: (int(n), int(h)) for agency, n, h in run.execute(sql, **span).fetchall()}
+    outside = int(pd.util.hash_pandas_object(external, index=False).sum()) if external is not None and len(external) else 0
+    common = repr((_scorecard_version(run), catalog_files(Path(run.catalog.root)), span, outside))
+    return {
+        plan: hashlib.sha256(
+            repr((common, plan, [(a, sums["parts"].get(a), sums["values"].get(a)) for a in sorted(codes)])).encode()
+        ).hexdigest()[:32]
+        for plan, codes in units.items()
+    }
+
+
+def _scorecard_version(run: ModelRun) -> str:
+    """The scorecard's code: the model file and the modules that compute its rows."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in [here / "scorecard.py", here / "targets.py", here / "steps.py", *([run.model.path] if run.model else [])]:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def external_values(run: ModelRun) -> dict[str, pd.DataFrame]:

@@ -39,12 +39,17 @@ def _ident(name: str) -> str:
 
 
 def _where(slice_: Mapping[str, object]) -> tuple[str, dict]:
+    """The filter of a slice: column = value, or column in values for a list or tuple."""
     if not slice_:
         return "true", {}
     parts, params = [], {}
     for i, (column, value) in enumerate(slice_.items()):
         key = f"slice_{i}"
-        parts.append(f"{_ident(column)} = ${key}")
+        if isinstance(value, list | tuple):
+            parts.append(f"list_contains(${key}, {_ident(column)})")
+            value = list(value)
+        else:
+            parts.append(f"{_ident(column)} = ${key}")
         params[key] = value
     return " and ".join(parts), params
 

@@ -319,3 +319,85 @@ def test_validation_runs_again_only_for_the_cohorts_that_changed(tmp_path, catal
         steps.publish_dimensions(con, catalog)
     theirs = {key: rebuild(key, fresh_db, tmp_path / "parsed-fresh") for key in ("2024-Q1", "2024-Q2")}
     assert ours == theirs
+
+
+NGAN_NAM = ["NN-PHUONG-1", "NN-PHUONG-2", "NN-PHUONG-3", "NN-PHONG-NOIVU"]
+
+
+def _with_documents(i: int, extra: int = 0) -> dict:
+    """_figures and the legal documents checked and handled (Trần Đề's two indicators)."""
+    return _figures(i, extra) | {"TCH.01": 20 + extra, "TCH.02": 15 + i % 3, "TCH.03": 10, "TCH.04": 8}
+
+
+@pytest.mark.slow  # several builds of two quarters and fresh ones: the full tier
+def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_path, catalog):
+    """The scorecard by plan: a re-run with nothing changed scores no plan; a changed commune of Trần
+    Đề scores its plan again and keeps Ngã Năm's rows (their DuckDB row ids too); a plan whose rows
+    were lost is scored again; the next quarter of the year scores every plan with new figures; and
+    the year's rows always equal a fresh build's."""
+    from pipelines import incremental, steps
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    agencies = COMMUNES + NGAN_NAM
+    for i, code in enumerate(agencies):
+        make_form(
+            raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", _with_documents(i), report_date=dt.date(2024, 4, 5)
+        )
+    now = dt.datetime(2024, 8, 1, 9, tzinfo=LOCAL_TZ)
+    work = tmp_path / "work.duckdb"
+    scope = ("fct_target_scorecard", "period_year=2024")
+    select = "select *, rowid from fct_target_scorecard where period_year = 2024 order by all"
+
+    def rebuild(key: str, path=work, cache=tmp_path / "parsed"):
+        with Warehouse(path).connect() as con:
+            steps.build_quarter(con, catalog, key, now, raw_dir=raw, cache_dir=cache)
+            return con.execute(select).fetchall()
+
+    def without_ids(rows: list[tuple]) -> list[tuple]:
+        return sorted(row[:-1] for row in rows)
+
+    with Warehouse(work).connect() as con:
+        steps.publish_dimensions(con, catalog)
+    first = rebuild("2024-Q1")
+    assert incremental.LAST_SCOPE[scope] is None  # a first build: every plan
+    plans = {row[0] for row in first}
+    assert {"tran-de-2024", "ngan-nam-2021-2030"} <= plans
+
+    assert rebuild("2024-Q1") == first  # nothing changed: no plan scored again, the same rows (and row ids)
+    assert incremental.LAST_SCOPE[scope] == ()
+
+    make_form(
+        raw / "2024-Q1" / "TD-XA-TAIVAN_2024-Q1.xlsx",
+        "TD-XA-TAIVAN",
+        "Quý I/2024",
+        _with_documents(1, 37),
+        report_date=dt.date(2024, 4, 5),
+    )
+    changed = rebuild("2024-Q1")
+    assert incremental.LAST_SCOPE[scope] == ("tran-de-2024",)
+    assert [r for r in changed if r[0] == "ngan-nam-2021-2030"] == [r for r in first if r[0] == "ngan-nam-2021-2030"]
+    assert without_ids(changed) != without_ids(first)
+
+    with Warehouse(work).connect() as con:  # rows lost (not through the scorecard): that plan is scored again
+        con.execute("delete from fct_target_scorecard where plan_id = 'ngan-nam-2021-2030' and org_unit_code = 'NN-PHUONG-2'")
+    assert without_ids(rebuild("2024-Q1")) == without_ids(changed)
+    assert incremental.LAST_SCOPE[scope] == ("ngan-nam-2021-2030",)
+
+    for i, code in enumerate(agencies):  # the second quarter: every plan's carriers have new figures
+        make_form(
+            raw / "2024-Q2" / f"{code}_2024-Q2.xlsx",
+            code,
+            "6 tháng đầu năm 2024",
+            _with_documents(i, 150),
+            report_date=dt.date(2024, 7, 5),
+        )
+    ours = rebuild("2024-Q2")
+    assert set(incremental.LAST_SCOPE[scope] or plans) >= {"tran-de-2024", "ngan-nam-2021-2030"}
+
+    fresh = tmp_path / "fresh.duckdb"  # the same rows as scoring every plan from scratch
+    with Warehouse(fresh).connect() as con:
+        steps.publish_dimensions(con, catalog)
+    rebuild("2024-Q1", fresh, tmp_path / "parsed-fresh")
+    assert without_ids(rebuild("2024-Q2", fresh, tmp_path / "parsed-fresh")) == without_ids(ours)
