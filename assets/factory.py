@@ -29,7 +29,7 @@ from dagster import (
     multi_asset,
 )
 
-from assets.common import preview
+from assets.common import markdown_table, preview
 from pipelines.models import LAYERS, Model, ModelRun, all_models, build, check_specs, run_checks, slice_filter, topological
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import CatalogResource, ClockResource, RawFolderResource, WarehouseResource
@@ -71,14 +71,18 @@ def _spec(model: Model) -> AssetSpec:
     )
 
 
-def _column_schema(con, table: str) -> TableSchema:
-    return TableSchema(columns=[TableColumn(name, type_) for name, type_, *_ in con.execute(f'describe "{table}"').fetchall()])
-
-
 def _metadata(con, model: Model, rows: int, run: ModelRun) -> dict:
+    """Row count, column schema and a preview of the slice: one query, its cursor's description is
+    the schema (the table's column names and types, as `describe` gives them)."""
     where, params = slice_filter(model, run)
-    frame = con.execute(f'select * from "{model.name}" where {where} limit 10', params).df()
-    return {"dagster/row_count": rows, "dagster/column_schema": _column_schema(con, model.name), "preview": preview(frame)}
+    cursor = con.execute(f'select * from "{model.name}" where {where} limit 10', params)
+    first = cursor.fetchall()
+    columns = [(name, str(type_)) for name, type_, *_ in cursor.description]
+    return {
+        "dagster/row_count": rows,
+        "dagster/column_schema": TableSchema(columns=[TableColumn(name, type_) for name, type_ in columns]),
+        "preview": markdown_table([name for name, _ in columns], first),
+    }
 
 
 def build_step(layer: str, models: list[Model]):
