@@ -80,6 +80,53 @@ def read(con, model: str, source: str, slice_key: str, print_: str) -> None:
     )
 
 
+GROUP_STATE = "group_state"
+
+
+def groups_by_fingerprint(
+    con, model: str, slice_key: str, sql: str, params: dict, common: str, key: str, where: str, where_params: dict
+):
+    """(the groups a model with a `fingerprint` input needs to compute, or None for all of them; the
+    fingerprints to keep once it is written: `keep_fingerprints`).
+
+    The input gives, per group, what the group's rows are computed from (a row count and a hash sum,
+    say); `common` is what every group depends on (the model's SQL, its dimensions' tokens, the
+    slice). A group needs computing when its fingerprint differs from the one kept with its rows, or
+    its rows on the table are not the count kept then; a group that is no longer in the input, so
+    that its rows leave. Content, not tokens: it holds across processes and failed runs. Without
+    kept fingerprints (a first build, a state written by an older version) every group."""
+    found = {row[0]: row[1:] for row in con.execute(sql, params).fetchall()}
+    prints = {group: hashlib.sha256(repr((common, rest)).encode()).hexdigest()[:32] for group, rest in found.items()}
+    kept = {
+        group: (print_, rows)
+        for group, print_, rows in con.execute(
+            f"select group_value, fingerprint, rows_written from {GROUP_STATE} where table_name = $t and slice = $s",
+            {"t": model, "s": slice_key},
+        ).fetchall()
+    }
+    from pipelines.warehouse import table_exists
+
+    if not kept or not table_exists(con, model):
+        return None, prints
+    on_table = dict(con.execute(f'select "{key}", count(*) from "{model}" where {where} group by all', where_params).fetchall())
+    changed = {group for group, print_ in prints.items() if kept.get(group) != (print_, on_table.get(group, 0))}
+    changed |= (set(kept) | set(on_table)) - set(prints)  # no longer computed from anything: their rows leave
+    if prints and set(prints) <= changed:
+        return None, prints  # every group changed (new dimensions, an edited model): the whole slice
+    return tuple(sorted(changed, key=lambda g: (g is None, g))), prints
+
+
+def keep_fingerprints(con, model: str, slice_key: str, prints: dict, key: str, where: str, where_params: dict) -> None:
+    """The groups' fingerprints and row counts, kept with the rows just written (inside the write's transaction)."""
+    counts = dict(con.execute(f'select "{key}", count(*) from "{model}" where {where} group by all', where_params).fetchall())
+    con.execute(f"delete from {GROUP_STATE} where table_name = $t and slice = $s", {"t": model, "s": slice_key})
+    groups = list(prints)
+    con.execute(
+        f"insert into {GROUP_STATE} select $t, $s, unnest($g), unnest($f), unnest($r)",
+        {"t": model, "s": slice_key, "g": groups, "f": [prints[g] for g in groups], "r": [int(counts.get(g, 0)) for g in groups]},
+    )
+
+
 def forget() -> None:
     """Drop what this process knows of the writes (a test's new process)."""
     _WRITES.clear()

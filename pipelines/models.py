@@ -16,7 +16,10 @@ starts with a header of `-- field: value` lines:
 Other comment lines are notes. What follows the header:
 
 - **SQL models**: one `select`, which builds the model's slice. Its dependencies are the tables
-  it reads, found by DuckDB's own parser (`json_serialize_sql`): nobody writes them down.
+  it reads, found by DuckDB's own parser (`json_serialize_sql`): nobody writes them down. An
+  incremental one may follow it with `-- input: fingerprint` (per group, what its rows come from):
+  its select then takes `$every` and `$groups`, and a run computes only the groups whose
+  fingerprint changed (`pipelines.incremental.groups_by_fingerprint`).
 - **Python models** (`python:`): optionally the table's `create table` (its column types, needed
   when a slice is empty), then named input queries, each after a `-- input: <name>` line and ended
   by `;`. The function reads them with `run.read(name)`; the tables they read are the model's
@@ -129,6 +132,11 @@ class Model:
             if not item.lagged:
                 current |= tables_read(item.sql)
         return frozenset(current - {self.name})
+
+    @property
+    def fingerprint_sql(self) -> str | None:
+        """A SQL model's `-- input: fingerprint` (per group, what its rows are computed from), if any."""
+        return next((item.sql for item in self.inputs if item.name == "fingerprint"), None) if self.python is None else None
 
     @property
     def key_columns(self) -> list[str]:
@@ -267,9 +275,22 @@ def parse_model(path: Path) -> Model:
         if ddl and not re.match(rf"create table if not exists {name}\b", ddl.lstrip("; \n"), re.I):
             raise ModelError(f"{path}: before the inputs, only 'create table if not exists {name} (...)' may stand")
     else:
-        body = rest.rstrip().rstrip(";")
+        starts = list(_INPUT.finditer(rest))
+        body = (rest[: starts[0].start()] if starts else rest).rstrip().rstrip(";").strip()
         if not body:
             raise ModelError(f"{path}: a SQL model needs its select (or a 'python:' line)")
+        for i, match in enumerate(starts):
+            end = starts[i + 1].start() if i + 1 < len(starts) else len(rest)
+            inputs.append(Input(match.group(1), rest[match.end() : end].strip().rstrip(";").strip(), bool(match.group(2))))
+        if [item.name for item in inputs] not in ([], ["fingerprint"]) or any(item.lagged for item in inputs):
+            raise ModelError(f"{path}: after its select, a SQL model may have one '-- input: fingerprint' (no other input)")
+        if inputs and (
+            not incremental or partition == "table" or not {"$every", "$groups"} <= set(re.findall(r"\$[a-z_]+", body))
+        ):
+            raise ModelError(
+                f"{path}: a SQL model with '-- input: fingerprint' is 'incremental:', partitioned, and its select"
+                " returns only the groups in $groups unless $every"
+            )
     try:
         reads = set(tables_read(body)) if body else set()
         for item in inputs:
@@ -465,15 +486,22 @@ def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
     if model.python is None:
         source, dimensions = scope_source(model)
         fingerprint = scope = None
+        params = run.params()
+        on_write = wrote(source, fingerprint)
         if source:
             fingerprint = incremental.fingerprint(con, model.body, dimensions)
             scope = incremental.groups_to_compute(con, model.name, source, slice_key, fingerprint)
-            if scope is not None and len(scope) > MAX_SCOPED_GROUPS:
-                scope = None
+            on_write = wrote(source, fingerprint)
+        elif model.fingerprint_sql and slice_ is not None:
+            scope, on_write = _fingerprint_scope(model, run, slice_, slice_key, on_write)
+        if scope is not None and (len(scope) > MAX_SCOPED_GROUPS or (model.fingerprint_sql and None in scope)):
+            scope = None  # many groups, or the null group (not one $groups can name): the whole slice
+        if model.fingerprint_sql:
+            params |= {"every": scope is None, "groups": [g for g in scope or () if g is not None]}
         incremental.LAST_SCOPE[(model.name, slice_key)] = scope
         return replace_from_query(
-            con, model.name, model.body, run.params(), slice_, str(model.path), model.incremental,
-            scope=scope, changes=changes, on_write=wrote(source, fingerprint),
+            con, model.name, model.body, params, slice_, str(model.path), model.incremental,
+            scope=scope, changes=changes, on_write=on_write,
         )  # fmt: skip
     if model.ddl and not table_exists(con, model.name):
         con.execute(model.ddl)
@@ -490,6 +518,29 @@ def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
             return replace_frame_as(con, model.name, out, on_write=wrote())
         return replace_frame(con, model.name, out, on_write=wrote())
     return replace_frame(con, model.name, out, slice_, key=model.incremental, changes=changes, on_write=wrote())
+
+
+def _fingerprint_scope(model: Model, run: ModelRun, slice_: dict, slice_key: str, on_write: Callable[[], None]):
+    """(the groups to compute, None for all; the write's callback, which also keeps the groups'
+    fingerprints) for a SQL model with a `fingerprint` input (pipelines.incremental.groups_by_fingerprint)."""
+    from pipelines import incremental
+    from pipelines.warehouse import _where
+
+    con = run.con
+    models = all_models()
+    dimensions = sorted(d for d in model.deps if d in models and models[d].layer == "dimensions")
+    common = incremental.fingerprint(con, model.body + "\n" + model.fingerprint_sql, dimensions) + repr(sorted(slice_.items()))
+    where, where_params = _where(slice_)
+    sql = model.fingerprint_sql
+    scope, prints = incremental.groups_by_fingerprint(
+        con, model.name, slice_key, sql, _bind(sql, run.params()), common, model.incremental, where, where_params
+    )
+
+    def record() -> None:
+        on_write()
+        incremental.keep_fingerprints(con, model.name, slice_key, prints, model.incremental, where, where_params)
+
+    return scope, record
 
 
 def build_all(names: Iterable[str], run: ModelRun, root: Path = SQL_DIR) -> dict[str, int]:

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from pipelines import steps
+from pipelines.models import all_models
 from pipelines.warehouse import ensure_schema, query
 
 AGENCY = "TD-XA-LIEUTU"
@@ -47,7 +48,8 @@ def load(con, reports: dict[str, dict[str, float]]):
     con.register("value_frame", values)
     con.execute("create or replace table int_submission_status as select * from status_frame")
     con.execute("create or replace table stg_value as select * from value_frame")
-    frame = query(con, "intermediate/int_element_value", {"year": 2024})
+    body = all_models()["int_element_value"].body  # the model's select (its file also holds its fingerprint input)
+    frame = con.execute(body, {"year": 2024, "every": True, "groups": []}).df()
     return {(r.period_code, r.code): r for r in frame.itertuples()}
 
 

@@ -145,6 +145,29 @@ def test_the_header_names_a_grain_column(tmp_path):
     assert parse_model(path).incremental == "agency_code"
 
 
+def test_a_sql_model_s_fingerprint_input_follows_the_rules(tmp_path):
+    """After its select, a SQL model may have one `-- input: fingerprint`; it must then be incremental
+    and partitioned, and its select must take $every and $groups."""
+    folder = tmp_path / "intermediate"
+    folder.mkdir()
+    path = folder / "int_x.sql"
+    head = "-- description: x\n-- grain: agency_code, code\n-- partition: year\n"
+    select = "select agency_code, 'c' as code from t where $every or list_contains($groups, agency_code);\n"
+    prints = "-- input: fingerprint\nselect agency_code, count(*) from t group by all\n"
+    for text, problem in (
+        (head + "-- incremental: agency_code\n" + select + "-- input: other\nselect 1\n", "may have one '-- input: fingerprint'"),
+        (head + select + prints, "is 'incremental:'"),
+        (head + "-- incremental: agency_code\nselect agency_code, 'c' as code from t;\n" + prints, "unless \\$every"),
+    ):
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ModelError, match=problem):
+            parse_model(path)
+    path.write_text(head + "-- incremental: agency_code\n" + select + prints, encoding="utf-8")
+    model = parse_model(path)
+    assert model.body.startswith("select agency_code") and model.body.endswith("agency_code)")
+    assert model.fingerprint_sql == "select agency_code, count(*) from t group by all"
+
+
 # ------------------------------------------------------------------------- the whole quarter
 COMMUNES = ["TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-DAIAN2", "TD-XA-TRUNGBINH", "TD-XA-VIENAN", "TD-XA-VIENBINH"]
 
@@ -228,13 +251,20 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
         rerun = _tables(con)
         scopes = {
             model: incremental.LAST_SCOPE.get((model, key))
-            for model, key in (("stg_value", "partition_key=2024-Q1"), ("fct_data_element_value", "period_year=2024"))
+            for model, key in (
+                ("stg_value", "partition_key=2024-Q1"),
+                ("int_element_value", "period_year=2024"),
+                ("fct_data_element_value", "period_year=2024"),
+            )
         }
         if after_a_failed_run:
             assert scopes["stg_value"] is None
         else:
             written = {before["TD-XA-LIEUTU"], after["TD-XA-LIEUTU"], before["TD-XA-TAIVAN"], after["TD-XA-VIENBINH"]}
             assert set(scopes["stg_value"]) == written
+        # int_element_value computes the agencies whose workbooks changed (their fingerprint), also
+        # after a failed run: its fingerprints are kept with its rows, not in this process
+        assert set(scopes["int_element_value"]) == {"TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-VIENBINH"}
         assert set(scopes["fct_data_element_value"]) == {"TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-VIENBINH"}
         for table, rowids in untouched.items():  # an agency whose workbooks did not change keeps its rows
             assert (
@@ -264,6 +294,7 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
             assert _tables(con) == rerun
         assert incremental.LAST_SCOPE[("stg_value", "partition_key=2024-Q1")] is None
         assert incremental.LAST_SCOPE[("fct_data_element_value", "period_year=2024")] is None
+        assert incremental.LAST_SCOPE[("int_element_value", "period_year=2024")] is None
 
 
 DISTRICT = ["TD-UBND", "TD-PHONG-NOIVU", "TD-PHONG-TUPHAP", "TD-PHONG-TCKH", "TD-PHONG-KTHT"]
@@ -401,3 +432,50 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
         steps.publish_dimensions(con, catalog)
     rebuild("2024-Q1", fresh, tmp_path / "parsed-fresh")
     assert without_ids(rebuild("2024-Q2", fresh, tmp_path / "parsed-fresh")) == without_ids(ours)
+
+
+@pytest.mark.slow  # four builds of a quarter: the full tier
+def test_the_error_rule_check_looks_at_the_changed_agencies_after_a_pass_only(tmp_path, catalog, monkeypatch):
+    """int_element_value's blocking check (its in-force figures break no error rule) re-checks only the
+    agencies whose rows the run's write changed, when it last passed on the table as it was before
+    that write; after a failed check, every agency again."""
+    from pipelines import incremental, steps
+    from pipelines.models import ModelRun, all_models, run_checks
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.validation import RuleEngine
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    agencies = COMMUNES[:4]
+    for i, code in enumerate(agencies):
+        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", _figures(i))
+    now = dt.datetime(2024, 8, 1, 9, tzinfo=LOCAL_TZ)
+    model = all_models()["int_element_value"]
+    scope = ("int_element_value:accepted_figures_pass_error_rules", "period_year=2024")
+
+    def rerun(changed: str | None = None, extra: int = 0) -> bool:
+        if changed:
+            i = agencies.index(changed)
+            make_form(raw / "2024-Q1" / f"{changed}_2024-Q1.xlsx", changed, "Quý I/2024", _figures(i, extra))
+        with Warehouse(tmp_path / "work.duckdb").connect() as con:
+            steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+            run = ModelRun(con, "2024-Q1", now, lambda: catalog).for_slice("2024-Q1", model)
+            (outcome,) = run_checks(model, run, {"accepted_figures_pass_error_rules"})
+            return outcome.passed
+
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+    assert rerun() and incremental.LAST_SCOPE[scope] is None  # a first build: every agency
+    assert rerun(agencies[1], 3) and incremental.LAST_SCOPE[scope] == (agencies[1],)
+
+    original = RuleEngine.check_compare_rules
+
+    def broken(self, values, severity="error"):  # a rule that finds a problem in any figures given
+        return values.head(1).assign(rule_id="V_TEST", message_vi="lỗi")
+
+    monkeypatch.setattr(RuleEngine, "check_compare_rules", broken)
+    assert not rerun(agencies[2], 5) and incremental.LAST_SCOPE[scope] == (agencies[2],)
+    monkeypatch.setattr(RuleEngine, "check_compare_rules", original)
+    assert rerun(agencies[3], 7) and incremental.LAST_SCOPE[scope] is None  # after a failed check: every agency
+    assert rerun(agencies[0], 9) and incremental.LAST_SCOPE[scope] == (agencies[0],)
+    assert rerun() and incremental.LAST_SCOPE[scope] == ()  # nothing changed: nothing to check

@@ -9,6 +9,10 @@
 -- stocks take the level at the end of the window; means are re-weighted by their weight element).
 -- A unit that did not exist yet during an earlier window (opened on 1/7/2025 after the two-tier
 -- reform, say) had nothing in it: its missing Q1/H1/Q3 flows count as 0, so its Q4 = Y - Q3.
+--
+-- An agency's rows depend only on its in-force workbooks of the year, their staged values and
+-- the dimension tables. The `fingerprint` input (after the select) sums those up per agency, and a
+-- re-run computes only the agencies whose sums changed (docs/models.md, "fingerprint").
 with in_force as (
     select
         submission_id,
@@ -19,7 +23,10 @@ with in_force as (
         content_hash,
         received_at
     from int_submission_status
-    where is_in_force and period_year = $year
+    where
+        is_in_force and period_year = $year
+        -- every agency ($every), or those given ($groups: their fingerprint changed, see below)
+        and ($every or list_contains($groups, agency_code))
 ),
 
 reported as (
@@ -178,4 +185,39 @@ final as (
     where value is not null
 )
 
-select * from final
+select * from final;
+
+-- input: fingerprint
+-- per agency: its in-force workbooks of the year and, per workbook, the row count and hash sum of
+-- its staged values (a workbook's staged values depend on its content and the reader)
+with in_force as (
+    select
+        submission_id,
+        agency_code,
+        period_code,
+        file_name,
+        content_hash,
+        received_at
+    from int_submission_status
+    where is_in_force and period_year = $year
+),
+
+staged as (
+    select
+        v.submission_id,
+        count(*) as value_rows,
+        sum(hash(v)::hugeint) as value_hash
+    from stg_value as v
+    where v.submission_id in (select i.submission_id from in_force as i)
+    group by v.submission_id
+)
+
+select
+    i.agency_code,
+    count(*) as workbooks,
+    sum(
+        hash(i.submission_id, i.period_code, i.file_name, i.content_hash, i.received_at, s.value_rows, s.value_hash)::hugeint
+    ) as content_hash
+from in_force as i
+left join staged as s on i.submission_id = s.submission_id
+group by i.agency_code

@@ -6,7 +6,10 @@ with final as (
         code,
         value
     from int_element_value
-    where period_year = $year and not is_derived
+    where
+        period_year = $year and not is_derived
+        -- every agency ($every), or those whose rows the last write changed ($agencies)
+        and ($every or list_contains($agencies, agency_code))
 )
 
 select * from final
