@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.errors import INTERRUPTED
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_INDICATORS = {
     "on_time_rate": "Tỷ lệ hồ sơ đúng hạn (on-time rate)",
@@ -497,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args, debug)
     except KeyboardInterrupt:
-        print("Đã dừng / interrupted", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output went to a pager or `head` that closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

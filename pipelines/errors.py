@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+INTERRUPTED = "Đã dừng / interrupted"  # a command stopped by Ctrl-C (exit code 130), wherever it was
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value the pipeline cannot use."""

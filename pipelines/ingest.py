@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import pickle
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -439,12 +440,25 @@ def _read_one(path: Path, limits=None) -> WorkbookRead:
 
 
 def _pool_map(job, jobs: list, workers: int | None) -> list:
-    """job over jobs, in order: in a pool of processes from PARALLEL_FROM jobs on."""
+    """job over jobs, in order: in a pool of processes from PARALLEL_FROM jobs on.
+
+    The pool's processes are forked with SIGINT, SIGTERM and SIGHUP held back: a Ctrl-C that lands
+    while Python runs its after-fork hooks is otherwise lost ("Exception ignored in _releaseLock"),
+    and the command goes on as if nothing was asked (e.g. waits out the run lock). Held, it is
+    delivered as soon as the processes exist, and interrupts the command as usual."""
     workers = workers or os.cpu_count() or 1
     if len(jobs) >= PARALLEL_FROM and workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the mask as it is (the pool's processes get it back)
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=signal.pthread_sigmask, initargs=(signal.SIG_SETMASK, before)
+        ) as pool:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+            try:
+                pool.submit(int).result()  # forks every process of the pool now (with fork, they start all at once)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, before)
             return list(pool.map(job, jobs, chunksize=16))
     return [job(args) for args in jobs]
 

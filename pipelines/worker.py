@@ -51,7 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.errors import ConfigError
+from pipelines.errors import INTERRUPTED, ConfigError
 
 SOCKET_NAME = "worker.sock"
 SOCKET_VARIABLE = "CCHC_WORKER_SOCKET"
@@ -448,9 +448,17 @@ class Server:
             if kind == "signal":  # the run launcher ends a run it handed over
                 self._signal_run(conn, request)
                 return
-            pid = os.fork()
+            # forked with the forwarded signals held back until the command's process has its own
+            # handlers (a signal in between would run the worker's, in the command's process)
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+            try:
+                pid = os.fork()
+            except OSError:
+                signal.pthread_sigmask(signal.SIG_SETMASK, before)
+                raise
             if pid == 0:  # the command's (or run's) process
-                self._child(conn, request, fds)  # never returns
+                self._child(conn, request, fds, before)  # never returns
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
             pidfd = os.pidfd_open(pid)
             entry = {"conn": None, "pidfd": pidfd, "started": time.perf_counter(), "run_id": request.get("run_id")}
             self.running[pid] = entry
@@ -559,12 +567,13 @@ class Server:
         if self.listener is not None:
             self.listener.close()
 
-    def _child(self, conn: socket.socket, request: dict, fds: list[int]) -> None:
+    def _child(self, conn: socket.socket, request: dict, fds: list[int], mask=frozenset()) -> None:
         code = 3
         try:
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # the signals held back at the fork now reach these
             os.setsid()
             if request.get("kind") == "execute_run":
                 self._close_inherited(conn)
@@ -588,6 +597,9 @@ class Server:
             code = main(request["argv"])
         except SystemExit as exc:  # argparse: --help, a bad argument
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        except KeyboardInterrupt:  # a Ctrl-C passed on before the command's own handling began
+            print(INTERRUPTED, file=sys.stderr)
+            code = 130
         except BaseException:  # reported, then the process ends with 3
             import traceback
 

@@ -1,6 +1,8 @@
 """Raw folder scanning, file-name agencies, receipt register, and first-seen times that never move."""
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 from pipelines import ingest, steps
@@ -232,3 +234,30 @@ def test_a_change_to_the_content_record_code_is_a_new_cache_and_parse_tag(tmp_pa
         ingest.content_version.cache_clear()
     assert after[0] != before[0] and after[1] != before[1] and after[2] != before[2]
     assert ingest.content_version() == before[0]
+
+
+def test_a_ctrl_c_while_the_parse_pool_forks_interrupts_the_command(tmp_path):
+    """A SIGINT that lands while Python runs its after-fork hooks (the parse pool starting) is not
+    lost: without holding it back, the KeyboardInterrupt raised in the hook is only printed
+    ("Exception ignored") and the command goes on, e.g. waits out the run lock."""
+    script = tmp_path / "fork_interrupt.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "from pipelines import ingest\n"
+        "fired = []\n"
+        "def hook():\n"
+        "    if not fired:  # the first fork of the pool: a Ctrl-C arrives now\n"
+        "        fired.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "os.register_at_fork(after_in_parent=hook)\n"
+        "try:\n"
+        "    ingest._pool_map(abs, list(range(-40, 0)), 2)\n"
+        "    print('completed')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "interrupted", (result.stdout, result.stderr)
+    assert "Exception ignored" not in result.stderr

@@ -208,6 +208,29 @@ def test_ctrl_c_and_a_caller_that_goes_away_reach_the_command(site):
         lock.release()
 
 
+def test_a_ctrl_c_as_soon_as_the_command_starts_ends_it_without_a_traceback(site):
+    """Ctrl-C right after the worker forks the command (while it forgets the worker's project
+    modules, or its parse pool starts): exit 130 and the short message, as later in the command."""
+    env, worker = site
+    lock = RunLock(Path(env["CCHC_WORK_DIR"]) / "cchc.work.lock").acquire(5, label="test")
+    try:
+        for pause in (0.0, 0.2, 0.4):
+            caller = subprocess.Popen(
+                [sys.executable, "-m", "pipelines", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            deadline = time.monotonic() + 60
+            while worker.log().count("for caller pid") < [0.0, 0.2, 0.4].index(pause) + 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(pause)
+            caller.send_signal(signal.SIGINT)
+            out, err = caller.communicate(timeout=60)
+            assert caller.returncode == 130, (pause, out, err)
+            assert "Đã dừng / interrupted" in err and "Traceback" not in err, (pause, err)
+    finally:
+        lock.release()
+
+
 def test_a_second_worker_is_refused_and_a_stale_socket_is_replaced(site, tmp_path):
     env, _ = site
     second = cli("serve", env=env)
