@@ -7,6 +7,7 @@ declared one cannot be read, and a mismatch between the two is a finding.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -15,6 +16,7 @@ import logging
 import os
 import pickle
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -442,25 +444,44 @@ def _read_one(path: Path, limits=None) -> WorkbookRead:
 def _pool_map(job, jobs: list, workers: int | None) -> list:
     """job over jobs, in order: in a pool of processes from PARALLEL_FROM jobs on.
 
-    The pool's processes are forked with SIGINT, SIGTERM and SIGHUP held back: a Ctrl-C that lands
-    while Python runs its after-fork hooks is otherwise lost ("Exception ignored in _releaseLock"),
-    and the command goes on as if nothing was asked (e.g. waits out the run lock). Held, it is
-    delivered as soon as the processes exist, and interrupts the command as usual."""
+    The pool's processes are forked with SIGINT, SIGTERM and SIGHUP only noted (`_signals_noted`):
+    a Ctrl-C whose handler ran inside Python's after-fork hooks was otherwise lost ("Exception
+    ignored in _releaseLock"), and the command went on as if nothing was asked (e.g. waited out the
+    run lock). Noted, it is raised again as soon as the processes exist."""
     workers = workers or os.cpu_count() or 1
     if len(jobs) >= PARALLEL_FROM and workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the mask as it is (the pool's processes get it back)
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=signal.pthread_sigmask, initargs=(signal.SIG_SETMASK, before)
-        ) as pool:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
-            try:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            with _signals_noted():
                 pool.submit(int).result()  # forks every process of the pool now (with fork, they start all at once)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, before)
             return list(pool.map(job, jobs, chunksize=16))
     return [job(args) for args in jobs]
+
+
+@contextlib.contextmanager
+def _signals_noted(signals=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)):
+    """While inside: these signals are noted, not handled; on leaving, the usual handlers get each
+    one noted (re-raised). Whichever thread the system gave a signal to, Python runs the handler in
+    the main thread at its next instruction, which may be inside an after-fork hook, where an
+    exception is only printed. Outside the main thread (where handlers cannot be set): nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    # (a handler set outside Python, which getsignal gives as None, is left alone)
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: noted.append(signum))
+        for sig in signals
+        if signal.getsignal(sig) is not None
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(noted):
+            signal.raise_signal(sig)
 
 
 def read_all(paths: list[Path], limits=None, workers: int | None = None) -> list[WorkbookRead]:
