@@ -280,6 +280,20 @@ def test_the_preload_starts_no_thread_and_finds_every_library():
     assert "dagster" in PRELOAD and not any(name.startswith(("pipelines", "assets")) for name in PRELOAD)
 
 
+def test_the_project_modules_are_told_from_the_libraries_and_new_ones_are_seen():
+    code = (
+        "import sys, pipelines.worker as w; import dagster, pandas;"
+        "first = set(w._project_modules()); import pipelines.periods; second = set(w._project_modules());"
+        "print(sorted(first)); print(sorted(second - first));"
+        "print(any(n.split('.')[0] in ('dagster', 'pandas', 'numpy') for n in second))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    first, new, libraries = result.stdout.splitlines()
+    assert "pipelines.worker" in first and "pipelines.periods" not in first
+    assert "pipelines.periods" in new  # a module imported after the first look is the project's too
+    assert libraries == "False"
+
+
 def test_changed_code_or_packages_make_the_worker_decline_and_restart(tmp_path):
     server = Server(tmp_path / SOCKET_NAME, log=open(os.devnull, "w"))  # noqa: SIM115
     request = {"identity": _identity(os.environ)}
