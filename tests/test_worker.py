@@ -231,6 +231,54 @@ def test_a_ctrl_c_as_soon_as_the_command_starts_ends_it_without_a_traceback(site
         lock.release()
 
 
+def _names_in(path: Path) -> set[str]:
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True)
+    return {v for sheet in book for row in sheet.iter_rows(values_only=True) for v in row if isinstance(v, str)}
+
+
+def test_the_catalog_loaded_by_the_worker_is_never_seen_stale(tmp_path):
+    catalog = tmp_path / "catalog"
+    shutil.copytree(REPO / "catalog", catalog)
+    env = installation(tmp_path / "site", CCHC_CATALOG_DIR=str(catalog))
+    worker = Worker(env, tmp_path / "worker.log")
+    try:
+        assert "catalog loaded in" in worker.log() and str(catalog) in worker.log()
+        form = ("template", "--agency", "TD-XA-LIEUTU", "--period", "Quý I/2025", "--out")
+        first = cli(*form, str(tmp_path / "1.xlsx"), env=env)
+        assert first.returncode == 0, first.stderr
+        assert "UBND xã Liêu Tú" in _names_in(tmp_path / "1.xlsx")
+        assert "pid" in worker.log()  # it ran in the worker
+
+        units = catalog / "org_units.csv"
+        units.write_text(units.read_text(encoding="utf-8").replace("UBND xã Liêu Tú", "UBND xã Liêu Tú Mới"), encoding="utf-8")
+        at_once = cli(*form, str(tmp_path / "2.xlsx"), env=env)  # before the worker looks again: loaded by the command
+        assert at_once.returncode == 0, at_once.stderr
+        assert "UBND xã Liêu Tú Mới" in _names_in(tmp_path / "2.xlsx")
+        log = worker.wait_for("catalog loaded in", timeout=1)  # the first load
+        deadline = time.monotonic() + 30
+        while log.count("catalog loaded in") < 2:  # idle: the worker loads the edited catalog
+            assert time.monotonic() < deadline, log
+            time.sleep(0.1)
+            log = worker.log()
+        later = cli(*form, str(tmp_path / "3.xlsx"), env=env)
+        assert later.returncode == 0, later.stderr
+        assert "UBND xã Liêu Tú Mới" in _names_in(tmp_path / "3.xlsx")
+
+        text = units.read_text(encoding="utf-8")
+        units.write_text(text + text.splitlines()[-1] + "\n", encoding="utf-8")  # a duplicated org unit
+        deadline = time.monotonic() + 30
+        while "catalog not loaded" not in worker.log():
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.1)
+        broken = cli(*form, str(tmp_path / "4.xlsx"), env=env)
+        assert broken.returncode == 2 and "org_units.csv" in broken.stderr, broken.stderr
+        assert "Traceback" not in broken.stderr and not (tmp_path / "4.xlsx").exists()
+    finally:
+        assert worker.stop() == 0, worker.log()
+
+
 def test_a_second_worker_is_refused_and_a_stale_socket_is_replaced(site, tmp_path):
     env, _ = site
     second = cli("serve", env=env)
@@ -273,8 +321,9 @@ def test_a_socket_path_that_is_a_file_or_under_one_is_a_message_and_nothing_is_o
 def test_the_preload_starts_no_thread_and_finds_every_library():
     code = (
         "import threading; from pipelines.worker import PRELOAD, _preload;"
-        "missing = _preload(PRELOAD); print(missing, threading.active_count())"
-    )
+        "missing = _preload(PRELOAD); from pipelines.catalog import Catalog;"
+        "Catalog.load('catalog').build_views(); print(missing, threading.active_count())"
+    )  # and the catalog the worker loads (WARM)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.split() == ["[]", "1"]  # fork-safe: the worker is single-threaded
     assert "dagster" in PRELOAD and not any(name.startswith(("pipelines", "assets")) for name in PRELOAD)

@@ -160,6 +160,14 @@ class Catalog:
         if problems:
             raise CatalogError(problems)
 
+    def build_views(self) -> Catalog:
+        """Build every view and lookup now rather than on first use (the warm worker does, once for
+        the commands it forks)."""
+        for name, member in vars(type(self)).items():
+            if isinstance(member, cached_property):
+                getattr(self, name)
+        return self
+
     # ------------------------------------------------------------------- views
     @cached_property
     def data_elements(self) -> pd.DataFrame:
