@@ -58,6 +58,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import sqlalchemy
 import yaml
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
@@ -98,6 +99,22 @@ def schema_lock(base_dir: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _sync_at_checkpoints(dbapi_connection, _record) -> None:
+    """A database in WAL mode is synced to disk at its checkpoints, not at every commit
+    (`synchronous=NORMAL`, SQLite's advice for WAL): a run's 180 events cost some 220 syncs
+    otherwise (133 of the run's file, 89 of the index), each 1-10 ms on a disk without a write
+    cache. A crash of the process loses nothing; a power cut may lose the last events (the run
+    is then reaped as failed: pipelines.runs), never the database. Left as is for a database
+    not in WAL mode, where NORMAL could corrupt it on a power cut."""
+    cursor = dbapi_connection.cursor()
+    try:
+        (mode,) = cursor.execute("pragma journal_mode").fetchone()
+        if str(mode).lower() == "wal":
+            cursor.execute("pragma synchronous=normal")
+    finally:
+        cursor.close()
+
+
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     """`SqliteEventLogStorage` with kept engines and one transaction per file for a batch."""
 
@@ -123,6 +140,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 max_overflow=4,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
+            sqlalchemy.event.listen(engine, "connect", _sync_at_checkpoints)
             if shard not in self._initialized_dbs:
                 if not self._copy_template(shard):
                     with schema_lock(self._base_dir):

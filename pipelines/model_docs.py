@@ -236,6 +236,7 @@ def document(
     catalog_name: str = "publish_target",
     partitions: set[str] | None = None,
     model: dict | None = None,
+    own_transaction: bool = True,
 ) -> None:
     """Finish the attached published file `catalog_name`: build the publish-time tables from the
     current (working) catalog, create the convenience views and apply every COMMENT ON.
@@ -247,7 +248,8 @@ def document(
     Call it after the curated tables are copied and before `detach`. The views are created while
     the target is the default catalog, with unqualified table names, so they keep working when the
     analyst opens the file directly (its catalog is then named after the file); the connection's
-    previous default catalog is restored.
+    previous default catalog is restored. own_transaction=False: the caller's transaction holds
+    the comments too (the publish writes the whole file in one).
     """
     from pipelines.warehouse import write_changed_groups
 
@@ -303,6 +305,9 @@ def document(
             if existing.get((name, column)) != text
         ]
         if not statements:
+            return
+        if not own_transaction:
+            con.execute(";\n".join(statements))
             return
         con.execute("begin transaction")
         try:

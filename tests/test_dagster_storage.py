@@ -166,6 +166,24 @@ def test_engines_are_kept_for_the_latest_files_only(tmp_path, monkeypatch):
     assert events._engines == {}
 
 
+def test_the_event_databases_sync_at_checkpoints_and_a_database_not_in_wal_mode_at_every_commit(tmp_path):
+    import sqlite3
+
+    storage = SqliteStorage.from_local(str(tmp_path / "storage"))
+    events = storage.event_log_storage
+    for connection in (events.run_connection("run-0"), events.index_connection()):
+        with connection as conn:
+            assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL (FULL is 2)
+    storage.dispose()
+    legacy = tmp_path / "legacy.db"  # a rollback-journal database: NORMAL could corrupt it on a power cut
+    with contextlib.closing(sqlite3.connect(legacy)) as conn:
+        conn.execute("pragma journal_mode=delete")
+    with contextlib.closing(sqlite3.connect(legacy)) as conn:
+        dagster_storage._sync_at_checkpoints(conn, None)
+        assert conn.execute("pragma synchronous").fetchone() == (2,)
+
+
 def _shape(path) -> tuple:
     """A SQLite file's schema, schema version and journal mode."""
     import sqlite3

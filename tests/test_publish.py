@@ -1,5 +1,7 @@
 """The publish step on its own: what goes into the analysts' file, and what stops it."""
 
+import re
+
 import duckdb
 import pytest
 
@@ -47,6 +49,38 @@ def test_a_table_that_breaks_its_key_stops_the_publish_and_keeps_the_last_state(
         publish(work, target, run_id="bad")
     assert target.read_bytes() == before  # the previous published state, untouched
     assert not [p for p in target.parent.iterdir() if ".publishing-" in p.name]
+
+
+class _Tracing:
+    """A connection that records the statements it runs (and runs them)."""
+
+    def __init__(self, con, statements: list[str]):
+        self._con, self._statements = con, statements
+
+    def execute(self, sql, *args):
+        self._statements.append(sql)
+        return self._con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+@pytest.mark.parametrize("base", ["first", "onto the last file"])
+def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
+    """One commit for the whole new file (its log synced to disk once), before its checkpoint."""
+    target = tmp_path / "pub" / "cchc.duckdb"
+    if base != "first":
+        publish(work, target, run_id="r0", partitions=("2024-Q1",))
+    statements: list[str] = []
+    publish(_Tracing(work, statements), target, run_id="r1", partitions=("2024-Q1",))
+    verbs = [s.split()[0].lower() for s in statements]
+    begin, commit = verbs.index("begin"), verbs.index("commit")
+    assert verbs.count("begin") == 1 and verbs.count("commit") == 1, statements
+    assert statements[begin - 1].startswith("attach") and statements[commit + 1] == "checkpoint publish_target"
+    # every write to the new file in between (DuckDB refuses a transaction that writes to two databases)
+    assert any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[begin:commit])
+    assert not any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[commit:])
+    assert ("r1",) in duckdb.connect(str(target), read_only=True).execute("select run_id from publish_log").fetchall()
 
 
 def test_temporaries_of_dead_publishes_are_removed(tmp_path):
