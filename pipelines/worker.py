@@ -425,16 +425,24 @@ class Server:
         root = Path(os.environ.get("CCHC_CATALOG_DIR", "catalog"))
         try:
             files = fingerprint(root)
-            if files is None or files == self.catalog_files:
-                return
-            self.catalog_files = files
-            started = time.perf_counter()
+        except OSError:
+            return
+        if files is None or files == self.catalog_files:
+            return
+        again, self.catalog_files = self.catalog_files is not None, files
+        started = time.perf_counter()
+        if again:  # the catalog loaded before goes: frozen, its cycles would never be collected
+            gc.unfreeze()
+        try:
             Catalog.load(root).build_views()
         except Exception as exc:  # a catalog with problems: each command says which, as it always did
             _note(self.log, f"danh mục chưa nạp / catalog not loaded ({type(exc).__name__}); commands load it themselves")
-            return
-        gc.freeze()  # like the libraries: out of the collector's sight in the commands
-        _note(self.log, f"danh mục đã nạp / catalog loaded in {time.perf_counter() - started:.2f} s: {root}")
+        else:
+            _note(self.log, f"danh mục đã nạp / catalog loaded in {time.perf_counter() - started:.2f} s: {root}")
+        finally:
+            if again:
+                gc.collect()
+            gc.freeze()  # like the libraries: out of the collector's sight in the commands
 
     # -- life cycle
     def loop(self) -> int:

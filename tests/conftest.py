@@ -73,3 +73,17 @@ def pytest_unconfigure(config):
 
     if "duckdb_engine" in sys.modules:  # only the SQLAlchemy dialect leaves such cycles (a full collect costs ~1 s)
         gc.collect()
+
+
+class Tracing:
+    """A DuckDB connection that records the statements it runs (and runs them)."""
+
+    def __init__(self, con, statements: list[str]):
+        self._con, self._statements = con, statements
+
+    def execute(self, sql, *args):
+        self._statements.append(sql)
+        return self._con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)

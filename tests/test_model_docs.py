@@ -16,7 +16,7 @@ import pytest
 from pipelines import model_docs, schema
 from pipelines.publish import _quote, published_columns, published_tables
 from pipelines.warehouse import Warehouse
-from tests.conftest import REPO, fill_an_empty_quarter
+from tests.conftest import REPO, Tracing, fill_an_empty_quarter
 
 DUCKDB_CLI = Path(sys.executable).parent / "duckdb"
 
@@ -133,7 +133,7 @@ def test_a_publish_onto_the_last_file_rewrites_only_the_comments_that_differ(tmp
         con.execute("comment on table publish_target.dim_agency is 'stale'")
         con.execute("comment on column publish_target.dim_agency.name_vi is 'stale'")
         statements: list[str] = []
-        traced = _Tracing(con, statements)
+        traced = Tracing(con, statements)
         model_docs.document(traced, "publish_target", {"2024-Q1"})
         con.execute("detach publish_target")
     (batch,) = [s for s in statements if s.startswith("comment on")]
@@ -145,17 +145,6 @@ def test_a_publish_onto_the_last_file_rewrites_only_the_comments_that_differ(tmp
         assert entry["comment"] == model_docs.table_comment(model[name]), name
         expected = {c["name"]: model_docs.column_comment(c) for c in model[name]["columns"]}
         assert {c["name"]: c["comment"] for c in entry["columns"]} == {c["name"]: expected[c["name"]] for c in entry["columns"]}
-
-
-class _Tracing:
-    """A connection that records the statements it runs."""
-
-    def __init__(self, con, statements: list[str]):
-        self._con, self._statements = con, statements
-
-    def execute(self, sql, *args):
-        self._statements.append(sql)
-        return self._con.execute(sql, *args)
 
 
 def test_views_and_publish_time_tables_each_have_one_sql_file_and_an_entry():

@@ -8,6 +8,7 @@ import pytest
 from pipelines import steps
 from pipelines.publish import GrainError, publish, remove_stale_temporaries
 from pipelines.warehouse import Warehouse
+from tests.conftest import Tracing
 
 
 @pytest.fixture
@@ -51,20 +52,6 @@ def test_a_table_that_breaks_its_key_stops_the_publish_and_keeps_the_last_state(
     assert not [p for p in target.parent.iterdir() if ".publishing-" in p.name]
 
 
-class _Tracing:
-    """A connection that records the statements it runs (and runs them)."""
-
-    def __init__(self, con, statements: list[str]):
-        self._con, self._statements = con, statements
-
-    def execute(self, sql, *args):
-        self._statements.append(sql)
-        return self._con.execute(sql, *args)
-
-    def __getattr__(self, name):
-        return getattr(self._con, name)
-
-
 @pytest.mark.parametrize("base", ["first", "onto the last file"])
 def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
     """One commit for the whole new file (its log synced to disk once), before its checkpoint."""
@@ -72,7 +59,7 @@ def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
     if base != "first":
         publish(work, target, run_id="r0", partitions=("2024-Q1",))
     statements: list[str] = []
-    publish(_Tracing(work, statements), target, run_id="r1", partitions=("2024-Q1",))
+    publish(Tracing(work, statements), target, run_id="r1", partitions=("2024-Q1",))
     verbs = [s.split()[0].lower() for s in statements]
     begin, commit = verbs.index("begin"), verbs.index("commit")
     assert verbs.count("begin") == 1 and verbs.count("commit") == 1, statements
