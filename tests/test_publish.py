@@ -152,3 +152,70 @@ def test_a_published_file_changed_by_someone_else_is_never_the_base(work, tmp_pa
         assert con.execute("select count(*) from dim_agency").fetchone()[0] > 0  # rebuilt whole, not from the changed file
     finally:
         con.close()
+
+
+def _indicator_rows(work, rows: list[tuple]) -> None:
+    """fct_indicator_value rows (indicator, org unit, period, year, value) in the working database."""
+    from pipelines.model_docs import load_model, objects
+
+    if not work.execute("select count(*) from duckdb_tables() where table_name = 'fct_indicator_value'").fetchone()[0]:
+        (table,) = [t for t in objects(load_model(), published_only=True) if t["name"] == "fct_indicator_value"]
+        columns = ", ".join(f'"{c["name"]}" {c["type"]}' for c in table["columns"])
+        work.execute(f"create table fct_indicator_value ({columns})")
+    for indicator, unit, period, year, value in rows:
+        work.execute(
+            "insert into fct_indicator_value (indicator_code, scope, org_unit_code, admin_level, period_code, period_year, value)"
+            " values ($i, 'agency', $u, 'commune', $p, $y, $v)",
+            {"i": indicator, "u": unit, "p": period, "y": year, "v": value},
+        )
+
+
+@pytest.mark.slow  # several publishes of a whole file: the full tier
+def test_a_publish_onto_the_last_file_finds_a_duplicate_among_the_rows_it_replaced(work, tmp_path):
+    """Only the replaced rows are checked for duplicates (the others passed when their file was
+    published); a duplicate among them, or of one of them in another quarter, stops the publish."""
+    from pipelines.publish import mark_pending
+
+    target = tmp_path / "pub" / "cchc.duckdb"
+    _indicator_rows(work, [("x", "A", "2023-Q1", 2023, 5.0), ("x", "A", "2024-Q1", 2024, 1.0)])
+    raw_cell = "insert into raw_value (submission_id, partition_key, code, value, parse_status, sheet, cell) values "
+    work.execute(raw_cell + "('s1', '2024-Q1', 'HSO.01', 10, 'ok', 'Số liệu', 'E6')")
+    publish(work, target, run_id="first")
+    before = target.read_bytes()
+
+    mark_pending(work, "2024-Q2")  # a defect in the quarter just run: the same indicator row twice
+    _indicator_rows(work, [("x", "A", "2024-Q2", 2024, 2.0), ("x", "A", "2024-Q2", 2024, 3.0)])
+    with pytest.raises(GrainError, match="fct_indicator_value: 2 dòng trùng khóa"):
+        publish(work, target, run_id="second", partitions=("2024-Q2",))
+    assert target.read_bytes() == before
+    work.execute("delete from fct_indicator_value where value = 3.0")
+
+    # a key with no period column (submission, sheet, cell): the same cell of s1 in another quarter
+    work.execute(raw_cell + "('s1', '2024-Q2', 'HSO.01', 11, 'ok', 'Số liệu', 'E6')")
+    with pytest.raises(GrainError, match="fct_submission_value: 2 dòng trùng khóa"):
+        publish(work, target, run_id="third", partitions=("2024-Q2",))
+    work.execute("delete from raw_value where partition_key = '2024-Q2'")
+    publish(work, target, run_id="fourth", partitions=("2024-Q2",))
+
+
+@pytest.mark.slow  # several publishes of a whole file: the full tier
+def test_a_file_checked_under_other_keys_is_checked_whole(work, tmp_path, monkeypatch):
+    """The rows a publish does not replace are trusted only under the keys they were checked with."""
+    from pipelines import model_docs
+    from pipelines.publish import mark_pending
+
+    real = model_docs.grain_keys
+    looser = lambda model=None: real(model) | {"fct_indicator_value": [*real(model)["fct_indicator_value"], "value"]}  # noqa: E731
+    target = tmp_path / "pub" / "cchc.duckdb"
+    # 2023 holds a duplicate under the real key, not under the looser one
+    _indicator_rows(work, [("x", "A", "2023-Q1", 2023, 5.0), ("x", "A", "2023-Q1", 2023, 6.0)])
+    monkeypatch.setattr(model_docs, "grain_keys", looser)
+    publish(work, target, run_id="first")
+    mark_pending(work, "2024-Q2")
+    _indicator_rows(work, [("x", "A", "2024-Q2", 2024, 2.0)])
+    publish(work, target, run_id="second", partitions=("2024-Q2",))  # 2023 untouched, and fine under these keys
+    monkeypatch.setattr(model_docs, "grain_keys", real)
+    mark_pending(work, "2024-Q3")
+    _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0)])
+    with pytest.raises(GrainError, match="fct_indicator_value: 2 dòng trùng khóa"):
+        publish(work, target, run_id="third", partitions=("2024-Q3",))
