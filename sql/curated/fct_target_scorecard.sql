@@ -41,6 +41,7 @@ create table if not exists fct_target_scorecard (
 );
 
 -- input: parts
+-- the agencies' figures of the indicators some target is on (no other row is ever read)
 select
     indicator_code,
     org_unit_code as agency_code,
@@ -48,9 +49,13 @@ select
     numerator,
     denominator
 from fct_indicator_value
-where scope = 'agency' and period_year between $first_year and $year;
+where
+    scope = 'agency'
+    and period_year between $first_year and $year
+    and indicator_code in (select t.indicator from dim_target as t);
 
 -- input: values
+-- the element totals baseline reductions are computed from (their indicators' numerators)
 select
     agency_code,
     period_code,
@@ -58,7 +63,12 @@ select
     value,
     kind
 from int_element_value
-where period_year between $first_year and $year;
+where
+    period_year between $first_year and $year
+    and code in (
+        select i.numerator_code from dim_indicator as i
+        where i.method = 'baseline_reduction'
+    );
 
 -- input: external
 select
