@@ -355,6 +355,42 @@ def test_validation_runs_again_only_for_the_cohorts_that_changed(tmp_path, catal
 NGAN_NAM = ["NN-PHUONG-1", "NN-PHUONG-2", "NN-PHUONG-3", "NN-PHONG-NOIVU"]
 
 
+def _scorecard_from_every_figure_equals_the_table(work, catalog, year: int) -> None:
+    """The scorecard's inputs read only the rows it can use (the indicators targets are on, the
+    baseline reductions' elements): scored from every agency figure and element of the years, the
+    rows are the same."""
+    from pipelines import steps
+    from pipelines.scorecard import build_scorecard
+    from pipelines.warehouse import Warehouse
+
+    span = {"first_year": steps.first_scorecard_year(catalog, year), "year": year}
+    with Warehouse(work).connect() as con:
+        parts = con.execute(
+            "select indicator_code, org_unit_code as agency_code, period_code, numerator, denominator"
+            " from fct_indicator_value where scope = 'agency' and period_year between $first_year and $year",
+            span,
+        ).df()
+        values = con.execute(
+            "select agency_code, period_code, code, value, kind from int_element_value"
+            " where period_year between $first_year and $year",
+            span,
+        ).df()
+        external = con.execute("select indicator_code, jurisdiction_code, admin_level, year, value from fct_external_value").df()
+        table = con.execute("select * from fct_target_scorecard where period_year = $y", {"y": year}).df()
+    assert values["code"].nunique() > 10  # every element, not only the reductions'
+    frame = build_scorecard(catalog, year, parts, values, external=external)
+
+    def cell(value):
+        if value is None or (not isinstance(value, list | tuple | dict) and pd.isna(value)):
+            return None
+        return round(value, 9) if isinstance(value, float) else str(value)
+
+    def rows(df):
+        return sorted((tuple(cell(v) for v in row) for row in df[sorted(table.columns)].itertuples(index=False)), key=repr)
+
+    assert len(frame) == len(table) and rows(frame) == rows(table)
+
+
 def _with_documents(i: int, extra: int = 0) -> dict:
     """_figures and the legal documents checked and handled (Trần Đề's two indicators)."""
     return _figures(i, extra) | {"TCH.01": 20 + extra, "TCH.02": 15 + i % 3, "TCH.03": 10, "TCH.04": 8}
@@ -395,6 +431,7 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
     assert incremental.LAST_SCOPE[scope] is None  # a first build: every plan
     plans = {row[0] for row in first}
     assert {"tran-de-2024", "ngan-nam-2021-2030"} <= plans
+    _scorecard_from_every_figure_equals_the_table(work, catalog, 2024)
 
     assert rebuild("2024-Q1") == first  # nothing changed: no plan scored again, the same rows (and row ids)
     assert incremental.LAST_SCOPE[scope] == ()
