@@ -233,7 +233,11 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
     with Warehouse(tmp_path / "work.duckdb").connect() as con:
         untouched = {
             t: con.execute(f"select list(rowid order by rowid) from {t} where {column} = 'TD-XA-VIENAN'").fetchone()[0]
-            for t, column in (("int_element_value", "agency_code"), ("fct_data_element_value", "agency_code"))
+            for t, column in (
+                ("int_element_value", "agency_code"),
+                ("fct_data_element_value", "agency_code"),
+                ("fct_indicator_value", "org_unit_code"),
+            )
         }
     make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", _figures(0, 7))
     (raw / "2024-Q1" / "TD-XA-TAIVAN_2024-Q1.xlsx").unlink()
@@ -255,6 +259,7 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
                 ("stg_value", "partition_key=2024-Q1"),
                 ("int_element_value", "period_year=2024"),
                 ("fct_data_element_value", "period_year=2024"),
+                ("fct_indicator_value", "period_year=2024"),
             )
         }
         if after_a_failed_run:
@@ -266,9 +271,15 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
         # after a failed run: its fingerprints are kept with its rows, not in this process
         assert set(scopes["int_element_value"]) == {"TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-VIENBINH"}
         assert set(scopes["fct_data_element_value"]) == {"TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-VIENBINH"}
+        # fct_indicator_value: those agencies and their jurisdiction's aggregates (its fingerprint)
+        assert set(scopes["fct_indicator_value"]) == {"TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-VIENBINH", "TD"}
+        steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        for model in ("int_element_value", "fct_indicator_value"):  # nothing changed since: nothing computed
+            assert incremental.LAST_SCOPE[(model, "period_year=2024")] == (), model
         for table, rowids in untouched.items():  # an agency whose workbooks did not change keeps its rows
+            column = "org_unit_code" if table == "fct_indicator_value" else "agency_code"
             assert (
-                con.execute(f"select list(rowid order by rowid) from {table} where agency_code = 'TD-XA-VIENAN'").fetchone()[0]
+                con.execute(f"select list(rowid order by rowid) from {table} where {column} = 'TD-XA-VIENAN'").fetchone()[0]
                 == rowids
             )
         q1 = con.execute(
@@ -295,6 +306,7 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
         assert incremental.LAST_SCOPE[("stg_value", "partition_key=2024-Q1")] is None
         assert incremental.LAST_SCOPE[("fct_data_element_value", "period_year=2024")] is None
         assert incremental.LAST_SCOPE[("int_element_value", "period_year=2024")] is None
+        assert incremental.LAST_SCOPE[("fct_indicator_value", "period_year=2024")] is None
 
 
 DISTRICT = ["TD-UBND", "TD-PHONG-NOIVU", "TD-PHONG-TUPHAP", "TD-PHONG-TCKH", "TD-PHONG-KTHT"]

@@ -10,14 +10,31 @@
 -- One row per indicator x scope (agency, level within a jurisdiction, whole jurisdiction) x period.
 -- Ratios over several agencies are sum of numerators / sum of denominators; a zero
 -- denominator gives no value. Weighted means: sum(mean x weight) / sum(weight).
-with element_values as (
+--
+-- An org unit's rows depend only on the year's element values of the agency itself and of the
+-- agencies of its jurisdiction (and on the dimension tables). The `fingerprint` input (after the
+-- select) sums those up per org unit, and a re-run computes only the org units whose sums changed:
+-- a changed agency and its jurisdiction (docs/models.md, "fingerprint").
+with wanted as (
+    -- every agency ($every), or the org units given ($groups) and the agencies of their jurisdictions
+    select org_unit_code as agency_code
+    from dim_agency
+    where
+        $every
+        or list_contains($groups, org_unit_code)
+        or list_contains($groups, jurisdiction_code)
+),
+
+element_values as (
     select
-        agency_code,
-        period_code,
-        code,
-        value
-    from int_element_value
-    where period_year = $year
+        v.agency_code,
+        v.period_code,
+        v.code,
+        v.value
+    from int_element_value as v
+    where
+        v.period_year = $year
+        and v.agency_code in (select w.agency_code from wanted as w)
 ),
 
 indicators as (
@@ -123,3 +140,39 @@ final as (
 )
 
 select * from final
+where $every or list_contains($groups, org_unit_code);
+
+-- input: fingerprint
+-- per org unit: the row count and hash sum of the year's element values of the agency itself and
+-- of the agencies of its jurisdiction
+with per_agency as (
+    select
+        v.agency_code,
+        count(*) as value_rows,
+        sum(hash(v.agency_code, v.period_code, v.code, v.value)::hugeint) as value_hash
+    from int_element_value as v
+    where v.period_year = $year
+    group by v.agency_code
+),
+
+by_unit as (
+    select
+        p.agency_code as org_unit_code,
+        p.value_rows,
+        p.value_hash
+    from per_agency as p
+    union all
+    select
+        a.jurisdiction_code as org_unit_code,
+        p.value_rows,
+        p.value_hash
+    from per_agency as p
+    inner join dim_agency as a on p.agency_code = a.org_unit_code
+)
+
+select
+    org_unit_code,
+    sum(value_rows) as value_rows,
+    sum(value_hash) as value_hash
+from by_unit
+group by org_unit_code
