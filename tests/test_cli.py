@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import duckdb
 import pytest
 
 from pipelines.workbook import read_workbook
@@ -65,6 +66,15 @@ def _env(tmp_path, **extra):
         }
         | extra
     )
+
+
+def test_summary_names_the_database_it_reads_or_misses(tmp_path):
+    result = run_cli("summary", env=_env(tmp_path, CCHC_WORKER="off"))
+    assert_plain_error(result, str(tmp_path / "x.duckdb"), "run the pipeline first")
+    with duckdb.connect(str(tmp_path / "x.duckdb")):
+        pass  # a DuckDB file the pipeline did not publish (CCHC_DATABASE set wrong)
+    result = run_cli("summary", env=_env(tmp_path, CCHC_WORKER="off"))
+    assert_plain_error(result, str(tmp_path / "x.duckdb"), "not a database this pipeline published", "CCHC_DATABASE")
 
 
 def test_run_with_an_empty_raw_folder_says_so(tmp_path):
