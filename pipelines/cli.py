@@ -247,16 +247,9 @@ def summary() -> str:
     """A short text summary of the latest quarter in the warehouse."""
     import duckdb
 
-    from pipelines.paths import DEFAULT_DATABASE
     from pipelines.warehouse import Warehouse
 
-    # the warehouse resource's own setting (pipelines.resources.build_resources), read without
-    # loading the Dagster definitions and the catalog they need (0.9 s for a national catalog)
-    db = Path(os.environ.get("CCHC_DATABASE", DEFAULT_DATABASE)).resolve()
-    if not db.exists():
-        raise CliError(
-            f"Chưa có cơ sở dữ liệu {db}: hãy chạy `python -m pipelines run` / no database at {db} yet: run the pipeline first"
-        )
+    db = _published_database()
     lines = [f"Kết quả / results: {db}"]
     try:
         with Warehouse(db).connect(read_only=True) as con:
@@ -274,6 +267,24 @@ def summary() -> str:
         ) from None
     lines.append(f"Mở bằng / open with: {_duckdb_cli()} -readonly {db}   (docs/queries.md has example queries)")
     return "\n".join(lines)
+
+
+def _database_setting() -> Path:
+    """CCHC_DATABASE as the warehouse resource reads it (pipelines.resources.build_resources), without
+    loading the Dagster definitions and the catalog they need (0.9 s for a national catalog)."""
+    from pipelines.paths import DEFAULT_DATABASE
+
+    return Path(os.environ.get("CCHC_DATABASE", DEFAULT_DATABASE))
+
+
+def _published_database() -> Path:
+    """The published database the settings name; a message when there is none yet."""
+    db = _database_setting().resolve()
+    if not db.exists():
+        raise CliError(
+            f"Chưa có cơ sở dữ liệu {db}: hãy chạy `python -m pipelines run` / no database at {db} yet: run the pipeline first"
+        )
+    return db
 
 
 def _duckdb_cli() -> str:
@@ -398,17 +409,12 @@ def report_command(period: str, out: Path, jurisdiction: str | None) -> list[Pat
     import duckdb
 
     from pipelines.catalog import Catalog
-    from pipelines.definitions import defs
     from pipelines.periods import parse_quarter, partition_quarter
     from pipelines.report import jurisdictions, write_report
 
     quarter = partition_quarter(parse_quarter(period)).code
-    db = Path(defs.resources["warehouse"].database_path).resolve()
-    if not db.exists():
-        raise CliError(
-            f"Chưa có cơ sở dữ liệu {db}: hãy chạy `python -m pipelines run` / no database at {db} yet: run the pipeline first"
-        )
-    catalog = Catalog.load(Path(defs.resources["catalog"].catalog_dir))
+    db = _published_database()
+    catalog = Catalog.load(Path(os.environ.get("CCHC_CATALOG_DIR", "catalog")))  # as the catalog resource reads it
     con = duckdb.connect(str(db), read_only=True)
     try:
         known = jurisdictions(con)
@@ -427,7 +433,7 @@ def report_command(period: str, out: Path, jurisdiction: str | None) -> list[Pat
 def describe_command(database: Path | None, as_json: bool) -> int:
     from pipelines.schema import render
 
-    database = database or Path(os.environ.get("CCHC_DATABASE", "data/curated/cchc.duckdb"))
+    database = database or _database_setting()
     if not database.exists():
         raise CliError(f"Không có tệp cơ sở dữ liệu {database} / no database file {database}")
     print(render(database, as_json))
@@ -438,7 +444,7 @@ def export_command(database: Path | None, url: str, schema: str | None) -> int:
     """Copy the published tables, with their comments, to an organisation's PostgreSQL (SQLAlchemy)."""
     from pipelines.export import export
 
-    database = database or Path(os.environ.get("CCHC_DATABASE", "data/curated/cchc.duckdb"))
+    database = database or _database_setting()
     if not database.exists():
         raise CliError(
             f"Không có tệp cơ sở dữ liệu {database}: hãy chạy pipeline trước / no database file {database}: run the pipeline first"

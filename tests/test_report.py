@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 import zipfile
+from pathlib import Path
 
 import duckdb
 import openpyxl
@@ -197,3 +198,25 @@ def test_number_and_target_text():
     assert fmt_number(12, "phút") == "12,0 phút"
     assert target_text(">=", 95, None, "%") == "≥ 95%"
     assert target_text("range", 25, 35, "%") == "25–35%"
+
+
+@pytest.mark.slow  # a subprocess writing a whole set: the full tier
+def test_the_report_command_reads_the_settings_database_and_catalog(report, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = os.environ | {
+        "CCHC_WORKER": "off",
+        "CCHC_DATABASE": str(report["root"] / "tiny.duckdb"),
+        "CCHC_CATALOG_DIR": str(REPO / "catalog"),
+        "CCHC_WORKDIR": str(tmp_path),
+    }
+    command = [sys.executable, "-m", "pipelines", "report", "--period", "Quý IV/2024", "--out", str(tmp_path / "out")]
+    done = subprocess.run([*command, "--jurisdiction", "TT"], capture_output=True, text=True, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert {tmp_path / "out" / name for name in report_file_names("TT", "2024-Q4")} <= set(map(Path, done.stdout.split()))
+    missing = subprocess.run(command, capture_output=True, text=True, env=env | {"CCHC_DATABASE": "none.duckdb"}, cwd=REPO)
+    assert missing.returncode == 2 and str(tmp_path / "none.duckdb") in missing.stderr and "Traceback" not in missing.stderr
