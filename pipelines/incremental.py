@@ -91,12 +91,22 @@ def groups_by_fingerprint(
 
     The input gives, per group, what the group's rows are computed from (a row count and a hash sum,
     say); `common` is what every group depends on (the model's SQL, its dimensions' tokens, the
-    slice). A group needs computing when its fingerprint differs from the one kept with its rows, or
-    its rows on the table are not the count kept then; a group that is no longer in the input, so
-    that its rows leave. Content, not tokens: it holds across processes and failed runs. Without
-    kept fingerprints (a first build, a state written by an older version) every group."""
+    slice). Which groups that makes: `changed_groups`."""
     found = {row[0]: row[1:] for row in con.execute(sql, params).fetchall()}
     prints = {group: hashlib.sha256(repr((common, rest)).encode()).hexdigest()[:32] for group, rest in found.items()}
+    return changed_groups(con, model, slice_key, prints, key, where, where_params), prints
+
+
+def changed_groups(con, model: str, slice_key: str, prints: dict, key: str, where: str, where_params: dict):
+    """The groups (values of `key` in the slice `where` of `model`) to compute again, given each
+    group's fingerprint now (`prints`), or None for all of them. A group needs computing when its
+    fingerprint differs from the one kept with its rows (`keep_fingerprints`), or its rows on the
+    table are not the count kept then; a group that is no longer in `prints` too, so that its rows
+    leave. Content, not tokens: it holds across processes and failed runs. Without kept
+    fingerprints (a first build, a state written by an older version), or when every group
+    changed, None."""
+    from pipelines.warehouse import table_exists
+
     kept = {
         group: (print_, rows)
         for group, print_, rows in con.execute(
@@ -104,16 +114,14 @@ def groups_by_fingerprint(
             {"t": model, "s": slice_key},
         ).fetchall()
     }
-    from pipelines.warehouse import table_exists
-
     if not kept or not table_exists(con, model):
-        return None, prints
+        return None
     on_table = dict(con.execute(f'select "{key}", count(*) from "{model}" where {where} group by all', where_params).fetchall())
     changed = {group for group, print_ in prints.items() if kept.get(group) != (print_, on_table.get(group, 0))}
     changed |= (set(kept) | set(on_table)) - set(prints)  # no longer computed from anything: their rows leave
     if prints and set(prints) <= changed:
-        return None, prints  # every group changed (new dimensions, an edited model): the whole slice
-    return tuple(sorted(changed, key=lambda g: (g is None, g))), prints
+        return None  # every group changed (new dimensions, an edited model): the whole slice
+    return tuple(sorted(changed, key=lambda g: (g is None, g)))
 
 
 def keep_fingerprints(con, model: str, slice_key: str, prints: dict, key: str, where: str, where_params: dict) -> None:

@@ -189,9 +189,9 @@ def broken_error_rules(run: ModelRun) -> pd.DataFrame:
     checked = f"int_element_value:{BROKEN_ERROR_RULES}"
     scope = incremental.groups_to_compute(run.con, checked, "int_element_value", slice_key, engine.version)
     incremental.LAST_SCOPE[(checked, slice_key)] = scope
-    params = {"year": run.year, "every": scope is None, "agencies": [a for a in scope or () if a is not None]}
-    if scope is not None and None in scope:
-        params["every"] = True
+    # the null agency is not one $agencies can name: every agency then
+    every = scope is None or None in scope
+    params = {"year": run.year, "every": every, "agencies": [a for a in scope or () if a is not None]}
     values = query(run.con, "quality/in_force_report_values", params)
     broken = engine.check_compare_rules(values, severity="error") if not values.empty else pd.DataFrame()
     if broken.empty:
@@ -259,31 +259,28 @@ def scorecard(run: ModelRun) -> int:
 
     A plan's rows depend only on its targets, the figures of their carriers (`plan_units`) and the
     recorded external values. So each plan gets a fingerprint of what they are computed from
-    (`_plan_fingerprints`); a plan with the fingerprint it was last scored from, and the rows it
-    wrote then, keeps them, and only the other plans are scored, from their carriers' figures alone.
-    The first build of a year, or one after a write that kept no state, scores every plan. Writes
-    fct_target_scorecard and scorecard_state together; returns the year's rows."""
+    (`_plan_fingerprints`), kept with its rows as a SQL model's groups are (`group_state`,
+    `pipelines.incremental.changed_groups`): a plan with the fingerprint it was last scored from,
+    and the rows it wrote then, keeps them, and only the other plans are scored, from their
+    carriers' figures alone. The first build of a year, or one after a write that kept no state,
+    scores every plan. Writes the rows and the fingerprints together; returns the year's rows."""
     from pipelines import incremental
     from pipelines.scorecard import plan_units
-    from pipelines.warehouse import transaction
+    from pipelines.warehouse import _where, transaction
 
     year, con, catalog = run.year, run.con, run.catalog
     span = {"first_year": first_scorecard_year(catalog, year), "year": year}
     external = run.read("external") if table_exists(con, "fct_external_value") else None
     units = plan_units(catalog)
     prints = _plan_fingerprints(run, span, units, external)
-    state = run.read("scored")
-    last = {
-        plan: (fp, rows) for plan, fp, rows in zip(state["plan_id"], state["fingerprint"], state["rows_written"], strict=True)
-    }
-    on_table = dict(run.execute(_PLAN_ROWS).fetchall())
-    kept = {plan for plan, fp in prints.items() if last.get(plan) == (fp, on_table.get(plan, 0))}
-    whole = not kept  # nothing to keep (a first build, an old state, every plan changed): the whole year
     slice_ = {"period_year": year}
-    if whole:
+    slice_key = incremental.slice_id(slice_)
+    where, where_params = _where(slice_)
+    scope = incremental.changed_groups(con, "fct_target_scorecard", slice_key, prints, "plan_id", where, where_params)
+    changed = sorted(set(prints) & set(scope or ()))  # the plans to score again (the others of scope leave)
+    if scope is None:  # nothing to keep (a first build, no state, every plan changed): the whole year
         frame = build_scorecard(catalog, year, run.read("parts", **span), run.read("values", **span), external=external)
     else:
-        changed = sorted(set(prints) - kept)
         frame = pd.DataFrame(columns=["plan_id"])
         if changed:
             chosen = sorted(set().union(*(units[plan] for plan in changed)))
@@ -294,27 +291,16 @@ def scorecard(run: ModelRun) -> int:
                 for name in ("parts", "values")
             )
             frame = build_scorecard(catalog, year, parts, values, external=external, plans=changed)
-    incremental.LAST_SCOPE[("fct_target_scorecard", incremental.slice_id(slice_))] = (
-        None if whole else tuple(sorted(set(prints) - kept))
-    )
-    counts = frame["plan_id"].value_counts()
-    new_state = pd.DataFrame({"period_year": year, "plan_id": sorted(prints)})
-    new_state["fingerprint"] = new_state["plan_id"].map(prints)
-    new_state["rows_written"] = [
-        int(counts.get(plan, 0)) if whole or plan not in kept else on_table.get(plan, 0) for plan in new_state["plan_id"]
-    ]
+    incremental.LAST_SCOPE[("fct_target_scorecard", slice_key)] = None if scope is None else tuple(changed)
     with transaction(con):
-        if whole:
+        if scope is None:
             replace_frame(
                 con, "fct_target_scorecard", frame, slice_, atomic=False, key=run.model.incremental if run.model else None
             )
         else:  # the plans scored again, and those no longer in the catalog, are replaced
-            replace_frame(con, "fct_target_scorecard", frame, slice_ | {"plan_id": sorted(set(on_table) - kept)}, atomic=False)
-        replace_frame(con, "scorecard_state", new_state, slice_, atomic=False)
+            replace_frame(con, "fct_target_scorecard", frame, slice_ | {"plan_id": list(scope)}, atomic=False)
+        incremental.keep_fingerprints(con, "fct_target_scorecard", slice_key, prints, "plan_id", where, where_params)
     return int(con.execute("select count(*) from fct_target_scorecard where period_year = $year", {"year": year}).fetchone()[0])
-
-
-_PLAN_ROWS = "select plan_id, count(*) from fct_target_scorecard where period_year = $year group by all"
 
 
 def _plan_fingerprints(run: ModelRun, span: dict, units: dict[str, set[str]], external: pd.DataFrame | None) -> dict[str, str]:

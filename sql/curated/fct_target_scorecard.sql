@@ -78,13 +78,3 @@ select
     year,
     value
 from fct_external_value;
-
--- input: scored (lagged)
--- the plans scored for the year, with the fingerprint of what they were scored from and the rows
--- they wrote (pipelines.steps.scorecard keeps the rows of a plan whose fingerprint is unchanged)
-select
-    plan_id,
-    fingerprint,
-    rows_written
-from scorecard_state
-where period_year = $year;

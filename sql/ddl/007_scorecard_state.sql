@@ -1,10 +1,4 @@
--- What each plan's scorecard rows of a year were computed from (pipelines/steps.py: scorecard): a
--- fingerprint of its carriers' figures, the external values, the catalog files and the scorecard's
--- code, and the rows it wrote. A re-run scores again only the plans whose fingerprint changed (or
--- whose rows are not those it wrote); the others keep their rows.
-create table if not exists scorecard_state (
-    period_year integer not null,
-    plan_id varchar not null,
-    fingerprint varchar not null,
-    rows_written integer not null
-);
+-- scorecard_state kept, per year and plan, what the plan's scorecard rows were computed from. The
+-- scorecard keeps those fingerprints in group_state now (008), as the SQL models with a
+-- `fingerprint` input do (pipelines/incremental.py): the old table goes.
+drop table if exists scorecard_state;
