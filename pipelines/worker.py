@@ -640,10 +640,10 @@ class Server:
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # the signals held back at the fork now reach these
             os.setsid()
             if request.get("kind") == "execute_run":
                 self._close_inherited(conn)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # the signals held back at the fork now reach these
                 _forget_project_modules(self.kept)
                 code = _execute_run(request["args"])
                 leave(code)
@@ -657,6 +657,9 @@ class Server:
             os.environ.update(request["env"])
             time.tzset()
             _reopen_streams(request.get("streams", {}))
+            # the signals held back at the fork reach the handlers now, once a Ctrl-C's message goes
+            # to the caller's terminal (before, it went to the worker's log)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             _forget_project_modules(self.kept)
             sys.argv = [request.get("argv0", "pipelines"), *request["argv"]]
             from pipelines.cli import main
