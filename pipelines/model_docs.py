@@ -12,6 +12,7 @@ python -m pipelines.model_docs --sql      # print the COMMENT ON statements
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from collections.abc import Iterator
@@ -235,6 +236,11 @@ def view_sql(name: str) -> str:
     return (VIEWS_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def views_print(model: dict) -> str:
+    """A fingerprint of the convenience views' definitions (their SQL files)."""
+    return hashlib.sha256(repr([(name, view_sql(name)) for name in view_names(model)]).encode()).hexdigest()[:16]
+
+
 def publish_time_tables() -> dict[str, str]:
     """{table: select} for the tables built at publish time from the working database."""
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted(TABLES_DIR.glob("*.sql"))}
@@ -257,6 +263,7 @@ def document(
     partitions: set[str] | None = None,
     model: dict | None = None,
     own_transaction: bool = True,
+    views: bool = True,
 ) -> set[str]:
     """Finish the attached published file `catalog_name`: build the publish-time tables from the
     current (working) catalog, create the convenience views and apply every COMMENT ON.
@@ -269,7 +276,8 @@ def document(
     the target is the default catalog, with unqualified table names, so they keep working when the
     analyst opens the file directly (its catalog is then named after the file); the connection's
     previous default catalog is restored. own_transaction=False: the caller's transaction holds
-    the comments too (the publish writes the whole file in one).
+    the comments too (the publish writes the whole file in one). views=False: the file's views
+    are those of the current view files already (they and their comments are left as they are).
 
     Returns the publish-time tables of which only the quarters in `partitions` were replaced.
     """
@@ -317,7 +325,7 @@ def document(
             con.execute(f"create table {target}.main.{_ident(table['name'])} ({columns})")
     con.execute(f"use {target}")
     try:
-        for name in view_names(model):
+        for name in view_names(model) if views else ():
             con.execute(f"create or replace view {_ident(name)} as {view_sql(name)}")
         # only the comments that differ: a publish that copied the last file keeps its comments, and
         # the tables rebuilt whole or new need theirs; one transaction for them (each alone would

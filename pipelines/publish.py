@@ -51,14 +51,20 @@ def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 def published_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """{table: its columns in order, less the private ones} for the working database's main schema
     (one catalog query; the lake publishes the same columns)."""
+    return {table: [name for name, _ in columns] for table, columns in typed_columns(con).items()}
+
+
+def typed_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    """{table: [(column, type)] in order, less the private columns} for the main schema of the
+    connection's current database (one catalog query)."""
     rows = con.execute(
-        "select table_name, column_name from duckdb_columns() "
+        "select table_name, column_name, data_type from duckdb_columns() "
         "where database_name = current_database() and schema_name = 'main' order by table_name, column_index"
     ).fetchall()
-    out: dict[str, list[str]] = {}
-    for table_name, column in rows:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table_name, column, type_ in rows:
         if column not in PRIVATE_COLUMNS.get(table_name, ()):
-            out.setdefault(table_name, []).append(column)
+            out.setdefault(table_name, []).append((column, type_))
     return out
 
 
@@ -111,21 +117,30 @@ def _last_publish(con: duckdb.DuckDBPyConnection, catalog_name: str | None = Non
         return None
 
 
-def _published_state(target: Path) -> tuple[tuple | None, dict[str, list[str]]]:
-    """The last publish_log row of the published file and its tables' columns (None: unreadable)."""
+def _published_state(target: Path) -> tuple[tuple | None, dict[str, list[tuple[str, str]]]]:
+    """The last publish_log row of the published file and its tables' columns with their types
+    (None: unreadable)."""
     try:
         reader = duckdb.connect(str(target), read_only=True)
     except duckdb.Error:
         return None, {}
     try:
-        columns: dict[str, list[str]] = {}
-        for table, column in reader.execute(
-            "select table_name, column_name from duckdb_columns() where schema_name = 'main' order by table_name, column_index"
-        ).fetchall():
-            columns.setdefault(table, []).append(column)
-        return _last_publish(reader), columns
+        return _last_publish(reader), typed_columns(reader)
     finally:
         reader.close()
+
+
+def _same_rows(con: duckdb.DuckDBPyConnection, table: str, columns: str, where: str | None) -> bool:
+    """Whether the rows `where` (None: all) of the working database's `table` and of its copy in the
+    file being written are the same rows: the same count and the same sum of the rows' hashes over
+    `columns`, as `pipelines.warehouse.changed_groups_sql` compares a group's rows."""
+    inside = f" where {where}" if where is not None else ""
+    sides = [
+        f"select {i} as side, count(*) as n, coalesce(sum(hash({columns})::hugeint), 0) as s from {source}.{_quote(table)}{inside}"
+        for i, source in enumerate(("main", "publish_target.main"))
+    ]
+    ours, theirs = (row[1:] for row in con.execute(" union all ".join(sides) + " order by side").fetchall())
+    return ours == theirs
 
 
 def _untouched_since_publish(con: duckdb.DuckDBPyConnection, target: Path) -> bool:
@@ -137,6 +152,7 @@ def _untouched_since_publish(con: duckdb.DuckDBPyConnection, target: Path) -> bo
 
 
 GRAIN_STATE = "published_database:grain"  # incremental_state: the keys the file's last publish checked
+VIEWS_STATE = "published_database:views"  # incremental_state: the view files the file's last publish created
 
 
 def _keys_print(model: dict) -> str:
@@ -145,10 +161,11 @@ def _keys_print(model: dict) -> str:
     return hashlib.sha256(repr(sorted(grain_keys(model).items())).encode()).hexdigest()[:16]
 
 
-def _checked_keys(con: duckdb.DuckDBPyConnection, target: Path) -> str | None:
-    """The keys (`_keys_print`) the last publish of `target` from this working database checked."""
+def _published_print(con: duckdb.DuckDBPyConnection, state: str, target: Path) -> str | None:
+    """What the last publish of `target` from this working database recorded under `state`: the
+    keys it checked (GRAIN_STATE, `_keys_print`), the views it created (VIEWS_STATE)."""
     row = con.execute(
-        f"select fingerprint from incremental_state where table_name = '{GRAIN_STATE}' and slice = $f", {"f": str(target)}
+        "select fingerprint from incremental_state where table_name = $t and slice = $f", {"t": state, "f": str(target)}
     ).fetchone()
     return row[0] if row else None
 
@@ -196,7 +213,7 @@ def publish(
     pending = pending_partitions(con)
     touched = pending | set(partitions) | {UNASSIGNED}
     years = {int(k[:4]) for k in touched if k[:4].isdigit()}
-    previous_columns: dict[str, list[str]] = {}
+    previous_columns: dict[str, list[tuple[str, str]]] = {}
     if incremental and target.exists() and _untouched_since_publish(con, target):
         last, previous_columns = _published_state(target)
         if last is None or last != _last_publish(con):
@@ -215,12 +232,19 @@ def publish(
         # file until the rename, so a crash in between loses nothing that was published
         con.execute("begin transaction")
         in_transaction = True
-        columns_of = published_columns(con)
+        columns_of = typed_columns(con)
         for table in tables:
-            names = columns_of[table]
+            names = [name for name, _ in columns_of[table]]
             columns = ", ".join(_quote(c) for c in names)
-            where = _slice(names, touched, years) if previous_columns.get(table) == names else None
+            copied = previous_columns.get(table) == columns_of[table]  # in the copy, with the same columns and types
+            where = _slice(names, touched, years) if copied else None
             key = keys.get(table) if where is not None and keys.get(table) in names else None
+            if key is None and copied and _same_rows(con, table, columns, where):
+                # unchanged since the last publish (a dimension when the catalog is, a quarter's table
+                # a re-run did not change): the copy's rows, and its comments, stay as they are
+                slices[table] = "false"
+                counts[table] = con.execute(f"select count(*) from publish_target.{_quote(table)}").fetchone()[0]
+                continue
             if (
                 key is None
                 and where is not None
@@ -253,19 +277,26 @@ def publish(
             "file": str(target),
         }
         row = "select $at::timestamptz, $run, $parts, $tables::integer, $rows::bigint, $file"
-        con.execute(
-            f"create or replace table publish_target.{PUBLISH_LOG} as select * from main.{PUBLISH_LOG} union all {row}", entry
-        )
-        from pipelines.model_docs import document, load_model
+        if previous_columns.get(PUBLISH_LOG) == columns_of.get(PUBLISH_LOG):  # the copy's log is this database's
+            con.execute(f"insert into publish_target.{PUBLISH_LOG} {row}", entry)
+        else:
+            con.execute(
+                f"create or replace table publish_target.{PUBLISH_LOG} as select * from main.{PUBLISH_LOG} union all {row}",
+                entry,
+            )
+        from pipelines.model_docs import document, load_model, views_print
 
-        # tables built for analysts (only the touched quarters when the file was copied), views, COMMENT ON everything
+        # tables built for analysts (only the touched quarters when the file was copied), views (when
+        # the copy's are not those of the current view files), COMMENT ON what lacks its comment
         model = load_model()
-        for table in document(con, "publish_target", touched if previous_columns else None, model, own_transaction=False):
+        prints = {GRAIN_STATE: _keys_print(model), VIEWS_STATE: views_print(model)}
+        views = not previous_columns or _published_print(con, VIEWS_STATE, target) != prints[VIEWS_STATE]
+        partial = touched if previous_columns else None
+        for table in document(con, "publish_target", partial, model, own_transaction=False, views=views):
             slices[table] = _slice(["partition_key"], touched, years)
         # the rows not replaced passed this check when the last file was published, under the same
         # keys: only the replaced ones are looked at (with what could duplicate them)
-        keys_print = _keys_print(model)
-        if _checked_keys(con, target) != keys_print:
+        if _published_print(con, GRAIN_STATE, target) != prints[GRAIN_STATE]:
             slices = {}
         report = check_grain(con, "publish_target", model, slices)
         if grain_report is not None:
@@ -288,9 +319,9 @@ def publish(
             {"f": str(target), "size": stat.st_size, "mtime": stat.st_mtime_ns},
         )
         con.execute(
-            f"insert into incremental_state (table_name, slice, fingerprint) values ('{GRAIN_STATE}', $f, $p) "
+            "insert into incremental_state (table_name, slice, fingerprint) select unnest($t), $f, unnest($p) "
             "on conflict do update set fingerprint = excluded.fingerprint",
-            {"f": str(target), "p": keys_print},
+            {"t": list(prints), "f": str(target), "p": list(prints.values())},
         )
         if pending:
             con.execute("delete from pending_publish where list_contains($keys, partition_key)", {"keys": sorted(pending)})

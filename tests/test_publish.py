@@ -219,3 +219,69 @@ def test_a_file_checked_under_other_keys_is_checked_whole(work, tmp_path, monkey
     _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0)])
     with pytest.raises(GrainError, match="fct_indicator_value: 2 dòng trùng khóa"):
         publish(work, target, run_id="third", partitions=("2024-Q3",))
+
+
+def _writes_to_copy(statements: list[str]) -> list[str]:
+    return [s for s in statements if re.match(r"\s*(create|insert|delete|comment)\b.*publish_target", s, re.I | re.S)]
+
+
+def _comment(path, table: str) -> str | None:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select comment from duckdb_tables() where table_name = $t", {"t": table}).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow  # several publishes of a whole file: the full tier
+def test_a_table_unchanged_since_the_last_publish_is_left_as_it_is_in_the_copy(work, tmp_path, monkeypatch):
+    """A publish onto the last file rewrites only what changed: an unchanged dimension keeps its rows
+    and its comments (no statement touches it), a changed one is rewritten, and a column whose type
+    changed (same name) is rewritten with the new type; the views are created again only when their
+    files changed. Each result equals a full publish, and its views answer."""
+    from pipelines import model_docs
+
+    target, full = tmp_path / "pub" / "cchc.duckdb", tmp_path / "full" / "cchc.duckdb"
+    publish(work, target, run_id="first")
+    comment = _comment(target, "dim_agency")
+    assert comment
+
+    statements: list[str] = []
+    publish(Tracing(work, statements), target, run_id="second")
+    writes = _writes_to_copy(statements)
+    assert not [s for s in writes if "dim_" in s], writes  # no dimension rewritten, no comment applied
+    assert not [s for s in statements if s.startswith("create or replace view")]
+    assert [s for s in writes if "publish_log" in s] == [s for s in writes if s.startswith("insert into publish_target.")]
+    assert _comment(target, "dim_agency") == comment
+
+    work.execute(
+        "update dim_agency set name_vi = name_vi || ' (mới)' where org_unit_code = (select min(org_unit_code) from dim_agency)"
+    )
+    work.execute("alter table dim_period alter period_year type integer")
+    view_sql = model_docs.view_sql
+    monkeypatch.setattr(
+        model_docs, "view_sql", lambda name: view_sql(name) + ("\n-- edited" if name == "v_reporting_rate" else "")
+    )
+    statements.clear()
+    publish(Tracing(work, statements), target, run_id="third")
+    assert any(s.startswith('create or replace view "v_reporting_rate"') and "-- edited" in s for s in statements)
+    rewritten = {m for s in _writes_to_copy(statements) for m in re.findall(r'publish_target\."?(dim_\w+)', s)}
+    assert {"dim_agency", "dim_period"} <= rewritten and "dim_indicator" not in rewritten
+    assert _comment(target, "dim_agency") == comment  # applied again to the rewritten table
+    publish(work, full, run_id="full", incremental=False)
+    assert _published_rows(target) == _published_rows(full)
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        assert con.execute("select count(*) from dim_agency where name_vi like '% (mới)'").fetchone() == (1,)
+        assert con.execute(
+            "select data_type from duckdb_columns() where table_name = 'dim_period' and column_name = 'period_year'"
+        ).fetchone() == ("INTEGER",)
+        assert con.execute("select run_id from publish_log order by published_at").fetchall() == [
+            ("first",),
+            ("second",),
+            ("third",),
+        ]
+        for view in model_docs.view_names(model_docs.load_model()):
+            con.execute(f"select count(*) from {view}").fetchone()
+    finally:
+        con.close()
