@@ -349,10 +349,68 @@ def test_changed_code_or_packages_make_the_worker_decline_and_restart(tmp_path):
     assert server._decline(request, os.getuid()) is None
     assert "another user" in server._decline(request, os.getuid() + 1)
     assert "executable differs" in server._decline({"identity": _identity(os.environ) | {"executable": "/x"}}, os.getuid())
-    server.code = ()  # as if a package was installed or the worker's code edited since it started
+    server.code = dict.fromkeys(server.code, 0)  # as if a package was installed or the worker's code edited since it started
     assert "restarts" in server._decline(request, os.getuid())
     assert server.restart and server.stopping and not (tmp_path / SOCKET_NAME).exists()
     server.selector.close()
+
+
+_WARM_PROJECT = r"""
+import json, os, sys, threading, time
+from pathlib import Path
+import pipelines.worker as w
+
+w.MODELS_DIR = Path(sys.argv[1])
+server = w.Server(Path(sys.argv[2]), log=sys.stderr)
+server.warm()
+out = {"threads": threading.active_count()}
+env = dict(os.environ)
+
+def kept(env):
+    return "pipelines.definitions" in server.modules_for(env)
+
+out["same"] = kept(env)
+out["other settings"] = kept(env | {"CCHC_AS_OF": "2020-01-01T00:00:00+07:00"})
+out["worker's variables"] = kept(env | {"CCHC_WORKER": "off", "CCHC_WORKER_SOCKET": "/x"})
+catalog = Path(env["CCHC_CATALOG_DIR"]) / "org_units.csv"
+time.sleep(0.01)
+catalog.write_text(catalog.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+out["catalog edited"] = kept(env)
+server.warm_project()  # idle: loaded again under the new catalog
+out["loaded again"] = kept(env) and "pipelines.definitions" in sys.modules
+model = next(w.MODELS_DIR.rglob("*.sql"))
+model.write_text(model.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+out["model edited"] = kept(env)
+out["code changed"] = server.code_changed()
+print(json.dumps(out))
+"""
+
+
+def test_the_project_code_is_kept_by_commands_with_the_worker_s_settings(tmp_path):
+    """The worker loads the Dagster definitions and the steps' code under its settings; a command
+    keeps them only when the settings they read on import are the same (variables, catalog and model
+    files, the date), else it imports them itself. An edited catalog or model file is loaded again
+    when the worker is idle; it is not an edit of the worker's code."""
+    catalog, models = tmp_path / "catalog", tmp_path / "sql"
+    shutil.copytree(REPO / "catalog", catalog)
+    shutil.copytree(REPO / "sql", models)
+    env = installation(tmp_path / "site", CCHC_CATALOG_DIR=str(catalog))
+    result = subprocess.run(
+        [sys.executable, "-c", _WARM_PROJECT, str(models), str(tmp_path / "w.sock")],
+        capture_output=True, text=True, env=env, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "project code loaded in" in result.stderr
+    assert json.loads(result.stdout) == {
+        "threads": 1,  # nothing runs beside the worker's loop: forking stays safe
+        "same": True,
+        "other settings": False,
+        "worker's variables": True,
+        "catalog edited": False,
+        "loaded again": True,
+        "model edited": False,
+        "code changed": False,
+    }
 
 
 def launcher_instance(folder: Path, sockets: dict[str, Path]) -> Path:
