@@ -222,13 +222,13 @@ def test_a_change_to_the_content_record_code_is_a_new_cache_and_parse_tag(tmp_pa
     """Cached records and the raw rows written from them carry a hash of the code that shapes them."""
     import inspect
 
-    before = (ingest.content_version(), ingest.parse_tag(None), ingest._cache_file(tmp_path, "ab" * 32, None))
-    assert before[0] in before[1] and before[0] in before[2].name
+    before = (ingest.content_version(), ingest.parse_tag(None), ingest._cache_key("ab" * 32, None))
+    assert before[0] in before[1] and before[0] in before[2]
     real = inspect.getsource
     monkeypatch.setattr(inspect, "getsource", lambda obj: real(obj) + ("# changed\n" if obj is ingest.content_record else ""))
     ingest.content_version.cache_clear()
     try:
-        after = (ingest.content_version(), ingest.parse_tag(None), ingest._cache_file(tmp_path, "ab" * 32, None))
+        after = (ingest.content_version(), ingest.parse_tag(None), ingest._cache_key("ab" * 32, None))
     finally:
         monkeypatch.undo()
         ingest.content_version.cache_clear()
@@ -261,3 +261,59 @@ def test_a_ctrl_c_while_the_parse_pool_forks_interrupts_the_command(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "interrupted", (result.stdout, result.stderr)
     assert "Exception ignored" not in result.stderr
+
+
+def _forms(folder: Path, count: int) -> list[Path]:
+    """`count` workbooks of different content (one agency's form, one figure apart)."""
+    paths = []
+    for i in range(count):
+        path = folder / f"TD-XA-LIEUTU_{i:03d}.xlsx"
+        make_form(path, "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 100 + i, "HSO.02": i})
+        paths.append(path)
+    return paths
+
+
+def test_the_parse_cache_keeps_what_the_parse_processes_read(tmp_path, monkeypatch):
+    """Records written by the parse processes (enough workbooks for a pool) are found again by this
+    process: nothing is parsed twice, and the records are those of a fresh read."""
+    paths = _forms(tmp_path / "raw", ingest.PARALLEL_FROM + 4)
+    cache = tmp_path / "parsed"
+    entries = ingest.index_reads(paths, cache, workers=2)
+    assert [h for h, _ in entries] == [ingest._file_hash(p, None) for p in paths]
+    assert [period.code for _, period in entries] == ["2024-Q1"] * len(paths)
+    assert ingest._cache_db(cache).is_file() and not list(cache.rglob("*.pickle"))  # one database, no file per workbook
+
+    def refuse(*args):
+        raise AssertionError(f"parsed again: {args}")
+
+    fresh = [ingest.content_record(ingest.read_workbook(p)) for p in paths[:3]]
+    monkeypatch.setattr(ingest, "read_workbook", refuse)
+    records = ingest.content_records(paths, cache, workers=2)
+    assert [r["content_hash"] for r in records] == [h for h, _ in entries]
+    assert records[:3] == fresh
+    assert ingest.index_reads(paths, cache, workers=2) == entries
+
+
+def test_a_broken_or_cleared_parse_cache_means_parsing_again(tmp_path, monkeypatch):
+    """A cache file that is not a database is made again; a cache folder cleared while this process
+    has the database open is not read from the deleted file; the records come out the same."""
+    import shutil
+
+    paths = _forms(tmp_path / "raw", 3)
+    cache = tmp_path / "parsed"
+    first = ingest.content_records(paths, cache)
+    parsed = []
+    original = ingest.read_workbook
+    monkeypatch.setattr(ingest, "read_workbook", lambda path, *a: parsed.append(Path(path).name) or original(path, *a))
+
+    shutil.rmtree(cache)  # cleared by an operator: this process still has the old database open
+    assert ingest.content_records(paths, cache) == first and len(parsed) == 3
+    assert ingest.content_records(paths, cache) == first and len(parsed) == 3  # kept again
+
+    database = ingest._cache_db(cache)
+    for leftover in database.parent.glob(database.name + "*"):
+        leftover.unlink()
+    ingest._CACHE_CONNECTIONS.clear()  # as a new process
+    database.write_bytes(b"not a database, a disk's leftovers" * 100)
+    assert ingest.content_records(paths, cache) == first and len(parsed) == 6
+    assert ingest.content_records(paths, cache) == first and len(parsed) == 6
