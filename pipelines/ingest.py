@@ -455,10 +455,16 @@ def _cache_connection(cache_dir: Path) -> sqlite3.Connection | None:
     for attempt in (1, 2):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            new = not path.exists()
             con = sqlite3.connect(path, timeout=60, isolation_level=None)
             con.execute("pragma journal_mode = wal")
             con.execute("pragma synchronous = normal")
             con.execute("create table if not exists record (key text primary key, data blob not null)")
+            if new:  # the records earlier versions kept one file each: parsed again when needed
+                for old in path.parent.glob("*.pickle"):
+                    if not old.name.startswith("folder-index."):
+                        with contextlib.suppress(OSError):
+                            old.unlink()
         except sqlite3.DatabaseError as exc:
             if con is not None:
                 con.close()

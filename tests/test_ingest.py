@@ -301,7 +301,12 @@ def test_a_broken_or_cleared_parse_cache_means_parsing_again(tmp_path, monkeypat
 
     paths = _forms(tmp_path / "raw", 3)
     cache = tmp_path / "parsed"
+    earlier = ingest._cache_db(cache).parent  # an earlier version's records, one file each, and its folder index
+    earlier.mkdir(parents=True)
+    (earlier / f"{'ab' * 32}.default.rows-0.pickle").write_bytes(b"old")
+    (earlier / "folder-index.0.pickle").write_bytes(b"index")
     first = ingest.content_records(paths, cache)
+    assert [p.name for p in earlier.glob("*.pickle")] == ["folder-index.0.pickle"]
     parsed = []
     original = ingest.read_workbook
     monkeypatch.setattr(ingest, "read_workbook", lambda path, *a: parsed.append(Path(path).name) or original(path, *a))
