@@ -54,7 +54,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.errors import ConfigError
-from pipelines.warehouse import SQL_DIR, replace_frame, replace_frame_as, replace_from_query, table_exists
+from pipelines.warehouse import SQL_DIR, replace_frame, replace_frame_as, replace_from_query, statement_body, table_exists
 
 LAYERS = ("dimensions", "raw", "staging", "intermediate", "curated")
 PARTITIONS = ("quarter", "year", "table")
@@ -271,17 +271,17 @@ def parse_model(path: Path) -> Model:
         ddl = (rest[: starts[0].start()] if starts else rest).strip()
         for i, match in enumerate(starts):
             end = starts[i + 1].start() if i + 1 < len(starts) else len(rest)
-            inputs.append(Input(match.group(1), rest[match.end() : end].strip().rstrip(";").strip(), bool(match.group(2))))
+            inputs.append(Input(match.group(1), statement_body(rest[match.end() : end]), bool(match.group(2))))
         if ddl and not re.match(rf"create table if not exists {name}\b", ddl.lstrip("; \n"), re.I):
             raise ModelError(f"{path}: before the inputs, only 'create table if not exists {name} (...)' may stand")
     else:
         starts = list(_INPUT.finditer(rest))
-        body = (rest[: starts[0].start()] if starts else rest).rstrip().rstrip(";").strip()
+        body = statement_body(rest[: starts[0].start()] if starts else rest)
         if not body:
             raise ModelError(f"{path}: a SQL model needs its select (or a 'python:' line)")
         for i, match in enumerate(starts):
             end = starts[i + 1].start() if i + 1 < len(starts) else len(rest)
-            inputs.append(Input(match.group(1), rest[match.end() : end].strip().rstrip(";").strip(), bool(match.group(2))))
+            inputs.append(Input(match.group(1), statement_body(rest[match.end() : end]), bool(match.group(2))))
         if [item.name for item in inputs] not in ([], ["fingerprint"]) or any(item.lagged for item in inputs):
             raise ModelError(f"{path}: after its select, a SQL model may have one '-- input: fingerprint' (no other input)")
         if inputs and (

@@ -182,6 +182,17 @@ def _used_params(sql: str, params: Mapping[str, object]) -> dict:
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
 
 
+def statement_body(text: str) -> str:
+    """A select as other statements embed it (`select * from (<it>)`): without its trailing semicolon
+    and trailing comment lines, and ending with a line break, so that a comment at the end of its
+    last line (`where x > 0 -- positive only`) cannot swallow what follows it. "" for no statement."""
+    lines = text.strip().splitlines()
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
+        lines.pop()
+    body = "\n".join(lines).rstrip().rstrip(";").rstrip()
+    return body + "\n" if body else ""
+
+
 def replace_from_query(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -204,7 +215,7 @@ def replace_from_query(
     (`write_changed_groups`); `on_write` runs inside the write's transaction.
     """
     table = _ident(table)
-    sql = sql.strip().rstrip(";")
+    sql = statement_body(sql)
     params = dict(params or {})
     where, where_params = _where(slice_ or {})
     bound = _used_params(sql, params)

@@ -164,8 +164,8 @@ def test_a_sql_model_s_fingerprint_input_follows_the_rules(tmp_path):
             parse_model(path)
     path.write_text(head + "-- incremental: agency_code\n" + select + prints, encoding="utf-8")
     model = parse_model(path)
-    assert model.body.startswith("select agency_code") and model.body.endswith("agency_code)")
-    assert model.fingerprint_sql == "select agency_code, count(*) from t group by all"
+    assert model.body.startswith("select agency_code") and model.body.endswith("agency_code)\n")
+    assert model.fingerprint_sql == "select agency_code, count(*) from t group by all\n"
 
 
 # ------------------------------------------------------------------------- the whole quarter

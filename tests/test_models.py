@@ -113,6 +113,28 @@ def test_a_broken_header_names_the_file_and_line(tmp_path, header, problem):
     assert str(path) in str(error.value) and problem in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "ending",
+    ["\n-- an edit's note at the end\n", "  -- the last line's own comment\n", ";\n-- after the semicolon\n\n", ";"],
+)
+def test_a_comment_at_the_end_of_a_model_is_only_a_comment(tmp_path, ending):
+    """A user's comment after a model's select (on its last line, or lines after it) does not
+    swallow what the pipeline wraps around the select: the model builds and its rows are right."""
+    from pipelines.warehouse import replace_from_query
+
+    path = tmp_path / "intermediate" / "int_x.sql"
+    path.parent.mkdir()
+    head = "-- description: x\n-- grain: agency_code\n-- partition: quarter\n"
+    path.write_text(head + "select 'A' as agency_code, $partition_key as partition_key" + ending, encoding="utf-8")
+    model = parse_model(path)
+    assert model.body.endswith("partition_key\n") or model.body.endswith("comment\n")
+    con = duckdb.connect()
+    for _ in range(2):  # created, then written again
+        rows = replace_from_query(con, model.name, model.body, {"partition_key": "2024-Q1"}, {"partition_key": "2024-Q1"})
+        assert rows == 1
+    assert con.execute("select * from int_x").fetchall() == [("A", "2024-Q1")]
+
+
 def test_a_model_may_not_read_a_later_layer(tmp_path):
     root = tmp_path / "sql"
     for layer, name, sql in (
