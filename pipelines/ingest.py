@@ -349,6 +349,8 @@ def index_folder(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> t
             hashes[path] = content_hash
             index[str(path)] = (stat.st_size, stat.st_mtime_ns, content_hash, partitions[path])
     kept = {str(p) for p in partitions}
+    if not unknown and set(index) == kept:
+        return partitions, hashes  # the index is the folder's already: not written again
     index = {k: v for k, v in index.items() if k in kept}
     index_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = index_file.with_name(f".{index_file.name}.{os.getpid()}")

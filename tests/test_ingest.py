@@ -322,3 +322,19 @@ def test_a_broken_or_cleared_parse_cache_means_parsing_again(tmp_path, monkeypat
     database.write_bytes(b"not a database, a disk's leftovers" * 100)
     assert ingest.content_records(paths, cache) == first and len(parsed) == 6
     assert ingest.content_records(paths, cache) == first and len(parsed) == 6
+
+
+def test_the_folder_index_is_written_only_when_the_folder_changed(tmp_path):
+    """A look at an unchanged folder reads the index and writes nothing; a new, a changed or a
+    removed workbook is in the next index."""
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    paths = _forms(raw / "2024-Q1", 2)
+    first = ingest.index_folder(raw, cache)
+    (index,) = cache.rglob("folder-index.*.pickle")
+    before = index.stat().st_ino, index.stat().st_mtime_ns
+    assert ingest.index_folder(raw, cache) == first
+    assert (index.stat().st_ino, index.stat().st_mtime_ns) == before
+    paths[0].unlink()
+    partitions, hashes = ingest.index_folder(raw, cache)
+    assert list(partitions) == [paths[1]] and index.stat().st_ino != before[0]
+    assert ingest.index_folder(raw, cache) == (partitions, hashes)
