@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from pipelines.errors import INTERRUPTED
+from pipelines.paths import catalog_dir_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_INDICATORS = {
@@ -376,7 +377,7 @@ def template(agency: str, period: str, out: Path) -> Path:
     from pipelines.form_writer import FormContent, Quirks, write_form
     from pipelines.periods import PeriodError, parse_period
 
-    catalog = Catalog.load(Path(os.environ.get("CCHC_CATALOG_DIR", "catalog")))
+    catalog = Catalog.load(Path(catalog_dir_of(os.environ)))
     unit = catalog.units_by_code.get(agency)
     if unit is None:
         near = difflib.get_close_matches(agency.upper(), list(catalog.units_by_code), n=5, cutoff=0.6)
@@ -414,7 +415,7 @@ def report_command(period: str, out: Path, jurisdiction: str | None) -> list[Pat
 
     quarter = partition_quarter(parse_quarter(period)).code
     db = _published_database()
-    catalog = Catalog.load(Path(os.environ.get("CCHC_CATALOG_DIR", "catalog")))  # as the catalog resource reads it
+    catalog = Catalog.load(Path(catalog_dir_of(os.environ)))
     con = duckdb.connect(str(db), read_only=True)
     try:
         known = jurisdictions(con)

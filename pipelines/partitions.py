@@ -18,6 +18,7 @@ import os
 from dagster import StaticPartitionsDefinition
 
 from pipelines.errors import ConfigError
+from pipelines.paths import catalog_dir_of
 from pipelines.periods import LOCAL_TZ, partition_key
 
 DEFAULT_FIRST_YEAR = 2021  # only when the catalog cannot be read (its own job then says why)
@@ -37,7 +38,7 @@ def _first_year() -> int:
     from pipelines.catalog import Catalog, CatalogError
 
     try:
-        plans = Catalog.load(os.environ.get("CCHC_CATALOG_DIR", "catalog")).records.plans
+        plans = Catalog.load(catalog_dir_of(os.environ)).records.plans
     except CatalogError:
         return DEFAULT_FIRST_YEAR
     return min((plan.start_year for plan in plans), default=DEFAULT_FIRST_YEAR)

@@ -7,6 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_DATABASE = "data/curated/cchc.duckdb"
+DEFAULT_CATALOG = "catalog"
+
+
+def catalog_dir_of(env: Mapping[str, str]) -> str:
+    """The catalog folder the settings name (CCHC_CATALOG_DIR; relative to where a command runs)."""
+    return env.get("CCHC_CATALOG_DIR", DEFAULT_CATALOG)
 
 
 def work_folder(database_path: str, work_dir: str = "") -> Path:

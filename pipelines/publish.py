@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.locking import process_alive
-from pipelines.warehouse import write_changed_groups
+from pipelines.warehouse import rows_digest_sql, write_changed_groups
 
 PUBLISHED_PREFIXES = ("dim_", "fct_")
 NOT_PUBLISHED = frozenset({"dim_contact"})  # officials' names, e-mails, phones: for the notifier only
@@ -130,16 +130,13 @@ def _published_state(target: Path) -> tuple[tuple | None, dict[str, list[tuple[s
         reader.close()
 
 
-def _same_rows(con: duckdb.DuckDBPyConnection, table: str, columns: str, where: str | None) -> bool:
+def _same_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], where: str | None) -> bool:
     """Whether the rows `where` (None: all) of the working database's `table` and of its copy in the
-    file being written are the same rows: the same count and the same sum of the rows' hashes over
-    `columns`, as `pipelines.warehouse.changed_groups_sql` compares a group's rows."""
-    inside = f" where {where}" if where is not None else ""
-    sides = [
-        f"select {i} as side, count(*) as n, coalesce(sum(hash({columns})::hugeint), 0) as s from {source}.{_quote(table)}{inside}"
-        for i, source in enumerate(("main", "publish_target.main"))
-    ]
-    ours, theirs = (row[1:] for row in con.execute(" union all ".join(sides) + " order by side").fetchall())
+    file being written are the same rows (the same digest, as the models compare a group's rows)."""
+    ours, theirs = (
+        con.execute(rows_digest_sql(f"{source}.{_quote(table)}", columns, where or "true")).fetchone()
+        for source in ("main", "publish_target.main")
+    )
     return ours == theirs
 
 
@@ -239,7 +236,7 @@ def publish(
             copied = previous_columns.get(table) == columns_of[table]  # in the copy, with the same columns and types
             where = _slice(names, touched, years) if copied else None
             key = keys.get(table) if where is not None and keys.get(table) in names else None
-            if key is None and copied and _same_rows(con, table, columns, where):
+            if key is None and copied and _same_rows(con, table, names, where):
                 # unchanged since the last publish (a dimension when the catalog is, a quarter's table
                 # a re-run did not change): the copy's rows, and its comments, stay as they are
                 slices[table] = "false"

@@ -22,7 +22,7 @@ from pipelines.errors import ConfigError, env_number
 from pipelines.limits import ReadLimits
 from pipelines.locking import RunLock
 from pipelines.notify import MailSettings
-from pipelines.paths import DEFAULT_DATABASE, work_folder
+from pipelines.paths import DEFAULT_DATABASE, catalog_dir_of, work_folder
 from pipelines.periods import LOCAL_TZ
 from pipelines.runs import tag_run_worker
 from pipelines.warehouse import Warehouse
@@ -191,7 +191,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
     """The resources, configured from CCHC_* environment variables (see docs/operations.md)."""
     env = os.environ if env is None else env
     return {
-        "catalog": CatalogResource(catalog_dir=env.get("CCHC_CATALOG_DIR", "catalog")),
+        "catalog": CatalogResource(catalog_dir=catalog_dir_of(env)),
         "warehouse": WarehouseResource(
             database_path=env.get("CCHC_DATABASE", DEFAULT_DATABASE),
             work_dir=env.get("CCHC_WORK_DIR", ""),

@@ -265,15 +265,23 @@ WHOLE_SLICE_SHARE = 0.1  # a slice whose row count changes by more than this sha
 _CHANGED = "_slice_changed"
 
 
-def changed_groups_sql(new: str, old: str, columns: list[str], key: str, where_new: str = "true", where_old: str = "true") -> str:
-    """A select of the key values whose rows differ between two relations with the same columns:
-    per key value, the row count and the sum of the rows' hashes (a row's hash covers every column,
-    in the given order; the grain keeps rows unique, so equal sums mean equal rows)."""
+def rows_digest_sql(relation: str, columns: list[str], where: str = "true", key: str | None = None) -> str:
+    """A select of the rows' digest (per `key` value, or of all of them): the row count `c` and the
+    sum `s` of the rows' hashes (a row's hash covers every column, in the given order; the grain
+    keeps rows unique, so equal digests mean equal rows)."""
     hashed = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    if key is None:
+        return f"select count(*) as c, coalesce(sum(hash({hashed})::hugeint), 0) as s from {relation} where {where}"
     k = '"' + key.replace('"', '""') + '"'
+    return f"select {k} as k, count(*) as c, sum(hash({hashed})::hugeint) as s from {relation} where {where} group by all"
+
+
+def changed_groups_sql(new: str, old: str, columns: list[str], key: str, where_new: str = "true", where_old: str = "true") -> str:
+    """A select of the key values whose rows differ between two relations with the same columns
+    (their digests per key value differ: `rows_digest_sql`)."""
     return f"""
-        with n as (select {k} as k, count(*) as c, sum(hash({hashed})::hugeint) as s from {new} where {where_new} group by all),
-             o as (select {k} as k, count(*) as c, sum(hash({hashed})::hugeint) as s from {old} where {where_old} group by all)
+        with n as ({rows_digest_sql(new, columns, where_new, key)}),
+             o as ({rows_digest_sql(old, columns, where_old, key)})
         select coalesce(n.k, o.k) as k from n full join o on n.k is not distinct from o.k
         where n.c is distinct from o.c or n.s is distinct from o.s"""
 

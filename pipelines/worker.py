@@ -157,6 +157,7 @@ def settings_key(env) -> tuple | None:
     files (names, sizes, modification times) and today's date in Vietnam. Two commands with the
     same key import the same code the same way. None: the files cannot be read."""
     from pipelines.catalog.loading import fingerprint
+    from pipelines.paths import catalog_dir_of
     from pipelines.periods import LOCAL_TZ
 
     base = Path(env.get("CCHC_WORKDIR", str(PROJECT)))
@@ -168,7 +169,7 @@ def settings_key(env) -> tuple | None:
         )
     )
     try:
-        files = (fingerprint(base / env.get("CCHC_CATALOG_DIR", "catalog")), fingerprint(MODELS_DIR))
+        files = (fingerprint(base / catalog_dir_of(env)), fingerprint(MODELS_DIR))
     except OSError:
         return None
     return settings, str(base), files, dt.datetime.now(LOCAL_TZ).date().isoformat()
@@ -511,8 +512,9 @@ class Server:
         not, or when it names another folder). Tried again only when the files change."""
         from pipelines.catalog import Catalog
         from pipelines.catalog.loading import fingerprint
+        from pipelines.paths import catalog_dir_of
 
-        root = Path(os.environ.get("CCHC_CATALOG_DIR", "catalog"))
+        root = Path(catalog_dir_of(os.environ))
         try:
             files = fingerprint(root)
         except OSError:
