@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.errors import INTERRUPTED
+from pipelines.errors import INTERRUPTED, debug_on, quiet_interrupts_in_library_logs
 from pipelines.paths import catalog_dir_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -510,7 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         "--socket", type=Path, help="the Unix socket (default: CCHC_WORKER_SOCKET or worker.sock in the work folder)"
     )
     args = parser.parse_args(argv)
-    debug = args.debug or os.environ.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes")
+    debug = args.debug or debug_on((), os.environ)
+    if not debug:
+        quiet_interrupts_in_library_logs()
     try:
         return _dispatch(args, debug)
     except KeyboardInterrupt:

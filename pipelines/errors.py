@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 INTERRUPTED = "Đã dừng / interrupted"  # a command stopped by Ctrl-C (exit code 130), wherever it was
@@ -21,3 +22,27 @@ def env_number(env: Mapping[str, str], name: str, default: str, kind=float):
             f"Biến môi trường {name}={text!r} không phải là số / environment variable {name}={text!r} is not a number"
             f" (mặc định / default {default})"
         ) from None
+
+
+def debug_on(argv, env: Mapping[str, str]) -> bool:
+    """Whether a command shows the tracebacks: its --debug, or CCHC_DEBUG set."""
+    return "--debug" in argv or env.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+class _NoInterruptTraceback(logging.Filter):
+    """Drops a library's log record that carries a Ctrl-C's traceback: SQLAlchemy's pool logs
+    "Exception closing connection" with the KeyboardInterrupt when the Ctrl-C lands while it closes
+    a connection, then lets it go on; the command ends with its one short message instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = record.exc_info[0] if record.exc_info else None
+        return not (kind is not None and issubclass(kind, KeyboardInterrupt))
+
+
+def quiet_interrupts_in_library_logs() -> None:
+    """The filter on the handlers a library's error reaches: Python's last resort (no handler set
+    up) and the root logger's; once each, also when this module was imported again (the worker's
+    forked command forgets the project's modules)."""
+    for handler in [logging.lastResort, *logging.getLogger().handlers]:
+        if handler is not None and not any(type(f).__name__ == _NoInterruptTraceback.__name__ for f in handler.filters):
+            handler.addFilter(_NoInterruptTraceback())
