@@ -385,3 +385,26 @@ def test_a_broken_model_file_is_a_message_not_a_defect(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "Tệp mô hình trong sql/ không hợp lệ" in result.stderr and "fct_broken.sql" in result.stderr
     assert "no '-- grain: ...' line" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_table_exists_answers_for_tables_and_views_and_leaves_a_transaction_usable(tmp_path):
+    from pipelines.warehouse import table_exists
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create table t (x int)")
+    con.execute("create view v as select * from t")
+    con.execute('create table "odd ""name" (x int)')
+    assert table_exists(con, "t") and table_exists(con, "v") and table_exists(con, 'odd "name')
+    assert not table_exists(con, "missing") and not table_exists(con, 't" where false --')
+    con.execute("begin transaction")
+    con.execute("create table made_inside (x int)")
+    assert table_exists(con, "made_inside") and not table_exists(con, "still_missing")
+    con.execute("insert into t values (1)")  # the failed probe did not abort the transaction
+    con.execute("rollback")
+    assert not table_exists(con, "made_inside") and con.execute("select count(*) from t").fetchone() == (0,)
+    con.execute(f"attach '{tmp_path / 'other.duckdb'}' as other")
+    con.execute("create table other.main.only_there (x int)")
+    assert not table_exists(con, "only_there")  # the current database's tables only
+    con.execute("use other")
+    assert table_exists(con, "only_there") and not table_exists(con, "t")
+    con.close()

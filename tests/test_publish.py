@@ -285,3 +285,31 @@ def test_a_table_unchanged_since_the_last_publish_is_left_as_it_is_in_the_copy(w
             con.execute(f"select count(*) from {view}").fetchone()
     finally:
         con.close()
+
+
+_MANY_NAMES = "select 'Ủy ban nhân dân xã số ' || i || ', huyện Tây Hòa, tỉnh Phú Yên' as name from range(20000) t(i)"
+
+
+def _compressions(con, table: str) -> set[str]:
+    return {c for (c,) in con.execute(f"select distinct compression from pragma_storage_info('{table}')").fetchall()}
+
+
+def test_the_working_file_and_the_files_it_writes_store_strings_without_fsst(tmp_path):
+    """FSST made most of each checkpoint (pipelines.warehouse.UNUSED_COMPRESSION): neither the working
+    file nor a file written through its connection (the publish's copy) uses it, where DuckDB left
+    to itself does for the same rows (so the check means something)."""
+    with duckdb.connect(str(tmp_path / "plain.duckdb")) as con:
+        con.execute(f"create table names as {_MANY_NAMES}")
+        con.execute("checkpoint")
+        assert "FSST" in _compressions(con, "names")
+    with Warehouse(tmp_path / "work" / "w.duckdb").connect() as con:
+        con.execute(f"create table names as {_MANY_NAMES}")
+        con.execute(f"attach '{tmp_path / 'copy.duckdb'}' as publish_target")
+        con.execute(f"create table publish_target.names as {_MANY_NAMES}")
+        con.execute("checkpoint")
+        con.execute("checkpoint publish_target")
+        assert "FSST" not in _compressions(con, "names")
+        con.execute("use publish_target")
+        assert "FSST" not in _compressions(con, "names")
+    with duckdb.connect(str(tmp_path / "work" / "w.duckdb"), read_only=True) as con:
+        assert con.execute("select count(distinct name) from names").fetchone() == (20000,)
