@@ -125,14 +125,35 @@ def changed_groups(con, model: str, slice_key: str, prints: dict, key: str, wher
 
 
 def keep_fingerprints(con, model: str, slice_key: str, prints: dict, key: str, where: str, where_params: dict) -> None:
-    """The groups' fingerprints and row counts, kept with the rows just written (inside the write's transaction)."""
+    """The groups' fingerprints and row counts, kept with the rows just written (inside the write's
+    transaction). Only the groups whose entry changed are deleted and inserted: rewriting a national
+    slice's thousands of entries at every re-run made most of the working file's checkpoint."""
     counts = dict(con.execute(f'select "{key}", count(*) from "{model}" where {where} group by all', where_params).fetchall())
-    con.execute(f"delete from {GROUP_STATE} where table_name = $t and slice = $s", {"t": model, "s": slice_key})
-    groups = list(prints)
-    con.execute(
-        f"insert into {GROUP_STATE} select $t, $s, unnest($g), unnest($f), unnest($r)",
-        {"t": model, "s": slice_key, "g": groups, "f": [prints[g] for g in groups], "r": [int(counts.get(g, 0)) for g in groups]},
-    )
+    state = {"t": model, "s": slice_key}
+    new = {_text(group): (prints[group], int(counts.get(group, 0))) for group in prints}  # as group_value keeps them
+    old: dict = {}
+    for group, print_, rows in con.execute(
+        f"select group_value, fingerprint, rows_written from {GROUP_STATE} where table_name = $t and slice = $s", state
+    ).fetchall():
+        old[group] = (print_, rows) if group not in old else None  # a group kept twice (never written so): replaced
+    stale = [group for group in old if new.get(group, ()) != old[group]]
+    if stale:
+        named = [g for g in stale if g is not None]
+        con.execute(
+            f"delete from {GROUP_STATE} where table_name = $t and slice = $s and "
+            f"(list_contains($g, group_value){' or group_value is null' if None in stale else ''})",
+            state | {"g": named},
+        )
+    groups = [group for group in new if old.get(group) != new[group]]
+    if groups:
+        con.execute(
+            f"insert into {GROUP_STATE} select $t, $s, unnest($g), unnest($f), unnest($r)",
+            state | {"g": groups, "f": [new[g][0] for g in groups], "r": [new[g][1] for g in groups]},
+        )
+
+
+def _text(group):
+    return None if group is None else str(group)
 
 
 def forget() -> None:

@@ -292,13 +292,12 @@ def scorecard(run: ModelRun) -> int:
             )
             frame = build_scorecard(catalog, year, parts, values, external=external, plans=changed)
     incremental.LAST_SCOPE[("fct_target_scorecard", slice_key)] = None if scope is None else tuple(changed)
+    key = run.model.incremental if run.model else None  # within the rows replaced, only the org units that changed are written
     with transaction(con):
         if scope is None:
-            replace_frame(
-                con, "fct_target_scorecard", frame, slice_, atomic=False, key=run.model.incremental if run.model else None
-            )
+            replace_frame(con, "fct_target_scorecard", frame, slice_, atomic=False, key=key)
         else:  # the plans scored again, and those no longer in the catalog, are replaced
-            replace_frame(con, "fct_target_scorecard", frame, slice_ | {"plan_id": list(scope)}, atomic=False)
+            replace_frame(con, "fct_target_scorecard", frame, slice_ | {"plan_id": list(scope)}, atomic=False, key=key)
         incremental.keep_fingerprints(con, "fct_target_scorecard", slice_key, prints, "plan_id", where, where_params)
     return int(con.execute("select count(*) from fct_target_scorecard where period_year = $year", {"year": year}).fetchone()[0])
 

@@ -128,6 +128,36 @@ def test_a_slice_that_grows_a_lot_is_rewritten_whole_and_ends_the_same(con):
     assert _rows(con) == _rows(full)
 
 
+def test_kept_fingerprints_change_only_the_entries_of_groups_that_changed():
+    """`keep_fingerprints` writes the entries of changed, new and gone groups only (the others keep
+    their row ids), and the state ends as a full rewrite would leave it, null group included."""
+    from pipelines.incremental import GROUP_STATE, keep_fingerprints
+    from pipelines.warehouse import SQL_DIR
+
+    con = _table(duckdb.connect())
+    con.execute((SQL_DIR / "ddl" / "008_group_state.sql").read_text(encoding="utf-8"))
+    where, params = "q = $q", {"q": "Q1"}
+
+    def state(condition: str = "true") -> list[tuple]:
+        return con.execute(
+            f"select group_value, fingerprint, rows_written, rowid from {GROUP_STATE} where {condition}"
+        ).fetchall()
+
+    keep_fingerprints(con, "t", "q=Q1", {"A": "pa", "B": "pb", "C": "pc", None: "pn"}, "agency", where, params)
+    con.execute(f"insert into {GROUP_STATE} values ('other', 'q=Q1', 'A', 'po', 9)")  # another table's entry
+    before = {row[0]: row for row in state("table_name = 't'")}
+    con.execute("delete from t where agency = 'C'")
+    con.execute("insert into t values ('Q1', 'D', 'x', 7, ['d1'])")
+    keep_fingerprints(con, "t", "q=Q1", {"A": "pa", "B": "pb2", "D": "pd", None: "pn"}, "agency", where, params)
+    after = {row[0]: row for row in state("table_name = 't'")}
+    assert {g: row[:3] for g, row in after.items()} == {
+        "A": ("A", "pa", 2), "B": ("B", "pb2", 1), "D": ("D", "pd", 1), None: (None, "pn", 1)
+    }  # fmt: skip
+    assert after["A"] == before["A"] and after[None] == before[None]  # untouched: the same row
+    assert after["B"][3] != before["B"][3]
+    assert state("table_name = 'other'") and len(state()) == 5
+
+
 def test_the_header_names_a_grain_column(tmp_path):
     folder = tmp_path / "intermediate"
     folder.mkdir()
@@ -459,6 +489,22 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
     assert incremental.LAST_SCOPE[scope] == ("tran-de-2024",)
     assert [r for r in changed if r[0] == "ngan-nam-2021-2030"] == [r for r in first if r[0] == "ngan-nam-2021-2030"]
     assert without_ids(changed) != without_ids(first)
+    # inside the plan scored again, only the org units whose rows changed were written again
+    # (Tài Văn and the aggregates over it); the others keep their rows and row ids
+    with Warehouse(work).connect() as con:
+        org_unit = [c[0] for c in con.execute(select).description].index("org_unit_code")
+
+    def tran_de(rows: list[tuple]) -> dict[str, list[tuple]]:
+        units: dict[str, list[tuple]] = {}
+        for row in sorted(rows):
+            if row[0] == "tran-de-2024":
+                units.setdefault(row[org_unit], []).append(row)
+        return units
+
+    old_units, new_units = tran_de(first), tran_de(changed)
+    same = [u for u in new_units if without_ids(new_units[u]) == without_ids(old_units.get(u, []))]
+    assert same and len(same) < len(new_units) and "TD-XA-TAIVAN" not in same
+    assert all(new_units[u] == old_units[u] for u in same)
 
     with Warehouse(work).connect() as con:  # rows lost (not through the scorecard): that plan is scored again
         con.execute("delete from fct_target_scorecard where plan_id = 'ngan-nam-2021-2030' and org_unit_code = 'NN-PHUONG-2'")

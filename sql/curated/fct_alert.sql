@@ -2,6 +2,7 @@
 -- grain: alert_id
 -- partition: quarter
 -- unassigned: yes
+-- incremental: alert_id
 -- (no reference check on agency_code: a workbook naming an unknown agency is rejected and stays on record with the code it declared)
 --
 -- One row per open alert of a partition: late, missing, rejected, warning; with who must act.

@@ -1,6 +1,7 @@
 -- description: One row per expected report (agency × report window).
 -- grain: agency_code, period_code
 -- partition: quarter
+-- incremental: agency_code
 -- references: agency_code -> dim_agency.org_unit_code
 --
 -- One row per expected report (agency x report window): received, on time, days late, missing.

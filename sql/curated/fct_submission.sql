@@ -2,6 +2,7 @@
 -- grain: submission_id
 -- partition: quarter
 -- unassigned: yes
+-- incremental: submission_id
 -- (no reference check on agency_code: a workbook naming an unknown agency is rejected and stays on record with the code it declared)
 with submissions as (
     select

@@ -1,6 +1,7 @@
 -- description: One row per agency expected to send the quarter's report window (active units, their calendar).
 -- grain: agency_code, period_code
 -- partition: quarter
+-- incremental: agency_code
 -- references: agency_code -> dim_agency.org_unit_code
 -- python: pipelines.steps:expected_reports
 create table if not exists int_expected_report (

@@ -2,6 +2,7 @@
 -- grain: submission_id
 -- partition: quarter
 -- unassigned: yes
+-- incremental: submission_id
 --
 -- One row per workbook of a partition: validation outcome and whether its figures are in force.
 -- A rejected workbook never replaces accepted figures; among accepted workbooks for the same

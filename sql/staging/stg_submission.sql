@@ -2,6 +2,7 @@
 -- grain: submission_id
 -- partition: quarter
 -- unassigned: yes
+-- incremental: submission_id
 with submissions as (
     select
         submission_id,
