@@ -121,7 +121,9 @@ def grain_keys(model: dict | None = None) -> dict[str, list[str]]:
 PERIOD_KEYS = ("period_code", "partition_key")  # key columns a slice's rows share few values of
 
 
-def grain_violations(con, catalog_name: str, table: str, key: list[str], where: str | None = None) -> dict[str, int]:
+def grain_violations(
+    con, catalog_name: str, table: str, key: list[str], where: str | None = None, group: str | None = None
+) -> dict[str, int]:
     """Rows breaking a table's grain: duplicated keys, and nulls in key columns that must not be null.
 
     where: the rows that may break it, when the others are known to keep it (the rows a publish
@@ -129,7 +131,9 @@ def grain_violations(con, catalog_name: str, table: str, key: list[str], where: 
     those rows has every key value of it, so the rows looked at are those with the key of one of
     them; when the key has a period column (never null), those whose period is one of theirs,
     which DuckDB finds without reading the other years. The same answer as the whole table's, at
-    the cost of a year's rows rather than of ten years'. Nulls are counted in `where`'s rows."""
+    the cost of a year's rows rather than of ten years'. `group`: a key column `where` chose its
+    rows by (a publish's changed agencies or workbooks): the period's rows of those groups only.
+    Nulls are counted in `where`'s rows."""
     columns = [c.rstrip("?") for c in key]
     group = ", ".join(f'"{c}"' for c in columns)
     source = f'{catalog_name}.main."{table}"' if catalog_name else f'"{table}"'
@@ -137,7 +141,14 @@ def grain_violations(con, catalog_name: str, table: str, key: list[str], where: 
     rows = source
     period = next((c for c in PERIOD_KEYS if c in required), None)
     if where is not None and period is not None:
-        rows = f'(select * from {source} where "{period}" in (select distinct "{period}" from {source} where {where}))'
+        narrow = ""
+        if group is not None and group in columns:
+            g = f'"{group}"'
+            narrow = (
+                f" and ({g} in (select distinct {g} from {source} where {where})"
+                f" or ({g} is null and exists (select 1 from {source} where ({where}) and {g} is null)))"
+            )
+        rows = f'(select * from {source} where "{period}" in (select distinct "{period}" from {source} where {where}){narrow})'
     elif where is not None:
         same = " and ".join(f't."{c}" is not distinct from s."{c}"' for c in columns)
         rows = f"(select t.* from {source} as t semi join (select distinct {group} from {source} where {where}) as s on {same})"

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.locking import process_alive
-from pipelines.warehouse import rows_digest_sql, write_changed_groups
+from pipelines.warehouse import in_list, rows_digest_sql, write_changed_groups
 
 PUBLISHED_PREFIXES = ("dim_", "fct_")
 NOT_PUBLISHED = frozenset({"dim_contact"})  # officials' names, e-mails, phones: for the notifier only
@@ -37,6 +37,9 @@ PRIVATE_COLUMNS = {
 }
 PUBLISH_LOG = "publish_log"
 _TMP = re.compile(r"^\.(?P<name>.+)\.publishing-(?P<pid>\d+)$")
+
+
+MAX_NAMED_GROUPS = 200  # more groups written than this: the grain check looks at the replaced slice whole
 
 
 def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -220,6 +223,7 @@ def publish(
     counts: dict[str, int] = {}
     slices: dict[str, str] = {}  # table -> the rows this publish replaced, where it did not copy it whole
     keys = incremental_keys()
+    group_of: dict[str, str] = {}  # table -> the grain column its replaced rows were chosen by (check_grain)
     attached = in_transaction = False
     try:
         con.execute(f"attach {_literal(str(tmp))} as publish_target")
@@ -252,7 +256,15 @@ def publish(
                 where = None  # every row of the copy is in the slices replaced: rebuilding it whole is cheaper
             if key is not None:  # the model rewrites only its changed groups (an agency's rows): so does its copy
                 source = f"select {columns} from main.{_quote(table)} where {where}"
-                write_changed_groups(con, table, source, {}, where, {}, key, table, "publish_target", materialize=False)
+                changes: dict = {}
+                write_changed_groups(
+                    con, table, source, {}, where, {}, key, table, "publish_target", materialize=False, changes=changes
+                )
+                written = changes.get("groups")
+                if written is not None and len(written) <= MAX_NAMED_GROUPS:
+                    # only the groups written can break the grain, and a duplicate shares its group (a grain column)
+                    where = f"({where}) and {in_list(key, tuple(written))}" if written else "false"
+                    group_of[table] = key
             elif where is None:
                 con.execute(
                     f"create or replace table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}"
@@ -295,7 +307,7 @@ def publish(
         # keys: only the replaced ones are looked at (with what could duplicate them)
         if _published_print(con, GRAIN_STATE, target) != prints[GRAIN_STATE]:
             slices = {}
-        report = check_grain(con, "publish_target", model, slices)
+        report = check_grain(con, "publish_target", model, slices, group_of)
         if grain_report is not None:
             grain_report.update(report)
         broken = {t: v for t, v in report.items() if any(v.values())}
@@ -355,18 +367,24 @@ def check_grain(
     catalog_name: str = "publish_target",
     model: dict | None = None,
     slices: dict[str, str] | None = None,
+    groups: dict[str, str] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Every published table with a declared key: duplicate-key rows and null-key rows (both must be 0).
     slices: {table: the rows that may break it} for tables whose other rows are known to keep it
-    (`grain_violations`' where); the other tables are checked whole."""
+    (`grain_violations`' where); the other tables are checked whole. groups: {table: the grain
+    column those rows were chosen by} (`grain_violations`' group)."""
     from pipelines.model_docs import grain_keys, grain_violations
 
     present = {
         t
         for (t,) in con.execute("select table_name from duckdb_tables() where database_name = $d", {"d": catalog_name}).fetchall()
     }
-    slices = slices or {}
-    return {t: grain_violations(con, catalog_name, t, key, slices.get(t)) for t, key in grain_keys(model).items() if t in present}
+    slices, groups = slices or {}, groups or {}
+    return {
+        t: grain_violations(con, catalog_name, t, key, slices.get(t), groups.get(t) if t in slices else None)
+        for t, key in grain_keys(model).items()
+        if t in present
+    }
 
 
 def _literal(text: str) -> str:

@@ -240,7 +240,7 @@ def replace_from_query(
             _add_new_columns(con, table, sql, bound)
         if key is not None and scope is not None:
             if scope:
-                inside = _in_list(key, scope)
+                inside = in_list(key, scope)
                 source = f"select * from ({sql}) where {inside}"
                 write_changed_groups(
                     con, table, source, bound, f"({where}) and {inside}", where_params, key, name, changes=changes
@@ -263,7 +263,7 @@ def replace_from_query(
     return int(written)
 
 
-def _in_list(column: str, values: tuple) -> str:
+def in_list(column: str, values: tuple) -> str:
     """`column in (...)` for these values (a None: the null group)."""
     present = [v for v in values if v is not None]
     parts = []

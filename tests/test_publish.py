@@ -199,6 +199,46 @@ def test_a_publish_onto_the_last_file_finds_a_duplicate_among_the_rows_it_replac
 
 
 @pytest.mark.slow  # several publishes of a whole file: the full tier
+def test_a_publish_that_writes_some_groups_checks_those_groups_and_finds_their_duplicates(work, tmp_path, monkeypatch):
+    """fct_indicator_value's copy is written by org unit: after one unit changed, the grain check
+    looks at that unit's rows of the period only, and still finds a duplicate among them."""
+    from pipelines import model_docs
+    from pipelines.publish import mark_pending
+
+    seen: list[tuple] = []
+    real = model_docs.grain_violations
+
+    def recording(con, catalog_name, table, key, where=None, group=None):
+        seen.append((table, where, group))
+        return real(con, catalog_name, table, key, where, group)
+
+    monkeypatch.setattr(model_docs, "grain_violations", recording)
+    target = tmp_path / "pub" / "cchc.duckdb"
+    _indicator_rows(work, [("x", f"A{i:02}", "2024-Q1", 2024, float(i)) for i in range(30)])
+    publish(work, target, run_id="first")
+    before = target.read_bytes()
+
+    mark_pending(work, "2024-Q1")  # A05 changed, and (a defect) holds its row twice
+    work.execute("update fct_indicator_value set value = 50 where org_unit_code = 'A05'")
+    _indicator_rows(work, [("x", "A05", "2024-Q1", 2024, 51.0)])
+    seen.clear()
+    with pytest.raises(GrainError, match="fct_indicator_value: 2 dòng trùng khóa"):
+        publish(work, target, run_id="second", partitions=("2024-Q1",))
+    assert target.read_bytes() == before
+    ((where, group),) = [(w, g) for t, w, g in seen if t == "fct_indicator_value"]
+    assert group == "org_unit_code" and "'A05'" in where and "'A06'" not in where
+
+    work.execute("delete from fct_indicator_value where value = 51")
+    seen.clear()
+    publish(work, target, run_id="third", partitions=("2024-Q1",))
+    ((where, group),) = [(w, g) for t, w, g in seen if t == "fct_indicator_value"]
+    assert group == "org_unit_code" and "'A05'" in where
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("select value from fct_indicator_value where org_unit_code = 'A05'").fetchall() == [(50.0,)]
+        assert con.execute("select count(*) from fct_indicator_value").fetchone() == (30,)
+
+
+@pytest.mark.slow  # several publishes of a whole file: the full tier
 def test_a_file_checked_under_other_keys_is_checked_whole(work, tmp_path, monkeypatch):
     """The rows a publish does not replace are trusted only under the keys they were checked with."""
     from pipelines import model_docs
