@@ -45,11 +45,7 @@ def wrote(con, table: str, slice_key: str, groups) -> None:
     changed, None when it does not know (a whole rewrite, a first build)."""
     row = _row(con, table, slice_key)
     after = uuid.uuid4().hex
-    con.execute(
-        f"insert into {STATE_TABLE} (table_name, slice, token) values ($t, $s, $a) "
-        "on conflict do update set token = excluded.token",
-        {"t": table, "s": slice_key, "a": after},
-    )
+    _set(con, table, slice_key, token=after)
     _WRITES[(table, slice_key)] = (row[0] if row else None, after, None if groups is None else tuple(groups))
 
 
@@ -73,11 +69,22 @@ def groups_to_compute(con, model: str, source: str, slice_key: str, print_: str)
 def read(con, model: str, source: str, slice_key: str, print_: str) -> None:
     """`model` was built from `source`'s slice as it is now (inside the model's write transaction)."""
     row = _row(con, source, slice_key)
-    con.execute(
-        f"insert into {STATE_TABLE} (table_name, slice, read_token, fingerprint) values ($t, $s, $r, $f) "
-        "on conflict do update set read_token = excluded.read_token, fingerprint = excluded.fingerprint",
-        {"t": model, "s": slice_key, "r": row[0] if row else None, "f": print_},
-    )
+    _set(con, model, slice_key, read_token=row[0] if row else None, fingerprint=print_)
+
+
+def _set(con, table: str, slice_key: str, **values) -> None:
+    """Set these columns of the state row of (table, slice), adding the row when there is none: an
+    update, then an insert only for a new row (DuckDB's `on conflict do update` took 2.5 ms inside
+    a transaction, an update 0.6 ms, some 30 times a run; one run writes at a time)."""
+    params = {"t": table, "s": slice_key} | values
+    sets = ", ".join(f"{column} = ${column}" for column in values)
+    (updated,) = con.execute(f"update {STATE_TABLE} set {sets} where table_name = $t and slice = $s", params).fetchone()
+    if not updated:
+        columns = ", ".join(values)
+        con.execute(
+            f"insert into {STATE_TABLE} (table_name, slice, {columns}) values ($t, $s, {', '.join('$' + c for c in values)})",
+            params,
+        )
 
 
 GROUP_STATE = "group_state"

@@ -128,6 +128,25 @@ def test_a_slice_that_grows_a_lot_is_rewritten_whole_and_ends_the_same(con):
     assert _rows(con) == _rows(full)
 
 
+def test_the_state_keeps_one_row_per_table_and_slice_with_the_last_token_read_and_fingerprint():
+    from pipelines import incremental
+    from pipelines.warehouse import SQL_DIR
+
+    con = duckdb.connect()
+    con.execute((SQL_DIR / "ddl" / "005_incremental.sql").read_text(encoding="utf-8"))
+    incremental.wrote(con, "src", "q=Q1", ["A"])
+    incremental.read(con, "model", "src", "q=Q1", "fp1")
+    first = con.execute("select token from incremental_state where table_name = 'src'").fetchone()[0]
+    incremental.wrote(con, "src", "q=Q1", None)
+    incremental.wrote(con, "src", "q=Q2", None)
+    incremental.read(con, "model", "src", "q=Q1", "fp2")
+    rows = con.execute("select table_name, slice, token, read_token, fingerprint from incremental_state order by all").fetchall()
+    (latest,) = [r[2] for r in rows if r[:2] == ("src", "q=Q1")]
+    assert latest != first and len(rows) == 3
+    assert ("model", "q=Q1", None, latest, "fp2") in rows
+    assert [r[:2] for r in rows] == [("model", "q=Q1"), ("src", "q=Q1"), ("src", "q=Q2")]
+
+
 def test_kept_fingerprints_change_only_the_entries_of_groups_that_changed():
     """`keep_fingerprints` writes the entries of changed, new and gone groups only (the others keep
     their row ids), and the state ends as a full rewrite would leave it, null group included."""
