@@ -135,7 +135,7 @@ def grain_violations(
     rows by (a publish's changed agencies or workbooks): the period's rows of those groups only.
     Nulls are counted in `where`'s rows."""
     columns = [c.rstrip("?") for c in key]
-    group = ", ".join(f'"{c}"' for c in columns)
+    key_list = ", ".join(f'"{c}"' for c in columns)
     source = f'{catalog_name}.main."{table}"' if catalog_name else f'"{table}"'
     required = [c for c in key if not c.endswith("?")]
     rows = source
@@ -151,9 +151,11 @@ def grain_violations(
         rows = f'(select * from {source} where "{period}" in (select distinct "{period}" from {source} where {where}){narrow})'
     elif where is not None:
         same = " and ".join(f't."{c}" is not distinct from s."{c}"' for c in columns)
-        rows = f"(select t.* from {source} as t semi join (select distinct {group} from {source} where {where}) as s on {same})"
+        rows = (
+            f"(select t.* from {source} as t semi join (select distinct {key_list} from {source} where {where}) as s on {same})"
+        )
     duplicates = con.execute(
-        f"select coalesce(sum(n), 0) from (select {group}, count(*) as n from {rows} group by all having count(*) > 1)"
+        f"select coalesce(sum(n), 0) from (select {key_list}, count(*) as n from {rows} group by all having count(*) > 1)"
     ).fetchone()[0]
     in_slice = f"({where}) and " if where is not None else ""
     nulls = (

@@ -206,11 +206,12 @@ def test_a_publish_that_writes_some_groups_checks_those_groups_and_finds_their_d
     from pipelines.publish import mark_pending
 
     seen: list[tuple] = []
+    statements: list[str] = []
     real = model_docs.grain_violations
 
     def recording(con, catalog_name, table, key, where=None, group=None):
         seen.append((table, where, group))
-        return real(con, catalog_name, table, key, where, group)
+        return real(Tracing(con, statements) if table == "fct_indicator_value" else con, catalog_name, table, key, where, group)
 
     monkeypatch.setattr(model_docs, "grain_violations", recording)
     target = tmp_path / "pub" / "cchc.duckdb"
@@ -222,14 +223,20 @@ def test_a_publish_that_writes_some_groups_checks_those_groups_and_finds_their_d
     work.execute("update fct_indicator_value set value = 50 where org_unit_code = 'A05'")
     _indicator_rows(work, [("x", "A05", "2024-Q1", 2024, 51.0)])
     seen.clear()
+    statements.clear()
     with pytest.raises(GrainError, match="fct_indicator_value: 2 dòng trùng khóa"):
         publish(work, target, run_id="second", partitions=("2024-Q1",))
     assert target.read_bytes() == before
     ((where, group),) = [(w, g) for t, w, g in seen if t == "fct_indicator_value"]
     assert group == "org_unit_code" and "'A05'" in where and "'A06'" not in where
+    (duplicates,) = [q for q in statements if "having count(*) > 1" in q]  # the period's rows of A05 only
+    assert (
+        '"org_unit_code" in (select distinct "org_unit_code" from publish_target.main."fct_indicator_value" where' in duplicates
+    )
 
     work.execute("delete from fct_indicator_value where value = 51")
     seen.clear()
+    statements.clear()
     publish(work, target, run_id="third", partitions=("2024-Q1",))
     ((where, group),) = [(w, g) for t, w, g in seen if t == "fct_indicator_value"]
     assert group == "org_unit_code" and "'A05'" in where
