@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.errors import INTERRUPTED, debug_on, quiet_interrupts_in_library_logs
+from pipelines.errors import INTERRUPTED, debug_on, never_lose_an_interrupt, quiet_interrupts_in_library_logs
 from pipelines.paths import catalog_dir_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -511,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     debug = args.debug or debug_on((), os.environ)
+    never_lose_an_interrupt(show=debug)
     if not debug:
         quiet_interrupts_in_library_logs()
     try:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import sys
+import threading
+import time
 from collections.abc import Mapping
 
 INTERRUPTED = "Đã dừng / interrupted"  # a command stopped by Ctrl-C (exit code 130), wherever it was
@@ -46,3 +51,40 @@ def quiet_interrupts_in_library_logs() -> None:
     for handler in [logging.lastResort, *logging.getLogger().handlers]:
         if handler is not None and not any(type(f).__name__ == _NoInterruptTraceback.__name__ for f in handler.filters):
             handler.addFilter(_NoInterruptTraceback())
+
+
+REDELIVERY_DELAY = 0.05  # seconds: the callback that dropped the Ctrl-C, and the hook, have returned by then
+
+
+def _redeliver_interrupt(main_thread: int) -> None:
+    time.sleep(REDELIVERY_DELAY)  # were it delivered at once, it would land in the hook, and be dropped there
+    with contextlib.suppress(OSError, ValueError):  # the main thread has ended
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+
+def _interrupt_hook(previous, show: bool):
+    def hook(unraisable) -> None:
+        if unraisable.exc_type is None or not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        if show:
+            previous(unraisable)
+        # from another thread, a moment later: after the callback has returned (dropped again: again);
+        # a RuntimeError: the interpreter is shutting down, and ends anyway
+        with contextlib.suppress(RuntimeError):
+            threading.Thread(target=_redeliver_interrupt, args=(threading.main_thread().ident,), daemon=True).start()
+
+    hook.cchc_interrupt_hook = True
+    return hook
+
+
+def never_lose_an_interrupt(show: bool = False) -> None:
+    """A Ctrl-C that lands while Python runs a weak reference's callback or a `__del__` (SQLAlchemy
+    has such callbacks, run whenever an object goes away) raises its KeyboardInterrupt there, and
+    Python drops it: it prints "Exception ignored in ..." with a traceback, and the command goes on
+    as if nothing was pressed (and can wait for a lock for as long as another run holds it). This
+    hook delivers such a Ctrl-C again, from another thread so that it lands after the callback; it
+    prints the dropped traceback only with `show` (--debug). Installed once per process."""
+    if getattr(sys.unraisablehook, "cchc_interrupt_hook", False):
+        return
+    sys.unraisablehook = _interrupt_hook(sys.unraisablehook, show)

@@ -56,7 +56,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.errors import INTERRUPTED, ConfigError, debug_on, quiet_interrupts_in_library_logs
+from pipelines.errors import INTERRUPTED, ConfigError, debug_on, never_lose_an_interrupt, quiet_interrupts_in_library_logs
 
 SOCKET_NAME = "worker.sock"
 SOCKET_VARIABLE = "CCHC_WORKER_SOCKET"
@@ -733,7 +733,9 @@ class Server:
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            if not debug_on(request.get("argv", ()), request.get("env", os.environ)):
+            debug = debug_on(request.get("argv", ()), request.get("env", os.environ))
+            never_lose_an_interrupt(show=debug)  # a Ctrl-C in a library's clean-up callback is not lost
+            if not debug:
                 quiet_interrupts_in_library_logs()  # a Ctrl-C from here on: one short message
             os.setsid()
             if request.get("kind") == "execute_run":

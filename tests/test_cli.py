@@ -231,3 +231,49 @@ def test_a_ctrl_c_while_a_library_closes_a_connection_ends_with_one_short_messag
         assert "Exception closing connection" in result.stderr and "KeyboardInterrupt" in result.stderr
     else:
         assert result.stderr == "Đã dừng / interrupted\n"
+
+
+_INTERRUPTED_IN_A_CALLBACK = """
+import signal
+import sys
+import time
+import weakref
+
+from pipelines import cli
+
+
+class Collection:
+    pass
+
+
+def dispatch(args, debug):  # a Ctrl-C that lands while a weak reference's callback runs (Python drops it there)
+    def collected(ref):
+        signal.raise_signal(signal.SIGINT)  # KeyboardInterrupt inside the callback
+
+    kept = Collection()
+    ref = weakref.ref(kept, collected)
+    del kept
+    time.sleep(30)  # e.g. waiting for the run lock: the Ctrl-C must end this
+    print("not interrupted")
+    return 0
+
+
+cli._dispatch = dispatch
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_ctrl_c_dropped_in_a_library_callback_still_ends_the_command(debug):
+    """CI saw it: a Ctrl-C landed in SQLAlchemy's `_collection_gced` callback, Python printed
+    "Exception ignored in" and dropped it, and the command went on waiting for the run lock."""
+    args = ["--debug", "summary"] if debug else ["summary"]
+    result = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_IN_A_CALLBACK, *args],
+        capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 130 and "not interrupted" not in result.stdout, (result.stdout, result.stderr)
+    if debug:
+        assert "Exception ignored in" in result.stderr and "KeyboardInterrupt" in result.stderr
+    else:
+        assert result.stderr == "Đã dừng / interrupted\n"
