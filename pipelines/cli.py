@@ -294,18 +294,20 @@ def _duckdb_cli() -> str:
     return str(candidate) if candidate.exists() else "duckdb"
 
 
+_LATEST_QUARTERS = (  # each jurisdiction's latest quarter with an indicator value
+    "select org_unit_code, max(period_code) as period_code from fct_indicator_value "
+    "where scope = 'jurisdiction' and period_code similar to '[0-9]{4}-Q[1-4]' and value is not null group by 1"
+)
+
+
 def _summarise(con, lines: list[str]) -> None:
     """The latest quarter of each jurisdiction: headline indicators, reporting, alerts, targets not met."""
     from pipelines.periods import period_sort_key
 
-    latest = con.execute(
-        "select org_unit_code, max(period_code) from fct_indicator_value "
-        "where scope = 'jurisdiction' and period_code similar to '[0-9]{4}-Q[1-4]' and value is not null group by 1 order by 1"
-    ).fetchall()
+    latest = con.execute(_LATEST_QUARTERS + " order by 1").fetchall()
     if not latest:
         lines.append("(chưa có số liệu / no indicator values yet)")
         return
-    latest_by_unit = dict(latest)
     lines.append("Quý gần nhất theo địa bàn / latest quarter per jurisdiction: " + ", ".join(f"{u} {p}" for u, p in latest))
     rows = con.execute(
         "select indicator_code, org_unit_code, admin_level, value, period_code from fct_indicator_value "
@@ -332,15 +334,30 @@ def _summarise(con, lines: list[str]) -> None:
     lines += [f"  {a} {p}: {r}% | {o}% | {m} | {late}" for a, p, r, o, m, late in last_window.values()]
     alerts = con.execute("select alert_type, count(*) from fct_alert group by 1 order by 1").fetchall()
     lines.append("Cảnh báo mở / open alerts: " + ", ".join(f"{t} {n}" for t, n in alerts))
+    # the targets not met in the latest quarter of the unit's jurisdiction (or of the unit itself),
+    # agencies' own rows after the aggregates, the largest gaps first; the count and the first 8
     off = con.execute(
-        "select plan_id, target_id, indicator_code, org_unit_code, admin_level, value, operator, target_value, gap_points, "
-        "status, projected_met, period_code, scope from fct_target_scorecard where met = false and period_code similar to '[0-9]{4}-Q[1-4]'"
+        f"""
+        with latest as ({_LATEST_QUARTERS}),
+        missed as (
+            select s.*, coalesce(nullif(a.jurisdiction_code, ''), s.org_unit_code) as jurisdiction
+            from fct_target_scorecard as s left join dim_agency as a using (org_unit_code)
+            where s.met = false and s.period_code similar to '[0-9]{{4}}-Q[1-4]'
+        )
+        select plan_id, target_id, indicator_code, org_unit_code, admin_level, value, operator, target_value, gap_points,
+               status, projected_met, period_code, count(*) over () as total
+        from missed as m
+        where m.period_code = coalesce(
+            (select period_code from latest as l where l.org_unit_code = m.jurisdiction),
+            (select period_code from latest as l where l.org_unit_code = m.org_unit_code))
+        order by scope = 'agency', coalesce(gap_points, 0) desc, plan_id, target_id, org_unit_code, admin_level
+        limit 8
+        """
     ).fetchall()
-    units = {r[0]: r[1] for r in con.execute("select org_unit_code, jurisdiction_code from dim_agency").fetchall()}
-    off = [r for r in off if r[11] == latest_by_unit.get(units.get(r[3]) or r[3], latest_by_unit.get(r[3]))]
-    off.sort(key=lambda r: (r[12] == "agency", -(r[8] or 0)))
-    lines.append(f"Chỉ tiêu chưa đạt, quý gần nhất / targets not met, latest quarter: {len(off)} (fct_target_scorecard)")
-    for plan, target, indicator, unit, level, value, op, goal, gap, status, will, period, _ in off[:8]:
+    lines.append(
+        f"Chỉ tiêu chưa đạt, quý gần nhất / targets not met, latest quarter: {off[0][-1] if off else 0} (fct_target_scorecard)"
+    )
+    for plan, target, indicator, unit, level, value, op, goal, gap, status, will, period, _ in off:
         outlook = {True: "sẽ đạt / on course", False: "không kịp / will miss"}.get(will, "chưa rõ / unknown")
         lines.append(
             f"  {period} {plan} {target} {indicator} @ {unit} ({level}): {value:.1f} {op} {goal:g}, thiếu / short {gap:.1f}"
