@@ -58,11 +58,19 @@ def failing_blocking_checks(con, catalog, partition_key: str = "2024-Q1") -> lis
 
 def pytest_configure(config):
     """The fast tier (-m "not slow") samples fewer property-test examples (tests/test_fuzz.py: the
-    `fast` profile); the full tier, which CI runs, keeps the `ci` profile."""
+    `fast` profile); the full tier, which CI runs, keeps the `ci` profile.
+
+    Tests press Ctrl-C on the commands they start: those must not start with SIGINT ignored, as
+    every process does that a shell script starts in the background (`cmd &`: POSIX shells
+    without job control ignore SIGINT there, and children inherit it; Python then installs no
+    KeyboardInterrupt). The test processes take SIGINT back, so the commands they start get it."""
     import os
+    import signal
 
     if "not slow" in (config.getoption("markexpr", "") or ""):
         os.environ.setdefault("HYPOTHESIS_PROFILE", "fast")
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config):
