@@ -51,9 +51,14 @@ NEW_Q1 = """select * from (values
 ) as v(q, agency, code, value, ids)"""
 
 
-def test_only_the_groups_that_changed_are_rewritten(con):
+@pytest.mark.parametrize("named", [200, 0], ids=["groups named", "groups joined"])
+def test_only_the_groups_that_changed_are_rewritten(con, named, monkeypatch):
     """B changed, C left, D came, the null-agency group changed; A is untouched (its rows keep
-    their row ids) and the other quarter's slice is not looked at."""
+    their row ids) and the other quarter's slice is not looked at. The same whether the changed
+    groups are named in the statements (a few text keys) or joined from their table (many)."""
+    import pipelines.warehouse
+
+    monkeypatch.setattr(pipelines.warehouse, "NAMED_GROUPS", named)
     kept_a, other = _rowids(con, "agency = 'A' and q = 'Q1'"), _rows(con, "q = 'Q2'")
     with transaction(con):
         rows = write_changed_groups(con, "t", NEW_Q1, {}, "q = $q", {"q": "Q1"}, "agency")
