@@ -277,6 +277,7 @@ def document(
     model: dict | None = None,
     own_transaction: bool = True,
     views: bool = True,
+    written: dict | None = None,
 ) -> set[str]:
     """Finish the attached published file `catalog_name`: build the publish-time tables from the
     current (working) catalog, create the convenience views and apply every COMMENT ON.
@@ -292,7 +293,9 @@ def document(
     the comments too (the publish writes the whole file in one). views=False: the file's views
     are those of the current view files already (they and their comments are left as they are).
 
-    Returns the publish-time tables of which only the quarters in `partitions` were replaced.
+    Returns the publish-time tables of which only the quarters in `partitions` were replaced;
+    `written` receives, for those rewritten group by group, {table: (the group column, the groups
+    written, or None when the quarters were written whole)}.
     """
     from pipelines.warehouse import write_changed_groups
 
@@ -318,9 +321,12 @@ def document(
             group = _INCREMENTAL.search(select)
             if group and group.group(1) in columns:  # rewrite only the groups (workbooks) that changed
                 source = f"select * from ({select}) where {where}"
+                changes: dict = {}
                 write_changed_groups(
-                    con, table, source, keys, where, keys, group.group(1), table, catalog_name, materialize=False
+                    con, table, source, keys, where, keys, group.group(1), table, catalog_name, materialize=False, changes=changes
                 )
+                if written is not None:
+                    written[table] = (group.group(1), changes.get("groups"))
             else:
                 con.execute(f"delete from {name} where {where}", keys)
                 con.execute(f"insert into {name} by name select * from ({select}) where {where}", keys)

@@ -301,8 +301,13 @@ def publish(
         prints = {GRAIN_STATE: _keys_print(model), VIEWS_STATE: views_print(model)}
         views = not previous_columns or _published_print(con, VIEWS_STATE, target) != prints[VIEWS_STATE]
         partial = touched if previous_columns else None
-        for table in document(con, "publish_target", partial, model, own_transaction=False, views=views):
+        written: dict = {}
+        for table in document(con, "publish_target", partial, model, own_transaction=False, views=views, written=written):
             slices[table] = _slice(["partition_key"], touched, years)
+            key, groups = written.get(table, (None, None))
+            if groups is not None and len(groups) <= MAX_NAMED_GROUPS:  # as for the curated tables above
+                slices[table] = f"({slices[table]}) and {in_list(key, tuple(groups))}" if groups else "false"
+                group_of[table] = key
         # the rows not replaced passed this check when the last file was published, under the same
         # keys: only the replaced ones are looked at (with what could duplicate them)
         if _published_print(con, GRAIN_STATE, target) != prints[GRAIN_STATE]:

@@ -246,6 +246,47 @@ def test_a_publish_that_writes_some_groups_checks_those_groups_and_finds_their_d
 
 
 @pytest.mark.slow  # several publishes of a whole file: the full tier
+def test_a_publish_time_table_written_by_workbook_checks_the_workbooks_it_wrote(work, tmp_path, monkeypatch):
+    """fct_submission_value (built at publish time) is written workbook by workbook: after one
+    workbook changed, the grain check looks at that workbook's rows, and finds a duplicate there."""
+    from pipelines import model_docs
+    from pipelines.publish import mark_pending
+
+    seen: list[tuple] = []
+    real = model_docs.grain_violations
+
+    def recording(con, catalog_name, table, key, where=None, group=None):
+        seen.append((table, where, group))
+        return real(con, catalog_name, table, key, where, group)
+
+    monkeypatch.setattr(model_docs, "grain_violations", recording)
+    target = tmp_path / "pub" / "cchc.duckdb"
+    raw_cell = "insert into raw_value (submission_id, partition_key, code, value, parse_status, sheet, cell) values "
+    work.execute(raw_cell + ", ".join(f"('s{i:02}', '2024-Q1', 'HSO.01', {i}, 'ok', 'Số liệu', 'E6')" for i in range(30)))
+    publish(work, target, run_id="first")
+    before = target.read_bytes()
+
+    mark_pending(work, "2024-Q1")  # s05 changed, and (a defect) holds its cell twice
+    work.execute("update raw_value set value = 50 where submission_id = 's05'")
+    work.execute(raw_cell + "('s05', '2024-Q1', 'HSO.01', 51, 'ok', 'Số liệu', 'E6')")
+    seen.clear()
+    with pytest.raises(GrainError, match="fct_submission_value: 2 dòng trùng khóa"):
+        publish(work, target, run_id="second", partitions=("2024-Q1",))
+    assert target.read_bytes() == before
+    ((where, group),) = [(w, g) for t, w, g in seen if t == "fct_submission_value"]
+    assert group == "submission_id" and "'s05'" in where and "'s06'" not in where
+
+    work.execute("delete from raw_value where value = 51")
+    seen.clear()
+    publish(work, target, run_id="third", partitions=("2024-Q1",))
+    ((where, group),) = [(w, g) for t, w, g in seen if t == "fct_submission_value"]
+    assert group == "submission_id" and "'s05'" in where and "'s06'" not in where
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("select value from fct_submission_value where submission_id = 's05'").fetchall() == [(50.0,)]
+        assert con.execute("select count(*) from fct_submission_value").fetchone() == (30,)
+
+
+@pytest.mark.slow  # several publishes of a whole file: the full tier
 def test_a_file_checked_under_other_keys_is_checked_whole(work, tmp_path, monkeypatch):
     """The rows a publish does not replace are trusted only under the keys they were checked with."""
     from pipelines import model_docs
