@@ -198,6 +198,17 @@ def test_a_publish_onto_the_last_file_finds_a_duplicate_among_the_rows_it_replac
     publish(work, target, run_id="fourth", partitions=("2024-Q2",))
 
 
+def _refused_after_checking_the_group(work, target, before, seen, table, group, changed, untouched) -> None:
+    """The second publish of 2024-Q1 is refused for a duplicate in `table`, the file stays as it
+    was, and the grain check looked at the `changed` group (by `group`), not at `untouched`."""
+    seen.clear()
+    with pytest.raises(GrainError, match=f"{table}: 2 dòng trùng khóa"):
+        publish(work, target, run_id="second", partitions=("2024-Q1",))
+    assert target.read_bytes() == before
+    ((where, found),) = [(w, g) for t, w, g in seen if t == table]
+    assert found == group and f"'{changed}'" in where and f"'{untouched}'" not in where
+
+
 @pytest.mark.slow  # several publishes of a whole file: the full tier
 def test_a_publish_that_writes_some_groups_checks_those_groups_and_finds_their_duplicates(work, tmp_path, monkeypatch):
     """fct_indicator_value's copy is written by org unit: after one unit changed, the grain check
@@ -222,13 +233,8 @@ def test_a_publish_that_writes_some_groups_checks_those_groups_and_finds_their_d
     mark_pending(work, "2024-Q1")  # A05 changed, and (a defect) holds its row twice
     work.execute("update fct_indicator_value set value = 50 where org_unit_code = 'A05'")
     _indicator_rows(work, [("x", "A05", "2024-Q1", 2024, 51.0)])
-    seen.clear()
     statements.clear()
-    with pytest.raises(GrainError, match="fct_indicator_value: 2 dòng trùng khóa"):
-        publish(work, target, run_id="second", partitions=("2024-Q1",))
-    assert target.read_bytes() == before
-    ((where, group),) = [(w, g) for t, w, g in seen if t == "fct_indicator_value"]
-    assert group == "org_unit_code" and "'A05'" in where and "'A06'" not in where
+    _refused_after_checking_the_group(work, target, before, seen, "fct_indicator_value", "org_unit_code", "A05", "A06")
     (duplicates,) = [q for q in statements if "having count(*) > 1" in q]  # the period's rows of A05 only
     assert (
         '"org_unit_code" in (select distinct "org_unit_code" from publish_target.main."fct_indicator_value" where' in duplicates
@@ -269,12 +275,7 @@ def test_a_publish_time_table_written_by_workbook_checks_the_workbooks_it_wrote(
     mark_pending(work, "2024-Q1")  # s05 changed, and (a defect) holds its cell twice
     work.execute("update raw_value set value = 50 where submission_id = 's05'")
     work.execute(raw_cell + "('s05', '2024-Q1', 'HSO.01', 51, 'ok', 'Số liệu', 'E6')")
-    seen.clear()
-    with pytest.raises(GrainError, match="fct_submission_value: 2 dòng trùng khóa"):
-        publish(work, target, run_id="second", partitions=("2024-Q1",))
-    assert target.read_bytes() == before
-    ((where, group),) = [(w, g) for t, w, g in seen if t == "fct_submission_value"]
-    assert group == "submission_id" and "'s05'" in where and "'s06'" not in where
+    _refused_after_checking_the_group(work, target, before, seen, "fct_submission_value", "submission_id", "s05", "s06")
 
     work.execute("delete from raw_value where value = 51")
     seen.clear()
