@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.locking import process_alive
-from pipelines.warehouse import in_list, rows_digest_sql, write_changed_groups
+from pipelines.warehouse import NAMED_GROUPS, in_list, rows_digest_sql, write_changed_groups
 
 PUBLISHED_PREFIXES = ("dim_", "fct_")
 NOT_PUBLISHED = frozenset({"dim_contact"})  # officials' names, e-mails, phones: for the notifier only
@@ -37,9 +37,6 @@ PRIVATE_COLUMNS = {
 }
 PUBLISH_LOG = "publish_log"
 _TMP = re.compile(r"^\.(?P<name>.+)\.publishing-(?P<pid>\d+)$")
-
-
-MAX_NAMED_GROUPS = 200  # more groups written than this: the grain check looks at the replaced slice whole
 
 
 def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -180,6 +177,15 @@ def _slice(columns: list[str], touched: set[str], years: set[int]) -> str | None
     return None
 
 
+def _written_groups_only(where: str, key: str, groups: list | None) -> str | None:
+    """The rows of `where` a group-by-group write rewrote (its `groups` of `key`): only those can
+    break the grain the check looks at (a duplicate has the key of one of them). None: the groups
+    are not known (a whole rewrite) or too many to name; the grain check then looks at `where`."""
+    if groups is None or len(groups) > NAMED_GROUPS:
+        return None
+    return f"({where}) and {in_list(key, tuple(groups))}" if groups else "false"
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     target: Path | str,
@@ -260,11 +266,9 @@ def publish(
                 write_changed_groups(
                     con, table, source, {}, where, {}, key, table, "publish_target", materialize=False, changes=changes
                 )
-                written = changes.get("groups")
-                if written is not None and len(written) <= MAX_NAMED_GROUPS:
-                    # only the groups written can break the grain, and a duplicate shares its group (a grain column)
-                    where = f"({where}) and {in_list(key, tuple(written))}" if written else "false"
-                    group_of[table] = key
+                narrowed = _written_groups_only(where, key, changes.get("groups"))
+                if narrowed is not None:
+                    where, group_of[table] = narrowed, key
             elif where is None:
                 con.execute(
                     f"create or replace table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}"
@@ -305,9 +309,9 @@ def publish(
         for table in document(con, "publish_target", partial, model, own_transaction=False, views=views, written=written):
             slices[table] = _slice(["partition_key"], touched, years)
             key, groups = written.get(table, (None, None))
-            if groups is not None and len(groups) <= MAX_NAMED_GROUPS:  # as for the curated tables above
-                slices[table] = f"({slices[table]}) and {in_list(key, tuple(groups))}" if groups else "false"
-                group_of[table] = key
+            narrowed = _written_groups_only(slices[table], key, groups)
+            if narrowed is not None:
+                slices[table], group_of[table] = narrowed, key
         # the rows not replaced passed this check when the last file was published, under the same
         # keys: only the replaced ones are looked at (with what could duplicate them)
         if _published_print(con, GRAIN_STATE, target) != prints[GRAIN_STATE]:
