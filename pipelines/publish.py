@@ -54,12 +54,13 @@ def published_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return {table: [name for name, _ in columns] for table, columns in typed_columns(con).items()}
 
 
-def typed_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+def typed_columns(con: duckdb.DuckDBPyConnection, catalog_name: str | None = None) -> dict[str, list[tuple[str, str]]]:
     """{table: [(column, type)] in order, less the private columns} for the main schema of the
-    connection's current database (one catalog query)."""
+    connection's current database, or of the attached `catalog_name` (one catalog query)."""
     rows = con.execute(
         "select table_name, column_name, data_type from duckdb_columns() "
-        "where database_name = current_database() and schema_name = 'main' order by table_name, column_index"
+        "where database_name = coalesce($c, current_database()) and schema_name = 'main' order by table_name, column_index",
+        {"c": catalog_name},
     ).fetchall()
     out: dict[str, list[tuple[str, str]]] = {}
     for table_name, column, type_ in rows:
@@ -117,17 +118,35 @@ def _last_publish(con: duckdb.DuckDBPyConnection, catalog_name: str | None = Non
         return None
 
 
-def _published_state(target: Path) -> tuple[tuple | None, dict[str, list[tuple[str, str]]]]:
-    """The last publish_log row of the published file and its tables' columns with their types
-    (None: unreadable)."""
+def _published_state(con: duckdb.DuckDBPyConnection, catalog_name: str) -> tuple[tuple | None, dict[str, list[tuple[str, str]]]]:
+    """The last publish_log row of the attached copy of the published file and its tables'
+    columns with their types (None: unreadable)."""
     try:
-        reader = duckdb.connect(str(target), read_only=True)
+        return _last_publish(con, catalog_name), typed_columns(con, catalog_name)
     except duckdb.Error:
         return None, {}
-    try:
-        return _last_publish(reader), typed_columns(reader)
-    finally:
-        reader.close()
+
+
+def _attach_copy(con: duckdb.DuckDBPyConnection, target: Path, tmp: Path, base: bool) -> dict[str, list[tuple[str, str]]]:
+    """Attach the file being written as `publish_target`: a copy of the published file when it can
+    be the base of this publish (`base`, and it is the file this working database last published:
+    same last publish_log row), else a new file. Returns the copy's tables' columns ({}: new file).
+    The published file is read through its copy: no connection of its own."""
+    if base:
+        shutil.copyfile(target, tmp)
+        try:
+            con.execute(f"attach {_literal(str(tmp))} as publish_target")
+        except duckdb.Error:  # unreadable: written anew
+            pass
+        else:
+            last, columns = _published_state(con, "publish_target")
+            if last is not None and last == _last_publish(con):
+                return columns
+            con.execute("detach publish_target")
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    con.execute(f"attach {_literal(str(tmp))} as publish_target")
+    return {}
 
 
 def _same_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], where: str | None) -> bool:
@@ -219,20 +238,14 @@ def publish(
     pending = pending_partitions(con)
     touched = pending | set(partitions) | {UNASSIGNED}
     years = {int(k[:4]) for k in touched if k[:4].isdigit()}
-    previous_columns: dict[str, list[tuple[str, str]]] = {}
-    if incremental and target.exists() and _untouched_since_publish(con, target):
-        last, previous_columns = _published_state(target)
-        if last is None or last != _last_publish(con):
-            previous_columns = {}  # not the file this working database last published: copy everything
-        else:
-            shutil.copyfile(target, tmp)
+    base = incremental and target.exists() and _untouched_since_publish(con, target)
     counts: dict[str, int] = {}
     slices: dict[str, str] = {}  # table -> the rows this publish replaced, where it did not copy it whole
     keys = incremental_keys()
     group_of: dict[str, str] = {}  # table -> the grain column its replaced rows were chosen by (check_grain)
     attached = in_transaction = False
     try:
-        con.execute(f"attach {_literal(str(tmp))} as publish_target")
+        previous_columns = _attach_copy(con, target, tmp, base)  # {}: a new file, every table copied
         attached = True
         # the new file is written in one transaction: its log is synced to disk once, not at each of
         # some 30 statements (each sync 1-10 ms on a disk without a write cache); it is a temporary

@@ -63,8 +63,9 @@ def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
     verbs = [s.split()[0].lower() for s in statements]
     begin, commit = verbs.index("begin"), verbs.index("commit")
     assert verbs.count("begin") == 1 and verbs.count("commit") == 1, statements
-    assert statements[begin - 1].startswith("attach") and statements[commit + 1] == "checkpoint publish_target"
+    assert any(s.startswith("attach") for s in statements[:begin]) and statements[commit + 1] == "checkpoint publish_target"
     # every write to the new file in between (DuckDB refuses a transaction that writes to two databases)
+    assert not any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[:begin])
     assert any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[begin:commit])
     assert not any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[commit:])
     assert ("r1",) in duckdb.connect(str(target), read_only=True).execute("select run_id from publish_log").fetchall()
@@ -152,6 +153,32 @@ def test_a_published_file_changed_by_someone_else_is_never_the_base(work, tmp_pa
         assert con.execute("select count(*) from dim_agency").fetchone()[0] > 0  # rebuilt whole, not from the changed file
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("how", ["another publish log", "unreadable"])
+def test_a_file_that_is_not_this_databases_last_publish_is_written_anew(work, tmp_path, how):
+    """The published file looks untouched (same size and time as last written) but is not what this
+    working database last published: its log ends elsewhere, or it cannot be read. Written anew."""
+    import os
+
+    target = tmp_path / "pub" / "cchc.duckdb"
+    publish(work, target, run_id="first")
+    if how == "another publish log":  # e.g. the working database restored from a backup taken since
+        work.execute("insert into publish_log select now() + interval 1 hour, 'restored', '', 0, 0, 'elsewhere'")
+    else:
+        stat = target.stat()
+        target.write_bytes(b"\0" * stat.st_size)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    publish(work, target, run_id="second")
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        runs = [r for (r,) in con.execute("select run_id from publish_log order by published_at").fetchall()]
+        assert con.execute("select count(*) from dim_agency").fetchone()[0] > 0
+    finally:
+        con.close()
+    # written from the working database's log (a copy of the old file would lack the restored row)
+    assert runs == (["first", "second", "restored"] if how == "another publish log" else ["first", "second"])
+    assert not list(target.parent.glob(".*publishing*"))
 
 
 def _indicator_rows(work, rows: list[tuple]) -> None:
