@@ -338,3 +338,22 @@ def test_the_folder_index_is_written_only_when_the_folder_changed(tmp_path):
     partitions, hashes = ingest.index_folder(raw, cache)
     assert list(partitions) == [paths[1]] and index.stat().st_ino != before[0]
     assert ingest.index_folder(raw, cache) == (partitions, hashes)
+
+
+def test_raw_frames_keep_each_value_in_its_row_and_the_numbers_typed():
+    """Text columns go in as object arrays (no type inference), one element per value; the numeric
+    and boolean columns keep pandas' types, a missing number NaN (NULL in DuckDB)."""
+    frame = ingest._frame(
+        "raw_value",
+        {
+            "code": ["HSO.01", "HSO.02", "HSO.03"],
+            "raw_text": ["1.234", ("a", "b"), None],
+            "value": [1234.0, None, 3.0],
+            "is_percent": [False, False, True],
+            "note": ["2024-03-05", "", None],
+        },
+    )
+    assert len(frame) == 3 and frame["raw_text"].tolist() == ["1.234", ("a", "b"), None]
+    assert frame["note"].tolist() == ["2024-03-05", "", None] and frame["note"].dtype == object  # not read as a date
+    assert str(frame["value"].dtype) == "float64" and frame["value"].isna().tolist() == [False, True, False]
+    assert str(frame["is_percent"].dtype) == "bool"
