@@ -230,17 +230,18 @@ def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bo
                 _remember_catalog(warehouse, catalog_dir)
             if not quiet:
                 print(f"  {partition_label(key)}: ok, đã công bố / published ({seconds:.1f} s)")
-        else:
-            if catalog_changed:
-                execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
-                _remember_catalog(warehouse, catalog_dir)
-            for key in partitions:
-                seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key)
+        else:  # several runs: they share one connection to the working database (kept_open)
+            with warehouse.kept_open():
+                if catalog_changed:
+                    execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
+                    _remember_catalog(warehouse, catalog_dir)
+                for key in partitions:
+                    seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key)
+                    if not quiet:
+                        print(f"  {partition_label(key)}: ok ({seconds:.1f} s)")
+                seconds = execute("cchc_publish", "công bố cơ sở dữ liệu / publishing the database", extra_tags=published)
                 if not quiet:
-                    print(f"  {partition_label(key)}: ok ({seconds:.1f} s)")
-            seconds = execute("cchc_publish", "công bố cơ sở dữ liệu / publishing the database", extra_tags=published)
-            if not quiet:
-                print(f"  công bố / published ({seconds:.1f} s)")
+                    print(f"  công bố / published ({seconds:.1f} s)")
     return partitions
 
 

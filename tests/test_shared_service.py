@@ -183,6 +183,47 @@ def test_an_analyst_holding_the_database_open_never_blocks_a_run(service):
     assert all("dim_agency" not in names for names in built[1:]) and "fct_target_scorecard" in built[1]
 
 
+COUNTING_OPENS = textwrap.dedent(
+    """
+    import sys
+    import duckdb
+    opened = []
+    _connect = duckdb.connect
+    def connect(database=":memory:", *args, **kwargs):
+        if str(database).endswith(".work.duckdb") and not kwargs.get("read_only"):
+            opened.append(database)
+        return _connect(database, *args, **kwargs)
+    duckdb.connect = connect
+    from pipelines import cli
+    code = cli.main(sys.argv[1:])
+    print(f"read-write opens of the working file: {len(opened)}", file=sys.stderr)
+    sys.exit(code)
+    """
+)
+
+
+def test_the_runs_of_one_command_share_one_open_working_database(service):
+    """`run` over two quarters is four Dagster runs (the catalog, two quarters, the publish): they
+    open the working file once, not once each (an open and a checkpoint per quarter), it is closed
+    at the end with nothing left in its write-ahead log, and a second command finds it whole."""
+    write_half_year(service["raw"])
+    command = [sys.executable, "-c", COUNTING_OPENS, "run"]
+    first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=service["env"], timeout=300, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "2024-Q1 (Quý I/2024): ok" in first.stdout and "2024-Q2" in first.stdout and "công bố / published" in first.stdout
+    assert "read-write opens of the working file: 1" in first.stderr
+    (work,) = service["tmp"].rglob("*.work.duckdb")
+    assert not work.with_name(work.name + ".wal").exists()
+    published = snapshot(service["db"])
+    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=service["env"], timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "read-write opens of the working file: 1" in again.stderr
+    assert snapshot(service["db"]) == published and len(published["fct_submission"]) == 5
+    with DagsterInstance.from_config(str(service["home"])) as instance:
+        jobs = [run.job_name for run in instance.get_runs()[::-1]]
+    assert jobs[:4] == ["cchc_catalog", "cchc_quarterly", "cchc_quarterly", "cchc_publish"]
+
+
 def test_a_share_above_100_rejects_that_workbook_and_publishes_everyone_else(service):
     result = cli(service, "run")
     assert result.returncode == 0, result.stderr
