@@ -26,7 +26,7 @@ from pipelines.periods import Period, parse_date, partition_report
 from pipelines.scorecard import build_scorecard
 from pipelines.tasks import assess_task, parse_due, parse_status
 from pipelines.validation import FINDING_COLUMNS, RuleEngine, ValidationInput
-from pipelines.warehouse import SQL_DIR, query, replace_frame, table_exists
+from pipelines.warehouse import SQL_DIR, replace_frame, sql_text, statement_body, table_exists
 
 
 def dimensions(run: ModelRun) -> dict[str, pd.DataFrame]:
@@ -192,8 +192,8 @@ def broken_error_rules(run: ModelRun) -> pd.DataFrame:
     # the null agency is not one $agencies can name: every agency then
     every = scope is None or None in scope
     params = {"year": run.year, "every": every, "agencies": [a for a in scope or () if a is not None]}
-    values = query(run.con, "quality/in_force_report_values", params)
-    broken = engine.check_compare_rules(values, severity="error") if not values.empty else pd.DataFrame()
+    values_sql = statement_body(sql_text("quality/in_force_report_values"))
+    broken = engine.broken_figures(run.con, values_sql, params, severity="error")
     if broken.empty:
         incremental.read(run.con, checked, "int_element_value", slice_key, engine.version)
         return pd.DataFrame(columns=["submission_id", "rule_id", "message_vi"])

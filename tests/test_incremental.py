@@ -587,14 +587,47 @@ def test_the_error_rule_check_looks_at_the_changed_agencies_after_a_pass_only(tm
     assert rerun() and incremental.LAST_SCOPE[scope] is None  # a first build: every agency
     assert rerun(agencies[1], 3) and incremental.LAST_SCOPE[scope] == (agencies[1],)
 
-    original = RuleEngine.check_compare_rules
+    original = RuleEngine.broken_figures
 
-    def broken(self, values, severity="error"):  # a rule that finds a problem in any figures given
-        return values.head(1).assign(rule_id="V_TEST", message_vi="lỗi")
+    def broken(self, con, values_sql, params, severity="error"):  # a rule that finds a problem in any figures given
+        values = con.execute(f"select * from ({values_sql}) limit 1", params).df()
+        return values.assign(rule_id="V_TEST", message_vi="lỗi")
 
-    monkeypatch.setattr(RuleEngine, "check_compare_rules", broken)
+    monkeypatch.setattr(RuleEngine, "broken_figures", broken)
     assert not rerun(agencies[2], 5) and incremental.LAST_SCOPE[scope] == (agencies[2],)
-    monkeypatch.setattr(RuleEngine, "check_compare_rules", original)
+    monkeypatch.setattr(RuleEngine, "broken_figures", original)
     assert rerun(agencies[3], 7) and incremental.LAST_SCOPE[scope] is None  # after a failed check: every agency
     assert rerun(agencies[0], 9) and incremental.LAST_SCOPE[scope] == (agencies[0],)
     assert rerun() and incremental.LAST_SCOPE[scope] == ()  # nothing changed: nothing to check
+
+
+@pytest.mark.slow  # a quarter built: the full tier
+def test_the_error_rule_check_finds_a_broken_figure_that_reached_the_table(tmp_path, catalog):
+    """Defence in depth, for real (the rules' test runs in DuckDB first): figures in force that break
+    an error rule, put there by hand, fail int_element_value's blocking check, named by agency, period
+    and rule; the others pass."""
+    from pipelines import incremental, steps
+    from pipelines.models import ModelRun, all_models, run_checks
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    for i, code in enumerate(COMMUNES[:3]):
+        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", _figures(i))
+    now = dt.datetime(2024, 8, 1, 9, tzinfo=LOCAL_TZ)
+    model = all_models()["int_element_value"]
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw)
+        run = ModelRun(con, "2024-Q1", now, lambda: catalog).for_slice("2024-Q1", model)
+        (outcome,) = run_checks(model, run, {"accepted_figures_pass_error_rules"})
+        assert outcome.passed
+        con.execute(
+            "update int_element_value set value = 500 where agency_code = $a and code = 'HSO.02' and period_code = '2024-Q1'",
+            {"a": COMMUNES[1]},
+        )
+        incremental._WRITES.clear()  # as in a new process: every agency is checked
+        (outcome,) = run_checks(model, run, {"accepted_figures_pass_error_rules"})
+    assert not outcome.passed
+    assert set(outcome.rows["submission_id"]) == {f"{COMMUNES[1]} 2024-Q1"}
+    assert "V_OFWHICH_HSO02" in set(outcome.rows["rule_id"])

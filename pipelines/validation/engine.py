@@ -14,7 +14,7 @@ import pandas as pd
 from pipelines.catalog import Catalog, ValidationRule
 from pipelines.expectations import Expect, ExpectationEngine, engine_from_env, engine_named
 from pipelines.validation.common import FINDING_COLUMNS, column_of
-from pipelines.validation.compare import compare_findings, ratio_rules
+from pipelines.validation.compare import compare_findings, ratio_rules, violations_sql
 from pipelines.validation.outliers import outlier_findings
 from pipelines.validation.submission import submission_findings
 from pipelines.validation.values import duplicate_findings, value_findings
@@ -129,6 +129,20 @@ class RuleEngine:
         wide, cells = self._wide_frame(long)
         found = compare_findings(self, wide, cells, severity=severity)
         return pd.DataFrame(found, columns=FINDING_COLUMNS)
+
+    def broken_figures(self, con, values_sql: str, params: dict, severity: str = "error") -> pd.DataFrame:
+        """`check_compare_rules` on the figures `values_sql` selects (submission_id, code, value),
+        with the rules' test run in DuckDB first (`violations_sql`): only the submissions it finds
+        are read into pandas for their findings (normally none: figures in force passed these rules
+        when their workbooks were validated)."""
+        sql = violations_sql(self, values_sql, severity)
+        flagged = [sid for (sid,) in con.execute(sql, params).fetchall()] if sql is not None else []
+        if not flagged:
+            return pd.DataFrame(columns=FINDING_COLUMNS)
+        values = con.execute(
+            f"select * from ({values_sql}\n) where list_contains($flagged, submission_id)", params | {"flagged": flagged}
+        ).df()
+        return self.check_compare_rules(values, severity=severity)
 
     # ---------------------------------------------------------------- frames
     def _long_frame(self, values: pd.DataFrame, subs: pd.DataFrame) -> pd.DataFrame:
