@@ -142,7 +142,9 @@ def violations_sql(engine: RuleEngine, values_sql: str, severity: str | None = N
     def side(expression: str) -> str:
         total = "0.0::double"
         for term in _terms(expression):
-            total = f"({total} + {column[term] if _is_code(term) else repr(float(term)) + '::double'})"
+            # a constant quoted: 'inf' and '-5.0' read back as written
+            value = column[term] if _is_code(term) else f"'{float(term)!r}'::double"
+            total = f"({total} + {value})"
         return f"nullif({total}, 'nan'::double)"  # NaN is missing, as pandas takes it
 
     broken = []
