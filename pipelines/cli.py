@@ -71,6 +71,18 @@ def resolve_quarters(texts: list[str] | None) -> list[str]:
     return sorted(keys)
 
 
+def _interrupted(result) -> bool:
+    """Whether a failed run failed because it was interrupted: Dagster turns a Ctrl-C (or a SIGTERM)
+    inside a step into a failure of that step (DagsterExecutionInterruptedError)."""
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            if error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+                return True
+            error = error.cause
+    return False
+
+
 def _failure_paragraph(result, what: str) -> str:
     """One paragraph for a failed run: which step, what went wrong, what to do."""
     from dagster import DagsterEventType
@@ -199,15 +211,22 @@ def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bo
         selection = None
         if without:  # the job's assets except some groups (e.g. the dimensions when the catalog is unchanged)
             selection = [key for key in job.asset_layer.executable_asset_keys if key.path[-1] not in without]
-        result = job.execute_in_process(
-            instance=instance,
-            run_config=quiet_logs,
-            partition_key=partition_key,
-            tags=tags | (extra_tags or {}),
-            raise_on_error=debug,
-            asset_selection=selection,
-        )
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                run_config=quiet_logs,
+                partition_key=partition_key,
+                tags=tags | (extra_tags or {}),
+                raise_on_error=debug,
+                asset_selection=selection,
+            )
+        except BaseException as exc:  # with --debug, Dagster raises what stopped a step
+            if type(exc).__name__ == "DagsterExecutionInterruptedError":
+                raise KeyboardInterrupt from exc  # a Ctrl-C inside a step: stopped, not failed
+            raise
         if not result.success:
+            if _interrupted(result):  # a Ctrl-C (or SIGTERM) inside a step: stopped, not failed
+                raise KeyboardInterrupt
             raise CliError(_failure_paragraph(result, what))
         return time.perf_counter() - started
 

@@ -7,6 +7,7 @@ from dagster import Definitions
 from assets.delivery import notification_log
 from assets.factory import model_assets
 from assets.publish import published_database
+from pipelines.console import console_logger
 from pipelines.jobs import catalog_job, publish_job, quarter_and_publish_job, quarterly_job
 from pipelines.resources import build_resources
 from pipelines.schedules import build_quarterly_schedule
@@ -24,6 +25,7 @@ def build_definitions(env=None) -> Definitions:
         schedules=[build_quarterly_schedule(catalog)],
         sensors=[raw_folder_sensor, catalog_sensor, publish_after_success, reap_dead_runs_sensor],
         resources=resources,
+        loggers={"console": console_logger},
     )
 
 

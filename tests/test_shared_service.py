@@ -224,6 +224,46 @@ def test_the_runs_of_one_command_share_one_open_working_database(service):
     assert jobs[:4] == ["cchc_catalog", "cchc_quarterly", "cchc_quarterly", "cchc_publish"]
 
 
+INTERRUPTED_IN_A_STEP = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pipelines import cli, steps
+    def validate(run):  # the user presses Ctrl-C while a step works
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)
+    steps.validate = validate
+    sys.exit(cli.main(sys.argv[1:]))
+    """
+)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_ctrl_c_inside_a_step_ends_the_command_as_interrupted(service, debug):
+    """Dagster turns a Ctrl-C inside a step into a failed step: the command says it was stopped (exit
+    130), not that something failed and should be fixed (with --debug, Dagster's records of it are
+    shown too); nothing is published, and the next run works."""
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IN_A_STEP, *(["--debug"] if debug else []), "run"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=service["env"],
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 130, result.stderr
+    assert "Đã dừng / interrupted" in result.stderr
+    assert "LỖI / FAILED" not in result.stderr
+    if debug:
+        assert "DagsterExecutionInterruptedError" in result.stderr
+    else:
+        assert "Traceback" not in result.stderr and "Stack Trace" not in result.stderr
+        assert "DagsterExecutionInterruptedError" not in result.stderr
+    assert not service["db"].exists()
+    again = cli(service, "run")
+    assert again.returncode == 0, again.stderr
+
+
 def test_a_share_above_100_rejects_that_workbook_and_publishes_everyone_else(service):
     result = cli(service, "run")
     assert result.returncode == 0, result.stderr
