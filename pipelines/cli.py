@@ -20,7 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.errors import INTERRUPTED, debug_on, never_lose_an_interrupt, quiet_interrupts_in_library_logs
+from pipelines.errors import (
+    DAGSTER_INTERRUPTION,
+    INTERRUPTED,
+    debug_on,
+    never_lose_an_interrupt,
+    quiet_interrupts_in_library_logs,
+)
 from pipelines.paths import catalog_dir_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,11 +79,11 @@ def resolve_quarters(texts: list[str] | None) -> list[str]:
 
 def _interrupted(result) -> bool:
     """Whether a failed run failed because it was interrupted: Dagster turns a Ctrl-C (or a SIGTERM)
-    inside a step into a failure of that step (DagsterExecutionInterruptedError)."""
+    inside a step into a failure of that step (DAGSTER_INTERRUPTION)."""
     for event in result.all_events:
         error = getattr(event.event_specific_data, "error", None)
         while error is not None:
-            if error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+            if error.cls_name in (DAGSTER_INTERRUPTION, "KeyboardInterrupt"):
                 return True
             error = error.cause
     return False
@@ -221,7 +227,7 @@ def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bo
                 asset_selection=selection,
             )
         except BaseException as exc:  # with --debug, Dagster raises what stopped a step
-            if type(exc).__name__ == "DagsterExecutionInterruptedError":
+            if type(exc).__name__ == DAGSTER_INTERRUPTION:
                 raise KeyboardInterrupt from exc  # a Ctrl-C inside a step: stopped, not failed
             raise
         if not result.success:

@@ -15,12 +15,12 @@ from dagster import logger
 from dagster._core.utils import coerce_valid_log_level
 from dagster._loggers import colored_console_logger
 
-INTERRUPTION = "DagsterExecutionInterruptedError"  # in the message of a step or run failed by an interrupt
+from pipelines.errors import DAGSTER_INTERRUPTION
 
 
 class _NoInterruptFailure(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return INTERRUPTION not in record.getMessage()
+        return DAGSTER_INTERRUPTION not in record.getMessage()  # named in a failure's message
 
 
 @logger(colored_console_logger.config_schema, description="Dagster's colored console logger, without an interruption's failures.")

@@ -11,6 +11,10 @@ import time
 from collections.abc import Mapping
 
 INTERRUPTED = "Đã dừng / interrupted"  # a command stopped by Ctrl-C (exit code 130), wherever it was
+# What Dagster makes of a Ctrl-C (or SIGTERM) inside a step: the error it raises, and records as the
+# step's and the run's failure (pipelines.cli ends the command as interrupted; pipelines.console
+# leaves those records out of the console)
+DAGSTER_INTERRUPTION = "DagsterExecutionInterruptedError"
 
 
 class ConfigError(ValueError):
