@@ -291,24 +291,34 @@ def _request(sock: socket.socket, argv: list[str]) -> int | None:
             os.fstat(fd)
         except OSError:  # a closed standard stream: nothing to hand over, run here
             return None
-    try:
-        reply, reader = _exchange(sock, request, fds)
-    except OSError:
-        return None
-    if reply is None:
-        return None
-    if not reply.get("accepted"):
-        if os.environ.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes"):
-            print(f"(worker: {reply.get('reason')}; running here)", file=sys.stderr)
-        return None
-    sock.settimeout(None)
+    # From the request on, a signal is the command's: noted until the worker has accepted it (the
+    # worker may fork the command before its reply arrives), then passed on. Taken before the
+    # request, a Ctrl-C in between ended this process with a traceback while the command started.
+    accepted, noted = False, []
 
     def pass_on(signum, _frame):
+        if not accepted:
+            noted.append(signum)
+            return
         with contextlib.suppress(OSError):
             _send(sock, {"signal": int(signum)})
 
     previous = {sig: signal.signal(sig, pass_on) for sig in FORWARDED_SIGNALS}
     try:
+        try:
+            reply, reader = _exchange(sock, request, fds)
+        except OSError:
+            reply = None
+        if reply is None or not reply.get("accepted"):
+            if reply is not None and os.environ.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes"):
+                print(f"(worker: {reply.get('reason')}; running here)", file=sys.stderr)
+            if noted:  # stopped before it started: nothing runs here either
+                return _stopped(noted[0], previous)
+            return None
+        sock.settimeout(None)
+        accepted = True
+        for signum in dict.fromkeys(noted):
+            pass_on(signum, None)
         while True:
             line = reader.readline()  # a signal handled meanwhile does not end it (PEP 475)
             if not line:
@@ -324,6 +334,17 @@ def _request(sock: socket.socket, argv: list[str]) -> int | None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stopped(signum: int, handlers: dict) -> int:
+    """A command stopped by a signal before it ran: Ctrl-C ends it as one stopped later does (the
+    short message, exit code 130); another signal as it would have, by its handler."""
+    if signum == signal.SIGINT:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    signal.signal(signum, handlers.get(signum, signal.SIG_DFL))
+    signal.raise_signal(signum)
+    return 128 + signum  # a handler that returned
 
 
 # ------------------------------------------------------------------------------------ server

@@ -516,3 +516,44 @@ def test_a_launcher_with_no_socket_listed_loads_and_launches_the_default_way(tmp
     with DagsterInstance.from_config(str(home)) as instance:
         launcher = instance.run_launcher
         assert isinstance(launcher, WorkerRunLauncher) and launcher._sockets == {}
+
+
+def _fake_worker(server: socket.socket, accept: bool, seen: list) -> None:
+    """Reads one request, has a Ctrl-C pressed in the caller before it answers (a worker that has just
+    forked the command), then answers; when it accepted, reads what the caller passes on and ends the
+    command with the exit code a stopped command has."""
+    import struct
+
+    (size,) = struct.unpack("!I", server.recv(4, socket.MSG_WAITALL))
+    socket.recv_fds(server, size, 3)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    server.sendall(json.dumps({"accepted": accept, "reason": "test"}).encode() + b"\n")
+    if accept:
+        seen.append(json.loads(server.makefile("rb").readline()))
+        server.sendall(json.dumps({"exit": 130}).encode() + b"\n")
+    server.close()
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_a_ctrl_c_before_the_worker_answers_is_the_commands(accept, capsys):
+    """A Ctrl-C between the request and the worker's reply (the worker may fork the command first) is
+    passed on once the worker accepts, and ends the command there; when it declines, the command does
+    not start here either: the short message and exit code 130. Never a traceback from the caller."""
+    import threading
+
+    from pipelines import worker
+
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    seen: list = []
+    thread = threading.Thread(target=_fake_worker, args=(server, accept, seen))
+    thread.start()
+    try:
+        code = worker._request(client, ["run"])
+    finally:
+        thread.join(timeout=10)
+        client.close()
+    assert code == 130
+    assert seen == ([{"signal": int(signal.SIGINT)}] if accept else [])
+    assert ("Đã dừng / interrupted" in capsys.readouterr().err) is not accept
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the caller's own handler is back
