@@ -333,7 +333,8 @@ def write_changed_groups(
     def run(sql: str):
         return con.execute(sql, _used_params(sql, params))
 
-    if not run(f"select exists (select 1 from {target} where {where})").fetchone()[0]:
+    before = run(f"select count(*) from {target} where {where}").fetchone()[0]
+    if not before:
         # a first build of the slice: every group is new, nothing to compare
         rows = run(f"insert into {target} by name {source}").fetchone()[0]
         if run(f"select count(*) from {target} where {where}").fetchone()[0] != rows:
@@ -344,6 +345,7 @@ def write_changed_groups(
         new_rows = _NEW_ROWS
     else:  # a plain read of a table with the target's columns: read it twice rather than copy it
         new_rows = f"({source})"
+    work_tables = [_NEW_ROWS] if materialize else []
     try:
         if materialize:
             rows = run(f"insert into {_NEW_ROWS} by name {source}").fetchone()[0]
@@ -351,28 +353,29 @@ def write_changed_groups(
             rows = run(f"select count(*) from {new_rows}").fetchone()[0]
         if run(f"select count(*) from {new_rows} where not coalesce({where}, false)").fetchone()[0]:
             raise ValueError(f"{name} returned rows outside the slice of {table} ({where})")
-        before = run(f"select count(*) from {target} where {where}").fetchone()[0]
         if abs(rows - before) > WHOLE_SLICE_SHARE * before:
             # the slice grew or shrank a lot (a new quarter of the year): most groups changed, and
             # comparing them would cost more than writing them
             run(f"delete from {target} where {where}")
             run(f"insert into {target} by name select * from {new_rows}")
             return int(rows)
-        run(f"create or replace temp table {_CHANGED} as " + changed_groups_sql(new_rows, target, columns, key, where_old=where))
-        groups = changes["groups"] = [k for (k,) in run(f"select k from {_CHANGED}").fetchall()]
+        changed_sql = changed_groups_sql(new_rows, target, columns, key, where_old=where)
+        groups = changes["groups"] = [k for (k,) in run(changed_sql).fetchall()]
         if groups and len(groups) <= NAMED_GROUPS and all(g is None or isinstance(g, str) for g in groups):
             # a few text keys: named in the statements, a filter DuckDB applies as it scans (2-3 x
             # faster than a join with the changed keys' table: one agency of a year's 75,000 figures, 32 -> 11 ms)
             changed = in_list(key, tuple(groups))
             run(f"delete from {target} where ({where}) and {changed}")
             run(f"insert into {target} by name select * from {new_rows} as n where {changed}")
-        elif groups:
+        elif groups:  # many, or keys that are not text: joined from a table of them (computed again, rare)
+            work_tables.append(_CHANGED)
+            run(f"create or replace temp table {_CHANGED} as {changed_sql}")
             changed = f'exists (select 1 from {_CHANGED} as c where c.k is not distinct from {{row}}."{key}")'
             run(f"delete from {target} where ({where}) and {changed.format(row=target)}")
             run(f"insert into {target} by name select * from {new_rows} as n where {changed.format(row='n')}")
     finally:
-        con.execute(f"drop table if exists {_NEW_ROWS}")
-        con.execute(f"drop table if exists {_CHANGED}")
+        for work_table in work_tables:
+            con.execute(f"drop table if exists {work_table}")
     return int(rows)
 
 
