@@ -136,14 +136,26 @@ class WorkerProcess:
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-    def usage(self, caller_pid: int) -> dict:
-        """CPU and peak RSS of the command the worker ran for `caller_pid` (its log line)."""
-        text = self.text()
-        started = re.search(rf"pid (\d+) cho / for caller pid {caller_pid}:", text)
-        if not started:
+    def usage(self, caller_pid: int, wait_s: float = 120) -> dict:
+        """CPU and peak RSS of the command the worker ran for `caller_pid` (its log line), and how long
+        its process went on after the caller had its answer (the work that can wait: closing the
+        working database). Waits for the process to end: the next command would wait for it too."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            text = self.text()
+            started = re.search(rf"pid (\d+) cho / for caller pid {caller_pid}:", text)
+            if not started:
+                return {}
+            pid = started[1]
+            done = re.search(rf"pid {pid} xong / done: exit -?\d+ in ([\d.]+) s, CPU ([\d.]+) s, peak RSS (\d+) MiB", text)
+            if done or time.monotonic() > deadline or self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        if not done:
             return {}
-        done = re.search(rf"pid {started[1]} xong / done: exit -?\d+ in [\d.]+ s, CPU ([\d.]+) s, peak RSS (\d+) MiB", text)
-        return {"cpu_s": float(done[1]), "peak_rss_mib": float(done[2])} if done else {}
+        answered = re.search(rf"pid {pid} trả lời / answered: exit -?\d+ in ([\d.]+) s", text)
+        after = max(0.0, float(done[1]) - float(answered[1])) if answered else 0.0
+        return {"cpu_s": float(done[2]), "peak_rss_mib": float(done[3]), "after_answer_s": round(after, 3)}
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -190,6 +202,7 @@ def run_cli(name: str, args: list[str], env: dict, log_dir: Path, worker: Worker
         "cpu_s": round(usage.ru_utime + usage.ru_stime + in_worker.get("cpu_s", 0), 3),
         "peak_rss_mib": round(max(usage.ru_maxrss / 1024, in_worker.get("peak_rss_mib", 0)), 1),
         "in_worker": bool(in_worker),
+        "after_answer_s": in_worker.get("after_answer_s", 0.0),
         "tree_peak_mib": round(peak[0] / 1024**2, 1),
         "tree_metric": "PSS",
         "log": str(log),
@@ -199,6 +212,7 @@ def run_cli(name: str, args: list[str], env: dict, log_dir: Path, worker: Worker
     tail = log.read_text(errors="replace").strip().splitlines()[-6:]
     print(
         f"  [{name}] {result['command']}: {wall:.1f} s wall, {result['cpu_s']:.1f} s CPU, peak RSS {result['peak_rss_mib']:.0f} MiB, tree {result['tree_peak_mib']:.0f} MiB, rc {child.returncode}"
+        + (f"; its process ended {result['after_answer_s']:.2f} s after the answer" if result["after_answer_s"] else "")
     )
     if child.returncode != 0:
         print("    " + "\n    ".join(tail))
@@ -798,15 +812,24 @@ def print_report(f: dict) -> None:
         if key in f:
             r = f[key]
             rows.append(
-                (label, f"{r['wall_s']:.2f} s", f"CPU {r['cpu_s']:.1f} s; start-up {r.get('startup_s', 0):.1f} s; {r['command']}")
+                (
+                    label,
+                    f"{r['wall_s']:.2f} s",
+                    f"CPU {r['cpu_s']:.1f} s; start-up {r.get('startup_s', 0):.1f} s; {r['command']}"
+                    + (f"; its process ended {r['after_answer_s']:.2f} s after the answer" if r.get("after_answer_s") else ""),
+                )
             )
     if "cli_reruns" in f:
         walls = [r["wall_s"] for r in f["cli_reruns"]]
+        afters = [r.get("after_answer_s", 0.0) for r in f["cli_reruns"]]
         rows.append(
             (
                 f"{len(walls)} re-runs in a row, one changed workbook each",
                 f"{statistics.median(walls):.2f} s",
-                "median; each " + " / ".join(f"{w:.2f}" for w in walls) + " s",
+                "median; each "
+                + " / ".join(f"{w:.2f}" for w in walls)
+                + " s"
+                + (f"; their processes ended {statistics.median(afters):.2f} s after the answer (median)" if any(afters) else ""),
             )
         )
     if "scorecard_query" in f:

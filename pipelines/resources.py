@@ -41,7 +41,7 @@ class CatalogResource(ConfigurableResource):
 
 class _KeptOpen:
     """The working database's connection shared by the runs inside `WarehouseResource.kept_open`
-    (opened by the first of them)."""
+    (opened by the first that needs it: the command's check of the catalog, or a run)."""
 
     con: duckdb.DuckDBPyConnection | None = None
 
@@ -107,7 +107,7 @@ class WarehouseResource(ConfigurableResource):
         """Inside the block, the runs this process starts share one connection to the working
         database, closed (so checkpointed) when the block ends: a run otherwise opens the file
         (30-50 ms) and checkpoints it as it closes (0.1-0.2 s), once per quarter of a command that
-        runs many. Each run still commits its own writes (a crash keeps the quarters done, in the
+        runs many. `python -m pipelines run` holds it for the whole command (pipelines.cli). Each run still commits its own writes (a crash keeps the quarters done, in the
         file's write-ahead log, replayed at the next open). Hold the run lock around it."""
         key = self.work_path.resolve()
         if key in _KEPT:  # already kept by an enclosing block
@@ -125,6 +125,13 @@ class WarehouseResource(ConfigurableResource):
         _KEPT.pop(key, None)
         if kept.con is not None:
             kept.con.close()
+
+    def kept_connection(self) -> duckdb.DuckDBPyConnection:
+        """Inside `kept_open` (holding the run lock): its connection, opened now if no run has yet."""
+        kept = _KEPT[self.work_path.resolve()]
+        if kept.con is None:
+            kept.con = self._open()
+        return kept.con
 
     def run_lock(self) -> RunLock:
         return RunLock(self.work_path.with_suffix(".lock"))

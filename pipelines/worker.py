@@ -576,6 +576,8 @@ class Server:
                         self._reap(pid)
                     elif kind == "caller":
                         self._from_caller(pid)
+                    elif kind == "answer":
+                        self._answered(pid)
         finally:
             self._close_listener()
         if self.restart:
@@ -629,6 +631,9 @@ class Server:
             if kind == "signal":  # the run launcher ends a run it handed over
                 self._signal_run(conn, request)
                 return
+            # a command tells its exit code through a pipe as soon as it has it, and may go on with
+            # work that can wait (closing the working database: pipelines.cli.finish)
+            answer = os.pipe() if kind == "command" else None
             # forked with the forwarded signals held back until the command's process has its own
             # handlers (a signal in between would run the worker's, in the command's process)
             before = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
@@ -636,14 +641,23 @@ class Server:
                 pid = os.fork()
             except OSError:
                 signal.pthread_sigmask(signal.SIG_SETMASK, before)
+                if answer:
+                    os.close(answer[0])
+                    os.close(answer[1])
                 raise
             if pid == 0:  # the command's (or run's) process
-                self._child(conn, request, fds, before)  # never returns
+                if answer:
+                    os.close(answer[0])
+                self._child(conn, request, fds, before, answer[1] if answer else None)  # never returns
             signal.pthread_sigmask(signal.SIG_SETMASK, before)
             pidfd = os.pidfd_open(pid)
             entry = {"conn": None, "pidfd": pidfd, "started": time.perf_counter(), "run_id": request.get("run_id")}
             self.running[pid] = entry
             self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
+            if answer:
+                os.close(answer[1])
+                entry["answer"] = answer[0]
+                self.selector.register(answer[0], selectors.EVENT_READ, ("answer", pid))
             try:
                 _send(conn, {"accepted": True, "pid": pid})
             except OSError:  # the caller went away meanwhile: its command gets what a terminal's would
@@ -717,8 +731,38 @@ class Server:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signum)
 
+    def _answered(self, pid: int) -> None:
+        """The command has its exit code (and may still be doing work that can wait): the caller
+        gets it now."""
+        entry = self.running.get(pid)
+        if entry is None or "answer" not in entry:  # reaped in the same round of events
+            return
+        try:
+            data = os.read(entry["answer"], 64)
+        except OSError:
+            data = b""
+        self._close_answer(entry)
+        try:
+            code = int(data)
+        except ValueError:  # the process ended without answering: its exit status is the answer
+            return
+        if entry["conn"] is not None:
+            self.selector.unregister(entry["conn"])
+            with contextlib.suppress(OSError):
+                _send(entry["conn"], {"exit": code})
+            entry["conn"].close()
+            entry["conn"] = None
+            _note(self.log, f"pid {pid} trả lời / answered: exit {code} in {time.perf_counter() - entry['started']:.2f} s")
+
+    def _close_answer(self, entry: dict) -> None:
+        fd = entry.pop("answer", None)
+        if fd is not None:
+            self.selector.unregister(fd)
+            os.close(fd)
+
     def _reap(self, pid: int) -> None:
         entry = self.running.pop(pid)
+        self._close_answer(entry)
         _, status, usage = os.wait4(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         exit_code = code if code >= 0 else 128 - code  # killed by signal N: 128 + N, as a shell says
@@ -748,7 +792,7 @@ class Server:
         if self.listener is not None:
             self.listener.close()
 
-    def _child(self, conn: socket.socket, request: dict, fds: list[int], mask=frozenset()) -> None:
+    def _child(self, conn: socket.socket, request: dict, fds: list[int], mask=frozenset(), answer: int | None = None) -> None:
         code = 3
         try:
             for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -780,9 +824,10 @@ class Server:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             _forget_project_modules(self.modules_for(os.environ))
             sys.argv = [request.get("argv0", "pipelines"), *request["argv"]]
-            from pipelines.cli import main
+            from pipelines import cli
 
-            code = main(request["argv"])
+            cli.answer_first()
+            code = cli.main(request["argv"])
         except SystemExit as exc:  # argparse: --help, a bad argument
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         except KeyboardInterrupt:  # a Ctrl-C passed on before the command's own handling began
@@ -793,7 +838,34 @@ class Server:
 
             traceback.print_exc()
             code = 3
+        self._answer_then_finish(code, answer)
         leave(code)
+
+    def _answer_then_finish(self, code: int, answer: int | None) -> None:
+        """When the command left work that can wait (pipelines.cli.after_answer): let go of the
+        caller's streams (a caller whose output goes to a pipe sees it end), tell the exit code
+        through the worker, then do that work. Its failure does not change the answer given (what
+        the command wrote was committed before it); it goes to the worker's log."""
+        if answer is None:
+            return
+        cli = sys.modules.get("pipelines.cli")
+        if cli is None or not getattr(cli, "_AFTER_ANSWER", None):
+            os.close(answer)  # nothing left: the exit is the answer
+            return
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BrokenPipeError, ValueError, OSError):
+                stream.flush()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(devnull, target)
+        os.close(devnull)
+        with contextlib.suppress(OSError):
+            os.write(answer, str(code).encode())
+        os.close(answer)
+        try:
+            cli.finish()
+        except BaseException as exc:
+            _note(self.log, f"pid {os.getpid()}: lỗi sau khi trả lời / failed after answering: {type(exc).__name__}: {exc}")
 
 
 def _execute_run(serialized_args: str) -> int:

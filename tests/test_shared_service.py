@@ -190,13 +190,13 @@ COUNTING_OPENS = textwrap.dedent(
     opened = []
     _connect = duckdb.connect
     def connect(database=":memory:", *args, **kwargs):
-        if str(database).endswith(".work.duckdb") and not kwargs.get("read_only"):
+        if str(database).endswith(".work.duckdb"):
             opened.append(database)
         return _connect(database, *args, **kwargs)
     duckdb.connect = connect
     from pipelines import cli
     code = cli.main(sys.argv[1:])
-    print(f"read-write opens of the working file: {len(opened)}", file=sys.stderr)
+    print(f"opens of the working file: {len(opened)}", file=sys.stderr)
     sys.exit(code)
     """
 )
@@ -204,24 +204,71 @@ COUNTING_OPENS = textwrap.dedent(
 
 def test_the_runs_of_one_command_share_one_open_working_database(service):
     """`run` over two quarters is four Dagster runs (the catalog, two quarters, the publish): they
-    open the working file once, not once each (an open and a checkpoint per quarter), it is closed
-    at the end with nothing left in its write-ahead log, and a second command finds it whole."""
+    open the working file once, not once each (an open and a checkpoint per quarter), and so does
+    the check of the catalog before them (it opened the file read-only of its own); the file is
+    closed at the end with nothing left in its write-ahead log, and a second command finds it whole."""
     write_half_year(service["raw"])
     command = [sys.executable, "-c", COUNTING_OPENS, "run"]
     first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=service["env"], timeout=300, check=False)
     assert first.returncode == 0, first.stderr
     assert "2024-Q1 (Quý I/2024): ok" in first.stdout and "2024-Q2" in first.stdout and "công bố / published" in first.stdout
-    assert "read-write opens of the working file: 1" in first.stderr
+    assert "opens of the working file: 1" in first.stderr
     (work,) = service["tmp"].rglob("*.work.duckdb")
     assert not work.with_name(work.name + ".wal").exists()
     published = snapshot(service["db"])
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=service["env"], timeout=300, check=False)
     assert again.returncode == 0, again.stderr
-    assert "read-write opens of the working file: 1" in again.stderr
+    assert "opens of the working file: 1" in again.stderr  # two before: the catalog's check read it apart
     assert snapshot(service["db"]) == published and len(published["fct_submission"]) == 5
     with DagsterInstance.from_config(str(service["home"])) as instance:
         jobs = [run.job_name for run in instance.get_runs()[::-1]]
     assert jobs[:4] == ["cchc_catalog", "cchc_quarterly", "cchc_quarterly", "cchc_publish"]
+
+
+ANSWERING_FIRST = textwrap.dedent(
+    """
+    import fcntl, sys
+    from pathlib import Path
+    from pipelines import cli
+    def held(path):  # another open file description: flock says whether someone holds the lock
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+    cli.answer_first()  # as in a command forked by the warm worker
+    code = cli.main(sys.argv[1:])
+    from pipelines.definitions import defs
+    warehouse = defs.resources["warehouse"]
+    lock, wal = warehouse.run_lock().path, Path(str(warehouse.work_path) + ".wal")
+    print(f"answered {code}: lock held {held(lock)}, work left {len(cli._AFTER_ANSWER)}", file=sys.stderr)
+    cli.finish()
+    print(f"finished: lock held {held(lock)}, log left {wal.exists()}", file=sys.stderr)
+    sys.exit(code)
+    """
+)
+
+
+def test_a_command_that_answers_first_closes_the_working_database_after_its_answer(service):
+    """In a command that answers first (forked by the warm worker), `run` returns with the working
+    database still open and the run lock held, everything committed and published; `finish()` then
+    closes the file (checkpointed: no write-ahead log left) and lets the lock go."""
+    result = subprocess.run(
+        [sys.executable, "-c", ANSWERING_FIRST, "run"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=service["env"],
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Kết quả / results:" in result.stdout  # the summary, read from the published file, before the answer
+    assert "answered 0: lock held True, work left 1" in result.stderr
+    assert "finished: lock held False, log left False" in result.stderr
+    assert len(snapshot(service["db"])["fct_submission"]) > 0
 
 
 INTERRUPTED_IN_A_STEP = textwrap.dedent(

@@ -142,8 +142,33 @@ def test_two_commands_at_once_each_get_their_own_output_and_take_turns(site):
     assert [caller.returncode for caller in callers] == [0, 0], outputs
     for out, _ in outputs:  # each caller got its own run's report, whole
         assert out.count("Kết quả / results:") == 1 and "2025-Q1" in out
-    log = worker.log()  # a command's end is logged before its caller hears the exit code
-    assert log.count("for caller pid") == 2 and log.count("exit 0 in") == 2, log
+    log = worker.log()  # a run's answer is logged before its caller hears the exit code
+    assert log.count("for caller pid") == 2 and log.count("answered: exit 0 in") == 2, log
+    deadline = time.monotonic() + 60  # and each process's end once it has closed the working database
+    while worker.log().count("done: exit 0 in") < 2:
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.05)
+
+
+def test_a_run_answers_its_caller_before_it_closes_the_working_database(site, tmp_path):
+    """The caller has its exit code, and a pipe its end, once the run is published and reported; the
+    command's process then closes (so checkpoints) the working database, holding the run lock until
+    it has. The next command finds the file whole."""
+    env, worker = site
+    first = cli("run", env=env)  # output to pipes: subprocess.run returns once they end
+    assert first.returncode == 0, first.stderr
+    assert "Kết quả / results:" in first.stdout and "Mở bằng / open with:" in first.stdout  # all of it, before the answer
+    log = worker.wait_for("done: exit 0 in")
+    (pid,) = {line.split("pid ")[1].split()[0] for line in log.splitlines() if "for caller pid" in line}
+    answered = log.index(f"pid {pid} trả lời / answered: exit 0 in")
+    assert answered < log.index(f"pid {pid} xong / done: exit 0 in"), log
+    work = Path(env["CCHC_WORK_DIR"]) / "cchc.work.duckdb"
+    assert work.exists() and not work.with_suffix(".duckdb.wal").exists()  # closed, so checkpointed
+    RunLock(work.with_suffix(".lock")).acquire(0).release()  # and the lock let go
+    again = cli("run", env=env)
+    assert again.returncode == 0, again.stderr
+    with duckdb.connect(env["CCHC_DATABASE"], read_only=True) as con:
+        assert con.execute("select count(*) from fct_submission").fetchone()[0] > 0
 
 
 def test_exit_codes_messages_and_help_come_back_to_the_caller(site):
