@@ -229,7 +229,7 @@ def dagster_home(folder: Path) -> Path:
         f"    config:\n      base_dir: {base / 'storage'}\n"
         "local_artifact_storage:\n  module: dagster._core.storage.root\n  class: LocalArtifactStorage\n"
         f"  config:\n    base_dir: {base / 'artifacts'}\n"
-        "compute_logs:\n  module: dagster._core.storage.local_compute_log_manager\n  class: LocalComputeLogManager\n"
+        "compute_logs:\n  module: pipelines.compute_logs\n  class: TeeComputeLogManager\n"
         f"  config:\n    base_dir: {base / 'logs'}\n"
     )
     return folder

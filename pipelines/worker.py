@@ -131,6 +131,7 @@ PROJECT_WARM = (
     "pipelines.external",
     "pipelines.expectations",
     "pipelines.dagster_storage",
+    "pipelines.compute_logs",
 )
 
 
