@@ -748,12 +748,13 @@ class Server:
         except ValueError:  # the process ended without answering: its exit status is the answer
             return
         if entry["conn"] is not None:
+            # written before the caller hears the exit code: the line is there when the caller ends
+            _note(self.log, f"pid {pid} trả lời / answered: exit {code} in {time.perf_counter() - entry['started']:.2f} s")
             self.selector.unregister(entry["conn"])
             with contextlib.suppress(OSError):
                 _send(entry["conn"], {"exit": code})
             entry["conn"].close()
             entry["conn"] = None
-            _note(self.log, f"pid {pid} trả lời / answered: exit {code} in {time.perf_counter() - entry['started']:.2f} s")
 
     def _close_answer(self, entry: dict) -> None:
         fd = entry.pop("answer", None)
