@@ -33,7 +33,7 @@ column: an agency, a workbook) that differ from the table's are deleted and inse
 (`pipelines.warehouse.write_changed_groups`): the table ends the same, and a re-run after one
 changed workbook writes one agency's rows. `dimensions` models
 are unpartitioned and built by the catalog job; every other layer is built by the quarterly job,
-one Dagster step per layer (`assets/factory.py`), in dependency order inside the step.
+in one Dagster step (`assets/factory.py`), in dependency order.
 
 Parameters a query may use: `$partition_key`, `$year`, `$as_of`, plus those a Python model or a
 check passes.

@@ -24,16 +24,14 @@ def test_definitions_load():
         "dim_agency",
         "notification_log",
     } <= keys
-    # one step per layer: dimensions (catalog job), raw, staging, intermediate, curated, then delivery and publish
-    assert len(ALL_ASSETS) == 7
+    # the dimensions (catalog job) in one step, a quarter's layers in another, then delivery and publish
+    assert len(ALL_ASSETS) == 4
     quarterly = defs.resolve_job_def("cchc_quarterly")
-    assert sorted(node.name for node in quarterly.graph.nodes) == [
-        "curated_models",
-        "intermediate_models",
-        "notification_log",
-        "raw_models",
-        "staging_models",
-    ]
+    assert sorted(node.name for node in quarterly.graph.nodes) == ["notification_log", "quarter_models"]
+    # operators still see each model as an asset, in its layer's group
+    graph = quarterly.asset_layer.asset_graph
+    group = {key.path[-1]: graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert group["raw_value"] == "raw" and group["int_finding"] == "intermediate" and group["fct_alert"] == "curated"
     assert {s.name for s in repo.schedule_defs} == {"cchc_after_due_day"}
     assert {s.name for s in repo.sensor_defs} == {
         "raw_folder_sensor",

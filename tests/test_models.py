@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetCheckKey, AssetKey, materialize
+from dagster import AssetCheckKey, AssetKey, AssetSelection, materialize
 
 from assets.factory import model_assets, steps
 from pipelines.definitions import ALL_ASSETS, defs
@@ -82,11 +82,19 @@ def test_error_checks_block_and_warnings_do_not():
     assert GRAPH.get_check_spec(AssetCheckKey(AssetKey("fct_indicator_value"), "org_unit_code_in_dim_agency")).blocking
 
 
-def test_a_quarter_runs_in_one_step_per_layer():
-    assert list(steps()) == ["dimensions", "raw", "staging", "intermediate", "curated"]
-    assert len(ALL_ASSETS) == 7
-    # the external-values tables are built by one function: in the step of the earliest (raw)
-    assert {m.name for m in steps()["raw"]} >= {"raw_external_value", "fct_external_value", "fct_external_finding"}
+def test_a_quarter_runs_in_one_step_and_the_catalog_in_another():
+    built = steps()
+    assert list(built) == ["dimensions", "quarter"]
+    assert len(ALL_ASSETS) == 4  # and the delivery and the publish
+    assert {m.layer for m in built["dimensions"]} == {"dimensions"}
+    assert {m.layer for m in built["quarter"]} == {"raw", "staging", "intermediate", "curated"}
+    # in dependency order: every model after the models it reads (within the step)
+    order = [m.name for m in built["quarter"]]
+    for position, model in enumerate(built["quarter"]):
+        assert all(order.index(dep) < position for dep in model.deps if dep in order), model.name
+    # the external-values tables are built by one function: once, at the earliest of them (raw)
+    first = min(order.index(name) for name in ("raw_external_value", "fct_external_value", "fct_external_finding"))
+    assert order[first] == "raw_external_value"
 
 
 @pytest.mark.parametrize(
@@ -229,8 +237,13 @@ def test_a_failing_blocking_check_stops_what_depends_on_the_table(tmp_path):
     (root / "curated" / "fct_after.sql").write_text(
         "-- description: One row per k, after fct_twice.\n-- grain: k\n-- partition: table\nselect distinct k from fct_twice\n"
     )
-    assets = [a for a in model_assets(root) if "curated" in {g for g in a.group_names_by_key.values()}]
-    result = materialize(assets, resources=_resources(tmp_path, tmp_path / "raw"), partition_key="2024-Q1", raise_on_error=False)
+    result = materialize(
+        model_assets(root),
+        selection=AssetSelection.groups("curated"),  # the quarter's step, subset to the curated models
+        resources=_resources(tmp_path, tmp_path / "raw"),
+        partition_key="2024-Q1",
+        raise_on_error=False,
+    )
     assert not result.success
     built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert built == {"fct_twice"}
@@ -255,7 +268,7 @@ def test_the_worked_example_adds_a_curated_table_with_one_file(tmp_path, catalog
     models = all_models(root)
     assert models[name].deps == {"fct_submission", "dim_agency"} and models[name].layer == "curated"
 
-    # the asset, in the curated step, after fct_submission, with its checks
+    # the asset, in the quarter's step (the curated group), after fct_submission, with its checks
     assets = model_assets(root)
     (curated,) = [a for a in assets if AssetKey(name) in a.keys]
     assert AssetKey("fct_submission") in curated.keys

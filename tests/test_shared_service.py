@@ -389,7 +389,7 @@ def test_a_run_killed_at_any_moment_leaves_the_published_state_whole(service):
     assert cli(service, "run", env=reference_env).returncode == 0
     expected = snapshot(reference / "cchc.duckdb")
     assert expected != before
-    for marker in ('"raw_models"', '"intermediate_models"', '"published_database"'):
+    for marker in ('"quarter_models"', '"notification_log"', '"published_database"'):
         _kill_when(service, f"STEP_START - Started execution of step {marker}")
         assert snapshot(service["db"]) == before, marker  # the previous complete state, readable
         assert not list(service["db"].parent.glob("*.wal"))
