@@ -270,3 +270,34 @@ def test_processes_opening_a_new_storage_at_once_all_succeed_and_leave_it_whole(
         for db in sorted((tmp_path / f"home{attempt}" / "storage").rglob("*.db")):
             with sqlite3.connect(db) as con:
                 assert con.execute("select count(*) from alembic_version").fetchone()[0] == 1, db
+
+
+def test_dagsters_migration_scripts_are_read_once_and_give_the_same_head(tmp_path, monkeypatch):
+    """Opening an instance checks each database's schema version against the scripts' head: the
+    scripts are read once per process (pipelines.dagster_storage.read_migrations_once), the head is
+    the one alembic reads from them, and a database's own version is still read each time."""
+    import importlib.resources
+
+    from alembic.script import ScriptDirectory
+    from dagster._core.storage.runs.sqlite import sqlite_run_storage
+    from dagster._core.storage.sql import get_alembic_config
+
+    reads = []
+    load = ScriptDirectory._load_revisions
+    monkeypatch.setattr(ScriptDirectory, "_load_revisions", lambda self: reads.append(1) or load(self))
+    home = _home(
+        tmp_path / "home",
+        "storage:\n  custom:\n    module: pipelines.dagster_storage\n    class: SqliteStorage\n"
+        f"    config:\n      base_dir: {tmp_path / 'storage'}\n",
+    )
+    for _ in range(3):
+        with DagsterInstance.from_config(str(home)) as instance:
+            instance.get_runs()
+    assert len(reads) <= 1  # once in this process (0: an earlier test read them already)
+    folder = importlib.resources.files("dagster") / "_core" / "storage" / "alembic"
+    head = ScriptDirectory(str(folder)).get_current_head()  # alembic itself, nothing kept
+    cached = ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__))
+    assert cached.get_current_head() == head
+    assert ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__)) is cached
+    dagster_storage.read_migrations_once()  # again (the module imported anew): no second layer
+    assert ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__)) is cached
