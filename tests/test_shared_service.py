@@ -92,9 +92,10 @@ def service(tmp_path):
     return {"tmp": tmp_path, "raw": raw, "db": tmp_path / "published" / "cchc.duckdb", "home": home, "env": env}
 
 
-def cli(service, *args, env=None, timeout=300):
+def cli(service, *args, env=None, timeout=300, script: str | None = None):
+    """`python -m pipelines <args>`, or `python -c <script> <args>` (a script that calls the CLI)."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
+        [sys.executable, *(["-c", script] if script else ["-m", "pipelines"]), *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -208,15 +209,14 @@ def test_the_runs_of_one_command_share_one_open_working_database(service):
     the check of the catalog before them (it opened the file read-only of its own); the file is
     closed at the end with nothing left in its write-ahead log, and a second command finds it whole."""
     write_half_year(service["raw"])
-    command = [sys.executable, "-c", COUNTING_OPENS, "run"]
-    first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=service["env"], timeout=300, check=False)
+    first = cli(service, "run", script=COUNTING_OPENS)
     assert first.returncode == 0, first.stderr
     assert "2024-Q1 (Quý I/2024): ok" in first.stdout and "2024-Q2" in first.stdout and "công bố / published" in first.stdout
     assert "opens of the working file: 1" in first.stderr
     (work,) = service["tmp"].rglob("*.work.duckdb")
     assert not work.with_name(work.name + ".wal").exists()
     published = snapshot(service["db"])
-    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=service["env"], timeout=300, check=False)
+    again = cli(service, "run", script=COUNTING_OPENS)
     assert again.returncode == 0, again.stderr
     assert "opens of the working file: 1" in again.stderr  # two before: the catalog's check read it apart
     assert snapshot(service["db"]) == published and len(published["fct_submission"]) == 5
@@ -255,15 +255,7 @@ def test_a_command_that_answers_first_closes_the_working_database_after_its_answ
     """In a command that answers first (forked by the warm worker), `run` returns with the working
     database still open and the run lock held, everything committed and published; `finish()` then
     closes the file (checkpointed: no write-ahead log left) and lets the lock go."""
-    result = subprocess.run(
-        [sys.executable, "-c", ANSWERING_FIRST, "run"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=service["env"],
-        timeout=300,
-        check=False,
-    )
+    result = cli(service, "run", script=ANSWERING_FIRST)
     assert result.returncode == 0, result.stderr
     assert "Kết quả / results:" in result.stdout  # the summary, read from the published file, before the answer
     assert "answered 0: lock held True, work left 1" in result.stderr
@@ -289,15 +281,7 @@ def test_a_ctrl_c_inside_a_step_ends_the_command_as_interrupted(service, debug):
     """Dagster turns a Ctrl-C inside a step into a failed step: the command says it was stopped (exit
     130), not that something failed and should be fixed (with --debug, Dagster's records of it are
     shown too); nothing is published, and the next run works."""
-    result = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_IN_A_STEP, *(["--debug"] if debug else []), "run"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=service["env"],
-        timeout=300,
-        check=False,
-    )
+    result = cli(service, *(["--debug"] if debug else []), "run", script=INTERRUPTED_IN_A_STEP)
     assert result.returncode == 130, result.stderr
     assert "Đã dừng / interrupted" in result.stderr
     assert "LỖI / FAILED" not in result.stderr
