@@ -43,9 +43,25 @@ class CliError(Exception):
 
 
 def _prepare_environment() -> None:
-    """Local embedded defaults: DAGSTER_HOME at the repository root (dagster.yaml there)."""
-    os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
+    """Local embedded defaults: DAGSTER_HOME at the repository root (dagster.yaml there); a
+    DAGSTER_HOME given relative is taken from where the command was started (Dagster wants it absolute)."""
+    home = os.environ.get("DAGSTER_HOME") or str(REPO_ROOT)
+    os.environ["DAGSTER_HOME"] = os.path.abspath(os.path.expanduser(home))
     os.chdir(os.environ.get("CCHC_WORKDIR", str(REPO_ROOT)))
+
+
+def _dagster_home() -> None:
+    """DAGSTER_HOME must be a folder that exists: a clear message, not Dagster's error."""
+    from pipelines.errors import ConfigError
+
+    home = os.environ["DAGSTER_HOME"]
+    if not os.path.isdir(home):
+        raise ConfigError(
+            f"DAGSTER_HOME={home} không phải thư mục có sẵn: hãy tạo thư mục đó (chép dagster.yaml của kho mã vào để dùng"
+            f" cấu hình kèm theo) hoặc bỏ biến này để dùng thư mục gốc của kho mã / DAGSTER_HOME={home} is not an existing"
+            " folder: create it (with a copy of the repository's dagster.yaml for the shipped storage) or unset it to use"
+            " the repository root"
+        )
 
 
 def partitions_with_files(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> list[str]:
@@ -189,6 +205,7 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
     from pipelines.definitions import defs
     from pipelines.models import all_models
 
+    _dagster_home()
     dimension_models = {name for name, model in all_models().items() if model.layer == "dimensions"}
     # The libraries, the definitions and the models are loaded for good: out of the cyclic garbage
     # collector's sight, its one full collection during a run no longer walks them (0.1-0.15 s of

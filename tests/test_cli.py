@@ -88,6 +88,23 @@ def test_run_with_a_missing_raw_folder_names_it(tmp_path):
     assert_plain_error(result, str(tmp_path / "raw"), "CCHC_RAW_DIR", "does not exist")
 
 
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_a_dagster_home_that_is_not_a_folder_is_named(tmp_path, relative):
+    """A DAGSTER_HOME that does not exist is the user's setting, not a defect (Dagster's own error
+    made it "INTERNAL ERROR", exit 3); a relative one is taken from where the command started."""
+    (tmp_path / "raw").mkdir()
+    home = "no-such-home" if relative else str(tmp_path / "no-such-home")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(tmp_path) | {"DAGSTER_HOME": home, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert_plain_error(result, f"DAGSTER_HOME={tmp_path / 'no-such-home'}", "is not an existing folder")
+
+
 @pytest.mark.parametrize("quarter", ["Q5 2024", "2024-Q7", "hôm qua"])
 def test_run_refuses_a_quarter_it_cannot_read(tmp_path, quarter):
     (tmp_path / "raw").mkdir()
