@@ -191,6 +191,11 @@ def after_answer(callback) -> None:
     _AFTER_ANSWER.append(callback)
 
 
+def work_after_answer() -> int:
+    """How many pieces of work wait for `finish()`."""
+    return len(_AFTER_ANSWER)
+
+
 def finish() -> None:
     """Do the work left for after the answer, in the order it was left."""
     while _AFTER_ANSWER:

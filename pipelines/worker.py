@@ -751,11 +751,7 @@ class Server:
         if entry["conn"] is not None:
             # written before the caller hears the exit code: the line is there when the caller ends
             _note(self.log, f"pid {pid} trả lời / answered: exit {code} in {time.perf_counter() - entry['started']:.2f} s")
-            self.selector.unregister(entry["conn"])
-            with contextlib.suppress(OSError):
-                _send(entry["conn"], {"exit": code})
-            entry["conn"].close()
-            entry["conn"] = None
+            self._tell_caller(entry, code)
 
     def _close_answer(self, entry: dict) -> None:
         fd = entry.pop("answer", None)
@@ -778,10 +774,15 @@ class Server:
             f" CPU {usage.ru_utime + usage.ru_stime:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB",
         )
         if entry["conn"] is not None:
-            self.selector.unregister(entry["conn"])
-            with contextlib.suppress(OSError):
-                _send(entry["conn"], {"exit": exit_code})
-            entry["conn"].close()
+            self._tell_caller(entry, exit_code)
+
+    def _tell_caller(self, entry: dict, code: int) -> None:
+        """The exit code to the command's waiting caller, which then ends; its connection closed."""
+        self.selector.unregister(entry["conn"])
+        with contextlib.suppress(OSError):
+            _send(entry["conn"], {"exit": code})
+        entry["conn"].close()
+        entry["conn"] = None
 
     # -- the command's process
     def _close_inherited(self, conn: socket.socket) -> None:
@@ -852,7 +853,7 @@ class Server:
         if answer is None:
             return
         cli = sys.modules.get("pipelines.cli")
-        if cli is None or not getattr(cli, "_AFTER_ANSWER", None):
+        if cli is None or not cli.work_after_answer():
             os.close(answer)  # nothing left: the exit is the answer
             return
         for stream in (sys.stdout, sys.stderr):

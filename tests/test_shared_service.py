@@ -243,7 +243,7 @@ ANSWERING_FIRST = textwrap.dedent(
     from pipelines.definitions import defs
     warehouse = defs.resources["warehouse"]
     lock, wal = warehouse.run_lock().path, Path(str(warehouse.work_path) + ".wal")
-    print(f"answered {code}: lock held {held(lock)}, work left {len(cli._AFTER_ANSWER)}", file=sys.stderr)
+    print(f"answered {code}: lock held {held(lock)}, work left {cli.work_after_answer()}", file=sys.stderr)
     cli.finish()
     print(f"finished: lock held {held(lock)}, log left {wal.exists()}", file=sys.stderr)
     sys.exit(code)
