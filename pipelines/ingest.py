@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import logging
+import operator
 import os
 import pickle
 import signal
@@ -210,7 +211,9 @@ CONTENT_COLUMNS = {
 
 
 def _raw_text(raw: object) -> str | None:
-    return None if raw is None else (raw.isoformat() if hasattr(raw, "isoformat") else str(raw))
+    if raw is None or type(raw) is str:  # most cells: as they are
+        return raw
+    return raw.isoformat() if hasattr(raw, "isoformat") else str(raw)
 
 
 def content_record(read: WorkbookRead) -> dict:
@@ -247,10 +250,15 @@ _ATTRIBUTE = {"row_number": "row"}  # a raw column -> the parsed row's attribute
 def _columns(rows: list, table: str, **computed: list) -> dict[str, list]:
     """The content columns of `table` from parsed rows (FigureCell, TaskRow), column by column;
     `computed` gives the columns that are not an attribute as it stands."""
-    return {
-        column: computed[column] if column in computed else [getattr(row, _ATTRIBUTE.get(column, column)) for row in rows]
-        for column in CONTENT_COLUMNS[table]
-    }
+    columns = CONTENT_COLUMNS[table]
+    read = [column for column in columns if column not in computed]
+    # one pass over the rows, all attributes at once (a list per attribute was read row by row)
+    values: list = [[] for _ in read]
+    if rows and read:
+        get = operator.attrgetter(*(_ATTRIBUTE.get(column, column) for column in read))
+        values = [list(column) for column in zip(*map(get, rows), strict=True)] if len(read) > 1 else [list(map(get, rows))]
+    found = dict(zip(read, values, strict=True))
+    return {column: computed[column] if column in computed else found[column] for column in columns}
 
 
 def raw_frames(

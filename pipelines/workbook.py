@@ -583,19 +583,55 @@ def _text(row: list[object], col: int | None) -> str:
     return "" if value is None or value == "" else clean(value)
 
 
+_ROW_TEXTS: dict[tuple, tuple] = {}  # see _row_texts
+
+
+def _plain(value: object) -> bool:
+    return value is None or (type(value) is str and len(value) <= MEMO_TEXT)
+
+
+def _row_texts(raw_code: object, label: object, unit: object, note: object) -> tuple:
+    """(the row's code or None, its label, unit and note as text): the cells a figures row is
+    known by, beside its value. The form's rows recur in every workbook of a run, so rows whose
+    cells are all text (or empty) are memoised per process by their cells, MEMO_SIZE of them, each
+    cell of at most MEMO_TEXT characters; any other row is worked out as it comes."""
+    key = (raw_code, label, unit, note)
+    plain = _plain(raw_code) and _plain(label) and _plain(unit) and _plain(note)
+    if plain:
+        found = _ROW_TEXTS.get(key)
+        if found is not None:
+            return found
+    texts = (
+        normalise_code(raw_code),
+        "" if label is None or label == "" else clean(label),
+        "" if unit is None or unit == "" else clean(unit),
+        "" if note is None or note == "" else clean(note),
+    )
+    if plain and len(_ROW_TEXTS) < MEMO_SIZE:
+        _ROW_TEXTS[key] = texts
+    return texts
+
+
 def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[str], budget: Budget | None = None) -> None:
     header_row, cols = header
     code_col, value_col = cols["code"], cols["value"]
     label_col, unit_col, note_col = cols.get("label"), cols.get("unit"), cols.get("note")
     seen: dict[str, FigureCell] = {}
+    figures = result.figures
     for r in range(header_row + 1, len(rows)):
         if budget is not None and r % 256 == 0:
             budget.check(sheet)
         row = rows[r]
-        raw_code = _cell(row, code_col)
-        if raw_code is None:
+        width = len(row)
+        raw_code = row[code_col] if code_col < width else None
+        if raw_code is None or raw_code == "":
             continue  # blank row, or a section heading without a code
-        code = normalise_code(raw_code)
+        code, row_label, unit, note = _row_texts(
+            raw_code,
+            row[label_col] if label_col is not None and label_col < width else None,
+            row[unit_col] if unit_col is not None and unit_col < width else None,
+            row[note_col] if note_col is not None and note_col < width else None,
+        )
         if code is None:
             text = clean(raw_code)
             if text and not fold(text).startswith(("tong", "ghi chu", "nguoi lap", "thu truong")) and len(text) <= 20:
@@ -611,7 +647,9 @@ def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[
                     )
                 )
             continue
-        raw = _cell(row, value_col)
+        raw = row[value_col] if value_col < width else None
+        if raw == "":
+            raw = None
         ref = cell_ref(r, value_col)
         parsed = parse_number(raw)
         if isinstance(raw, float) and not math.isfinite(raw):
@@ -628,28 +666,17 @@ def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[
                     message_en=f"Cell {sheet}!{ref} ({code}) is a formula with no cached value; treated as not reported.",
                 )
             )
-        figure = FigureCell(
-            code=code,
-            raw=raw,
-            value=parsed.value,
-            parse_status=parsed.status,
-            is_percent=parsed.is_percent,
-            sheet=sheet,
-            cell=ref,
-            row_label=_text(row, label_col),
-            unit=_text(row, unit_col),
-            note=_text(row, note_col),
-        )
+        figure = FigureCell(code, raw, parsed.value, parsed.status, parsed.is_percent, sheet, ref, row_label, unit, note)
         earlier = seen.get(code)
         if earlier is not None:
             if earlier.value == figure.value and earlier.parse_status == figure.parse_status:
                 continue  # the same row typed twice: harmless
             if earlier.parse_status == "empty":
-                result.figures.remove(earlier)  # an empty duplicate gives way to a filled one
+                figures.remove(earlier)  # an empty duplicate gives way to a filled one
             elif figure.parse_status == "empty":
                 continue
         seen[code] = figure
-        result.figures.append(figure)
+        figures.append(figure)
 
 
 def _read_info(result: WorkbookRead, sheet: str, rows) -> None:

@@ -1,9 +1,22 @@
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pipelines import workbook
 from pipelines.form_writer import Formula, Quirks
-from pipelines.workbook import cell_ref, column_letter, detect_header, normalise_code, read_workbook
+from pipelines.workbook import (
+    MEMO_SIZE,
+    MEMO_TEXT,
+    _row_texts,
+    cell_ref,
+    clean,
+    column_letter,
+    detect_header,
+    normalise_code,
+    read_workbook,
+)
 from tests.conftest import make_form
 
 FIGURES = {"HSO.01": 1250, "HSO.02": 600, "HSO.03": 900, "HSO.04": 850, "HSO.05": 50, "GDT.01": 400, "GDT.02": 120}
@@ -155,3 +168,37 @@ def test_tasks_sheet(tmp_path):
         ("NV1", "Quý I/2024", "Đã hoàn thành"),
         ("", "Thường xuyên", "dang thuc hien"),
     ]
+
+
+CELLS = st.one_of(
+    st.none(),
+    st.sampled_from(["", " HSO.01 ", "hso 1", "Tổng số hồ sơ", "Hồ so\u0301", "x" * 300, "ĐVT: hồ sơ", "Trong đó: trực tuyến"]),
+    st.text(max_size=12),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+)
+
+
+@given(st.lists(st.tuples(CELLS, CELLS, CELLS, CELLS), min_size=1, max_size=20))
+@settings(max_examples=200, deadline=None)
+def test_a_rows_texts_are_its_cells_texts_memoised_or_not(rows):
+    """The row memo of the figures sheet gives what the cells' own functions give, for text and for
+    numbers, booleans and empty cells alike (1, 1.0 and True are different cells), a second time too."""
+
+    def direct(code, label, unit, note):
+        return (normalise_code(code), *("" if v is None or v == "" else clean(v) for v in (label, unit, note)))
+
+    for _ in range(2):
+        for row in rows:
+            assert _row_texts(*row) == direct(*row)
+
+
+def test_the_row_memo_is_bounded(monkeypatch):
+    monkeypatch.setattr(workbook, "_ROW_TEXTS", {})
+    for i in range(MEMO_SIZE + 50):
+        _row_texts(f"HSO.{i % 100:02d}", f"label {i}", "hồ sơ", None)
+    assert len(workbook._ROW_TEXTS) == MEMO_SIZE
+    assert _row_texts("HSO.01", "label new", "hồ sơ", None) == ("HSO.01", "label new", "hồ sơ", "")
+    _row_texts("HSO.01", "y" * (MEMO_TEXT + 1), None, None)  # a long cell: worked out, not kept
+    assert ("HSO.01", "y" * (MEMO_TEXT + 1), None, None) not in workbook._ROW_TEXTS
