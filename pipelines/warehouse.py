@@ -237,7 +237,7 @@ def replace_from_query(
         if not table_exists(con, table):
             con.execute(f"create table {table} as select * from ({sql}) where false", bound)
         else:
-            _add_new_columns(con, table, sql, bound)
+            _align_columns(con, table, sql, bound)
         if key is not None and scope is not None:
             if scope:
                 inside = in_list(key, scope)
@@ -401,13 +401,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
-def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str, bound: dict) -> None:
-    """A newer version of a query may return more columns than a table built by an older one:
-    add them (existing rows get NULL), so upgrading never needs a hand migration."""
-    existing = {row[0] for row in con.execute(f"describe {table}").fetchall()}
-    for name, type_, *_ in con.execute(f"describe select * from ({sql})", bound).fetchall():
+def _align_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str, bound: dict) -> None:
+    """A table built from a query has the query's columns. A newer version of the query may return
+    more columns than the table built by an older one: they are added (existing rows get NULL); and
+    fewer: the columns it no longer returns are dropped (they would be NULL in every new row). So
+    upgrading never needs a hand migration."""
+    existing = [row[0] for row in con.execute(f"describe {table}").fetchall()]
+    returned = [row[:2] for row in con.execute(f"describe select * from ({sql})", bound).fetchall()]
+    names = {name for name, _ in returned}
+    for name, type_ in returned:
         if name not in existing:
             con.execute(f'alter table {table} add column "{name}" {type_}')
+    for name in existing:
+        if name not in names:
+            con.execute(f'alter table {table} drop column "{name}"')
 
 
 def replace_frame(

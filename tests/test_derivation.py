@@ -98,6 +98,21 @@ def test_a_newer_query_adds_its_new_columns(tmp_path):
     con.close()
 
 
+def test_a_newer_query_that_returns_fewer_columns_drops_them(tmp_path):
+    """stg_submission no longer carries loaded_at (the time of the load, new at every run: every
+    row changed at every run): a table built by the older query loses the column."""
+    from pipelines import warehouse
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create table t (k varchar, loaded_at timestamptz, a integer)")
+    con.execute("insert into t values ('old', now(), 1), ('kept', now(), 3)")
+    sql = "select 'new' as k, 2 as a"
+    assert warehouse.replace_from_query(con, "t", sql, {}, {"k": "new"}, key="k") == 1
+    assert [r[0] for r in con.execute("describe t").fetchall()] == ["k", "a"]
+    assert con.execute("select k, a from t order by k").fetchall() == [("kept", 3), ("new", 2), ("old", 1)]
+    con.close()
+
+
 def test_an_older_database_gets_the_columns_a_newer_ddl_declares(tmp_path):
     from pipelines.warehouse import Warehouse
 

@@ -363,6 +363,29 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
         assert incremental.LAST_SCOPE[("fct_indicator_value", "period_year=2024")] is None
 
 
+def test_a_rerun_later_with_nothing_changed_rewrites_no_staged_submission(tmp_path, catalog):
+    """The clock moving between runs (the same folder run again an hour later) changes no workbook:
+    stg_submission keeps its rows as they are (it carried the time of the load, so every row changed
+    at every run, and so did the scope of what reads it); raw_submission's loaded_at says when."""
+    from pipelines import steps
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    for i, code in enumerate(COMMUNES[:3]):
+        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", _figures(i))
+    now = dt.datetime(2024, 5, 1, 9, tzinfo=LOCAL_TZ)
+    later = now + dt.timedelta(hours=1)
+    rowids = "select list(rowid order by rowid) from stg_submission where partition_key = '2024-Q1'"
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        before = con.execute(rowids).fetchone()[0]
+        steps.build_quarter(con, catalog, "2024-Q1", later, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        assert len(before) == 3 and con.execute(rowids).fetchone()[0] == before
+        assert con.execute("select list(distinct loaded_at) from raw_submission").fetchone()[0] == [later]
+
+
 DISTRICT = ["TD-UBND", "TD-PHONG-NOIVU", "TD-PHONG-TUPHAP", "TD-PHONG-TCKH", "TD-PHONG-KTHT"]
 
 

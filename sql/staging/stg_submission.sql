@@ -23,8 +23,7 @@ with submissions as (
         contact,
         form_version,
         received_at,
-        received_source,
-        loaded_at
+        received_source
     from raw_submission
     where partition_key = $partition_key
 ),
@@ -64,8 +63,7 @@ final as (
         s.contact,
         s.form_version,
         s.received_at,
-        s.received_source,
-        s.loaded_at
+        s.received_source
     from submissions as s
     left join agencies as a
         on coalesce(s.declared_agency_code, s.filename_agency_code) = a.org_unit_code
