@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pipelines import ingest, steps
 from pipelines.periods import LOCAL_TZ
 from pipelines.warehouse import Warehouse
@@ -357,3 +360,19 @@ def test_raw_frames_keep_each_value_in_its_row_and_the_numbers_typed():
     assert frame["note"].tolist() == ["2024-03-05", "", None] and frame["note"].dtype == object  # not read as a date
     assert str(frame["value"].dtype) == "float64" and frame["value"].isna().tolist() == [False, True, False]
     assert str(frame["is_percent"].dtype) == "bool"
+
+
+PARTS = st.one_of(
+    st.sampled_from(["2021-Q1", "Quý I-2021", "2024-H1", "Năm 2023", "a.b.xlsx", ".hidden"]),
+    st.text(alphabet="ab._- xĐ", min_size=1, max_size=8).filter(lambda n: n not in (".", "..")),
+)
+
+
+@given(st.lists(PARTS, min_size=1, max_size=3))
+@settings(max_examples=300, deadline=None)
+def test_a_file_s_stem_and_folder_are_pathlib_s(parts):
+    """The file fields of 4,000 files a quarter are worked out from strings, without a Path per file:
+    the same stem and folder as pathlib's."""
+    path = "/".join(["/srv/raw", *parts])
+    assert ingest._stem(path) == Path(path).stem
+    assert ingest.folder_period(path, Path("/srv/raw")) == ingest._folder_period(str(Path(path).parent), "/srv/raw")

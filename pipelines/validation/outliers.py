@@ -40,11 +40,13 @@ def outlier_findings(engine: RuleEngine, long: pd.DataFrame, history: pd.DataFra
             frame[col] = z
             extra[rule_id] = ("peers", z)
         elif rule.check == "own_history":
-            z = own_history_z(long[_HISTORY_COLUMNS].where(applied), history)
+            # no history (a first run): nothing to compare with, and no copy of the rows to make
+            z = own_history_z(long[_HISTORY_COLUMNS].where(applied), history) if not history.empty else _none(long)
             frame[col] = z
             extra[rule_id] = ("own", z)
         elif rule.check == "stock_jump":
-            change = stock_change_pct(long[_HISTORY_COLUMNS].where(applied & (long["element_kind"] == "stock")), history)
+            stocks = applied & (long["element_kind"] == "stock")
+            change = stock_change_pct(long[_HISTORY_COLUMNS].where(stocks), history) if not history.empty else _none(long)
             frame[col] = change
             extra[rule_id] = ("jump", change)
         else:
@@ -75,6 +77,11 @@ def outlier_findings(engine: RuleEngine, long: pd.DataFrame, history: pd.DataFra
                 )
             )
     return out
+
+
+def _none(long: pd.DataFrame) -> pd.Series:
+    """No score for any row (what own_history_z and stock_change_pct give without history)."""
+    return pd.Series(np.nan, index=long.index)
 
 
 def _peer_metric(engine: RuleEngine, long: pd.DataFrame, months: pd.Series) -> tuple[pd.Series, pd.Series]:
