@@ -282,14 +282,8 @@ class Site:
         )
         return round(time.perf_counter() - started, 3)
 
-    def run(self, name: str, args: list[str] | None = None, later_minutes: int = 0) -> dict:
-        """`python -m pipelines run <args>`; later_minutes: with the clock (CCHC_AS_OF) that much later,
-        as a user's re-run comes some time after the run before (the windows and deadlines the same)."""
-        env = self.env
-        if later_minutes:
-            when = dt.datetime.fromisoformat(env["CCHC_AS_OF"]) + dt.timedelta(minutes=later_minutes)
-            env = env | {"CCHC_AS_OF": when.isoformat()}
-        result = run_cli(name, ["run", *(args or [])], env, self.root / "logs", self.worker)
+    def run(self, name: str, args: list[str] | None = None) -> dict:
+        result = run_cli(name, ["run", *(args or [])], self.env, self.root / "logs", self.worker)
         runs = self.new_runs()
         result["dagster_runs"] = runs
         if runs:
@@ -643,7 +637,7 @@ def run_benchmark(root: Path, n: int, m: int, new_quarter: bool, do_query: bool,
     changed = touched(last_q[0])
     synth.write_report(changed)
     rerun_args = [] if m == 1 else ["--quarter", synth.quarter_key(m - 1)]
-    figures["cli_rerun"] = main.run("rerun_one_changed", rerun_args, later_minutes=1)
+    figures["cli_rerun"] = main.run("rerun_one_changed", rerun_args)
     figures["cli_rerun"]["changed_file"] = str(changed.path.relative_to(root))
     save()
     if args.reruns > 1:  # more re-runs in a row, each after changing another workbook
@@ -651,7 +645,7 @@ def run_benchmark(root: Path, n: int, m: int, new_quarter: bool, do_query: bool,
         for i in range(1, min(args.reruns, len(last_q))):
             changed = touched(last_q[i])
             synth.write_report(changed)
-            figures["cli_reruns"].append(main.run(f"rerun_{i + 1}", rerun_args, later_minutes=i + 1))
+            figures["cli_reruns"].append(main.run(f"rerun_{i + 1}", rerun_args))
             figures["cli_reruns"][-1]["changed_file"] = str(changed.path.relative_to(root))
             save()
 
