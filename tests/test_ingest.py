@@ -376,3 +376,20 @@ def test_a_file_s_stem_and_folder_are_pathlib_s(parts):
     path = "/".join(["/srv/raw", *parts])
     assert ingest._stem(path) == Path(path).stem
     assert ingest.folder_period(path, Path("/srv/raw")) == ingest._folder_period(str(Path(path).parent), "/srv/raw")
+
+
+def test_a_content_is_first_seen_once_under_its_first_path(tmp_path):
+    """raw_file_log keeps the first time and path a content was seen: a later run, another path or
+    a copy of the file in the same run change neither; a new content gets the run's time."""
+    t1 = dt.datetime(2024, 4, 1, 9, tzinfo=LOCAL_TZ)
+    t2 = t1 + dt.timedelta(days=3)
+    with Warehouse(tmp_path / "w.duckdb").connect() as con:
+        first = ingest.record_first_seen_of(
+            con, [("h1", Path("a.xlsx"), 10), ("h1", Path("b.xlsx"), 10), ("h2", Path("c.xlsx"), None)], t1
+        )
+        assert first == {"h1": t1, "h2": t1}
+        again = ingest.record_first_seen_of(con, [("h1", Path("z.xlsx"), 10), ("h3", Path("d.xlsx"), 7)], t2)
+        assert again == {"h1": t1, "h3": t2}
+        rows = con.execute("select content_hash, first_path, first_seen_at, size_bytes from raw_file_log order by 1").fetchall()
+        assert rows == [("h1", "a.xlsx", t1, 10), ("h2", "c.xlsx", t1, None), ("h3", "d.xlsx", t2, 7)]
+        assert ingest.record_first_seen_of(con, [], t2) == {}
