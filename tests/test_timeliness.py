@@ -55,3 +55,28 @@ def test_merged_units_roll_up_to_their_current_successor(catalog):
     current = dim_agency(catalog).set_index("org_unit_code")["current_org_unit_code"]
     assert current["TD-PHONG-TNMT"] == "TD-PHONG-NNMT" and current["TD-PHONG-NNPTNT"] == "TD-PHONG-NNMT"
     assert current["TD-PHONG-LDTBXH"] == "TD-PHONG-NOIVU" and current["TD-XA-LIEUTU"] == "TD-XA-LIEUTU"
+
+
+@pytest.mark.parametrize("partition_key", ["2021-Q1", "2022-Q1", "2024-Q2", "2024-Q4", "2025-Q3"])
+def test_expected_reports_give_each_unit_its_own_calendar_s_window_and_due_time(catalog, partition_key):
+    """int_expected_report works out a window and a due time per calendar, not per unit: each row
+    is still what the unit's own calendar gives (the catalog's calendars differ in cut-off, due
+    day and time zone)."""
+    from pipelines.models import ModelRun
+    from pipelines.periods import partition_report
+    from pipelines.steps import expected_reports
+
+    period = partition_report(partition_key)
+    frame = expected_reports(ModelRun(None, partition_key=partition_key, catalog_loader=lambda: catalog))
+    units = catalog.expected_reporters(period).to_dict("records")
+    assert len(frame) == len(units) and (units or partition_key == "2021-Q1")  # no calendar collects before 2022
+    for row, unit in zip(frame.to_dict("records"), units, strict=True):
+        start, end = period.window(unit["cutoff_day"])
+        assert (row["agency_code"], row["authority"], row["window_start"], row["window_end"]) == (
+            unit["code"],
+            unit["reporting_authority"],
+            start,
+            end,
+        )
+        assert row["due_at"] == period.due_at(unit["due_day"], unit["timezone"])
+        assert row["due_date"] == dt.date(period.year, period.last_month, unit["due_day"])
