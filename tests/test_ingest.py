@@ -213,7 +213,7 @@ def test_the_content_record_fills_every_column_of_the_raw_tables(tmp_path):
     record = ingest.content_record(read_workbook(path))
     con = duckdb.connect()
     for table, columns in ingest.CONTENT_COLUMNS.items():
-        assert tuple(record[table]) == columns, table
+        assert tuple(ingest.rows_of(record[table])) == columns, table
         con.execute(all_models()[table].ddl)
         ddl = [
             r[0] for r in con.execute("select column_name from duckdb_columns() where table_name = $t", {"t": table}).fetchall()
@@ -343,23 +343,37 @@ def test_the_folder_index_is_written_only_when_the_folder_changed(tmp_path):
     assert ingest.index_folder(raw, cache) == (partitions, hashes)
 
 
-def test_raw_frames_keep_each_value_in_its_row_and_the_numbers_typed():
-    """Text columns go in as object arrays (no type inference), one element per value; the numeric
-    and boolean columns keep pandas' types, a missing number NaN (NULL in DuckDB)."""
-    frame = ingest._frame(
-        "raw_value",
-        {
-            "code": ["HSO.01", "HSO.02", "HSO.03"],
-            "raw_text": ["1.234", ("a", "b"), None],
-            "value": [1234.0, None, 3.0],
-            "is_percent": [False, False, True],
-            "note": ["2024-03-05", "", None],
-        },
-    )
-    assert len(frame) == 3 and frame["raw_text"].tolist() == ["1.234", ("a", "b"), None]
-    assert frame["note"].tolist() == ["2024-03-05", "", None] and frame["note"].dtype == object  # not read as a date
-    assert str(frame["value"].dtype) == "float64" and frame["value"].isna().tolist() == [False, True, False]
-    assert str(frame["is_percent"].dtype) == "bool"
+def test_content_rows_go_into_their_table_each_value_in_its_row_and_in_order():
+    """DuckDB reads the content tables' JSON text into rows with the tables' types: a submission's
+    rows in the reader's order, text as typed (a date-like note, quotes, a backslash, a line break,
+    Vietnamese), numbers and booleans typed, a missing value NULL; a submission with no row of a
+    table adds none."""
+    import duckdb
+
+    from pipelines.models import all_models
+
+    con = duckdb.connect()
+    for table in ingest.CONTENT_COLUMNS:
+        con.execute(all_models()[table].ddl)
+    columns = ingest.CONTENT_COLUMNS["raw_value"]
+    first = [
+        ("HSO.02", "1.234", 1234.0, "ok", False, "Số liệu", "E9", "Trong đó: trực tuyến", "hồ sơ", "2024-03-05"),
+        ("HSO.01", None, None, "empty", None, "Số liệu", "E8", 'Tổng số "hồ sơ"', "", "a\\b\nc"),
+        ("TTHC.01", "85%", 85.0, "ok", True, "Số liệu", "E10", "", None, None),
+    ]
+    second = [("HSO.01", "12", 12.0, "ok", False, "Sheet1", "C5", "x", "y", "z")]
+
+    def text(rows):
+        return ingest._rows_text({c: [row[i] for row in rows] for i, c in enumerate(columns)})
+
+    batch = ingest.ContentRows(["s1", "s2", "s3"], ["2024-Q1", "2024-Q1", "unassigned"], [text(first), text([]), text(second)])
+    assert ingest.insert_content_rows(con, "raw_value", batch) == 4
+    got = con.execute(f"select submission_id, partition_key, {', '.join(columns)} from raw_value order by rowid").fetchall()
+    assert got == [("s1", "2024-Q1", *row) for row in first] + [("s3", "unassigned", *row) for row in second]
+    tasks = ingest._rows_text({c: (["NV.01"] if c != "row_number" else [7]) for c in ingest.CONTENT_COLUMNS["raw_task"]})
+    assert ingest.insert_content_rows(con, "raw_task", ingest.ContentRows(["s1"], ["2024-Q1"], [tasks])) == 1
+    assert con.execute("select task_code, row_number from raw_task").fetchall() == [("NV.01", 7)]
+    assert ingest.insert_content_rows(con, "raw_task", ingest.ContentRows([], [], [])) == 0
 
 
 PARTS = st.one_of(
