@@ -17,9 +17,12 @@ import logging
 import operator
 import os
 import pickle
+import re
+import shutil
 import signal
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -414,6 +417,7 @@ def index_folder(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> t
     if cache_dir is None:
         reads = read_all(paths, limits)
         return {r.path: file_partition(r, folder_period(r.path, raw_dir)) for r in reads}, {}
+    remove_old_caches(Path(cache_dir))
     index_file = _index_file(Path(cache_dir), limits)
     try:
         with open(index_file, "rb") as handle:
@@ -530,6 +534,38 @@ def _cache_key(content_hash: str, limits) -> str:
 
 def _cache_db(cache_dir: Path) -> Path:
     return Path(cache_dir) / reader_version() / CACHE_DB
+
+
+CACHE_KEPT_DAYS = 7  # the parse cache of another reader version goes once unwritten this long
+_VERSION_FOLDER = re.compile(r"[0-9a-f]{16}")  # reader_version()
+
+
+def remove_old_caches(cache_dir: Path, now: float | None = None) -> list[Path]:
+    """Remove the parse caches of other reader versions (`<cache_dir>/<version>/`) none of whose
+    files was written for CACHE_KEPT_DAYS; returns the folders removed. A new reader parses every
+    workbook again into a cache of its own, so each upgrade left the old one for good (a national
+    history's records: a gigabyte and more). A cache a process of the older version still writes
+    (a daemon not yet restarted) is kept; one it only reads may go, and is then made again."""
+    cutoff = (time.time() if now is None else now) - CACHE_KEPT_DAYS * 86400
+    current = reader_version()
+    try:
+        entries = list(os.scandir(cache_dir))
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        if entry.name == current or not _VERSION_FOLDER.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            folder_time = entry.stat(follow_symlinks=False).st_mtime
+            newest = max((f.stat(follow_symlinks=False).st_mtime for f in os.scandir(entry.path)), default=folder_time)
+        except OSError:
+            continue
+        if max(newest, folder_time) < cutoff:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            log.info("removed the parse cache of reader version %s (unused for %d days or more)", entry.name, CACHE_KEPT_DAYS)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _cache_connection(cache_dir: Path) -> sqlite3.Connection | None:

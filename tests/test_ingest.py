@@ -407,3 +407,32 @@ def test_a_content_is_first_seen_once_under_its_first_path(tmp_path):
         rows = con.execute("select content_hash, first_path, first_seen_at, size_bytes from raw_file_log order by 1").fetchall()
         assert rows == [("h1", "a.xlsx", t1, 10), ("h2", "c.xlsx", t1, None), ("h3", "d.xlsx", t2, 7)]
         assert ingest.record_first_seen_of(con, [], t2) == {}
+
+
+def test_the_parse_cache_of_another_reader_version_goes_once_unused_for_a_week(tmp_path):
+    """After an upgrade the new reader parses into a cache of its own: the old one is removed once
+    none of its files was written for CACHE_KEPT_DAYS; a recent one (an older process still
+    writing it), the current one and anything that is not a version's folder stay."""
+    import os
+    import time
+
+    cache = tmp_path / "parsed"
+    now = time.time()
+    old, recent, other = cache / ("a" * 16), cache / ("b" * 16), cache / "notes"
+    current = cache / ingest.reader_version()
+    for folder in (old, recent, other, current):
+        folder.mkdir(parents=True)
+        (folder / "records.sqlite").write_bytes(b"x")
+    week = ingest.CACHE_KEPT_DAYS * 86400
+    for folder, age in ((old, week + 3600), (other, 2 * week), (current, 2 * week), (recent, 3600)):
+        for path in (folder / "records.sqlite", folder):
+            os.utime(path, (now - age, now - age))
+    assert ingest.remove_old_caches(cache, now) == [old]
+    assert sorted(p.name for p in cache.iterdir()) == sorted([recent.name, other.name, current.name])
+    # the folder index runs it: a workbook folder indexed with this cache folder
+    os.utime(recent / "records.sqlite", (now - week - 60, now - week - 60))
+    os.utime(recent, (now - week - 60, now - week - 60))
+    (tmp_path / "raw").mkdir()
+    ingest.index_folder(tmp_path / "raw", cache)
+    assert not recent.exists() and current.exists()
+    assert ingest.remove_old_caches(tmp_path / "absent", now) == []
