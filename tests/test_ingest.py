@@ -346,7 +346,7 @@ def test_the_folder_index_is_written_only_when_the_folder_changed(tmp_path):
 def test_content_rows_go_into_their_table_each_value_in_its_row_and_in_order():
     """DuckDB reads the content tables' JSON text into rows with the tables' types: a submission's
     rows in the reader's order, text as typed (a date-like note, quotes, a backslash, a line break,
-    Vietnamese), numbers and booleans typed, a missing value NULL; a submission with no row of a
+    control characters a cell can hold as _x0000_, Vietnamese), numbers and booleans typed, a missing value NULL; a submission with no row of a
     table adds none."""
     import duckdb
 
@@ -358,7 +358,7 @@ def test_content_rows_go_into_their_table_each_value_in_its_row_and_in_order():
     columns = ingest.CONTENT_COLUMNS["raw_value"]
     first = [
         ("HSO.02", "1.234", 1234.0, "ok", False, "Số liệu", "E9", "Trong đó: trực tuyến", "hồ sơ", "2024-03-05"),
-        ("HSO.01", None, None, "empty", None, "Số liệu", "E8", 'Tổng số "hồ sơ"', "", "a\\b\nc"),
+        ("HSO.01", None, None, "empty", None, "Số liệu", "E8", 'Tổng số "hồ sơ"', "\x00\x1f", "a\\b\nc"),
         ("TTHC.01", "85%", 85.0, "ok", True, "Số liệu", "E10", "", None, None),
     ]
     second = [("HSO.01", "12", 12.0, "ok", False, "Sheet1", "C5", "x", "y", "z")]
