@@ -126,6 +126,26 @@ def test_each_rule_fires_alone_on_tiny_frames(catalog, engine):
     assert covered | outliers == set(catalog.rules["rule_id"])
 
 
+def test_workbooks_validated_before_leave_the_new_ones_findings_as_they_are(catalog, engine):
+    """A cohort validated again after one workbook changed: the workbooks validated before under
+    the same rules (`known`) keep their workbook-rule findings on record and skip those rules; the
+    new ones get exactly the findings a validation of everything gives them, at their own cells.
+    The known workbook's values come first in the cohort (the new ones' rows are not at the start)."""
+    cases = bad_cases(catalog)
+    subs = pd.DataFrame([submission("good")] + [c[1] for c in cases.values()])
+    rows = values("good", valid_figures(catalog)) + [r for c in cases.values() for r in c[2]]
+    data = ValidationInput(subs, pd.DataFrame(rows), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1")
+    every = engine.validate(data)
+
+    def table(frame):
+        return sorted(map(tuple, frame.astype(str).values.tolist()))
+
+    for known in ({"good"}, {"good", *list(cases)[: len(cases) // 2]}):
+        found = engine.validate(data, known=known)
+        skipped = every["rule_id"].isin(engine.workbook_rule_ids) & every["submission_id"].isin(known)
+        assert table(found) == table(every[~skipped])
+
+
 def test_messages_name_cells_values_and_rule(catalog, engine):
     base = valid_figures(catalog)
     subs = pd.DataFrame([submission("s")])

@@ -114,7 +114,10 @@ class RuleEngine:
         values = data.values[data.values["submission_id"].isin(subs["submission_id"])] if not subs.empty else data.values
         if not values.empty:
             long = self._long_frame(values, subs)
-            fresh = long[~long["submission_id"].isin(known)] if known else long
+            fresh = long
+            if known:  # row_id is a row's position in the frame the rules look at: numbered again
+                fresh = long[~long["submission_id"].isin(known)]
+                fresh = fresh.reset_index(drop=True).assign(row_id=np.arange(len(fresh)))
             if not fresh.empty:
                 findings += value_findings(self, fresh)
                 findings += duplicate_findings(self, fresh)
