@@ -386,6 +386,34 @@ def test_a_rerun_later_with_nothing_changed_rewrites_no_staged_submission(tmp_pa
         assert con.execute("select list(distinct loaded_at) from raw_submission").fetchone()[0] == [later]
 
 
+def test_a_new_workbook_with_a_text_in_a_number_cell_in_a_quarter_run_before(tmp_path, catalog):
+    """The new workbook's cohort is validated again with the workbooks validated before: its value
+    finding is at its own cell, the quarter builds (it stopped with an IndexError), and nobody
+    else's workbook gets findings it does not have."""
+    from pipelines import steps
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    for i, code in enumerate(COMMUNES[:3]):
+        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", _figures(i))
+    now = dt.datetime(2024, 5, 1, 9, tzinfo=LOCAL_TZ)
+    findings = "select submission_id, rule_id, cell, value from int_finding where source = 'rule' order by all"
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        before = con.execute(findings).fetchall()
+        make_form(raw / "2024-Q1" / f"{COMMUNES[3]}_2024-Q1.xlsx", COMMUNES[3], "Quý I/2024", _figures(3) | {"HSO.02": "mười"})
+        steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        (sid,) = con.execute(
+            "select submission_id from raw_submission where declared_agency_code = $a", {"a": COMMUNES[3]}
+        ).fetchone()
+        after = con.execute(findings).fetchall()
+    new = [row for row in after if row[0] == sid]
+    assert [(rule, value) for _, rule, _, value in new if rule == "V_NUMBER"] == [("V_NUMBER", "mười")]
+    assert [row for row in after if row[0] != sid] == before
+
+
 DISTRICT = ["TD-UBND", "TD-PHONG-NOIVU", "TD-PHONG-TUPHAP", "TD-PHONG-TCKH", "TD-PHONG-KTHT"]
 
 
