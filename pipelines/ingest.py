@@ -261,11 +261,6 @@ def _rows_text(columns: dict[str, list]) -> str:
     return json.dumps(columns, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def rows_of(text: str) -> dict[str, list]:
-    """A content table's columns from its JSON text (`_rows_text`)."""
-    return json.loads(text)
-
-
 _ATTRIBUTE = {"row_number": "row"}  # a raw column -> the parsed row's attribute, where they differ
 
 
@@ -818,7 +813,7 @@ def sync_raw_tables(
     new and changed workbooks are read (through the parse cache) and written; the rows of workbooks
     that left the folder are deleted. All of it in one transaction. Without a cache folder (no
     index of the folder) every workbook is read and the slices are rewritten whole."""
-    from pipelines.warehouse import align_to_table, transaction
+    from pipelines.warehouse import append_frame, transaction
 
     slices = (partition_key, UNASSIGNED)
     drop: list[str] | None = None  # None: rewrite both slices whole
@@ -876,12 +871,7 @@ def sync_raw_tables(
             submissions, contents = raw_frames(
                 batch, Path(raw_dir), reporter_codes, first_seen, register, now, limits, known=fields
             )
-            if len(submissions):
-                con.register("_incoming", align_to_table(con, "raw_submission", submissions))
-                try:
-                    con.execute("insert into raw_submission by name select * from _incoming")
-                finally:
-                    con.unregister("_incoming")
+            append_frame(con, "raw_submission", submissions)
             for table, rows in contents.items():
                 insert_content_rows(con, table, rows)
         con.execute(

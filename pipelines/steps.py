@@ -207,8 +207,8 @@ def expected_reports(run: ModelRun) -> pd.DataFrame:
     """int_expected_report: who must send the partition's report window, and by when."""
     period = partition_report(run.partition_key)
     units = run.catalog.expected_reporters(period)
-    if units.empty:
-        return pd.DataFrame(columns=EXPECTED_REPORT_COLUMNS)
+    if units.empty:  # nobody expected (no calendar collects this window): no rows
+        return pd.DataFrame()
     # the window and the due time depend on the unit's calendar only: worked out once per calendar
     # (a national catalog has 4,000 units and a calendar per province)
     windows = {cutoff: period.window(cutoff) for cutoff in set(units["cutoff_day"])}
@@ -232,20 +232,6 @@ def expected_reports(run: ModelRun) -> pd.DataFrame:
             "due_date": [date for _, date in due],  # in the calendar's zone
         }
     )
-
-
-EXPECTED_REPORT_COLUMNS = [
-    "partition_key",
-    "agency_code",
-    "period_code",
-    "authority",
-    "admin_level",
-    "jurisdiction_code",
-    "window_start",
-    "window_end",
-    "due_at",
-    "due_date",
-]
 
 
 def first_scorecard_year(catalog: Catalog, year: int) -> int:

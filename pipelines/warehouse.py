@@ -448,6 +448,16 @@ def replace_frame(
     return len(frame)
 
 
+def append_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Insert a DataFrame's rows into an existing table (columns matched by name, those the frame
+    lacks NULL), in the caller's transaction. Returns the rows inserted."""
+    if not len(frame):
+        return 0
+    with _registered(con, align_to_table(con, table, frame)) as name:
+        con.execute(f"insert into {_ident(table)} by name select * from {name}")
+    return len(frame)
+
+
 def align_to_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with the table's columns, in its order (columns it lacks are NULL)."""
     columns = [row[0] for row in con.execute(f"describe {_ident(table)}").fetchall()]
