@@ -82,6 +82,24 @@ def test_missing_component_gives_no_derived_flow(con):
     assert rows[("2024-Q4", "KQS.01")].value == 260
 
 
+def test_an_element_given_on_two_rows_counts_its_first_cell(con):
+    """V_DUPLICATE rejects such a workbook, so none is in force; should one get here, its first
+    cell counts (cell references in text order, as ever: E12 before E6), once; the other elements keep theirs."""
+    load(con, {"Q1": {"HSO.01": 100, "KQS.01": 200}})
+    con.execute(
+        "insert into stg_value by name select 's-Q1' as submission_id, 'HSO.01' as code, 999.0 as value,"
+        " 'ok' as parse_status, 'Số liệu' as sheet, 'E12' as cell"
+    )
+    con.execute(
+        "insert into stg_value by name select 's-Q1' as submission_id, 'KQS.01' as code, 5.0 as value,"
+        " 'ok' as parse_status, 'Số liệu' as sheet, 'E10' as cell" 
+    )
+    body = all_models()["int_element_value"].body
+    frame = con.execute(body, {"year": 2024, "every": True, "groups": []}).df()
+    got = sorted(zip(frame["code"], frame["cell"], frame["value"], strict=True))
+    assert got == [("HSO.01", "E12", 999.0), ("KQS.01", "E10", 5.0)]
+
+
 def test_not_reported_elements_have_no_rows(con):
     rows = load(con, {"Q1": {"HSO.01": 100}})
     assert set(rows) == {("2024-Q1", "HSO.01")}

@@ -29,7 +29,7 @@ with in_force as (
         and ($every or list_contains($groups, agency_code))
 ),
 
-reported as (
+figures as (
     select
         i.agency_code,
         i.period_code,
@@ -48,7 +48,25 @@ reported as (
     inner join stg_value as v on i.submission_id = v.submission_id
     inner join dim_data_element as e on v.code = e.code
     where v.parse_status = 'ok' and v.value is not null
-    qualify row_number() over (partition by i.agency_code, i.period_code, v.code order by v.cell) = 1
+),
+
+repeated as (
+    -- an element given on two rows (rare): its first cell counts, found without sorting every row
+    select
+        agency_code,
+        period_code,
+        code,
+        min(cell) as cell
+    from figures
+    group by agency_code, period_code, code
+    having count(*) > 1
+),
+
+reported as (
+    select f.*
+    from figures as f
+    left join repeated as r on f.agency_code = r.agency_code and f.period_code = r.period_code and f.code = r.code
+    where r.cell is null or f.cell = r.cell
 ),
 
 by_element as (
