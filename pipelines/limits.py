@@ -222,6 +222,16 @@ def _unpacked(part: str, size: int, ratio: float, limits: ReadLimits, which: str
 # ----------------------------------------------------------------------------- the package in memory
 
 
+# Small parts (and the heads of other parts but worksheets) inflated and checked before, per
+# process, by their compressed bytes: the parts a template or an Excel version writes alike in every
+# workbook (theme, styles, relationships, content types, often the workbook part) are inflated once
+# per run, not once per workbook. Inflating is a function of the compressed bytes, so the same bytes
+# with the same declared size and CRC pass or fail the same checks; bounded (at most
+# SEEN_PARTS_KEPT entries of at most SMALL_PART_BYTES each).
+_SEEN_PARTS: dict[tuple, bytes] = {}
+SEEN_PARTS_KEPT = 256
+
+
 class Package:
     """A workbook's bytes, opened once as a zip. Every check reads its parts from these bytes, and
     calamine loads the same bytes (`io.BytesIO(package.data)`): the file is not opened again between
@@ -283,6 +293,10 @@ class Package:
             return None
         if info.compress_type == zipfile.ZIP_STORED:
             return bytes(raw[:size])
+        key = None if keep else ("head", bytes(raw), size)
+        head = _SEEN_PARTS.get(key) if key is not None else None
+        if head is not None:
+            return head
         inflater = zlib.decompressobj(-15)
         try:
             head = inflater.decompress(raw[:size], size)
@@ -290,6 +304,8 @@ class Package:
             return None
         if keep and len(self._started) < KEEP_HEADS:
             self._started[part] = (inflater, head, min(size, len(raw)) - len(inflater.unconsumed_tail))
+        elif key is not None and len(_SEEN_PARTS) < SEEN_PARTS_KEPT:
+            _SEEN_PARTS[key] = head
         return head
 
     def read(self, part: str) -> bytes:
@@ -304,6 +320,11 @@ class Package:
                 return self.archive.read(info)
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
                 raise _damaged(part) from exc
+        key = ("part", bytes(raw), info.compress_type, info.file_size, info.CRC) if info.file_size <= SMALL_PART_BYTES else None
+        data = _SEEN_PARTS.get(key) if key is not None else None
+        if data is not None:  # the same compressed bytes, declared size and CRC, checked before
+            self._read[part] = data
+            return data
         if info.compress_type == zipfile.ZIP_STORED:
             data, complete = bytes(raw), True
         else:
@@ -317,6 +338,8 @@ class Package:
             raise _damaged(part)
         if len(data) <= SMALL_PART_BYTES:
             self._read[part] = data  # read again by _sheet_parts; bigger parts are not kept
+            if key is not None and len(_SEEN_PARTS) < SEEN_PARTS_KEPT:
+                _SEEN_PARTS[key] = data
         return data
 
 

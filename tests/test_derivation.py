@@ -92,7 +92,7 @@ def test_an_element_given_on_two_rows_counts_its_first_cell(con):
     )
     con.execute(
         "insert into stg_value by name select 's-Q1' as submission_id, 'KQS.01' as code, 5.0 as value,"
-        " 'ok' as parse_status, 'Số liệu' as sheet, 'E10' as cell" 
+        " 'ok' as parse_status, 'Số liệu' as sheet, 'E10' as cell"
     )
     body = all_models()["int_element_value"].body
     frame = con.execute(body, {"year": 2024, "every": True, "groups": []}).df()

@@ -202,3 +202,37 @@ def test_the_row_memo_is_bounded(monkeypatch):
     assert _row_texts("HSO.01", "label new", "hồ sơ", None) == ("HSO.01", "label new", "hồ sơ", "")
     _row_texts("HSO.01", "y" * (MEMO_TEXT + 1), None, None)  # a long cell: worked out, not kept
     assert ("HSO.01", "y" * (MEMO_TEXT + 1), None, None) not in workbook._ROW_TEXTS
+
+
+VALUE_CELLS = st.one_of(
+    CELLS,
+    st.sampled_from([0.0, -0.0, 1.0, 1, True, 1e15, 1e16, -1e16, 1233.9999999999998, "1.234,5", "12%", "-", "(5)"]),
+    st.floats(min_value=-1e6, max_value=1e6),
+)
+
+
+@given(st.lists(VALUE_CELLS, min_size=1, max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_a_value_cell_parses_as_parse_number_says_memoised_or_not(values):
+    """A figure's value cell: what numbers.parse_number gives, a NaN or an infinity invalid (no
+    spreadsheet writes them), a second time from the float memo too (1.0, 1 and True are different
+    cells; -0.0 is 0.0)."""
+    from pipelines.numbers import ParsedNumber, parse_number
+
+    def direct(raw):
+        if (isinstance(raw, float) and raw != raw) or raw in (float("inf"), float("-inf")):
+            return ParsedNumber(None, "invalid")
+        return parse_number(raw)
+
+    for _ in range(2):
+        for raw in values:
+            assert workbook._parse_cell(raw) == direct(raw), raw
+
+
+def test_the_float_memo_is_bounded_and_keeps_no_nan(monkeypatch):
+    monkeypatch.setattr(workbook, "_FLOATS", {})
+    for i in range(MEMO_SIZE + 50):
+        workbook._parse_cell(i + 0.5)
+    workbook._parse_cell(float("nan"))
+    assert len(workbook._FLOATS) == MEMO_SIZE
+    assert workbook._parse_cell(MEMO_SIZE + 10.5).value == MEMO_SIZE + 10.5
