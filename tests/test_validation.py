@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.form_writer import Quirks
 from pipelines.validation import RuleEngine, ValidationInput, modified_z
@@ -356,3 +358,65 @@ def test_modified_z_by_group_is_modified_z_group_by_group():
         expected = modified_z(values[index], mad_floor=float(floors[index].max()))
         assert np.allclose(grouped[index].to_numpy(), expected.to_numpy(), equal_nan=True)
     assert grouped.notna().sum() > n / 2
+
+
+KEY_VALUES = st.one_of(st.none(), st.just(float("nan")), st.sampled_from(["a", "b", "HSO.01", ""]), st.integers(0, 3))
+
+
+@given(st.lists(st.tuples(KEY_VALUES, KEY_VALUES, KEY_VALUES), min_size=1, max_size=60))
+@settings(max_examples=150, deadline=None)
+def test_group_ids_split_the_rows_as_groupby_does(rows):
+    """group_ids puts two rows in one group exactly when groupby(dropna=False) does (a missing value
+    is a value of its own; None and NaN alike)."""
+    from pipelines.validation.outliers import group_ids
+
+    keys = [pd.Series([row[i] for row in rows], dtype=object) for i in range(3)]
+    ours = group_ids(keys)
+    theirs = pd.DataFrame({i: k for i, k in enumerate(keys)}).groupby([0, 1, 2], dropna=False, sort=False).ngroup().to_numpy()
+    pairs = {(int(a), int(b)) for a, b in zip(ours, theirs, strict=True)}
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})  # one-to-one
+
+
+def test_group_ids_stay_small_with_many_distinct_keys():
+    """Numbered again after each key: four keys of 100,000 distinct values do not overflow."""
+    import numpy as np
+
+    from pipelines.validation.outliers import group_ids
+
+    n = 100_000
+    keys = [pd.Series(np.arange(n) * (i + 1) % n) for i in range(4)]
+    ids = group_ids(keys)
+    assert ids.min() >= 0 and len(set(ids.tolist())) == n
+
+
+def test_peer_metric_takes_each_rows_parent_value_of_its_own_submission(engine):
+    """The parent lookup of the peer rule, against the plain one (a MultiIndex of submission and code,
+    a code given twice its first value): codes without a parent, parents not given, missing codes."""
+    import numpy as np
+
+    from pipelines.validation.outliers import MIN_SHARE_BASE, _months, _peer_metric
+
+    rng = np.random.default_rng(11)
+    n = 400
+    codes = list(engine.parent) + list(set(engine.parent.values())) + ["XYZ.01", None]
+    long = pd.DataFrame(
+        {
+            "submission_id": rng.choice(["s1", "s2", "s3", "s4", None], n),
+            "code": pd.Series(rng.choice(np.array(codes, dtype=object), n), dtype=object),
+            "value": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 200, n).astype(float)),
+            "period_code": "2024-Q1",
+            "element_kind": rng.choice(["flow", "stock"], n),
+        }
+    )
+    metric, is_share = _peer_metric(engine, long, _months(long["period_code"]))
+    lookup = (
+        long[["submission_id", "code", "value"]]
+        .drop_duplicates(["submission_id", "code"])
+        .set_index(["submission_id", "code"])["value"]
+    )
+    parent = long["code"].map(engine.parent)
+    keys = pd.MultiIndex.from_arrays([long["submission_id"], parent.fillna("")])
+    parent_value = pd.Series(lookup.reindex(keys).to_numpy(), index=long.index)
+    share = long["value"] / parent_value.where(parent_value >= MIN_SHARE_BASE)
+    assert np.array_equal(metric[is_share].to_numpy(), share[is_share].to_numpy(), equal_nan=True)
+    assert is_share.sum() > 50 and metric[is_share].notna().sum() > 20
