@@ -420,3 +420,31 @@ def test_peer_metric_takes_each_rows_parent_value_of_its_own_submission(engine):
     share = long["value"] / parent_value.where(parent_value >= MIN_SHARE_BASE)
     assert np.array_equal(metric[is_share].to_numpy(), share[is_share].to_numpy(), equal_nan=True)
     assert is_share.sum() > 50 and metric[is_share].notna().sum() > 20
+
+
+def test_the_wide_frame_is_the_pivot_of_the_first_usable_values(engine):
+    """One row per submission and one column per code, in order, as a pivot of the usable values (a
+    code given twice: its first value; unknown codes and unparsed cells left out)."""
+    import numpy as np
+
+    from pipelines.validation.compare import column_of
+
+    rng = np.random.default_rng(5)
+    n = 300
+    long = pd.DataFrame(
+        {
+            "submission_id": rng.choice(["s3", "s1", "s2", "s10"], n),
+            "code": rng.choice(["HSO.02", "HSO.01", "GDT.01", "ZZZ.01"], n),
+            "value": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 99, n).astype(float)),
+            "parse_status": rng.choice(["ok", "ok", "ok", "invalid"], n),
+            "sheet": "Số liệu",
+            "cell": [f"E{i}" for i in range(n)],
+        }
+    )
+    long["known"] = long["code"] != "ZZZ.01"
+    wide, cells = engine._wide_frame(long)
+    usable = long[long["known"] & (long["parse_status"] == "ok")].drop_duplicates(["submission_id", "code"], keep="first")
+    expected = usable.pivot(index="submission_id", columns="code", values="value")
+    expected.columns = [column_of(c) for c in expected.columns]
+    pd.testing.assert_frame_equal(wide, expected.reset_index(), check_names=False)
+    pd.testing.assert_frame_equal(cells, usable[["submission_id", "code", "sheet", "cell"]])

@@ -151,23 +151,43 @@ class RuleEngine:
     def _long_frame(self, values: pd.DataFrame, subs: pd.DataFrame) -> pd.DataFrame:
         """One row per value, with its element's type and kind and its agency's level and jurisdiction."""
         long = values.copy().reset_index(drop=True)
-        long["known"] = long["code"].isin(self.value_type.keys())
-        long["value_type"] = long["code"].map(self.value_type)
-        long["element_kind"] = long["code"].map(self.kind)
+        known, value_type, kind = _mapped(long["code"], pd.Series(True, index=list(self.value_type)), self.value_type, self.kind)
+        long["known"] = known.notna()
+        long["value_type"] = value_type
+        long["element_kind"] = kind
         meta = subs.set_index("submission_id")
-        long["agency_code"] = long["submission_id"].map(meta["declared_agency_code"])
-        long["period_code"] = long["submission_id"].map(meta["declared_period"])
-        long["admin_level"] = long["agency_code"].map(self.admin_level)
-        long["jurisdiction_code"] = long["agency_code"].map(self.jurisdiction)
+        long["agency_code"], long["period_code"] = _mapped(
+            long["submission_id"], meta["declared_agency_code"], meta["declared_period"]
+        )
+        long["admin_level"], long["jurisdiction_code"] = _mapped(long["agency_code"], self.admin_level, self.jurisdiction)
         long["row_id"] = np.arange(len(long))
         return long
 
     def _wide_frame(self, long: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """One row per submission, one column per code; and where each used value sits (sheet, cell)."""
+        """One row per submission, one column per code (both in order, as a pivot gives them); and
+        where each used value sits (sheet, cell). A code given twice: its first value."""
         # only the columns used: copying every column of a national quarter's values cost more than the pivot
         usable = long.loc[long["known"] & (long["parse_status"] == "ok"), ["submission_id", "code", "value", "sheet", "cell"]]
-        usable = usable.drop_duplicates(["submission_id", "code"], keep="first")
-        wide = usable.pivot(index="submission_id", columns="code", values="value")
-        wide.columns = [column_of(c) for c in wide.columns]
-        wide = wide.reset_index()
+        # the grid filled from the factorised keys: a pivot (and a drop_duplicates) of the text
+        # columns cost half as much again at a national quarter's 300,000 values
+        sids, submission_ids = pd.factorize(usable["submission_id"], sort=True)
+        codes, known_codes = pd.factorize(usable["code"], sort=True)
+        first = ~pd.Series(sids.astype(np.int64) * (len(known_codes) + 1) + codes).duplicated(keep="first").to_numpy()
+        usable = usable[first]
+        grid = np.full((len(submission_ids), len(known_codes)), np.nan)
+        grid[sids[first], codes[first]] = usable["value"].to_numpy(dtype=float)
+        wide = pd.DataFrame(grid, columns=[column_of(c) for c in known_codes])
+        wide.insert(0, "submission_id", np.asarray(submission_ids, dtype=object))
         return wide, usable[["submission_id", "code", "sheet", "cell"]]
+
+
+def _mapped(column: pd.Series, *lookups) -> list[pd.Series]:
+    """`column.map(lookup)` for each lookup (a dict or a Series), the column's values hashed once:
+    each lookup is applied to its distinct values (a national quarter's 300,000 values have some
+    80 codes and 4,000 submissions). A missing value maps to NaN, as map has it."""
+    codes, uniques = pd.factorize(column)
+    out = []
+    for lookup in lookups:
+        found = np.append(pd.Series(uniques, dtype=object).map(lookup).to_numpy(dtype=object), [np.nan])
+        out.append(pd.Series(found[codes], index=column.index))  # -1 (missing) takes the NaN
+    return out
