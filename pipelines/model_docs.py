@@ -134,6 +134,8 @@ def grain_violations(
     the cost of a year's rows rather than of ten years'. `group`: a key column `where` chose its
     rows by (a publish's changed agencies or workbooks): the period's rows of those groups only.
     Nulls are counted in `where`'s rows."""
+    if where is not None and where.strip() == "false":  # no row replaced: nothing new to look at
+        return {"duplicate_rows": 0, "null_key_rows": 0}
     columns = [c.rstrip("?") for c in key]
     key_list = ", ".join(f'"{c}"' for c in columns)
     source = f'{catalog_name}.main."{table}"' if catalog_name else f'"{table}"'
@@ -154,17 +156,16 @@ def grain_violations(
         rows = (
             f"(select t.* from {source} as t semi join (select distinct {key_list} from {source} where {where}) as s on {same})"
         )
-    duplicates = con.execute(
-        f"select coalesce(sum(n), 0) from (select {key_list}, count(*) as n from {rows} group by all having count(*) > 1)"
-    ).fetchone()[0]
     in_slice = f"({where}) and " if where is not None else ""
     nulls = (
-        con.execute(
-            f"select count(*) from {source} where {in_slice}(" + " or ".join(f'"{c}" is null' for c in required) + ")"
-        ).fetchone()[0]
+        f"(select count(*) from {source} where {in_slice}(" + " or ".join(f'"{c}" is null' for c in required) + "))"
         if required
-        else 0
+        else "0"
     )
+    duplicates, nulls = con.execute(  # both counts in one statement
+        f"select (select coalesce(sum(n), 0) from (select {key_list}, count(*) as n from {rows} group by all"
+        f" having count(*) > 1)), {nulls}"
+    ).fetchone()
     return {"duplicate_rows": int(duplicates), "null_key_rows": int(nulls)}
 
 

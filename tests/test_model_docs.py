@@ -230,3 +230,26 @@ def test_the_docs_warn_against_summing_across_scopes():
         assert "never sum" in model[name]["description"].lower(), name
     text = (REPO / "docs" / "data_dictionary.md").read_text(encoding="utf-8")
     assert "Scopes: never sum across them" in text
+
+
+def test_grain_violations_counts_duplicates_and_nulls_and_skips_a_slice_with_no_row():
+    """Both counts (duplicate-key rows, null keys where a key part is required) in one statement; a
+    slice a publish replaced no row of ('false') is not looked at (the connection is not touched)."""
+    import duckdb
+
+    from pipelines.model_docs import grain_violations
+
+    con = duckdb.connect()
+    con.execute("create table t (period_code varchar, unit varchar, note varchar)")
+    con.execute(
+        "insert into t values ('2024-Q1', 'A', 'x'), ('2024-Q1', 'A', 'y'), ('2024-Q1', 'B', null),"
+        " ('2024-Q1', null, 'z'), ('2024-Q2', 'A', null)"
+    )
+    assert grain_violations(con, "memory", "t", ["period_code", "unit"]) == {"duplicate_rows": 2, "null_key_rows": 1}
+    assert grain_violations(con, "memory", "t", ["period_code", "unit?"]) == {"duplicate_rows": 2, "null_key_rows": 0}
+    in_q2 = grain_violations(con, "memory", "t", ["period_code", "unit"], where="period_code = '2024-Q2'")
+    assert in_q2 == {"duplicate_rows": 0, "null_key_rows": 0}
+    assert grain_violations(None, "memory", "t", ["period_code", "unit"], where="false") == {
+        "duplicate_rows": 0,
+        "null_key_rows": 0,
+    }
