@@ -335,7 +335,7 @@ def publish(
         broken = {t: v for t, v in report.items() if any(v.values())}
         if broken:
             raise GrainError(broken)
-        _commit_checkpointing(con)
+        con.execute("commit")
         in_transaction = False
         con.execute("checkpoint publish_target")
         con.execute("detach publish_target")
@@ -366,25 +366,6 @@ def publish(
         tmp.unlink(missing_ok=True)
         raise
     return counts
-
-
-# The new file's data is written by the commit itself (an automatic checkpoint), not first into its
-# write-ahead log and again by the checkpoint that follows: the working connection's threshold
-# (pipelines.warehouse.CHECKPOINT_THRESHOLD, 256 MB) would have logged a national quarter's first
-# publish whole (0.4-0.6 s more). The transaction writes only the new file, so only it is checkpointed.
-PUBLISH_CHECKPOINT_THRESHOLD = "0MB"
-
-
-def _commit_checkpointing(con: duckdb.DuckDBPyConnection) -> None:
-    """Commit the publish's transaction with the checkpoint threshold at PUBLISH_CHECKPOINT_THRESHOLD,
-    then set the working connection's (Warehouse.open) again."""
-    from pipelines.warehouse import CHECKPOINT_THRESHOLD
-
-    con.execute(f"set checkpoint_threshold = '{PUBLISH_CHECKPOINT_THRESHOLD}'")
-    try:
-        con.execute("commit")
-    finally:
-        con.execute(f"set checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
 
 
 class GrainError(RuntimeError):

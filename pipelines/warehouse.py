@@ -75,7 +75,6 @@ class Warehouse:
         con = duckdb.connect(str(self.path))
         try:
             con.execute(f"set disabled_compression_methods = '{UNUSED_COMPRESSION}'")
-            con.execute(f"set checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             marker = (str(self.path.resolve()), self.path.stat().st_ino)
             if marker not in _ENSURED:
                 ensure_schema(con)
@@ -125,14 +124,6 @@ class Warehouse:
 # (docs/performance.md, tenth round). It applies to what this connection writes, the published
 # copy included; segments written with FSST before stay readable as they are.
 UNUSED_COMPRESSION = "fsst"
-
-# The working file is checkpointed when its write-ahead log reaches this size, and when the run's
-# connection closes (after the answer, through the warm worker). DuckDB's default, 16 MB, made a
-# national quarter's first run (a 54 MB log) stop for some three checkpoints in the middle of its
-# steps, 0.5-0.6 s in all, each rewriting the tables written since the one before; the close then
-# checkpointed once more. Committed data is in the log either way (a crash replays it). Bounded, so
-# a command that runs many quarters in one connection still checkpoints as it goes.
-CHECKPOINT_THRESHOLD = "256MB"
 _ENSURED: set[tuple[str, int]] = set()  # (file, inode) whose schema this process has brought up to date
 _LEGACY_KEY = "partition_key similar to '[0-9]{4}-(01|04|07|10)-01'"
 

@@ -63,9 +63,7 @@ def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
     verbs = [s.split()[0].lower() for s in statements]
     begin, commit = verbs.index("begin"), verbs.index("commit")
     assert verbs.count("begin") == 1 and verbs.count("commit") == 1, statements
-    after_commit = [s for s in statements[commit + 1 :] if not s.startswith("set checkpoint_threshold")]
-    assert any(s.startswith("attach") for s in statements[:begin]) and after_commit[0] == "checkpoint publish_target"
-    assert statements[commit - 1] == "set checkpoint_threshold = '0MB'"  # the commit writes the new file itself
+    assert any(s.startswith("attach") for s in statements[:begin]) and statements[commit + 1] == "checkpoint publish_target"
     # every write to the new file in between (DuckDB refuses a transaction that writes to two databases)
     assert not any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[:begin])
     assert any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[begin:commit])
@@ -431,33 +429,3 @@ def test_the_working_file_and_the_files_it_writes_store_strings_without_fsst(tmp
         assert "FSST" not in _compressions(con, "names")
     with duckdb.connect(str(tmp_path / "work" / "w.duckdb"), read_only=True) as con:
         assert con.execute("select count(distinct name) from names").fetchone() == (20000,)
-
-
-def test_the_publish_commit_writes_the_new_file_not_its_log_and_leaves_the_working_log(work, tmp_path):
-    """The new file's rows are checkpointed by the commit (no log written first and copied again by
-    the checkpoint after it); the working database's own log, which the run leaves for its close,
-    is not checkpointed by the publish; the connection keeps its threshold."""
-    import os
-
-    wal = tmp_path / "work" / "w.duckdb.wal"
-    for part in range(10):  # tables of fewer rows than a row group: logged when written, some 20 MB in all
-        work.execute(f"create table fct_probe_{part} as select range as n, 'giá trị ' || range as text from range(90000)")
-    logged = wal.stat().st_size
-    assert logged > 16 * 2**20
-    threshold = work.execute("select current_setting('checkpoint_threshold')").fetchone()
-    target = tmp_path / "pub" / "cchc.duckdb"
-    publishing_log = target.with_name(f".{target.name}.publishing-{os.getpid()}.wal")
-    at_checkpoint: list[int] = []
-
-    class Watching(Tracing):
-        def execute(self, sql, *args):
-            if sql == "checkpoint publish_target":  # right after the commit
-                at_checkpoint.append(publishing_log.stat().st_size if publishing_log.exists() else 0)
-            return super().execute(sql, *args)
-
-    publish(Watching(work, []), target)
-    assert at_checkpoint and at_checkpoint[0] < 2**20  # the commit wrote the rows into the file itself (else ~20 MB)
-    assert wal.stat().st_size >= logged  # the working log is left for the close
-    assert work.execute("select current_setting('checkpoint_threshold')").fetchone() == threshold
-    with duckdb.connect(str(target), read_only=True) as con:
-        assert con.execute("select count(*), count(distinct text) from fct_probe_9").fetchone() == (90_000, 90_000)

@@ -83,23 +83,3 @@ def test_a_failure_inside_kept_open_closes_the_connection_and_reports_the_failur
     with pytest.raises(duckdb.ConnectionException):  # closed
         kept.execute("select 1")
     assert _rows(resource.work_path) == 50000  # what the runs before the failure committed stays
-
-
-def test_a_large_write_is_checkpointed_when_the_connection_closes_not_midway(tmp_path):
-    """A first national run writes some 54 MB of log: with DuckDB's default threshold (16 MB) a
-    commit stopped to checkpoint several times during the steps. Now the commit only logs, and
-    the close checkpoints: nothing is lost either way, and nothing is left in a log afterwards."""
-    from pipelines.warehouse import Warehouse
-
-    path = tmp_path / "work.duckdb"
-    wal = path.with_name(path.name + ".wal")
-    con = Warehouse(path).open()
-    try:
-        con.execute("create table probe (n bigint, text varchar)")
-        for part in range(12):  # commits of fewer rows than a row group: their rows go to the log (~2 MB each)
-            con.execute(f"insert into probe select range, 'hàng số ' || range from range({part * 100000}, {(part + 1) * 100000})")
-        assert wal.stat().st_size > 16 * 2**20  # committed, logged, not yet checkpointed
-    finally:
-        con.close()
-    assert not wal.exists() or wal.stat().st_size == 0
-    assert _rows(path) == 1200000
