@@ -226,10 +226,12 @@ def _unpacked(part: str, size: int, ratio: float, limits: ReadLimits, which: str
 # process, by their compressed bytes: the parts a template or an Excel version writes alike in every
 # workbook (theme, styles, relationships, content types, often the workbook part) are inflated once
 # per run, not once per workbook. Inflating is a function of the compressed bytes, so the same bytes
-# with the same declared size and CRC pass or fail the same checks; bounded (at most
-# SEEN_PARTS_KEPT entries of at most SMALL_PART_BYTES each).
+# with the same declared size and CRC pass or fail the same checks; bounded: at most
+# SEEN_PARTS_KEPT entries, each of a part of at most SEEN_PART_BYTES compressed and SMALL_PART_BYTES
+# inflated (some 8 MB at most; a first-come memo, nothing evicted).
 _SEEN_PARTS: dict[tuple, bytes] = {}
 SEEN_PARTS_KEPT = 256
+SEEN_PART_BYTES = 16384
 
 
 class Package:
@@ -293,7 +295,7 @@ class Package:
             return None
         if info.compress_type == zipfile.ZIP_STORED:
             return bytes(raw[:size])
-        key = None if keep else ("head", bytes(raw), size)
+        key = None if keep or len(raw) > SEEN_PART_BYTES else ("head", bytes(raw), size)
         head = _SEEN_PARTS.get(key) if key is not None else None
         if head is not None:
             return head
@@ -320,7 +322,8 @@ class Package:
                 return self.archive.read(info)
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
                 raise _damaged(part) from exc
-        key = ("part", bytes(raw), info.compress_type, info.file_size, info.CRC) if info.file_size <= SMALL_PART_BYTES else None
+        small = info.file_size <= SMALL_PART_BYTES and len(raw) <= SEEN_PART_BYTES
+        key = ("part", bytes(raw), info.compress_type, info.file_size, info.CRC) if small else None
         data = _SEEN_PARTS.get(key) if key is not None else None
         if data is not None:  # the same compressed bytes, declared size and CRC, checked before
             self._read[part] = data

@@ -350,8 +350,9 @@ _SHEET_PARTS: dict[tuple, list[tuple[str, str | None]]] = {}  # see _sheet_parts
 
 def _sheet_parts(package: Package) -> list[tuple[str, str | None]]:
     """(sheet name, zip member of its part) in workbook order, from xl/workbook.xml and its rels.
-    Memoised per process by the two parts' bytes (a template's workbooks share them), MEMO_SIZE of
-    them; a copy is returned."""
+    Memoised per process by the two parts' bytes (a template's workbooks share them; Excel also
+    writes window positions there, so many are unique): the first SHEET_PARTS_KEPT pairs of at most
+    MEMO_PART_BYTES together; a copy is returned."""
     workbook_xml = package.read("xl/workbook.xml")
     try:
         rels_xml = package.read("xl/_rels/workbook.xml.rels")
@@ -361,12 +362,12 @@ def _sheet_parts(package: Package) -> list[tuple[str, str | None]]:
     found = _SHEET_PARTS.get(key)
     if found is None:
         found = _parse_sheet_parts(workbook_xml, rels_xml)
-        if len(_SHEET_PARTS) < MEMO_SIZE and len(workbook_xml) + len(rels_xml or b"") <= 2 * MEMO_PART_BYTES:
+        if len(_SHEET_PARTS) < SHEET_PARTS_KEPT and len(workbook_xml) + len(rels_xml or b"") <= MEMO_PART_BYTES:
             _SHEET_PARTS[key] = found
     return list(found)
 
 
-MEMO_PART_BYTES = 1 << 14  # parts bigger than this are not kept as memo keys
+SHEET_PARTS_KEPT, MEMO_PART_BYTES = 256, 1 << 14  # some 4 MB of keys at most
 
 
 def _parse_sheet_parts(workbook_xml: bytes, rels_xml: bytes | None) -> list[tuple[str, str | None]]:

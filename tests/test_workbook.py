@@ -236,3 +236,61 @@ def test_the_float_memo_is_bounded_and_keeps_no_nan(monkeypatch):
     workbook._parse_cell(float("nan"))
     assert len(workbook._FLOATS) == MEMO_SIZE
     assert workbook._parse_cell(MEMO_SIZE + 10.5).value == MEMO_SIZE + 10.5
+
+
+def _zip_bytes(parts: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_the_memo_of_checked_parts_keeps_the_checks_and_its_bounds(monkeypatch):
+    """A small part inflated and checked once is served again to another workbook with the same
+    compressed bytes, declared size and CRC; the same bytes declared with another CRC are checked
+    (and refused) as ever; a part too big to be a memo key is inflated each time."""
+    import os
+
+    from pipelines import limits
+    from pipelines.limits import LimitExceeded, Package
+
+    monkeypatch.setattr(limits, "_SEEN_PARTS", {})
+    theme = b"<?xml version='1.0'?><a>" + b"x" * 3000 + b"</a>"
+    big = os.urandom(limits.SEEN_PART_BYTES + 10)  # incompressible: its compressed bytes are too many for a key
+    data = _zip_bytes({"xl/theme/theme1.xml": theme, "xl/media/big.bin": big})
+    first, second = Package(data), Package(data)
+    assert first.read("xl/theme/theme1.xml") == theme and len(limits._SEEN_PARTS) == 1
+    assert second.read("xl/theme/theme1.xml") is first.read("xl/theme/theme1.xml")  # served from the memo
+    head = second.head("xl/media/big.bin", 4096)  # up to 4096 first bytes
+    assert head and big.startswith(head) and len(limits._SEEN_PARTS) == 1  # not kept
+    lying = Package(data)
+    lying.infos["xl/theme/theme1.xml"].CRC ^= 1  # the directory says another CRC
+    with pytest.raises(LimitExceeded):
+        lying.read("xl/theme/theme1.xml")
+
+
+def test_the_sheet_list_memo_is_bounded_and_gives_what_parsing_gives(monkeypatch, tmp_path):
+    from pipelines.limits import Package
+
+    monkeypatch.setattr(workbook, "_SHEET_PARTS", {})
+    monkeypatch.setattr(workbook, "SHEET_PARTS_KEPT", 2)
+    rels = (
+        b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        b'<Relationship Id="rId1" Target="worksheets/sheet1.xml" Type="x"/></Relationships>'
+    )
+    for i in range(4):
+        book = (
+            b'<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+            b' xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+            b'<bookViews><workbookView xWindow="' + str(i).encode() + b'"/></bookViews>'
+            b'<sheets><sheet name="S\xe1\xbb\x91 li\xe1\xbb\x87u" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        )
+        package = Package(_zip_bytes({"xl/workbook.xml": book, "xl/_rels/workbook.xml.rels": rels}))
+        expected = workbook._parse_sheet_parts(book, rels)
+        assert workbook._sheet_parts(package) == expected == [("Số liệu", "xl/worksheets/sheet1.xml")]
+        assert workbook._sheet_parts(package) == expected
+    assert len(workbook._SHEET_PARTS) == 2
