@@ -48,7 +48,7 @@ from pipelines.limits import (
     scan_sheet,
     too_many_sheets,
 )
-from pipelines.numbers import ParsedNumber
+from pipelines.numbers import INVALID, ParsedNumber
 from pipelines.numbers import parse_number as _parse_number
 from pipelines.periods import Period, PeriodError, parse_date, parse_period
 from pipelines.text import clean as _clean
@@ -119,7 +119,6 @@ clean = _memoised(_clean)
 fold = _memoised(_fold)
 parse_number = _memoised(_parse_number)  # ParsedNumber is frozen: one instance may serve many cells
 
-_INVALID_NUMBER = ParsedNumber(None, "invalid")
 _FLOATS: dict[float, ParsedNumber] = {}  # see _parse_cell
 
 
@@ -132,14 +131,14 @@ def _parse_cell(raw: object) -> ParsedNumber:
         parsed = _FLOATS.get(raw)
         if parsed is None:
             if not math.isfinite(raw):
-                return _INVALID_NUMBER
+                return INVALID
             parsed = _parse_number(raw)
             if len(_FLOATS) < MEMO_SIZE:
                 _FLOATS[raw] = parsed
         return parsed
     parsed = parse_number(raw)
     if isinstance(raw, float) and not math.isfinite(raw):  # a float of another type (numpy's)
-        return _INVALID_NUMBER
+        return INVALID
     return parsed
 
 

@@ -151,7 +151,7 @@ class RuleEngine:
     def _long_frame(self, values: pd.DataFrame, subs: pd.DataFrame) -> pd.DataFrame:
         """One row per value, with its element's type and kind and its agency's level and jurisdiction."""
         long = values.copy().reset_index(drop=True)
-        known, value_type, kind = _mapped(long["code"], pd.Series(True, index=list(self.value_type)), self.value_type, self.kind)
+        known, value_type, kind = _mapped(long["code"], dict.fromkeys(self.value_type, True), self.value_type, self.kind)
         long["known"] = known.notna()
         long["value_type"] = value_type
         long["element_kind"] = kind
