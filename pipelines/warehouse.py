@@ -234,23 +234,25 @@ def replace_from_query(
     where, where_params = _where(slice_ or {})
     bound = _used_params(sql, params)
     with transaction(con):
+        columns = None  # the table's, when _align_columns has read them
         if not table_exists(con, table):
             con.execute(f"create table {table} as select * from ({sql}) where false", bound)
         else:
-            _align_columns(con, table, sql, bound)
+            columns = _align_columns(con, table, sql, bound)
         if key is not None and scope is not None:
             if scope:
                 inside = in_list(key, scope)
                 source = f"select * from ({sql}) where {inside}"
                 write_changed_groups(
-                    con, table, source, bound, f"({where}) and {inside}", where_params, key, name, changes=changes
-                )
+                    con, table, source, bound, f"({where}) and {inside}", where_params, key, name, changes=changes,
+                    columns=columns,
+                )  # fmt: skip
             elif changes is not None:
                 changes["groups"] = []
             written = con.execute(f"select count(*) from {table} where {where}", where_params).fetchone()[0]
         elif key is not None:
             written = write_changed_groups(
-                con, table, f"select * from ({sql})", bound, where, where_params, key, name, changes=changes
+                con, table, f"select * from ({sql})", bound, where, where_params, key, name, changes=changes, columns=columns
             )
         else:
             con.execute(f"delete from {table} where {where}", where_params)
@@ -313,6 +315,7 @@ def write_changed_groups(
     catalog: str | None = None,
     materialize: bool = True,
     changes: dict | None = None,
+    columns: list[str] | None = None,
 ) -> int:
     """Bring the slice `where` of `table` to the rows of `source` (a select), rewriting only the
     groups of rows, one per `key` value, that changed: a re-run after one changed workbook writes
@@ -321,11 +324,13 @@ def write_changed_groups(
     `catalog`: the attached database holding `table` (the published file being written);
     `materialize=False`: `source` is a plain read with the table's columns, read twice, not copied.
     `changes` receives "groups": the key values rewritten, or None when the slice was written
-    whole (a first build, a slice that grew or shrank a lot). Returns the rows of the slice."""
+    whole (a first build, a slice that grew or shrank a lot). `columns`: the table's columns in
+    order, when the caller has just read them (else they are read here). Returns the rows of the slice."""
     changes = changes if changes is not None else {}
     changes["groups"] = None
     target = f'"{catalog}".main.{_ident(table)}' if catalog else _ident(table)
-    columns = [row[0] for row in con.execute(f"describe {target}").fetchall()]
+    if columns is None:
+        columns = table_columns(con, target)
     if key not in columns:
         raise ValueError(f"{name}: the key column {key!r} is not a column of {table}")
     params = dict(params) | dict(where_params)
@@ -401,20 +406,29 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
-def _align_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str, bound: dict) -> None:
+def _align_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str, bound: dict) -> list[str]:
     """A table built from a query has the query's columns. A newer version of the query may return
     more columns than the table built by an older one: they are added (existing rows get NULL); and
     fewer: the columns it no longer returns are dropped (they would be NULL in every new row). So
-    upgrading never needs a hand migration."""
-    existing = [row[0] for row in con.execute(f"describe {table}").fetchall()]
+    upgrading never needs a hand migration. Returns the table's columns, in order, as they are now."""
+    existing = table_columns(con, table)
     returned = [row[:2] for row in con.execute(f"describe select * from ({sql})", bound).fetchall()]
     names = {name for name, _ in returned}
+    altered = False
     for name, type_ in returned:
         if name not in existing:
             con.execute(f'alter table {table} add column "{name}" {type_}')
+            altered = True
     for name in existing:
         if name not in names:
             con.execute(f'alter table {table} drop column "{name}"')
+            altered = True
+    return table_columns(con, table) if altered else existing
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """A table's column names, in order (`table`: a quoted name, or catalog.schema.name)."""
+    return [row[0] for row in con.execute(f"describe {table}").fetchall()]
 
 
 def replace_frame(
@@ -437,7 +451,10 @@ def replace_frame(
     with transaction(con) if atomic else contextlib.nullcontext():
         if key is not None:
             with _registered(con, frame) as name:
-                write_changed_groups(con, table, f"select * from {name}", {}, where, where_params, key, table, changes=changes)
+                write_changed_groups(
+                    con, table, f"select * from {name}", {}, where, where_params, key, table, changes=changes,
+                    columns=list(frame.columns),
+                )  # fmt: skip
         else:
             con.execute(f"delete from {table} where {where}", where_params)
             if len(frame):
@@ -460,7 +477,7 @@ def append_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
 
 def align_to_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with the table's columns, in its order (columns it lacks are NULL)."""
-    columns = [row[0] for row in con.execute(f"describe {_ident(table)}").fetchall()]
+    columns = table_columns(con, _ident(table))
     missing = [c for c in columns if c not in frame.columns]
     return frame.assign(**{c: None for c in missing})[columns]
 

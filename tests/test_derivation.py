@@ -105,13 +105,18 @@ def test_not_reported_elements_have_no_rows(con):
     assert set(rows) == {("2024-Q1", "HSO.01")}
 
 
-def test_a_newer_query_adds_its_new_columns(tmp_path):
+@pytest.mark.parametrize("key", [None, "k"])
+def test_a_newer_query_adds_its_new_columns(tmp_path, key):
+    """Also group by group (`key`): the write compares the table's columns as they are after the
+    new one was added (compared on the columns read before, the row 'new' would look unchanged and
+    keep a NULL b)."""
     from pipelines import warehouse
 
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     con.execute("create table t (k varchar, a integer)")
-    con.execute("insert into t values ('old', 1)")
-    assert warehouse.replace_from_query(con, "t", "select 'new' as k, 2 as a, 'x' as b", {}, {"k": "new"}) == 1
+    con.execute("insert into t values ('old', 1), ('new', 2)")
+    sql = "select 'new' as k, 2 as a, 'x' as b"
+    assert warehouse.replace_from_query(con, "t", sql, {}, {"k": "new"}, key=key) == 1
     assert con.execute("select k, a, b from t order by k").fetchall() == [("new", 2, "x"), ("old", 1, None)]
     con.close()
 
