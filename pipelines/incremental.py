@@ -72,6 +72,17 @@ def read(con, model: str, source: str, slice_key: str, print_: str) -> None:
     _set(con, model, slice_key, read_token=row[0] if row else None, fingerprint=print_)
 
 
+def kept_fingerprint(con, table: str, slice_key: str) -> str | None:
+    """The fingerprint kept with the slice's rows (`keep_fingerprint`), None when there is none."""
+    row = _row(con, table, slice_key)
+    return row[2] if row else None
+
+
+def keep_fingerprint(con, table: str, slice_key: str, print_: str) -> None:
+    """Keep with the slice's rows (inside the write's transaction) what they were computed from."""
+    _set(con, table, slice_key, fingerprint=print_)
+
+
 def _set(con, table: str, slice_key: str, **values) -> None:
     """Set these columns of the state row of (table, slice), adding the row when there is none: an
     update, then an insert only for a new row (DuckDB's `on conflict do update` took 2.5 ms inside

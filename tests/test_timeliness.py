@@ -80,3 +80,44 @@ def test_expected_reports_give_each_unit_its_own_calendar_s_window_and_due_time(
         )
         assert row["due_at"] == period.due_at(unit["due_day"], unit["timezone"])
         assert row["due_date"] == dt.date(period.year, period.last_month, unit["due_day"])
+
+
+def test_expected_reports_are_worked_out_again_only_when_the_catalog_changes(tmp_path, monkeypatch):
+    """A re-run with the same catalog files keeps the quarter's int_expected_report rows without
+    working them out or comparing them; an edited calendar (another due day) rewrites them."""
+    import shutil
+    from pathlib import Path
+
+    import duckdb
+
+    from pipelines import steps
+    from pipelines.catalog import Catalog
+    from pipelines.models import ModelRun, all_models, build
+    from pipelines.warehouse import ensure_schema
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "catalog", folder)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_schema(con)
+    model = all_models()["int_expected_report"]
+    run = ModelRun(con, partition_key="2024-Q1", catalog_loader=lambda: Catalog.load(folder))
+    worked_out = []
+    real = steps.expected_reports
+    monkeypatch.setattr(steps, "expected_reports", lambda r: worked_out.append(r.partition_key) or real(r))
+
+    def rows():
+        return con.execute("select agency_code, due_date from int_expected_report order by all").fetchall()
+
+    first = build(model, run.for_slice("2024-Q1", model))
+    assert first == len(rows()) == 34 and worked_out == ["2024-Q1"]  # Trần Đề's 20 units, Ngã Năm's 14
+    assert build(model, run.for_slice("2024-Q1", model)) == first and worked_out == ["2024-Q1"]  # kept
+    assert build(model, run.for_slice("2024-Q2", model)) == 34 and len(worked_out) == 2  # another window
+    before = rows()
+    calendars = folder / "calendars.csv"
+    calendars.write_text(
+        calendars.read_text(encoding="utf-8").replace("TD,UBND huyện Trần Đề,11,", "TD,UBND huyện Trần Đề,14,"), encoding="utf-8"
+    )
+    assert build(model, run.for_slice("2024-Q1", model)) == first and len(worked_out) == 3
+    after = rows()
+    assert after != before and {d.day for _, d in after if d.month == 3} == {11, 14}
+    con.close()

@@ -3,7 +3,7 @@
 -- partition: quarter
 -- incremental: agency_code
 -- references: agency_code -> dim_agency.org_unit_code
--- python: pipelines.steps:expected_reports
+-- python: pipelines.steps:expected_report_slice
 create table if not exists int_expected_report (
     partition_key varchar not null,
     agency_code varchar not null,
