@@ -324,8 +324,9 @@ def document(
                 source = f"select * from ({select}) where {where}"
                 changes: dict = {}
                 write_changed_groups(
-                    con, table, source, keys, where, keys, group.group(1), table, catalog_name, materialize=False, changes=changes
-                )
+                    con, table, source, keys, where, keys, group.group(1), table, catalog_name, materialize=False, changes=changes,
+                    columns=columns,  # the target's too (the same set; each side is hashed by name)
+                )  # fmt: skip
                 if written is not None:
                     written[table] = (group.group(1), changes.get("groups"))
             else:

@@ -352,11 +352,13 @@ def write_changed_groups(
         new_rows = f"({source})"
     work_tables = [_NEW_ROWS] if materialize else []
     try:
+        outside_sql = f"count(*) filter (where not coalesce({where}, false))"
         if materialize:
             rows = run(f"insert into {_NEW_ROWS} by name {source}").fetchone()[0]
-        else:
-            rows = run(f"select count(*) from {new_rows}").fetchone()[0]
-        if run(f"select count(*) from {new_rows} where not coalesce({where}, false)").fetchone()[0]:
+            (outside,) = run(f"select {outside_sql} from {new_rows}").fetchone()
+        else:  # both counts in one read
+            rows, outside = run(f"select count(*), {outside_sql} from {new_rows}").fetchone()
+        if outside:
             raise ValueError(f"{name} returned rows outside the slice of {table} ({where})")
         if abs(rows - before) > WHOLE_SLICE_SHARE * before:
             # the slice grew or shrank a lot (a new quarter of the year): most groups changed, and

@@ -77,10 +77,14 @@ def test_the_same_rows_write_nothing(con):
     assert _rowids(con, "true") == before
 
 
-def test_a_row_outside_the_slice_is_refused_and_nothing_is_written(con):
+@pytest.mark.parametrize("materialize", [True, False], ids=["copied first", "read as it is"])
+def test_a_row_outside_the_slice_is_refused_and_nothing_is_written(con, materialize):
+    """Whether the source is copied first or read where it is (the publish's copy of a table), its
+    row count and the rows outside the slice are both checked."""
     before = _rows(con)
+    source = "select 'Q1' as q, 'B' as agency, 'x' as code, 3.0 as value union all select 'Q2', 'A', 'z', 1.0"
     with pytest.raises(ValueError, match="outside the slice"), transaction(con):
-        write_changed_groups(con, "t", "select 'Q2' as q, 'A' as agency, 'z' as code, 1.0 as value", {}, "q = 'Q1'", {}, "agency")
+        write_changed_groups(con, "t", source, {}, "q = 'Q1'", {}, "agency", materialize=materialize)
     assert _rows(con) == before
 
 
