@@ -2,10 +2,12 @@
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +40,20 @@ def test_scan_skips_lock_hidden_and_quarantine(tmp_path):
         "2024-Q1/external/f.xlsm",
         "d.XLSX",
     ]
+
+
+@pytest.mark.parametrize("root", ["raw", "raw/", "./raw"])
+def test_the_raw_folder_s_files_come_in_path_order(tmp_path, monkeypatch, root):
+    """Sorted as Path objects sort (part by part: "a/b" before "a-b", though "-" < "/" as text),
+    while the scan sorts their names; and named as Path names them (the folder index's keys)."""
+    names = ["a/b.xlsx", "a-b.xlsx", "a.b/c.xlsx", "A/x.xlsx", "a/a/z.xlsx", "a0.xlsx", "Quý I/b.xlsx", "quý i/a.xlsx"]
+    for name in names:
+        (tmp_path / "raw" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "raw" / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    found = ingest.scan_raw_folder(Path(root) if root != "./raw" else root)
+    assert found == sorted(Path("raw") / name for name in names)
+    assert [str(p) for p in found] == [os.fspath(Path(str(p))) for p in found]
 
 
 def test_filename_agency_prefers_the_longest_code():
