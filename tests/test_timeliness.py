@@ -120,4 +120,7 @@ def test_expected_reports_are_worked_out_again_only_when_the_catalog_changes(tmp
     assert build(model, run.for_slice("2024-Q1", model)) == first and len(worked_out) == 3
     after = rows()
     assert after != before and {d.day for _, d in after if d.month == 3} == {11, 14}
+    # rows lost behind its back (deleted by hand): the count kept with the fingerprint differs, worked out again
+    con.execute("delete from int_expected_report where partition_key = '2024-Q1' and agency_code like 'TD-%'")
+    assert build(model, run.for_slice("2024-Q1", model)) == first and len(worked_out) == 4 and rows() == after
     con.close()
