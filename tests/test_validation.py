@@ -448,3 +448,35 @@ def test_the_wide_frame_is_the_pivot_of_the_first_usable_values(engine):
     expected.columns = [column_of(c) for c in expected.columns]
     pd.testing.assert_frame_equal(wide, expected.reset_index(), check_names=False)
     pd.testing.assert_frame_equal(cells, usable[["submission_id", "code", "sheet", "cell"]])
+
+
+@pytest.mark.parametrize(
+    ("typed", "quoted"),
+    [
+        (-5, "-5"),  # a number cell: its text is Python's -5.0; quoted as an official reads it
+        (-1234.5, "-1.234,5"),
+        ("-3", "-3"),  # text: as typed
+        ("-1.234", "-1.234"),
+        ("mười hai", "mười hai"),
+    ],
+)
+def test_a_finding_quotes_a_number_cell_the_vietnamese_way_and_text_as_typed(tmp_path, engine, typed, quoted):
+    read = read_workbook(make_form(tmp_path / f"{AGENCY}.xlsx", AGENCY, "Quý I/2024", {"HSO.01": typed}))
+    rows = [
+        {
+            "submission_id": "s",
+            "code": f.code,
+            "value": f.value,
+            "parse_status": f.parse_status,
+            "raw_text": None if f.raw is None else str(f.raw),
+            "sheet": f.sheet,
+            "cell": f.cell,
+        }
+        for f in read.figures
+    ]
+    subs = pd.DataFrame([submission("s")])
+    values = pd.DataFrame(rows).astype({"value": float})  # a double column, as DuckDB hands it over
+    findings = engine.validate(ValidationInput(subs, values, pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
+    hit = findings[(findings["code"] == "HSO.01") & findings["rule_id"].isin(["V_NON_NEGATIVE", "V_NUMBER"])].iloc[0]
+    assert hit["value"] == quoted
+    assert f"HSO.01 = '{quoted}' tại " in hit["message_vi"] and f"HSO.01 = '{quoted}' at " in hit["message_en"]

@@ -52,7 +52,7 @@ def value_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
     for rule_id, rule in rules.items():
         for i in failures.get(rule_id, ()):
             where = f"{sheets[i]}!{cells[i]}"
-            shown = raws[i] if raws[i] is not None else format_vn(values[i])
+            shown = _shown(raws[i], values[i])
             out.append(
                 finding(
                     rule,
@@ -68,6 +68,15 @@ def value_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
     return out
 
 
+def _shown(raw: str | None, value: float) -> str:
+    """A cell's value as a finding quotes it: as it was typed when it was text ("1.234", "85%",
+    "abc"), in the Vietnamese way when it was a number cell (whose text is the number's Python
+    form: -5.0 is shown "-5", 1234.5 "1.234,5"), or when there was no text."""
+    if raw is None or raw == str(value):
+        return format_vn(value)
+    return raw
+
+
 def duplicate_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
     """Findings of the duplicate rules: one per code repeated in a submission, naming every place."""
     out = []
@@ -77,8 +86,8 @@ def duplicate_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
         rows = long[long["row_id"].isin(failures.get(rule.rule_id, []))]
         for (sid, code), group in rows.groupby(["submission_id", "code"]):
             places = ", ".join(
-                f"{s}!{c} = '{v if v is not None else ''}'"
-                for s, c, v in zip(group["sheet"], group["cell"], group["raw_text"], strict=True)
+                f"{s}!{c} = '{_shown(v, x) if v is not None else ''}'"
+                for s, c, v, x in zip(group["sheet"], group["cell"], group["raw_text"], group["value"], strict=True)
             )
             first = group.iloc[0]
             out.append(
