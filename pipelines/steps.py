@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import hashlib
 from pathlib import Path
 
@@ -243,19 +244,19 @@ def expected_report_slice(run: ModelRun) -> int:
     return rows
 
 
+@functools.cache
 def _expected_code() -> str:
-    global _EXPECTED_DIGEST
-    if _EXPECTED_DIGEST is None:
-        here = Path(__file__).resolve().parent
-        digest = hashlib.sha256((SQL_DIR / "intermediate" / f"{EXPECTED_REPORT}.sql").read_bytes())
-        for pattern in _EXPECTED_CODE:
-            for path in sorted(here.glob(pattern)):
-                digest.update(path.read_bytes())
-        _EXPECTED_DIGEST = digest.hexdigest()
-    return _EXPECTED_DIGEST
+    here = Path(__file__).resolve().parent
+    globbed = [path for pattern in _EXPECTED_CODE for path in sorted(here.glob(pattern))]
+    return _code_digest([SQL_DIR / "intermediate" / f"{EXPECTED_REPORT}.sql", *globbed])
 
 
-_EXPECTED_DIGEST: str | None = None
+def _code_digest(paths) -> str:
+    """The SHA-256 of these files' bytes, in this order: what rows were computed by."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 def expected_reports(run: ModelRun) -> pd.DataFrame:
@@ -388,10 +389,9 @@ def _plan_fingerprints(run: ModelRun, span: dict, units: dict[str, set[str]], ex
 def _scorecard_version(run: ModelRun) -> str:
     """The scorecard's code: the model file and the modules that compute its rows."""
     here = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in [here / "scorecard.py", here / "targets.py", here / "steps.py", *([run.model.path] if run.model else [])]:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()[:16]
+    return _code_digest(
+        [here / "scorecard.py", here / "targets.py", here / "steps.py", *([run.model.path] if run.model else [])]
+    )[:16]
 
 
 def external_values(run: ModelRun) -> dict[str, pd.DataFrame]:

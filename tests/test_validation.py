@@ -234,23 +234,31 @@ def test_rules_on_real_workbooks(tmp_path, catalog, engine, figures, rule, cell)
     for read, sid in ((bad, "bad"), (good, "good")):
         read.sid = sid
     subs = pd.DataFrame([submission("bad"), submission("good")])
+    findings = engine.validate(ValidationInput(subs, _value_rows(bad, good), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
+    hit = findings[findings["rule_id"] == rule]
+    assert list(hit["submission_id"]) == ["bad"] and hit.iloc[0]["cell"] == cell
+    assert findings[findings["submission_id"] == "good"].empty
+
+
+def _value_rows(*reads) -> pd.DataFrame:
+    """The figures of workbooks read (each with its `sid`) as the validation reads them from the raw
+    step: the cell's text as the raw step keeps it, the value a double column as DuckDB hands it over."""
+    from pipelines.ingest import _raw_text
+
     rows = [
         {
             "submission_id": r.sid,
             "code": f.code,
             "value": f.value,
             "parse_status": f.parse_status,
-            "raw_text": None if f.raw is None else str(f.raw),
+            "raw_text": _raw_text(f.raw),
             "sheet": f.sheet,
             "cell": f.cell,
         }
-        for r in (bad, good)
+        for r in reads
         for f in r.figures
     ]
-    findings = engine.validate(ValidationInput(subs, pd.DataFrame(rows), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
-    hit = findings[findings["rule_id"] == rule]
-    assert list(hit["submission_id"]) == ["bad"] and hit.iloc[0]["cell"] == cell
-    assert findings[findings["submission_id"] == "good"].empty
+    return pd.DataFrame(rows).astype({"value": float})
 
 
 def _own_history_by_loop(long, history, min_history=4):
@@ -462,21 +470,9 @@ def test_the_wide_frame_is_the_pivot_of_the_first_usable_values(engine):
 )
 def test_a_finding_quotes_a_number_cell_the_vietnamese_way_and_text_as_typed(tmp_path, engine, typed, quoted):
     read = read_workbook(make_form(tmp_path / f"{AGENCY}.xlsx", AGENCY, "Quý I/2024", {"HSO.01": typed}))
-    rows = [
-        {
-            "submission_id": "s",
-            "code": f.code,
-            "value": f.value,
-            "parse_status": f.parse_status,
-            "raw_text": None if f.raw is None else str(f.raw),
-            "sheet": f.sheet,
-            "cell": f.cell,
-        }
-        for f in read.figures
-    ]
+    read.sid = "s"
     subs = pd.DataFrame([submission("s")])
-    values = pd.DataFrame(rows).astype({"value": float})  # a double column, as DuckDB hands it over
-    findings = engine.validate(ValidationInput(subs, values, pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
+    findings = engine.validate(ValidationInput(subs, _value_rows(read), pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1"))
     hit = findings[(findings["code"] == "HSO.01") & findings["rule_id"].isin(["V_NON_NEGATIVE", "V_NUMBER"])].iloc[0]
     assert hit["value"] == quoted
     assert f"HSO.01 = '{quoted}' tại " in hit["message_vi"] and f"HSO.01 = '{quoted}' at " in hit["message_en"]
