@@ -67,10 +67,13 @@ def _dagster_home() -> None:
 def partitions_with_files(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> list[str]:
     """The quarters that have workbooks (through the folder index and the parse cache, so the
     quarterly runs that follow read nothing twice)."""
-    from pipelines.ingest import UNASSIGNED, index_folder
+    from pipelines.ingest import UNASSIGNED, index_entries, index_folder
 
-    partitions, _ = index_folder(raw_dir, cache_dir, limits)
-    return sorted(set(partitions.values()) - {UNASSIGNED})
+    if cache_dir is None:
+        keys = set(index_folder(raw_dir, None, limits)[0].values())
+    else:
+        keys = {entry.partition for entry in index_entries(raw_dir, cache_dir, limits).values()}
+    return sorted(keys - {UNASSIGNED})
 
 
 def resolve_quarters(texts: list[str] | None) -> list[str]:

@@ -114,21 +114,29 @@ def _period_of_folders(parts: tuple[str, ...]) -> Period | None:
     return None
 
 
-def filename_agency(path: Path, reporter_codes) -> str | None:
+_NOT_ALNUM = re.compile(r"[^\w]|_")  # what bounds a code in a file name: not a letter or a digit
+
+
+def filename_agency(path: Path | str, reporter_codes) -> str | None:
     """The longest reporting-unit code that stands in the file name ("TD-XA-LIEUTU_2024-Q1.xlsx"),
     bounded by non-alphanumeric characters on both sides.
 
-    Looks up every bounded piece of the name in a set, so the cost does not grow with the number
-    of codes (a national folder has thousands)."""
+    Looks up bounded pieces of the name in a set, so the cost does not grow with the number of
+    codes (a national folder has thousands): from each start, the longest piece first, and only
+    pieces longer than the best found so far."""
     codes = reporter_codes if isinstance(reporter_codes, dict) else code_lookup(reporter_codes)
     stem = "_" + clean(_stem(path)).upper().replace(" ", "_") + "_"
-    starts = [i for i in range(1, len(stem)) if not stem[i - 1].isalnum()]
-    ends = [j for j in range(1, len(stem)) if not stem[j].isalnum()]
-    best = None
-    for i in starts:
-        for j in ends:
-            if j > i and (best is None or j - i > len(best)) and stem[i:j] in codes:
-                best = codes[stem[i:j]]
+    bounds = [m.start() for m in _NOT_ALNUM.finditer(stem)]  # the first is 0, the last len(stem) - 1
+    best: str | None = None
+    for n, start in enumerate(bounds[:-1]):
+        i = start + 1
+        for j in reversed(bounds[n + 1 :]):
+            size = j - i
+            if size <= (len(best) if best is not None else 0):
+                break  # shorter from here on: this start cannot beat what was found
+            if (found := codes.get(stem[i:j])) is not None:
+                best = found
+                break
     return best
 
 
@@ -202,10 +210,10 @@ def record_first_seen_of(con, files: list[tuple[str, Path, int | None]], now: dt
     for content_hash, path, size in files:
         first.setdefault(content_hash, (str(path), size))  # the first path a content is seen under
     on_record = (
-        "select l.content_hash, l.first_seen_at from raw_file_log as l"
+        f"select l.content_hash, {_utc('l.first_seen_at')} from raw_file_log as l"
         " inner join (select unnest($h) as content_hash) as f using (content_hash)"
     )
-    seen = dict(con.execute(on_record, {"h": list(first)}).fetchall())
+    seen = {h: at.replace(tzinfo=dt.UTC) for h, at in con.execute(on_record, {"h": list(first)}).fetchall()}
     new = [h for h in first if h not in seen]
     if new:
         con.execute(
@@ -213,7 +221,7 @@ def record_first_seen_of(con, files: list[tuple[str, Path, int | None]], now: dt
             "select unnest($h), unnest($p), $now, unnest($s) on conflict do nothing",
             {"h": new, "p": [first[h][0] for h in new], "s": [first[h][1] for h in new], "now": now},
         )
-        seen |= dict(con.execute(on_record, {"h": new}).fetchall())
+        seen |= {h: at.replace(tzinfo=dt.UTC) for h, at in con.execute(on_record, {"h": new}).fetchall()}
     return seen
 
 
@@ -384,11 +392,11 @@ class FileFields(NamedTuple):
 
 
 def file_fields(
-    path: Path, content_hash: str, raw_dir: Path, codes, register: dict[str, Receipt], first_seen: dict, now: dt.datetime
+    path: Path | str, content_hash: str, raw_dir: Path, codes, register: dict[str, Receipt], first_seen: dict, now: dt.datetime
 ) -> FileFields:
     """The folder's period, the agency the file name names, and when the file was received (the
     operator's register, by content or name, else when it was first seen)."""
-    receipt = register.get(content_hash) or register.get(path.name)
+    receipt = register.get(content_hash) or register.get(os.path.basename(os.fspath(path)))
     fperiod = folder_period(path, raw_dir)
     return FileFields(
         fperiod.code if fperiod else None,
@@ -414,10 +422,32 @@ def index_folder(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> t
     look is not opened at all: the index (one small file beside the parse cache) remembers its
     hash and partition. A new or changed file is read (through the parse cache) and indexed."""
     raw_dir = Path(raw_dir)
-    names = _scan_names(raw_dir)
     if cache_dir is None:
-        reads = read_all([Path(name) for name in names], limits)
+        reads = read_all(scan_raw_folder(raw_dir), limits)
         return {r.path: file_partition(r, folder_period(r.path, raw_dir)) for r in reads}, {}
+    entries = index_entries(raw_dir, cache_dir, limits)
+    return (
+        {Path(name): entry.partition for name, entry in entries.items()},
+        {Path(name): entry.content_hash for name, entry in entries.items()},
+    )
+
+
+class IndexEntry(NamedTuple):
+    """A workbook of the raw folder as the folder index knows it."""
+
+    size: int
+    mtime_ns: int
+    content_hash: str
+    partition: str
+
+
+def index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> dict[str, IndexEntry]:
+    """{file name (as `str(Path)` gives it): IndexEntry} for every workbook of the raw folder, in
+    the folder's order (`scan_raw_folder`), through the folder index kept in `cache_dir`
+    (`index_folder`). Names, not Path objects: making 4,000 of them twice a run (the command's
+    list of quarters, then the raw step) cost more than statting the files."""
+    raw_dir = Path(raw_dir)
+    names = _scan_names(raw_dir)
     remove_old_caches(Path(cache_dir))
     index_file = _index_file(Path(cache_dir), limits)
     try:
@@ -425,38 +455,34 @@ def index_folder(raw_dir: Path, cache_dir: Path | None = None, limits=None) -> t
             index = pickle.load(handle)
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
         index = {}
-    partitions: dict[Path, str] = {}
-    hashes: dict[Path, str] = {}
-    unknown: list[tuple[Path, os.stat_result]] = []
-    kept: set[str] = set()  # the index's keys: the names as str(Path) gives them (the scan's root is a Path's)
+    found: dict[str, IndexEntry | None] = {}
+    unknown: list[tuple[str, os.stat_result]] = []
     for name in names:
         try:
             stat = os.stat(name)
         except OSError:
             continue
-        kept.add(name)
-        path = Path(name)
         entry = index.get(name)
         if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
-            hashes[path], partitions[path] = entry[2], entry[3]
+            found[name] = IndexEntry(*entry)
         else:
-            unknown.append((path, stat))
+            found[name] = None  # its place in the folder's order, filled below
+            unknown.append((name, stat))
     if unknown:
-        for (path, stat), (content_hash, period) in zip(
-            unknown, index_reads([p for p, _ in unknown], cache_dir, limits), strict=True
+        for (name, stat), (content_hash, period) in zip(
+            unknown, index_reads([Path(n) for n, _ in unknown], cache_dir, limits), strict=True
         ):
-            partitions[path] = partition_of(period, folder_period(path, raw_dir))
-            hashes[path] = content_hash
-            index[str(path)] = (stat.st_size, stat.st_mtime_ns, content_hash, partitions[path])
-    if not unknown and set(index) == kept:
-        return partitions, hashes  # the index is the folder's already: not written again
-    index = {k: v for k, v in index.items() if k in kept}
-    index_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_file.with_name(f".{index_file.name}.{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        pickle.dump(index, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, index_file)
-    return partitions, hashes
+            entry = IndexEntry(stat.st_size, stat.st_mtime_ns, content_hash, partition_of(period, folder_period(name, raw_dir)))
+            found[name] = index[name] = entry
+    entries: dict[str, IndexEntry] = found  # type: ignore[assignment]  (every None was filled)
+    if unknown or set(index) != set(entries):
+        index = {k: tuple(v) for k, v in index.items() if k in entries}
+        index_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_file.with_name(f".{index_file.name}.{os.getpid()}")
+        with open(tmp, "wb") as handle:
+            pickle.dump(index, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, index_file)
+    return entries
 
 
 def _index_file(cache_dir: Path, limits) -> Path:
@@ -835,33 +861,36 @@ def sync_raw_tables(
             return [(read.path, content_record(read), key) for read, key in batch]
 
     else:
-        partitions, hashes = index_folder(raw_dir, cache_dir, limits)
-        chosen = sorted(p for p, key in partitions.items() if key in slices)
-        first_seen = record_first_seen_of(con, [(hashes[p], p, _size(p)) for p in chosen], now)
+        entries = index_entries(raw_dir, cache_dir, limits)
+        chosen = [name for name, entry in entries.items() if entry.partition in slices]  # in the folder's order
+        first_seen = record_first_seen_of(con, [(entries[n].content_hash, n, entries[n].size) for n in chosen], now)
         codes = code_lookup(reporter_codes)
         tag = parse_tag(limits)
         wanted: dict[str, tuple] = {}
-        paths_of: dict[str, Path] = {}
-        for path in chosen:
-            content_hash = hashes[path]
+        for name in chosen:
+            content_hash = entries[name].content_hash
             sid = content_hash[:16]
             if sid in wanted:
                 continue  # the same file copied twice: one submission
-            fields[content_hash] = file_fields(path, content_hash, raw_dir, codes, register, first_seen, now)
-            wanted[sid] = (content_hash, str(path), partitions[path], *fields[content_hash], tag)
-            paths_of[sid] = path
+            fields[content_hash] = file_fields(name, content_hash, raw_dir, codes, register, first_seen, now)
+            wanted[sid] = (content_hash, name, entries[name].partition, *fields[content_hash], tag)
+        # received_at (the sixth field) compared as naive UTC, as the query gives it (`_utc`)
+        at = _KEPT_FIELDS.index("received_at")
+        columns = ", ".join(_utc(c) if c == "received_at" else c for c in _KEPT_FIELDS)
         on_record = con.execute(
-            f"select submission_id, {', '.join(_KEPT_FIELDS)} from raw_submission where partition_key in ($a, $b)",
+            f"select submission_id, {columns} from raw_submission where partition_key in ($a, $b)",
             {"a": slices[0], "b": slices[1]},
         ).fetchall()
-        kept = {row[0] for row in on_record if wanted.get(row[0]) == tuple(row[1:])}
+        comparable = {sid: (*row[:at], _naive_utc(row[at]), *row[at + 1 :]) for sid, row in wanted.items()}
+        kept = {row[0] for row in on_record if comparable.get(row[0]) == row[1:]}
         fresh = [sid for sid in wanted if sid not in kept]
         drop = sorted({row[0] for row in on_record} - kept)
 
         def reads_of(batch: list[str]) -> list[tuple[Path, dict, str]]:
-            known = {paths_of[sid]: wanted[sid][0] for sid in batch}
-            records = content_records([paths_of[sid] for sid in batch], cache_dir, limits, known_hashes=known)
-            return [(paths_of[sid], record, wanted[sid][2]) for sid, record in zip(batch, records, strict=True)]
+            paths = [Path(wanted[sid][1]) for sid in batch]
+            known = {path: wanted[sid][0] for sid, path in zip(batch, paths, strict=True)}
+            records = content_records(paths, cache_dir, limits, known_hashes=known)
+            return [(path, record, wanted[sid][2]) for sid, path, record in zip(batch, paths, records, strict=True)]
 
         pending = fresh
 
@@ -896,8 +925,13 @@ def sync_raw_tables(
     }
 
 
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
+def _utc(column: str) -> str:
+    """SQL: a timestamptz column as a naive UTC timestamp. DuckDB hands a timestamptz value to
+    Python as a datetime in the session's zone, through pytz (some 10 µs each: 4,000 workbooks'
+    receipt times read twice per run took 40-90 ms); a naive timestamp needs no zone."""
+    return f"timezone('UTC', {column}) as {column.rsplit('.', 1)[-1]}"
+
+
+def _naive_utc(when: dt.datetime | None) -> dt.datetime | None:
+    """An aware datetime as naive UTC (what `_utc` gives); a naive one or None as it is."""
+    return when if when is None or when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)

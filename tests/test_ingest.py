@@ -63,6 +63,36 @@ def test_filename_agency_prefers_the_longest_code():
     assert ingest.filename_agency(Path("TD-UBNDX.xlsx"), codes) is None
 
 
+def _filename_agency_pairwise(name: str, codes: list[str]) -> str | None:
+    """filename_agency as first written: every bounded piece of the name looked up, the longest kept."""
+    lookup = ingest.code_lookup(codes)
+    stem = "_" + ingest.clean(ingest._stem(name)).upper().replace(" ", "_") + "_"
+    starts = [i for i in range(1, len(stem)) if not stem[i - 1].isalnum()]
+    ends = [j for j in range(1, len(stem)) if not stem[j].isalnum()]
+    best = None
+    for i in starts:
+        for j in ends:
+            if j > i and (best is None or j - i > len(best)) and stem[i:j] in lookup:
+                best = lookup[stem[i:j]]
+    return best
+
+
+_CODE_PARTS = st.sampled_from(["TD", "XA", "UBND", "LIEUTU", "Q1", "2024", "ĐÔNG", "x", "TT", "TD1"])
+_CODES = st.lists(st.lists(_CODE_PARTS, min_size=1, max_size=4).map("-".join), min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    codes=_CODES,
+    pieces=st.lists(st.one_of(_CODE_PARTS, st.sampled_from(["-", "_", " ", ".", "-x", "bao cao", "Quý I", "½"])), max_size=12),
+)
+def test_filename_agency_finds_what_looking_up_every_piece_finds(codes, pieces):
+    """The longest code standing in the name, bounded by non-alphanumeric characters; a tie goes
+    to the first in the name (the pairwise form's answer, on names made of codes' parts)."""
+    for name in ("".join(pieces) + ".xlsx", "-".join(pieces) + "_2024-Q1.xlsx", " ".join(pieces)):
+        assert ingest.filename_agency(name, codes) == _filename_agency_pairwise(name, codes), name
+
+
 def test_folder_period(tmp_path):
     assert ingest.folder_period(tmp_path / "2024-H1" / "a.xlsx", tmp_path).code == "2024-H1"
     assert ingest.folder_period(tmp_path / "Quý III 2024" / "x" / "a.xlsx", tmp_path).code == "2024-Q3"  # nearest period folder
@@ -91,6 +121,38 @@ def test_first_seen_time_is_never_overwritten(tmp_path, catalog):
         (seen,) = con.execute("select first_seen_at from raw_file_log").fetchone()
     assert received == first and seen == first and source == "first_seen"
     assert loaded == later
+
+
+def test_a_re_run_through_the_folder_index_keeps_every_unchanged_workbook(tmp_path, catalog, monkeypatch):
+    """With the parse cache and the folder index, a re-run in another time zone reads no workbook
+    again (the first-seen and receipt times on record compare equal as instants); a receipt
+    registered since makes that workbook's row written again, with the registered time."""
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    for code in ("TD-XA-LIEUTU", "TD-XA-TAIVAN"):
+        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", {"HSO.01": 10})
+    first = dt.datetime(2024, 4, 5, 9, 0, tzinfo=LOCAL_TZ)
+    later = dt.datetime(2024, 4, 6, 2, 0, tzinfo=dt.UTC)
+    read: list = []
+    content_records = ingest.content_records
+    monkeypatch.setattr(ingest, "content_records", lambda paths, *a, **k: read.extend(paths) or content_records(paths, *a, **k))
+    with Warehouse(tmp_path / "db.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", first, None, cache)
+        assert len(read) == 2
+        read.clear()
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", later, None, cache)
+        assert read == []
+        rows = con.execute("select received_at, received_source, loaded_at from raw_submission").fetchall()
+        assert rows == [(first, "first_seen", later)] * 2
+        register = tmp_path / "receipts.csv"
+        register.write_text("file_name,received_at\nTD-XA-TAIVAN_2024-Q1.xlsx,2024-04-03T16:30:00+07:00\n", encoding="utf-8")
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", later, register, cache)
+        assert [p.name for p in read] == ["TD-XA-TAIVAN_2024-Q1.xlsx"]
+        read.clear()
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", later, register, cache)
+        assert read == []  # the registered time on record compares equal too
+        got = dict(con.execute("select filename_agency_code, received_at from raw_submission").fetchall())
+    assert got == {"TD-XA-LIEUTU": first, "TD-XA-TAIVAN": dt.datetime(2024, 4, 3, 16, 30, tzinfo=LOCAL_TZ)}
 
 
 def test_sensor_sees_new_and_changed_files_once(tmp_path):
