@@ -384,11 +384,12 @@ def _summarise(con, lines: list[str]) -> None:
         lines.append("(chưa có số liệu / no indicator values yet)")
         return
     lines.append("Quý gần nhất theo địa bàn / latest quarter per jurisdiction: " + ", ".join(f"{u} {p}" for u, p in latest))
-    rows = con.execute(
+    rows = con.execute(  # the latest quarters' rows only: the table holds every year since the first
         "select indicator_code, org_unit_code, admin_level, value, period_code from fct_indicator_value "
+        "semi join (select unnest($units) as org_unit_code, unnest($periods) as period_code) using (org_unit_code, period_code) "
         "where scope in ('level', 'jurisdiction') and list_contains($codes, indicator_code) "
         "order by indicator_code, org_unit_code, case admin_level when 'all' then 9 else 0 end, admin_level",
-        {"codes": list(SUMMARY_INDICATORS)},
+        {"codes": list(SUMMARY_INDICATORS), "units": [u for u, _ in latest], "periods": [p for _, p in latest]},
     ).fetchall()
     for code, title in SUMMARY_INDICATORS.items():
         lines.append(f"  {title}:")

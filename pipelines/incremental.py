@@ -72,6 +72,12 @@ def read(con, model: str, source: str, slice_key: str, print_: str) -> None:
     _set(con, model, slice_key, read_token=row[0] if row else None, fingerprint=print_)
 
 
+def unread(con, model: str, slice_key: str) -> None:
+    """Forget what `model` last read (a check that failed: the next one looks at every group)."""
+    if _row(con, model, slice_key) is not None:
+        _set(con, model, slice_key, read_token=None)
+
+
 def kept_fingerprint(con, table: str, slice_key: str) -> str | None:
     """The fingerprint kept with the slice's rows (`keep_fingerprint`), None when there is none."""
     row = _row(con, table, slice_key)

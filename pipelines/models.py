@@ -54,7 +54,15 @@ import duckdb
 import pandas as pd
 
 from pipelines.errors import ConfigError
-from pipelines.warehouse import SQL_DIR, replace_frame, replace_frame_as, replace_from_query, statement_body, table_exists
+from pipelines.warehouse import (
+    SQL_DIR,
+    in_list,
+    replace_frame,
+    replace_frame_as,
+    replace_from_query,
+    statement_body,
+    table_exists,
+)
 
 LAYERS = ("dimensions", "raw", "staging", "intermediate", "curated")
 PARTITIONS = ("quarter", "year", "table")
@@ -617,6 +625,53 @@ def grain_rows(con, table: str, grain: Iterable[str], where: str = "true", param
     return con.execute(sql, params or {}).df()
 
 
+def _grain_state(model: Model) -> tuple[str, str]:
+    """(the state entry of a model's grain check, what it was checked under: the grain)."""
+    return f"{model.name}:{GRAIN_CHECK}", repr(model.grain)
+
+
+def _grain_scope(model: Model, run: ModelRun) -> tuple[list[str], tuple | None]:
+    """(the slice ids a run of the model wrote, the groups of rows its grain check needs to look
+    at, None for all of them).
+
+    A model written group by group (`-- incremental:`, a column of its grain) can only break its
+    grain inside a group: rows with the same key are in the same group. So after a write that
+    rewrote groups K (known in this process) of a table on which the check last passed exactly as
+    it was before that write, only K is looked at (pipelines.incremental.groups_to_compute, as for
+    a model's source); otherwise (another process, a failed check, a whole rewrite) every row."""
+    from pipelines import incremental
+
+    keys = [run.partition_key]
+    if model.partition == "quarter" and model.unassigned and run.partition_key != UNASSIGNED:
+        keys.append(UNASSIGNED)
+    slices = [incremental.slice_id(slice_of(model, run.for_slice(key, model))) for key in keys]
+    if model.partition == "table" or not model.incremental or model.incremental not in {c.rstrip("?") for c in model.grain}:
+        return slices, None
+    checked, print_ = _grain_state(model)
+    groups: set = set()
+    for slice_key in slices:
+        scope = incremental.groups_to_compute(run.con, checked, model.name, slice_key, print_)
+        if scope is None:
+            return slices, None
+        groups |= set(scope)
+    return slices, tuple(sorted(groups, key=lambda g: (g is None, str(g))))
+
+
+def _grain_checked(model: Model, run: ModelRun, slices: list[str], held: bool) -> None:
+    """Record whether the model's grain holds on its slices as they are now (`_grain_scope`): a
+    check that failed makes the next one look at every row, whatever was rewritten since."""
+    from pipelines import incremental
+
+    if model.partition == "table" or not model.incremental:
+        return
+    checked, print_ = _grain_state(model)
+    for slice_key in slices:
+        if held:
+            incremental.read(run.con, checked, model.name, slice_key, print_)
+        else:
+            incremental.unread(run.con, checked, slice_key)
+
+
 def run_checks(model: Model, run: ModelRun, selected: set[str] | None = None) -> list[CheckOutcome]:
     """Evaluate a model's checks on the slice the run just wrote."""
     con = run.con
@@ -626,8 +681,14 @@ def run_checks(model: Model, run: ModelRun, selected: set[str] | None = None) ->
         if selected is not None and name not in selected:
             continue
         if name == GRAIN_CHECK:
-            rows = grain_rows(con, model.name, model.grain, where, params)
+            slices, groups = _grain_scope(model, run)
+            if groups == ():  # no group rewritten since the grain last held: nothing new to look at
+                rows = pd.DataFrame(columns=["problem", *(c.rstrip("?") for c in model.grain), "rows"])
+            else:
+                narrow = where if groups is None else f"({where}) and {in_list(model.incremental, groups)}"
+                rows = grain_rows(con, model.name, model.grain, narrow, params)
             count = int(rows["rows"].sum()) if len(rows) else 0
+            _grain_checked(model, run, slices, held=not count)
         elif (ref := next((r for r in model.references if f"{r.column}_in_{r.table}" == name), None)) is not None:
             rows = con.execute(
                 f'''select "{ref.column}", count(*) as rows from "{model.name}" as m

@@ -182,7 +182,8 @@ def broken_error_rules(run: ModelRun) -> pd.DataFrame:
     After a run whose write of int_element_value changed some agencies' rows (known in this
     process), only those agencies are checked, when the check last passed on the table exactly as
     it was before that write, under the same rules; otherwise (another process, a failed check,
-    new rules, a whole rewrite) every agency. A pass is recorded for the table as it is now."""
+    new rules, a whole rewrite) every agency. A pass is recorded for the table as it is now, a
+    failure forgets the last pass."""
     from pipelines import incremental
 
     engine = RuleEngine(run.catalog)
@@ -198,6 +199,7 @@ def broken_error_rules(run: ModelRun) -> pd.DataFrame:
     if broken.empty:
         incremental.read(run.con, checked, "int_element_value", slice_key, engine.version)
         return pd.DataFrame(columns=["submission_id", "rule_id", "message_vi"])
+    incremental.unread(run.con, checked, slice_key)  # the next check looks at every agency
     return broken[["submission_id", "rule_id", "message_vi"]]
 
 

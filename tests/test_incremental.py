@@ -686,3 +686,66 @@ def test_the_error_rule_check_finds_a_broken_figure_that_reached_the_table(tmp_p
     assert not outcome.passed
     assert set(outcome.rows["submission_id"]) == {f"{COMMUNES[1]} 2024-Q1"}
     assert "V_OFWHICH_HSO02" in set(outcome.rows["rule_id"])
+
+
+@pytest.mark.slow  # four builds of a quarter: the full tier
+def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_path, catalog, monkeypatch):
+    """A published model's grain check (its key is unique and not null) looks only at the groups
+    the run rewrote, when the check last passed on the table as it was before that write; a
+    duplicate put in another group by hand is found once the write is not known (another
+    process), and after a failed check every row is looked at again until it passes."""
+    from pipelines import incremental, models, steps
+    from pipelines.models import GRAIN_CHECK, ModelRun, all_models, run_checks
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    agencies = COMMUNES[:4]
+    for i, code in enumerate(agencies):
+        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", _figures(i))
+    now = dt.datetime(2024, 8, 1, 9, tzinfo=LOCAL_TZ)
+    model = all_models()["fct_data_element_value"]
+    looked: list[str] = []
+    grain_rows = models.grain_rows
+    monkeypatch.setattr(
+        models,
+        "grain_rows",
+        lambda con, table, grain, where, params: looked.append(where) or grain_rows(con, table, grain, where, params),
+    )
+
+    def check(con) -> bool:
+        looked.clear()
+        run = ModelRun(con, "2024-Q1", now, lambda: catalog).for_slice("2024-Q1", model)
+        (outcome,) = run_checks(model, run, {GRAIN_CHECK})
+        return outcome.passed
+
+    def rerun(changed: str | None = None, extra: int = 0) -> bool:
+        if changed:
+            i = agencies.index(changed)
+            make_form(raw / "2024-Q1" / f"{changed}_2024-Q1.xlsx", changed, "Quý I/2024", _figures(i, extra))
+        with Warehouse(tmp_path / "work.duckdb").connect() as con:
+            steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+            return check(con)
+
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+    assert rerun() and looked == ["period_year = $slice_0"]  # a first build: the whole year
+    assert rerun(agencies[1], 3) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[1]}'))"]
+    assert rerun() and looked == []  # nothing rewritten: nothing to look at
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:  # a duplicate in a group no write touched
+        con.execute(
+            "insert into fct_data_element_value select * from fct_data_element_value where agency_code = $a limit 1",
+            {"a": agencies[2]},
+        )
+        incremental._WRITES.clear()  # as in a new process: the write is not known
+        assert not check(con) and looked == ["period_year = $slice_0"]
+    # after a failure, every row (the run's write of another group does not hide it)
+    assert not rerun(agencies[3], 5) and looked == ["period_year = $slice_0"]
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        con.execute(
+            "delete from fct_data_element_value where agency_code = $a and rowid = (select max(rowid) from"
+            " fct_data_element_value where agency_code = $a)",
+            {"a": agencies[2]},
+        )
+        assert check(con) and looked == ["period_year = $slice_0"]
+    assert rerun(agencies[0], 9) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[0]}'))"]

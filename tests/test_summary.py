@@ -101,3 +101,20 @@ def test_an_empty_warehouse_says_so(con):
     lines: list[str] = []
     _summarise(con, lines)
     assert lines == ["(chưa có số liệu / no indicator values yet)"]
+
+
+def test_the_headline_rates_are_each_jurisdictions_latest_quarter_by_level(con):
+    """Each headline indicator: the level rows and the jurisdiction's own row of its latest quarter
+    (levels first, 'all' last), none of an earlier quarter or another jurisdiction's quarter."""
+    con.execute(
+        "insert into fct_indicator_value values "
+        "('on_time_rate', 'jurisdiction', 'TD', 'all', 96.0, '2025-Q2'), ('on_time_rate', 'level', 'TD', 'commune', 95.0, '2025-Q2'),"
+        "('on_time_rate', 'level', 'TD', 'district', 97.25, '2025-Q2'), ('on_time_rate', 'level', 'TD', 'commune', 50.0, '2025-Q1'),"
+        "('on_time_rate', 'level', 'CT', 'commune', 91.0, '2025-Q2'), ('on_time_rate', 'jurisdiction', 'CT', 'all', 99.0, '2022-Q4'),"
+        "('on_time_rate', 'agency', 'TD-XA-1', 'all', 10.0, '2025-Q2')"
+    )
+    lines: list[str] = []
+    _summarise(con, lines)
+    at = lines.index("  Tỷ lệ hồ sơ đúng hạn (on-time rate):")
+    assert lines[at + 1 : at + 3] == ["    CT 2022-Q4: all 99.0%", "    TD 2025-Q2: commune 95.0%; district 97.2%; all 96.0%"]
+    assert lines[at + 3] == "  Tỷ lệ thanh toán trực tuyến (online-payment rate):"
