@@ -359,12 +359,17 @@ def scorecard(run: ModelRun) -> int:
             frame = build_scorecard(catalog, year, parts, values, external=external, plans=changed)
     incremental.LAST_SCOPE[("fct_target_scorecard", slice_key)] = None if scope is None else tuple(changed)
     key = run.model.incremental if run.model else None  # within the rows replaced, only the org units that changed are written
+    changes: dict = {}
     with transaction(con):
         if scope is None:
-            replace_frame(con, "fct_target_scorecard", frame, slice_, atomic=False, key=key)
+            replace_frame(con, "fct_target_scorecard", frame, slice_, atomic=False, key=key, changes=changes)
         else:  # the plans scored again, and those no longer in the catalog, are replaced
-            replace_frame(con, "fct_target_scorecard", frame, slice_ | {"plan_id": list(scope)}, atomic=False, key=key)
+            replace_frame(
+                con, "fct_target_scorecard", frame, slice_ | {"plan_id": list(scope)}, atomic=False, key=key, changes=changes
+            )
         incremental.keep_fingerprints(con, "fct_target_scorecard", slice_key, prints, "plan_id", where, where_params)
+        # the org units whose rows were rewritten (None: unknown), for the grain check (models._grain_scope)
+        incremental.wrote(con, "fct_target_scorecard", slice_key, changes.get("groups") if key else None)
     return int(con.execute("select count(*) from fct_target_scorecard where period_year = $year", {"year": year}).fetchone()[0])
 
 

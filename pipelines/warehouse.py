@@ -324,7 +324,7 @@ def write_changed_groups(
     `catalog`: the attached database holding `table` (the published file being written);
     `materialize=False`: `source` is a plain read with the table's columns, read twice, not copied.
     `changes` receives "groups": the key values rewritten, or None when the slice was written
-    whole (a first build, a slice that grew or shrank a lot). `columns`: the table's columns in
+    whole (a first build, a slice that grew or shrank a lot; an empty slice that stays empty: []). `columns`: the table's columns in
     order, when the caller has just read them (else they are read here). Returns the rows of the slice."""
     changes = changes if changes is not None else {}
     changes["groups"] = None
@@ -344,6 +344,8 @@ def write_changed_groups(
         rows = run(f"insert into {target} by name {source}").fetchone()[0]
         if run(f"select count(*) from {target} where {where}").fetchone()[0] != rows:
             raise ValueError(f"{name} returned rows outside the slice of {table} ({where})")
+        if not rows:
+            changes["groups"] = []  # no rows before, none now: nothing changed
         return int(rows)
     if materialize:  # the select runs once, into the target's column types
         run(f"create or replace temp table {_NEW_ROWS} as select * from {target} where false")

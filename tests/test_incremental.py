@@ -101,6 +101,25 @@ def test_a_first_build_of_the_slice_inserts_and_checks_the_slice_too(con):
     assert rows == 5 and _rows(con, "q = 'Q3'") == [("Q3", *r[1:]) for r in _rows(con, "q = 'Q1'")]
 
 
+def test_the_groups_a_write_changed_are_said_none_when_a_slice_is_written_whole(con):
+    """`changes`: the groups rewritten; None for a first build with rows (every group is new); none
+    for an empty slice that stays empty (nothing changed: the models reading it compute nothing)."""
+    changes: dict = {}
+    with transaction(con):
+        write_changed_groups(con, "t", "select * from t where false", {}, "q = 'Q4'", {}, "agency", changes=changes)
+    assert changes == {"groups": []}
+    with transaction(con):
+        write_changed_groups(
+            con, "t", "select 'Q4' as q, 'A' as agency, 'x' as code, 1.0 as value", {}, "q = 'Q4'", {}, "agency", changes=changes
+        )
+    assert changes == {"groups": None}
+    with transaction(con):
+        write_changed_groups(
+            con, "t", "select 'Q4' as q, 'A' as agency, 'x' as code, 2.0 as value", {}, "q = 'Q4'", {}, "agency", changes=changes
+        )
+    assert changes == {"groups": ["A"]}
+
+
 def test_a_key_that_is_not_a_column_is_refused(con):
     with pytest.raises(ValueError, match="not a column"), transaction(con):
         write_changed_groups(con, "t", "select * from t", {}, "true", {}, "nope")
@@ -556,6 +575,7 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
 
     assert rebuild("2024-Q1") == first  # nothing changed: no plan scored again, the same rows (and row ids)
     assert incremental.LAST_SCOPE[scope] == ()
+    assert incremental._WRITES[scope][2] == ()  # no org unit rewritten (what the grain check looks at)
 
     make_form(
         raw / "2024-Q1" / "TD-XA-TAIVAN_2024-Q1.xlsx",
@@ -584,6 +604,7 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
     same = [u for u in new_units if without_ids(new_units[u]) == without_ids(old_units.get(u, []))]
     assert same and len(same) < len(new_units) and "TD-XA-TAIVAN" not in same
     assert all(new_units[u] == old_units[u] for u in same)
+    assert set(incremental._WRITES[scope][2]) == set(new_units) - set(same)  # the org units rewritten, said
 
     with Warehouse(work).connect() as con:  # rows lost (not through the scorecard): that plan is scored again
         con.execute("delete from fct_target_scorecard where plan_id = 'ngan-nam-2021-2030' and org_unit_code = 'NN-PHUONG-2'")
@@ -713,10 +734,10 @@ def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_pat
         lambda con, table, grain, where, params: looked.append(where) or grain_rows(con, table, grain, where, params),
     )
 
-    def check(con) -> bool:
+    def check(con, checked=model) -> bool:
         looked.clear()
-        run = ModelRun(con, "2024-Q1", now, lambda: catalog).for_slice("2024-Q1", model)
-        (outcome,) = run_checks(model, run, {GRAIN_CHECK})
+        run = ModelRun(con, "2024-Q1", now, lambda: catalog).for_slice("2024-Q1", checked)
+        (outcome,) = run_checks(checked, run, {GRAIN_CHECK})
         return outcome.passed
 
     def rerun(changed: str | None = None, extra: int = 0) -> bool:
