@@ -629,15 +629,13 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
     assert without_ids(rebuild("2024-Q2", fresh, tmp_path / "parsed-fresh")) == without_ids(ours)
 
 
-@pytest.mark.slow  # four builds of a quarter: the full tier
-def test_the_error_rule_check_looks_at_the_changed_agencies_after_a_pass_only(tmp_path, catalog, monkeypatch):
-    """int_element_value's blocking check (its in-force figures break no error rule) re-checks only the
-    agencies whose rows the run's write changed, when it last passed on the table as it was before
-    that write; after a failed check, every agency again."""
-    from pipelines import incremental, steps
+def _quarter_checked(tmp_path, catalog, model_name: str, check_name: str):
+    """(four communes, rerun, check) on a working file with the dimensions: `rerun(changed, extra)`
+    rewrites a commune's 2024-Q1 workbook (none: nothing changed), builds the quarter again and
+    returns `check(con)`: whether the model's check passes."""
+    from pipelines import steps
     from pipelines.models import ModelRun, all_models, run_checks
     from pipelines.periods import LOCAL_TZ
-    from pipelines.validation import RuleEngine
     from pipelines.warehouse import Warehouse
 
     raw = tmp_path / "raw"
@@ -645,8 +643,14 @@ def test_the_error_rule_check_looks_at_the_changed_agencies_after_a_pass_only(tm
     for i, code in enumerate(agencies):
         make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", _figures(i))
     now = dt.datetime(2024, 8, 1, 9, tzinfo=LOCAL_TZ)
-    model = all_models()["int_element_value"]
-    scope = ("int_element_value:accepted_figures_pass_error_rules", "period_year=2024")
+    model = all_models()[model_name]
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+
+    def check(con) -> bool:
+        run = ModelRun(con, "2024-Q1", now, lambda: catalog).for_slice("2024-Q1", model)
+        (outcome,) = run_checks(model, run, {check_name})
+        return outcome.passed
 
     def rerun(changed: str | None = None, extra: int = 0) -> bool:
         if changed:
@@ -654,12 +658,21 @@ def test_the_error_rule_check_looks_at_the_changed_agencies_after_a_pass_only(tm
             make_form(raw / "2024-Q1" / f"{changed}_2024-Q1.xlsx", changed, "Quý I/2024", _figures(i, extra))
         with Warehouse(tmp_path / "work.duckdb").connect() as con:
             steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
-            run = ModelRun(con, "2024-Q1", now, lambda: catalog).for_slice("2024-Q1", model)
-            (outcome,) = run_checks(model, run, {"accepted_figures_pass_error_rules"})
-            return outcome.passed
+            return check(con)
 
-    with Warehouse(tmp_path / "work.duckdb").connect() as con:
-        steps.publish_dimensions(con, catalog)
+    return agencies, rerun, check
+
+
+@pytest.mark.slow  # four builds of a quarter: the full tier
+def test_the_error_rule_check_looks_at_the_changed_agencies_after_a_pass_only(tmp_path, catalog, monkeypatch):
+    """int_element_value's blocking check (its in-force figures break no error rule) re-checks only the
+    agencies whose rows the run's write changed, when it last passed on the table as it was before
+    that write; after a failed check, every agency again."""
+    from pipelines import incremental
+    from pipelines.validation import RuleEngine
+
+    agencies, rerun, _ = _quarter_checked(tmp_path, catalog, "int_element_value", "accepted_figures_pass_error_rules")
+    scope = ("int_element_value:accepted_figures_pass_error_rules", "period_year=2024")
     assert rerun() and incremental.LAST_SCOPE[scope] is None  # a first build: every agency
     assert rerun(agencies[1], 3) and incremental.LAST_SCOPE[scope] == (agencies[1],)
 
@@ -715,17 +728,11 @@ def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_pat
     the run rewrote, when the check last passed on the table as it was before that write; a
     duplicate put in another group by hand is found once the write is not known (another
     process), and after a failed check every row is looked at again until it passes."""
-    from pipelines import incremental, models, steps
-    from pipelines.models import GRAIN_CHECK, ModelRun, all_models, run_checks
-    from pipelines.periods import LOCAL_TZ
+    from pipelines import incremental, models
+    from pipelines.models import GRAIN_CHECK
     from pipelines.warehouse import Warehouse
 
-    raw = tmp_path / "raw"
-    agencies = COMMUNES[:4]
-    for i, code in enumerate(agencies):
-        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", _figures(i))
-    now = dt.datetime(2024, 8, 1, 9, tzinfo=LOCAL_TZ)
-    model = all_models()["fct_data_element_value"]
+    agencies, rerun, checked = _quarter_checked(tmp_path, catalog, "fct_data_element_value", GRAIN_CHECK)
     looked: list[str] = []
     grain_rows = models.grain_rows
     monkeypatch.setattr(
@@ -734,25 +741,17 @@ def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_pat
         lambda con, table, grain, where, params: looked.append(where) or grain_rows(con, table, grain, where, params),
     )
 
-    def check(con, checked=model) -> bool:
+    def check(con) -> bool:
         looked.clear()
-        run = ModelRun(con, "2024-Q1", now, lambda: catalog).for_slice("2024-Q1", checked)
-        (outcome,) = run_checks(checked, run, {GRAIN_CHECK})
-        return outcome.passed
+        return checked(con)
 
-    def rerun(changed: str | None = None, extra: int = 0) -> bool:
-        if changed:
-            i = agencies.index(changed)
-            make_form(raw / "2024-Q1" / f"{changed}_2024-Q1.xlsx", changed, "Quý I/2024", _figures(i, extra))
-        with Warehouse(tmp_path / "work.duckdb").connect() as con:
-            steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
-            return check(con)
+    def rerun_looked(changed: str | None = None, extra: int = 0) -> bool:
+        looked.clear()
+        return rerun(changed, extra)
 
-    with Warehouse(tmp_path / "work.duckdb").connect() as con:
-        steps.publish_dimensions(con, catalog)
-    assert rerun() and looked == ["period_year = $slice_0"]  # a first build: the whole year
-    assert rerun(agencies[1], 3) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[1]}'))"]
-    assert rerun() and looked == []  # nothing rewritten: nothing to look at
+    assert rerun_looked() and looked == ["period_year = $slice_0"]  # a first build: the whole year
+    assert rerun_looked(agencies[1], 3) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[1]}'))"]
+    assert rerun_looked() and looked == []  # nothing rewritten: nothing to look at
     with Warehouse(tmp_path / "work.duckdb").connect() as con:  # a duplicate in a group no write touched
         con.execute(
             "insert into fct_data_element_value select * from fct_data_element_value where agency_code = $a limit 1",
@@ -761,7 +760,7 @@ def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_pat
         incremental._WRITES.clear()  # as in a new process: the write is not known
         assert not check(con) and looked == ["period_year = $slice_0"]
     # after a failure, every row (the run's write of another group does not hide it)
-    assert not rerun(agencies[3], 5) and looked == ["period_year = $slice_0"]
+    assert not rerun_looked(agencies[3], 5) and looked == ["period_year = $slice_0"]
     with Warehouse(tmp_path / "work.duckdb").connect() as con:
         con.execute(
             "delete from fct_data_element_value where agency_code = $a and rowid = (select max(rowid) from"
@@ -769,4 +768,4 @@ def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_pat
             {"a": agencies[2]},
         )
         assert check(con) and looked == ["period_year = $slice_0"]
-    assert rerun(agencies[0], 9) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[0]}'))"]
+    assert rerun_looked(agencies[0], 9) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[0]}'))"]
