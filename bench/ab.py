@@ -37,6 +37,8 @@ FIGURES = [
     ("process tree peak (MiB)", lambda d: d["cli"].get("tree_peak_mib")),
     ("one workbook, wall (s)", lambda d: d["cli_one"]["wall_s"]),
     ("re-runs, median wall (s)", lambda d: statistics.median(r["wall_s"] for r in d.get("cli_reruns") or [d["cli_rerun"]])),
+    # CPU time moves less with the host's speed than wall time (docs/performance.md, "Machine and noise")
+    ("re-runs, median CPU (s)", lambda d: statistics.median(r["cpu_s"] for r in d.get("cli_reruns") or [d["cli_rerun"]])),
     ("calamine floor (ms per workbook)", lambda d: 1000 * d["calamine_floor_s"] / d["workbooks_total"]),
 ]
 

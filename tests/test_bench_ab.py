@@ -15,7 +15,7 @@ def _run(first: float, reruns: list[float], floor: float = 0.8, workbooks: int =
         "cli": {"wall_s": first, "cpu_s": first * 1.3, "startup_s": 1.0, "tree_peak_mib": 500.0},
         "cli_one": {"wall_s": 2.0},
         "cli_rerun": {"wall_s": reruns[0]},
-        "cli_reruns": [{"wall_s": r} for r in reruns],
+        "cli_reruns": [{"wall_s": r, "cpu_s": r * 1.2} for r in reruns],
         "calamine_floor_s": floor,
         "workbooks_total": workbooks,
     }
@@ -29,6 +29,7 @@ def test_each_figure_gets_both_sides_runs_medians_and_their_ratio():
     assert olds == [8.0, 10.0, 9.0] and news == [6.0, 7.0]
     assert (old_median, new_median) == (9.0, 6.5) and ratio == pytest.approx(6.5 / 9.0)
     assert rows["re-runs, median wall (s)"][1] == [3.0, 2.5, 2.8]  # each run's median of its re-runs
+    assert rows["re-runs, median CPU (s)"][2] == pytest.approx([2.64, 3.12])
     assert rows["calamine floor (ms per workbook)"][3] == pytest.approx(0.8)
     # a figure no run has (an older bench without the start/inside split): shown as missing
     assert rows["first run, inside Dagster (s)"][1:] == ([], [], None, None, None)
