@@ -463,7 +463,7 @@ def index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> dict[str, Inde
         except OSError:
             continue
         entry = index.get(name)
-        if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
+        if entry and len(entry) == len(IndexEntry._fields) and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
             found[name] = IndexEntry(*entry)
         else:
             found[name] = None  # its place in the folder's order, filled below

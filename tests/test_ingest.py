@@ -406,6 +406,22 @@ def test_a_broken_or_cleared_parse_cache_means_parsing_again(tmp_path, monkeypat
     assert ingest.content_records(paths, cache) == first and len(parsed) == 6
 
 
+def test_a_folder_index_entry_of_another_shape_is_not_trusted(tmp_path):
+    """An index entry this code did not write (another shape, e.g. from another version) is read
+    again from the workbook, not used and not a crash."""
+    import pickle
+
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    paths = _forms(raw / "2024-Q1", 2)
+    first = ingest.index_folder(raw, cache)
+    (index,) = cache.rglob("folder-index.*.pickle")
+    entries = pickle.loads(index.read_bytes())
+    stat = paths[0].stat()
+    entries[str(paths[0])] = (stat.st_size, stat.st_mtime_ns, "not-its-hash")  # three fields, not four
+    index.write_bytes(pickle.dumps(entries))
+    assert ingest.index_folder(raw, cache) == first
+
+
 def test_the_folder_index_is_written_only_when_the_folder_changed(tmp_path):
     """A look at an unchanged folder reads the index and writes nothing; a new, a changed or a
     removed workbook is in the next index."""
