@@ -630,46 +630,45 @@ def _grain_state(model: Model) -> tuple[str, str]:
     return f"{model.name}:{GRAIN_CHECK}", repr(model.grain)
 
 
-def _grain_scope(model: Model, run: ModelRun) -> tuple[list[str], tuple | None]:
-    """(the slice ids a run of the model wrote, the groups of rows its grain check needs to look
-    at, None for all of them).
+def _grain_narrowable(model: Model) -> bool:
+    """Whether the model's grain check may look at the groups a run rewrote only (`_grain_scope`):
+    a model kept by year (a year's four report windows and derived quarters: a national
+    fct_data_element_value's 300,000 rows, 30-60 ms a look) written group by group by a column of
+    its grain. A quarter's slice costs less to look at whole (3-8 ms at 4,000 workbooks) than the
+    state's reads and writes."""
+    return model.partition == "year" and model.incremental in {c.rstrip("?") for c in model.grain}
 
-    A model written group by group (`-- incremental:`, a column of its grain) can only break its
-    grain inside a group: rows with the same key are in the same group. So after a write that
-    rewrote groups K (known in this process) of a table on which the check last passed exactly as
-    it was before that write, only K is looked at (pipelines.incremental.groups_to_compute, as for
-    a model's source); otherwise (another process, a failed check, a whole rewrite) every row.
-    For the models kept by year only (a year's four report windows and derived quarters: a
-    national fct_data_element_value's 300,000 rows, 30-60 ms a look): a quarter's slice costs
-    less to look at whole (3-8 ms at 4,000 workbooks) than the state's reads and writes."""
+
+def _grain_scope(model: Model, run: ModelRun) -> tuple | None:
+    """The groups of rows the model's grain check needs to look at in the run's slice, None for all.
+
+    Rows with the same key are in the same group (`_grain_narrowable`), so the grain can only break
+    inside a group. After a write that rewrote groups K (known in this process) of a table on which
+    the check last passed exactly as it was before that write, only K is looked at
+    (pipelines.incremental.groups_to_compute, as for a model's source); otherwise (another
+    process, a failed check, a whole rewrite) every row."""
     from pipelines import incremental
 
-    slices = [incremental.slice_id(slice_of(model, run))]
-    if model.partition != "year" or not model.incremental or model.incremental not in {c.rstrip("?") for c in model.grain}:
-        return slices, None
+    if not _grain_narrowable(model):
+        return None
     checked, print_ = _grain_state(model)
-    groups: set = set()
-    for slice_key in slices:
-        scope = incremental.groups_to_compute(run.con, checked, model.name, slice_key, print_)
-        if scope is None:
-            return slices, None
-        groups |= set(scope)
-    return slices, tuple(sorted(groups, key=lambda g: (g is None, str(g))))
+    scope = incremental.groups_to_compute(run.con, checked, model.name, incremental.slice_id(slice_of(model, run)), print_)
+    return None if scope is None else tuple(sorted(scope, key=lambda g: (g is None, str(g))))
 
 
-def _grain_checked(model: Model, run: ModelRun, slices: list[str], held: bool) -> None:
-    """Record whether the model's grain holds on its slices as they are now (`_grain_scope`): a
-    check that failed makes the next one look at every row, whatever was rewritten since."""
+def _grain_checked(model: Model, run: ModelRun, held: bool) -> None:
+    """Record whether the model's grain holds on its slice as it is now (`_grain_scope`): a check
+    that failed makes the next one look at every row, whatever was rewritten since."""
     from pipelines import incremental
 
-    if model.partition != "year" or not model.incremental:
+    if not _grain_narrowable(model):
         return
     checked, print_ = _grain_state(model)
-    for slice_key in slices:
-        if held:
-            incremental.read(run.con, checked, model.name, slice_key, print_)
-        else:
-            incremental.unread(run.con, checked, slice_key)
+    slice_key = incremental.slice_id(slice_of(model, run))
+    if held:
+        incremental.read(run.con, checked, model.name, slice_key, print_)
+    else:
+        incremental.unread(run.con, checked, slice_key)
 
 
 def run_checks(model: Model, run: ModelRun, selected: set[str] | None = None) -> list[CheckOutcome]:
@@ -681,14 +680,14 @@ def run_checks(model: Model, run: ModelRun, selected: set[str] | None = None) ->
         if selected is not None and name not in selected:
             continue
         if name == GRAIN_CHECK:
-            slices, groups = _grain_scope(model, run)
+            groups = _grain_scope(model, run)
             if groups == ():  # no group rewritten since the grain last held: nothing new to look at
                 rows = pd.DataFrame(columns=["problem", *(c.rstrip("?") for c in model.grain), "rows"])
             else:
                 narrow = where if groups is None else f"({where}) and {in_list(model.incremental, groups)}"
                 rows = grain_rows(con, model.name, model.grain, narrow, params)
             count = int(rows["rows"].sum()) if len(rows) else 0
-            _grain_checked(model, run, slices, held=not count)
+            _grain_checked(model, run, held=not count)
         elif (ref := next((r for r in model.references if f"{r.column}_in_{r.table}" == name), None)) is not None:
             rows = con.execute(
                 f'''select "{ref.column}", count(*) as rows from "{model.name}" as m

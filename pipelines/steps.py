@@ -369,7 +369,7 @@ def scorecard(run: ModelRun) -> int:
             )
         incremental.keep_fingerprints(con, "fct_target_scorecard", slice_key, prints, "plan_id", where, where_params)
         # the org units whose rows were rewritten (None: unknown), for the grain check (models._grain_scope)
-        incremental.wrote(con, "fct_target_scorecard", slice_key, changes.get("groups") if key else None)
+        incremental.wrote(con, "fct_target_scorecard", slice_key, changes.get("groups"))
     return int(con.execute("select count(*) from fct_target_scorecard where period_year = $year", {"year": year}).fetchone()[0])
 
 

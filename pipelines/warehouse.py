@@ -324,8 +324,9 @@ def write_changed_groups(
     `catalog`: the attached database holding `table` (the published file being written);
     `materialize=False`: `source` is a plain read with the table's columns, read twice, not copied.
     `changes` receives "groups": the key values rewritten, or None when the slice was written
-    whole (a first build, a slice that grew or shrank a lot; an empty slice that stays empty: []). `columns`: the table's columns in
-    order, when the caller has just read them (else they are read here). Returns the rows of the slice."""
+    whole (a first build, a slice that grew or shrank a lot); [] for an empty slice that stays
+    empty. `columns`: the table's columns in order, when the caller has just read them (else they
+    are read here). Returns the rows of the slice."""
     changes = changes if changes is not None else {}
     changes["groups"] = None
     target = f'"{catalog}".main.{_ident(table)}' if catalog else _ident(table)
