@@ -10,7 +10,10 @@ both alike), each in its own checkout, and prints each figure per run with the m
 
 --old (and --new, default: this working tree as it is) name git revisions; each is checked out in a
 temporary git worktree that uses this repository's `.venv` (the pinned dependencies; a revision that
-pins other versions is not comparable this way) and is removed at the end. The arguments after `--`
+pins other versions is not comparable this way) and is removed at the end. Both sides are measured by
+the same harness, this working tree's `bench/` (copied over each checkout's: a figure must not move
+because the way it is measured did, e.g. the memory sampling that slowed the timed runs before
+`bench/run.py` moved it to a run of its own); the pipeline's code is each side's. The arguments after `--`
 go to `bench/run.py` as they are; give `--keep DIR` so that both sides read the same workbooks (the
 first run writes them). Asserts nothing; no network.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,7 +38,7 @@ FIGURES = [
     ("first run, CPU (s)", lambda d: d["cli"]["cpu_s"]),
     ("first run, start-up (s)", lambda d: d["cli"].get("startup_s")),
     ("first run, inside Dagster (s)", lambda d: d["cli"].get("in_runs_s")),
-    ("process tree peak (MiB)", lambda d: d["cli"].get("tree_peak_mib")),
+    ("process tree peak (MiB)", lambda d: (d.get("cli_memory") or d["cli"]).get("tree_peak_mib")),
     ("one workbook, wall (s)", lambda d: d["cli_one"]["wall_s"]),
     ("re-runs, median wall (s)", lambda d: statistics.median(r["wall_s"] for r in d.get("cli_reruns") or [d["cli_rerun"]])),
     # CPU time moves less with the host's speed than wall time (docs/performance.md, "Machine and noise")
@@ -88,6 +92,8 @@ def _checkout(revision: str, into: Path) -> Path:
     venv = REPO / ".venv"
     if venv.exists():
         (into / ".venv").symlink_to(venv)
+    for harness in (REPO / "bench").glob("*.py"):  # one harness measures both sides (the module's docstring)
+        shutil.copy2(harness, into / "bench" / harness.name)
     return into
 
 

@@ -37,6 +37,16 @@ def test_each_figure_gets_both_sides_runs_medians_and_their_ratio():
     assert "| first run, wall (s) | 8.00 / 10.00 / 9.00 | 6.00 / 7.00 | 9.00 | 6.50 | 0.72 |" in text
 
 
+def test_the_tree_peak_comes_from_the_sampled_memory_run_when_there_is_one():
+    with_memory = _run(8.0, [2.0]) | {"cli_memory": {"wall_s": 11.0, "tree_peak_mib": 640.0}}
+    with_memory["cli"] = with_memory["cli"] | {"tree_peak_mib": None}  # the timed run is not sampled
+    rows = {row[0]: row for row in ab.compare([_run(8.0, [2.0])], [with_memory])}
+    assert rows["process tree peak (MiB)"][1:3] == (
+        [500.0],
+        [640.0],
+    )  # an older bench's sampled timed run, the new one's memory run
+
+
 @pytest.mark.parametrize("argv", [["--old", "HEAD", "--pairs", "0"], ["--old", "HEAD", "--", "--json", "x.json"], []])
 def test_a_bad_argument_is_a_usage_error_not_a_traceback(argv, capsys):
     with pytest.raises(SystemExit) as stopped:
