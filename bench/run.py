@@ -978,7 +978,7 @@ def markdown_table(f: dict) -> str:
                 "national quarter peak memory (process tree)",
                 "<= 1 GiB",
                 f"largest process {largest:.2f} GiB",
-                "not measured (--no-memory-run)",
+                "not measured (no memory run)",
             )
         else:
             peak = max(_tree_peak(f), cli["peak_rss_mib"], (f.get("cli_memory") or {}).get("peak_rss_mib", 0)) / 1024
