@@ -516,7 +516,12 @@ def main() -> None:
     parser.add_argument("--render", type=Path, help="no run: print the report (and --markdown) of a saved --json file")
     args = parser.parse_args()
     if args.render:
-        saved = json.loads(args.render.read_text(encoding="utf-8"))
+        try:
+            saved = json.loads(args.render.read_text(encoding="utf-8"))
+            if not isinstance(saved, dict) or "cli" not in saved or "cli_one" not in saved:
+                raise ValueError("not the figures bench/run.py --json writes")
+        except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            parser.error(f"--render {args.render}: {exc}")
         saved.setdefault("calamine_floor_cpu_s", saved["calamine_floor_s"])
         derive(saved)
         print_report(saved)

@@ -1,0 +1,77 @@
+"""bench/run.py's report: where the memory figures come from, and a bad --render file (the runs
+themselves are the benchmark's, not the tests')."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location("bench_run", Path(__file__).resolve().parents[1] / "bench" / "run.py")
+bench = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(bench)
+
+
+def _figures(**extra) -> dict:
+    """The figures of a national run as `--json` saves them, reduced to what the report reads."""
+    run = {"wall_s": 14.0, "cpu_s": 20.0, "peak_rss_mib": 680.0, "tree_peak_mib": None, "tree_metric": "PSS", "dagster_runs": []}
+    figures = {
+        "scale": "nation",
+        "workbooks_per_quarter": 4000,
+        "quarters": 1,
+        "workbooks_total": 4000,
+        "invalid_on_purpose": 40,
+        "bytes_total": 39_700_000,
+        "measured_at": "2026-12-02T03:44:51+00:00",
+        "machine": {"nproc": 2, "loadavg": ["0.7", "1.0", "1.1"]},
+        "as_of": "2021-04-04T09:00:00+07:00",
+        "notes": [],
+        "cli": run,
+        "cli_one": {"wall_s": 2.5, "cpu_s": 2.6},
+        "cli_rerun": {"wall_s": 3.0, "cpu_s": 3.5},
+        "calamine_floor_s": 2.2,
+        "calamine_floor_cpu_s": 2.2,
+    }
+    figures.update(extra)
+    bench.derive(figures)
+    return figures
+
+
+def _row(table: str, figure: str) -> list[str]:
+    line = next(line for line in table.splitlines() if line.startswith(f"| {figure} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_memory_target_is_read_from_the_separate_sampled_run():
+    figures = _figures(cli_memory={"wall_s": 18.0, "peak_rss_mib": 690.0, "tree_peak_mib": 760.0})
+    table = bench.markdown_table(figures)
+    assert _row(table, "national quarter peak memory (process tree)")[1:] == ["<= 1 GiB", "0.74 GiB", "met"]
+    assert (
+        "680 MiB / tree 760 MiB (separate sampled run)" in _row(table, "peak memory: largest process RSS / process tree PSS")[2]
+    )
+    # the target's time is the timed (unsampled) run's, never the memory run's
+    assert _row(table, "national quarter end to end")[1:] == ["<= 15 s", "14.0 s", "met"]
+
+
+def test_without_a_memory_run_the_memory_target_is_not_called_met():
+    table = bench.markdown_table(_figures())
+    *_, measured, status = _row(table, "national quarter peak memory (process tree)")
+    assert (measured, status) == ("largest process 0.66 GiB", "not measured (no memory run)")
+
+
+def test_figures_saved_before_the_memory_run_existed_still_render():
+    old = _figures()
+    old["cli"] = old["cli"] | {"tree_peak_mib": 736.0}  # the timed run was sampled then
+    assert _row(bench.markdown_table(old), "national quarter peak memory (process tree)")[2:] == ["0.72 GiB", "met"]
+
+
+@pytest.mark.parametrize("content", [None, "not json", json.dumps({"cli": {}})])
+def test_a_bad_render_file_is_a_usage_error_not_a_traceback(tmp_path, monkeypatch, capsys, content):
+    path = tmp_path / "figures.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    monkeypatch.setattr("sys.argv", ["run.py", "--render", str(path)])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    assert stopped.value.code == 2
+    assert f"--render {path}" in capsys.readouterr().err
