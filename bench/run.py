@@ -195,13 +195,13 @@ def run_cli(
                 peak[0] = max(peak[0], memory)
                 done.wait(0.05)
 
-        poller = threading.Thread(target=poll, daemon=True)
-        if sample_memory:
+        poller = threading.Thread(target=poll, daemon=True) if sample_memory else None
+        if poller is not None:
             poller.start()
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
         done.set()
-        if sample_memory:
+        if poller is not None:
             poller.join()
         child.returncode = os.waitstatus_to_exitcode(status)
     in_worker = worker.usage(child.pid) if worker else {}
@@ -538,6 +538,8 @@ def main() -> None:
             args.markdown.write_text(markdown_table(saved), encoding="utf-8")
         return
     preset = SCALES.get(args.scale, {})
+    if args.memory_run is None:  # not said: the preset's default
+        args.memory_run = preset.get("memory_run", True)
     n = preset.get("workbooks", args.workbooks)
     m_requested = preset.get("quarters", args.quarters)
     new_quarter = preset.get("new_quarter", args.new_quarter)
@@ -588,7 +590,7 @@ def main() -> None:
         "notes": notes,
     }
     try:
-        run_benchmark(root, n, m, new_quarter, do_query, as_of, args, figures, preset.get("memory_run", True))
+        run_benchmark(root, n, m, new_quarter, do_query, as_of, args, figures)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -617,9 +619,7 @@ def _first_tries(f: dict) -> str:
     return f"; median of {len(tries)}: " + " / ".join(f"{t:.1f}" for t in tries) + " s"
 
 
-def run_benchmark(
-    root: Path, n: int, m: int, new_quarter: bool, do_query: bool, as_of: str, args, figures: dict, preset_memory_run: bool = True
-) -> None:
+def run_benchmark(root: Path, n: int, m: int, new_quarter: bool, do_query: bool, as_of: str, args, figures: dict) -> None:
     def save() -> None:  # partial figures after each stage, in case a long scale is stopped
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
@@ -669,7 +669,7 @@ def run_benchmark(
     # 1 workbook: the fixed cost (start-up, catalog, one quarter, publish)
     print("CLI runs (subprocess, start-up included):")
     tries = []
-    for i in range(max(1, args.one_repeat)):  # a fresh installation each time
+    for i in range(args.one_repeat):  # a fresh installation each time
         one = Site(sites / f"one_{i + 1}", sites / f"one_{i + 1}" / "raw", catalog, as_of, args.worker)
         link_reports(reports[:1], raw, one.raw)
         tries.append(one.run(f"one_workbook_{i + 1}"))
@@ -691,7 +691,7 @@ def run_benchmark(
         figures["worker_start_s"] = main.worker.start_s
     figures["cli"] = median_run(firsts)
     save()
-    if args.memory_run if args.memory_run is not None else preset_memory_run:
+    if args.memory_run:
         # the process tree's peak memory: the same first run on a fresh installation, sampled (its time is not a figure)
         memory = Site(sites / "memory", raw, catalog, as_of, args.worker)
         figures["cli_memory"] = memory.run("full_memory", sample_memory=True)
@@ -1009,7 +1009,8 @@ def markdown_table(f: dict) -> str:
         rows.insert(0, ("province quarter end to end", "<= 5 s", f"{cli['wall_s']:.1f} s", _status(cli["wall_s"], 5, "s")))
     if f["quarters"] == 1 and f["workbooks_per_quarter"] >= 3000:
         rows.insert(0, ("national quarter end to end", "<= 15 s", f"{cli['wall_s']:.1f} s", _status(cli["wall_s"], 15, "s")))
-        if _tree_peak(f) is None:  # no memory run: the largest process alone says nothing of the tree
+        tree = _tree_peak(f)
+        if tree is None:  # no memory run: the largest process alone says nothing of the tree
             largest = cli["peak_rss_mib"] / 1024
             memory_row = (
                 "national quarter peak memory (process tree)",
@@ -1018,7 +1019,7 @@ def markdown_table(f: dict) -> str:
                 "not measured (no memory run)",
             )
         else:
-            peak = max(_tree_peak(f), cli["peak_rss_mib"], (f.get("cli_memory") or {}).get("peak_rss_mib", 0)) / 1024
+            peak = max(tree, cli["peak_rss_mib"], (f.get("cli_memory") or {}).get("peak_rss_mib", 0)) / 1024
             memory_row = ("national quarter peak memory (process tree)", "<= 1 GiB", f"{peak:.2f} GiB", _status(peak, 1, "GiB"))
         rows.insert(1, memory_row)
     rows.append(
