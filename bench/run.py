@@ -11,7 +11,8 @@ What it does, in one go:
    bench/synth.py) into <tmp>/raw/<period>/, with a copy of the repository catalog extended by
    the synthetic provinces and agencies (CCHC_CATALOG_DIR);
 2. runs `python -m pipelines run` in a subprocess (start-up included) with its own DAGSTER_HOME,
-   database, work folder and CCHC_AS_OF: wall time, CPU time and peak memory of the child; then
+   database, work folder and CCHC_AS_OF: wall time, CPU time and peak memory of the child
+   (`--first-repeat N`: N times on fresh installations, the median reported); then
    rewrites one workbook with a changed figure and runs again (the re-run; `--reruns N`: N re-runs
    in a row, each after changing another workbook, as a user who re-runs often gets them); and a
    run on 1 workbook, for the marginal cost per workbook;
