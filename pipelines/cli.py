@@ -176,6 +176,54 @@ def _remember_catalog(warehouse, catalog_dir: Path) -> None:
         )
 
 
+def _external_models() -> set[str]:
+    """The external-values tables: one function builds them from <raw>/external (pipelines/external.py)."""
+    from pipelines.models import all_models
+
+    return {name for name, model in all_models().items() if model.python == "pipelines.steps:external_values"}
+
+
+def _external_tokens(con, names: set[str]) -> str:
+    """The external-values tables' write tokens (incremental_state): they change with every write."""
+    rows = dict(
+        con.execute(
+            "select table_name, token from incremental_state where list_contains($t, table_name) and slice = 'table'",
+            {"t": sorted(names)},
+        ).fetchall()
+    )
+    return ",".join(f"{name}={rows.get(name)}" for name in sorted(names))
+
+
+def _external_kept(warehouse, raw_dir: Path, fingerprint: str, names: set[str]) -> bool:
+    """Whether the external-values tables can be left out of the run: they were built by a command
+    from the same forms (`pipelines.external.folder_fingerprint`) and nothing has written them since
+    (their tokens). Inside `warehouse.kept_open()`; the caller also rebuilds them when the catalog
+    changed (their checks and rows read it)."""
+    import duckdb
+
+    if not fingerprint:
+        return False
+    try:
+        con = warehouse.kept_connection()
+        row = con.execute(
+            "select fingerprint, tokens from external_state where raw_dir = $d", {"d": str(raw_dir.resolve())}
+        ).fetchone()
+        return row is not None and row[0] == fingerprint and "=None" not in row[1] and row[1] == _external_tokens(con, names)
+    except duckdb.Error:  # a working database from before external_state: built as always
+        return False
+
+
+def _remember_external(warehouse, raw_dir: Path, fingerprint: str, names: set[str]) -> None:
+    """After a run that built the external-values tables from these forms."""
+    if not fingerprint:
+        return
+    with warehouse.warehouse().connect() as con:
+        con.execute(
+            "insert or replace into external_state values ($d, $f, $t, now())",
+            {"d": str(raw_dir.resolve()), "f": fingerprint, "t": _external_tokens(con, names)},
+        )
+
+
 # Work that can wait until the command has answered: closing (so checkpointing) the working
 # database after a run, 0.1-0.15 s. `run()` does it before it returns, unless the process answers
 # first (`answer_first`): a command forked by the warm worker tells its caller the exit code, then
@@ -226,6 +274,7 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
 
 def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bool, dimension_models: set[str]) -> list[str]:
     """run() on an open Dagster instance."""
+    from pipelines.external import folder_fingerprint
     from pipelines.partitions import QUARTER_KEYS
     from pipelines.periods import partition_label
     from pipelines.runs import reap_dead_runs, worker_tags
@@ -289,6 +338,13 @@ def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bo
         held.enter_context(warehouse.kept_open())
         catalog_dir = Path(resources["catalog"].catalog_dir)
         catalog_changed = _catalog_changed(warehouse, catalog_dir)
+        # the external-values tables are built in a quarter's run, from the forms under
+        # <raw>/external: left out while those forms, the catalog and the tables are unchanged (3
+        # assets, 5 checks: 0.1-0.2 s of a re-run; docs/performance.md)
+        external = _external_models()
+        external_print = folder_fingerprint(raw_dir, resources["raw"].limits())
+        external_kept = not catalog_changed and _external_kept(warehouse, raw_dir, external_print, external)
+        kept = (set() if catalog_changed else dimension_models) | (external if external_kept else set())
         published = {"cchc/partitions": ",".join(partitions)}
         if len(partitions) == 1:  # one quarter: dimensions (if the catalog changed), quarter and publish in one run
             (key,) = partitions
@@ -297,20 +353,25 @@ def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bo
                 f"quý / quarter {partition_label(key)} và công bố / and publish",
                 key,
                 published,
-                without=None if catalog_changed else dimension_models,
+                without=kept or None,
             )
             if catalog_changed:
                 _remember_catalog(warehouse, catalog_dir)
+            if not external_kept:
+                _remember_external(warehouse, raw_dir, external_print, external)
             if not quiet:
                 print(f"  {partition_label(key)}: ok, đã công bố / published ({seconds:.1f} s)")
         else:  # several runs: the catalog (if changed), each quarter, the publish
             if catalog_changed:
                 execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
                 _remember_catalog(warehouse, catalog_dir)
-            for key in partitions:
-                seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key)
+            for i, key in enumerate(partitions):  # the external-values tables in the first quarter's run, if at all
+                without = external if external_kept or i else None
+                seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key, without=without)
                 if not quiet:
                     print(f"  {partition_label(key)}: ok ({seconds:.1f} s)")
+            if not external_kept:
+                _remember_external(warehouse, raw_dir, external_print, external)
             seconds = execute("cchc_publish", "công bố cơ sở dữ liệu / publishing the database", extra_tags=published)
             if not quiet:
                 print(f"  công bố / published ({seconds:.1f} s)")

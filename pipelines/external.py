@@ -148,6 +148,27 @@ def scan_external_folder(raw_dir: Path) -> list[Path]:
     )
 
 
+def folder_fingerprint(raw_dir: Path, limits: ReadLimits | None = None) -> str:
+    """What the external-values tables are computed from, besides the catalog: every form file under
+    <raw_dir>/external (its path and bytes), the read limits, and the code and model files that
+    read them. Equal fingerprints: the tables would come out the same (the catalog aside), so a
+    command may leave them as they are (pipelines/cli.py); "" (never equal) when a file cannot be read."""
+    import hashlib
+
+    from pipelines.warehouse import SQL_DIR
+
+    digest = hashlib.sha256(repr(limits or ReadLimits()).encode())
+    code = [Path(__file__), Path(__file__).with_name("steps.py")]
+    code += sorted(SQL_DIR.glob("*/*external*.sql"))
+    try:
+        for path in [*code, *scan_external_folder(raw_dir)]:
+            digest.update(b"\0" + str(path).encode() + b"\0")
+            digest.update(path.read_bytes())
+    except OSError:  # a file that went away or cannot be read: the run reads the folder and says what it found
+        return ""
+    return digest.hexdigest()
+
+
 # ----------------------------------------------------------------------------- reading the cells
 def _csv_rows(path: Path) -> list[list[object]]:
     raw = path.read_bytes()

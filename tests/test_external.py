@@ -13,8 +13,9 @@ import pytest
 
 from pipelines import dims
 from pipelines.catalog import Catalog
-from pipelines.external import in_force, read_external, refresh_external, scan_external_folder
+from pipelines.external import folder_fingerprint, in_force, read_external, refresh_external, scan_external_folder
 from pipelines.ingest import scan_raw_folder
+from pipelines.limits import ReadLimits
 from pipelines.model_docs import view_sql
 from pipelines.periods import LOCAL_TZ
 from pipelines.scorecard import build_scorecard
@@ -136,6 +137,31 @@ def test_a_file_without_the_header_is_one_finding(tmp_path, catalog):
     path.write_text("a,b,c\n1,2,3\n", encoding="utf-8")
     read = read_external(path, catalog)
     assert [f.rule_id for f in read.findings] == ["EXT_HEADER_MISSING"] and not read.rows
+
+
+def test_the_folder_fingerprint_follows_the_forms_and_a_form_it_cannot_read(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    empty = folder_fingerprint(raw)
+    form = write_csv(raw / "external" / "a.csv", [f"PAR_INDEX_RANK_NATIONAL,CT,,2022,12,{SOURCE},"])
+    first = folder_fingerprint(raw)
+    assert first != empty and folder_fingerprint(raw) == first
+    write_csv(form, [f"PAR_INDEX_RANK_NATIONAL,CT,,2022,13,{SOURCE},"])
+    assert folder_fingerprint(raw) not in (first, empty)
+    form.rename(raw / "external" / "b.csv")  # the same bytes under another name
+    assert folder_fingerprint(raw) not in (first, empty)
+    assert folder_fingerprint(raw) != folder_fingerprint(raw, ReadLimits(max_rows=10))
+    (raw / "external" / "~$b.csv").write_text("a lock file", encoding="utf-8")  # not a form: not read
+    renamed = folder_fingerprint(raw)
+    assert renamed == folder_fingerprint(raw)
+    read_bytes = Path.read_bytes
+
+    def unreadable(path):
+        if path.name == "b.csv":
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    assert folder_fingerprint(raw) == ""  # never equal to a recorded one: the run reads the folder and says why
 
 
 def test_the_workbook_scanner_leaves_the_external_folder_alone(tmp_path):
