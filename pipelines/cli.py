@@ -306,19 +306,19 @@ def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bo
     def execute(
         job_name: str, what: str, partition_key: str | None = None, extra_tags: dict | None = None, without: set | None = None
     ):
+        from pipelines.definitions import command_selection, execute_in_process
+
         started = time.perf_counter()
-        job = defs.resolve_job_def(job_name)
-        selection = None
-        if without:  # the job's assets except some groups (e.g. the dimensions when the catalog is unchanged)
-            selection = [key for key in job.asset_layer.executable_asset_keys if key.path[-1] not in without]
         try:
-            result = job.execute_in_process(
+            result = execute_in_process(
+                job_name,
                 instance=instance,
                 run_config=quiet_logs,
                 partition_key=partition_key,
                 tags=tags | (extra_tags or {}),
                 raise_on_error=debug,
-                asset_selection=selection,
+                # the job's assets except some groups (the dimensions when the catalog is unchanged, ...)
+                asset_selection=command_selection(job_name, without or frozenset()),
             )
         except BaseException as exc:  # with --debug, Dagster raises what stopped a step
             if type(exc).__name__ == DAGSTER_INTERRUPTION:

@@ -162,3 +162,76 @@ def test_duckdb_memory_comes_from_the_environment_and_a_bad_value_is_refused(tmp
     assert build_definitions({"CCHC_DATABASE": str(tmp_path / "x.duckdb")}).resources["warehouse"].memory_limit == "512MB"
     with pytest.raises(ConfigError, match="CCHC_DUCKDB_MEMORY"):
         build_definitions({"CCHC_DUCKDB_MEMORY": "lots; drop table x"})
+
+
+def _tiny_definitions():
+    """A partitioned multi-asset (a -> b -> c, a check on c) that can be subset, as the model steps are."""
+    from dagster import (
+        AssetCheckResult,
+        AssetCheckSpec,
+        AssetSpec,
+        Definitions,
+        MaterializeResult,
+        StaticPartitionsDefinition,
+        define_asset_job,
+        multi_asset,
+    )
+
+    @multi_asset(
+        specs=[
+            AssetSpec("a", skippable=True),
+            AssetSpec("b", deps=["a"], skippable=True),
+            AssetSpec("c", deps=["b"], skippable=True),
+        ],
+        check_specs=[AssetCheckSpec("positive", asset="c")],
+        partitions_def=StaticPartitionsDefinition(["p1", "p2"]),
+        can_subset=True,
+    )
+    def step(context):
+        for key in sorted(context.selected_asset_keys, key=lambda k: k.path[-1]):
+            yield MaterializeResult(asset_key=key, metadata={"partition": context.partition_key})
+            if key.path[-1] == "c":
+                yield AssetCheckResult(asset_key="c", check_name="positive", passed=True)
+
+    return Definitions(assets=[step], jobs=[define_asset_job("tiny", partitions_def=step.partitions_def)])
+
+
+def test_execute_in_process_is_dagsters_run_with_the_job_kept():
+    """pipelines.definitions.execute_in_process (what the CLI runs jobs with) gives the run Dagster's
+    own JobDefinition.execute_in_process gives: the same assets, checks, tags and job snapshot;
+    and builds the job it runs once per selection."""
+    from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+    from pipelines.definitions import execute_in_process, in_process_job
+
+    tiny = _tiny_definitions()
+    selection = [AssetKey("b"), AssetKey("c")]
+    arguments = {"partition_key": "p2", "tags": {"cchc/trigger": "cli"}, "raise_on_error": False, "run_config": {}}
+    with DagsterInstance.ephemeral() as instance:
+        theirs = tiny.resolve_job_def("tiny").execute_in_process(instance=instance, asset_selection=selection, **arguments)
+        ours = execute_in_process("tiny", instance=instance, asset_selection=selection, definitions=tiny, **arguments)
+        again = execute_in_process("tiny", instance=instance, asset_selection=selection, definitions=tiny, **arguments)
+        runs = [instance.get_run_by_id(result.run_id) for result in (theirs, ours, again)]
+
+        def outcome(result):
+            events = result.all_events
+            return (
+                result.success,
+                sorted(e.asset_key.path[-1] for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION),
+                sorted(
+                    e.event_specific_data.check_name for e in events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+                ),
+            )
+
+        assert outcome(theirs) == outcome(ours) == outcome(again) == (True, ["b", "c"], ["positive"])
+        assert runs[0].tags == runs[1].tags == runs[2].tags
+        assert runs[0].tags["dagster/partition"] == "p2" and runs[0].tags["cchc/trigger"] == "cli"
+        assert runs[0].job_snapshot_id == runs[1].job_snapshot_id == runs[2].job_snapshot_id
+        assert runs[0].asset_selection == runs[1].asset_selection == frozenset(selection)
+        assert in_process_job("tiny", selection, tiny) is in_process_job("tiny", list(reversed(selection)), tiny)
+        assert in_process_job("tiny", None, tiny) is not in_process_job("tiny", selection, tiny)
+        # a partition the job does not have: refused as Dagster refuses it
+        with pytest.raises(Exception) as dagsters:
+            tiny.resolve_job_def("tiny").execute_in_process(instance=instance, partition_key="p9", asset_selection=selection)
+        with pytest.raises(type(dagsters.value)):
+            execute_in_process("tiny", instance=instance, partition_key="p9", asset_selection=selection, definitions=tiny)
