@@ -301,3 +301,35 @@ def test_dagsters_migration_scripts_are_read_once_and_give_the_same_head(tmp_pat
     assert ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__)) is cached
     dagster_storage.read_migrations_once()  # again (the module imported anew): no second layer
     assert ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__)) is cached
+
+
+def test_migration_facts_are_remembered_once_found_and_answered_as_dagster_answers_them(tmp_path, monkeypatch):
+    """Tables, asset-key columns and completed data migrations: asked once, then remembered (they
+    are only ever added); what is not there is asked every time, and every answer is Dagster's."""
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    asked = []
+    for name in ("has_secondary_index", "_has_asset_key_col_on_connection"):
+        original = getattr(SqlEventLogStorage, name)
+        monkeypatch.setattr(SqlEventLogStorage, name, lambda self, *a, _o=original, _n=name: asked.append(_n) or _o(self, *a))
+    questions = [
+        ("has_secondary_index", ("asset_key_table",)),
+        ("has_secondary_index", ("no such migration",)),
+        ("has_asset_key_col", ("cached_status_data",)),
+        ("has_asset_key_col", ("no_such_column",)),
+        ("has_asset_key_index_cols", ()),
+        ("can_read_asset_status_cache", ()),
+    ]
+    with DagsterInstance.from_config(str(stock(tmp_path / "stock", tmp_path / "stock_storage"))) as instance:
+        assert DEFS.resolve_job_def("both").execute_in_process(instance=instance).success
+        theirs = [getattr(instance._event_storage, name)(*args) for name, args in questions]
+    with DagsterInstance.from_config(str(shipped(tmp_path / "ours", tmp_path / "storage"))) as instance:
+        assert DEFS.resolve_job_def("both").execute_in_process(instance=instance).success
+        storage = instance._event_storage
+        first = [getattr(storage, name)(*args) for name, args in questions]
+        asked.clear()
+        second = [getattr(storage, name)(*args) for name, args in questions]
+    assert first == second == theirs
+    assert True in theirs and False in theirs  # both kinds of answer were put to the test
+    # the second time only what was not found is asked again: the missing migration and column
+    assert sorted(asked) == ["_has_asset_key_col_on_connection", "has_secondary_index"]
