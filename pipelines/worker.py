@@ -501,6 +501,7 @@ class Server:
                 importlib.import_module(name)
             sys.modules["pipelines.dagster_storage"].warm(os.environ.get("DAGSTER_HOME"))  # once, for every command
             sys.modules["pipelines.definitions"].warm_jobs()  # the jobs a command runs, their snapshots made
+            importlib.import_module("pipelines.model_docs").load_model()  # read by every publish
         except Exception as exc:  # a broken catalog or setting: each command says which, as it always did
             _forget_project_modules(self.kept)
             _note(self.log, f"mã dự án chưa nạp / project code not loaded ({type(exc).__name__}); commands load it themselves")

@@ -253,3 +253,22 @@ def test_grain_violations_counts_duplicates_and_nulls_and_skips_a_slice_with_no_
         "duplicate_rows": 0,
         "null_key_rows": 0,
     }
+
+
+def test_the_model_is_read_once_while_its_file_is_unchanged(tmp_path):
+    """Every publish reads it: the same object while the file (size, modification time) and the
+    model files are unchanged; the file as it is now once it changes."""
+    import os
+
+    path = tmp_path / "model.yaml"
+    path.write_text(model_docs.MODEL_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    first = model_docs.load_model(path)
+    assert model_docs.load_model(path) is first
+    assert first["sections"] and first["title"] == model_docs.load_model()["title"]
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("title: Data dictionary", "title: Từ điển dữ liệu", 1), encoding="utf-8"
+    )
+    os.utime(path, ns=(1, 1))  # even with an older modification time
+    changed = model_docs.load_model(path)
+    assert changed is not first and changed["title"].startswith("Từ điển dữ liệu")
+    assert model_docs.load_model(path) is changed
