@@ -289,6 +289,13 @@ def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bo
             f"Không tìm thấy thư mục nhận báo cáo {raw_dir.resolve()} (CCHC_RAW_DIR) / the raw folder {raw_dir.resolve()}"
             " does not exist (CCHC_RAW_DIR): create it or point CCHC_RAW_DIR at the folder where workbooks land"
         )
+    register = resources["raw"].receipts_register
+    if register and not Path(register).exists():  # named, but not there: say so, the run goes on
+        print(
+            f"  (CCHC_RECEIPTS_REGISTER={register} không tồn tại: thời điểm nhận là lúc hệ thống thấy tệp lần đầu /"
+            f" does not exist: received times are when the pipeline first saw each file)",
+            file=sys.stderr,
+        )
     warehouse = resources["warehouse"]
     partitions = partitions or [
         k for k in partitions_with_files(raw_dir, warehouse.parse_cache_dir, resources["raw"].limits()) if k in QUARTER_KEYS
@@ -687,8 +694,23 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 3
             raise
-        print(str(exc), file=sys.stderr)
+        print(_user_message(exc), file=sys.stderr)
         return 2
+
+
+def _user_message(exc: BaseException) -> str:
+    """What a user error says: its own message; a file system error with the path it concerns and
+    the settings that name the folders, in Vietnamese and English."""
+    if not isinstance(exc, OSError) or type(exc).__module__ not in ("builtins",):
+        return str(exc)
+    what = exc.strerror or type(exc).__name__
+    where = exc.filename if exc.filename is not None else ""
+    target = f" {exc.filename2}" if getattr(exc, "filename2", None) else ""
+    return (
+        f"Không truy cập được {where}{target}: {what} / cannot access {where}{target}: {what}. Kiểm tra đường dẫn và"
+        " quyền của thư mục / check the path and the folder's permissions (CCHC_RAW_DIR, CCHC_DATABASE, CCHC_WORK_DIR,"
+        " CCHC_OUTBOX_DIR, CCHC_CATALOG_DIR, DAGSTER_HOME)."
+    )
 
 
 def _is_user_error(exc: BaseException) -> bool:

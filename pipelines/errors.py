@@ -33,6 +33,39 @@ def env_number(env: Mapping[str, str], name: str, default: str, kind=float):
         ) from None
 
 
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def env_flag(env: Mapping[str, str], name: str, default: str) -> bool:
+    """The yes/no setting in environment variable `name` (else `default`); a ConfigError naming it
+    when it is neither (a typo must not switch the mail on or off unnoticed)."""
+    text = env.get(name, default).strip().lower() or default
+    if text not in FLAG_WORDS:
+        raise ConfigError(
+            f"Biến môi trường {name}={env.get(name)!r} phải là true hoặc false / environment variable {name}="
+            f"{env.get(name)!r} must be true or false (also 1/0, yes/no, on/off; mặc định / default {default})"
+        )
+    return FLAG_WORDS[text]
+
+
+def env_time(env: Mapping[str, str], name: str) -> str:
+    """The ISO 8601 date or time in environment variable `name`, as written ("" when unset); a
+    ConfigError naming it when it is not one."""
+    import datetime as dt
+
+    text = env.get(name, "").strip()
+    if text:
+        try:
+            dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(
+                f"Biến môi trường {name}={text!r} không phải ngày giờ ISO 8601 (ví dụ 2025-04-20 hoặc"
+                f" 2025-04-20T09:00:00+07:00) / environment variable {name}={text!r} is not an ISO 8601 date or time"
+                " (e.g. 2025-04-20 or 2025-04-20T09:00:00+07:00)"
+            ) from None
+    return text
+
+
 def debug_on(argv, env: Mapping[str, str]) -> bool:
     """Whether a command shows the tracebacks: its --debug, or CCHC_DEBUG set."""
     return "--debug" in argv or env.get("CCHC_DEBUG", "").lower() in ("1", "true", "yes")

@@ -20,7 +20,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from pipelines.catalog import Catalog
-from pipelines.errors import ConfigError, env_number
+from pipelines.errors import ConfigError, env_flag, env_number, env_time
 from pipelines.limits import ReadLimits
 from pipelines.locking import RunLock
 from pipelines.notify import MailSettings
@@ -262,16 +262,16 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
             receipts_register=env.get("CCHC_RECEIPTS_REGISTER", ""),
             read_limits=_read_limits(env),
         ),
-        "clock": ClockResource(as_of=env.get("CCHC_AS_OF", "")),
+        "clock": ClockResource(as_of=env_time(env, "CCHC_AS_OF")),
         "mailer": MailerResource(
             smtp_host=env.get("CCHC_SMTP_HOST", ""),
             smtp_port=env_number(env, "CCHC_SMTP_PORT", "25", int),
-            smtp_starttls=env.get("CCHC_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+            smtp_starttls=env_flag(env, "CCHC_SMTP_STARTTLS", "false"),
             smtp_user=env.get("CCHC_SMTP_USER", ""),
             # Through EnvVar, so the password never shows in the Dagster UI's resource page.
             smtp_password=EnvVar("CCHC_SMTP_PASSWORD") if env.get("CCHC_SMTP_PASSWORD") else "",
             sender=env.get("CCHC_MAIL_SENDER", "cchc-noreply@localhost"),
             outbox_dir=env.get("CCHC_OUTBOX_DIR", "data/outbox"),
-            enabled=env.get("CCHC_MAIL_ENABLED", "true").lower() in ("1", "true", "yes"),
+            enabled=env_flag(env, "CCHC_MAIL_ENABLED", "true"),
         ),
     }

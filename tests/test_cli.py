@@ -131,6 +131,51 @@ def test_a_bad_number_in_the_environment_is_named(tmp_path, variable):
     assert_plain_error(result, variable, "twenty-five", "is not a number")
 
 
+@pytest.mark.parametrize("as_of", ["garbage", "25/04/2021", "2021-13-01"])
+def test_a_bad_as_of_time_is_named_before_any_run(tmp_path, as_of):
+    (tmp_path / "raw").mkdir()
+    result = run_cli("run", env=_env(tmp_path, CCHC_AS_OF=as_of))
+    assert_plain_error(result, "CCHC_AS_OF", repr(as_of), "is not an ISO 8601 date or time", "2025-04-20")
+    assert "STEP_FAILURE" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("variable", ["CCHC_MAIL_ENABLED", "CCHC_SMTP_STARTTLS"])
+def test_a_yes_or_no_setting_that_is_neither_is_named(tmp_path, variable):
+    (tmp_path / "raw").mkdir()
+    result = run_cli("run", env=_env(tmp_path, **{variable: "maybe"}))
+    assert_plain_error(result, variable, "'maybe'", "must be true or false")
+
+
+def test_flags_read_the_usual_spellings():
+    from pipelines.errors import env_flag
+
+    assert [env_flag({"X": v}, "X", "false") for v in ("1", "TRUE", " yes ", "On")] == [True] * 4
+    assert [env_flag({"X": v}, "X", "true") for v in ("0", "False", "no", "OFF")] == [False] * 4
+    assert env_flag({}, "X", "true") is True and env_flag({"X": ""}, "X", "false") is False
+
+
+def test_a_folder_the_run_cannot_use_is_named_in_both_languages(tmp_path):
+    from tests.conftest import make_form
+
+    make_form(tmp_path / "raw" / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the working folder should be", encoding="utf-8")
+    result = run_cli("run", env=_env(tmp_path, CCHC_WORK_DIR=str(blocker / "work")))
+    assert_plain_error(result, "Không truy cập được", "cannot access", str(blocker), "CCHC_WORK_DIR")
+
+
+def test_a_receipts_register_named_but_missing_is_said_and_the_run_goes_on(tmp_path):
+    from tests.conftest import make_form
+
+    make_form(tmp_path / "raw" / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    missing = tmp_path / "so-tiep-nhan.csv"
+    result = run_cli("run", env=_env(tmp_path, CCHC_RECEIPTS_REGISTER=str(missing), CCHC_MAIL_ENABLED="false"))
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"CCHC_RECEIPTS_REGISTER={missing}" in result.stderr and "received times are when the pipeline first saw" in result.stderr
+    )
+
+
 def _catalog_with(tmp_path, edit):
     folder = tmp_path / "catalog"
     shutil.copytree(REPO / "catalog", folder)
