@@ -176,13 +176,6 @@ def _remember_catalog(warehouse, catalog_dir: Path) -> None:
         )
 
 
-def _external_models() -> set[str]:
-    """The external-values tables: one function builds them from <raw>/external (pipelines/external.py)."""
-    from pipelines.models import all_models
-
-    return {name for name, model in all_models().items() if model.python == "pipelines.steps:external_values"}
-
-
 def _external_tokens(con, names: set[str]) -> str:
     """The external-values tables' write tokens (incremental_state): they change with every write."""
     rows = dict(
@@ -259,20 +252,22 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
-    from pipelines.models import all_models
+    from pipelines.models import command_groups
 
     _dagster_home()
-    dimension_models = {name for name, model in all_models().items() if model.layer == "dimensions"}
+    dimension_models, external_models = command_groups()
     # The libraries, the definitions and the models are loaded for good: out of the cyclic garbage
     # collector's sight, its one full collection during a run no longer walks them (0.1-0.15 s of
     # a province's re-run; docs/performance.md). What the run allocates is collected as usual.
     gc.freeze()
 
     with DagsterInstance.get() as instance:  # disposed when done: its storage's connections closed
-        return _run_in(instance, defs, partitions, quiet, debug, dimension_models)
+        return _run_in(instance, defs, partitions, quiet, debug, dimension_models, external_models)
 
 
-def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bool, dimension_models: set[str]) -> list[str]:
+def _run_in(
+    instance, defs, partitions: list[str] | None, quiet: bool, debug: bool, dimension_models: set[str], external: set[str]
+) -> list[str]:
     """run() on an open Dagster instance."""
     from pipelines.external import folder_fingerprint
     from pipelines.partitions import QUARTER_KEYS
@@ -348,7 +343,6 @@ def _run_in(instance, defs, partitions: list[str] | None, quiet: bool, debug: bo
         # the external-values tables are built in a quarter's run, from the forms under
         # <raw>/external: left out while those forms, the catalog and the tables are unchanged (3
         # assets, 5 checks: 0.1-0.2 s of a re-run; docs/performance.md)
-        external = _external_models()
         external_print = folder_fingerprint(raw_dir, resources["raw"].limits())
         external_kept = not catalog_changed and _external_kept(warehouse, raw_dir, external_print, external)
         kept = (set() if catalog_changed else dimension_models) | (external if external_kept else set())

@@ -120,10 +120,8 @@ def warm_jobs() -> None:
     """Build the jobs a command runs most (`python -m pipelines run` on one quarter, the catalog
     unchanged, with and without the external-values tables) in this process: the warm worker does
     it once for every command it forks."""
-    from pipelines.models import all_models
+    from pipelines.models import command_groups
 
-    models = all_models()
-    dimensions = {name for name, model in models.items() if model.layer == "dimensions"}
-    external = {name for name, model in models.items() if model.python == "pipelines.steps:external_values"}
+    dimensions, external = command_groups()
     for without in (dimensions, dimensions | external):
         in_process_job(quarter_and_publish_job.name, command_selection(quarter_and_publish_job.name, without))

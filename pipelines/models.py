@@ -562,6 +562,19 @@ def layer_models(layer: str) -> list[Model]:
     return [m for m in topological(all_models().values()) if m.layer == layer]
 
 
+EXTERNAL_VALUES = "pipelines.steps:external_values"  # the function that builds the external-values tables
+
+
+def command_groups() -> tuple[set[str], set[str]]:
+    """(the dimension models, the external-values models): the groups a command may leave out of
+    its run while their inputs are unchanged (pipelines/cli.py)."""
+    models = all_models()
+    return (
+        {name for name, model in models.items() if model.layer == "dimensions"},
+        {name for name, model in models.items() if model.python == EXTERNAL_VALUES},
+    )
+
+
 # -------------------------------------------------------------------------------------- checks
 @dataclass(frozen=True)
 class CheckOutcome:

@@ -22,7 +22,7 @@ import pandas as pd
 from pipelines import ingest
 from pipelines.catalog import Catalog
 from pipelines.dims import DIMENSIONS
-from pipelines.models import UNASSIGNED, ModelRun, all_models, build_all
+from pipelines.models import EXTERNAL_VALUES, UNASSIGNED, ModelRun, all_models, build_all
 from pipelines.periods import Period, parse_date, partition_report
 from pipelines.scorecard import build_scorecard
 from pipelines.tasks import assess_task, parse_due, parse_status
@@ -465,7 +465,7 @@ def build_models(
 def build_quarter(con, catalog, partition_key: str, now: dt.datetime, raw_dir=None, root=SQL_DIR, **options) -> dict[str, int]:
     """Every quarterly model for one partition, in dependency order, without Dagster. Without
     `raw_dir` the raw and external tables are left as they are (a test fills them itself)."""
-    readers = ("pipelines.steps:read_workbooks", "pipelines.steps:external_values")
+    readers = ("pipelines.steps:read_workbooks", EXTERNAL_VALUES)
     names = [
         m.name
         for m in all_models(root).values()
