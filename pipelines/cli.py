@@ -176,15 +176,18 @@ def _remember_catalog(warehouse, catalog_dir: Path) -> None:
         )
 
 
-def _external_tokens(con, names: set[str]) -> str:
-    """The external-values tables' write tokens (incremental_state): they change with every write."""
+def _external_tokens(con, names: set[str]) -> str | None:
+    """The external-values tables' write tokens (incremental_state), which change with every write;
+    None while a table has none."""
     rows = dict(
         con.execute(
             "select table_name, token from incremental_state where list_contains($t, table_name) and slice = 'table'",
             {"t": sorted(names)},
         ).fetchall()
     )
-    return ",".join(f"{name}={rows.get(name)}" for name in sorted(names))
+    if any(rows.get(name) is None for name in names):
+        return None
+    return ",".join(f"{name}={rows[name]}" for name in sorted(names))
 
 
 def _external_kept(warehouse, raw_dir: Path, fingerprint: str, names: set[str]) -> bool:
@@ -201,7 +204,7 @@ def _external_kept(warehouse, raw_dir: Path, fingerprint: str, names: set[str]) 
         row = con.execute(
             "select fingerprint, tokens from external_state where raw_dir = $d", {"d": str(raw_dir.resolve())}
         ).fetchone()
-        return row is not None and row[0] == fingerprint and "=None" not in row[1] and row[1] == _external_tokens(con, names)
+        return row is not None and row[0] == fingerprint and row[1] == _external_tokens(con, names)
     except duckdb.Error:  # a working database from before external_state: built as always
         return False
 
@@ -211,10 +214,12 @@ def _remember_external(warehouse, raw_dir: Path, fingerprint: str, names: set[st
     if not fingerprint:
         return
     with warehouse.warehouse().connect() as con:
-        con.execute(
-            "insert or replace into external_state values ($d, $f, $t, now())",
-            {"d": str(raw_dir.resolve()), "f": fingerprint, "t": _external_tokens(con, names)},
-        )
+        tokens = _external_tokens(con, names)
+        if tokens is not None:
+            con.execute(
+                "insert or replace into external_state values ($d, $f, $t, now())",
+                {"d": str(raw_dir.resolve()), "f": fingerprint, "t": tokens},
+            )
 
 
 # Work that can wait until the command has answered: closing (so checkpointing) the working
@@ -695,11 +700,11 @@ def main(argv: list[str] | None = None) -> int:
 def _user_message(exc: BaseException) -> str:
     """What a user error says: its own message; a file system error with the path it concerns and
     the settings that name the folders, in Vietnamese and English."""
-    if not isinstance(exc, OSError) or type(exc).__module__ not in ("builtins",):
+    if not isinstance(exc, OSError) or type(exc).__module__ != "builtins":  # a library's own error: its message
         return str(exc)
     what = exc.strerror or type(exc).__name__
     where = exc.filename if exc.filename is not None else ""
-    target = f" {exc.filename2}" if getattr(exc, "filename2", None) else ""
+    target = f" {exc.filename2}" if exc.filename2 else ""
     return (
         f"Không truy cập được {where}{target}: {what} / cannot access {where}{target}: {what}. Kiểm tra đường dẫn và"
         " quyền của thư mục / check the path and the folder's permissions (CCHC_RAW_DIR, CCHC_DATABASE, CCHC_WORK_DIR,"

@@ -174,7 +174,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, object] = OrderedDict()
         self._batch = threading.local()
-        self._tables_found: set = set()  # tables, (table, column) and ("index", name) found: they stay
+        self._found: set = set()  # tables, ("asset_keys", column) and ("index", migration) found (`_once_found`)
         super().__init__(base_dir, inst_data)
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE)
         env_number(os.environ, "DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE, int)  # Dagster reads it with int(): say so first
@@ -261,40 +261,34 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
-    def has_table(self, table_name: str) -> bool:
-        """Dagster asks before storing every asset check event (a new engine and connection each time):
-        a table once found stays (tables are added by migrations, not removed)."""
-        if table_name in self._tables_found:
+    def _once_found(self, fact, ask) -> bool:
+        """Whether `fact` holds, asked with `ask()` until it does: tables and columns are added by
+        migrations, data migrations completed, and none of it is undone."""
+        if fact in self._found:
             return True
-        found = super().has_table(table_name)
+        found = ask()
         if found:
-            self._tables_found.add(table_name)
+            self._found.add(fact)
         return found
 
+    def has_table(self, table_name: str) -> bool:
+        """Dagster asks before storing every asset check event (a new engine and connection each time)."""
+        return self._once_found(table_name, lambda: SqliteEventLogStorage.has_table(self, table_name))
+
     def has_secondary_index(self, name: str) -> bool:
-        """Dagster asks (a query on the index) 2-3 times per data-version look-up in a step: a data
-        migration once completed stays completed."""
-        if ("index", name) in self._tables_found:
-            return True
-        found = super().has_secondary_index(name)
-        if found:
-            self._tables_found.add(("index", name))
-        return found
+        """Dagster asks (a query on the index) 2-3 times per data-version look-up in a step."""
+        return self._once_found(("index", name), lambda: SqliteEventLogStorage.has_secondary_index(self, name))
 
     def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
         """Whether the asset keys table has a column (Dagster inspects the table's columns for each
-        asset event and look-up): a column once found stays (migrations add columns, never drop them)."""
-        if ("asset_keys", column_name) in self._tables_found:
-            return True
-        found = super()._has_asset_key_col_on_connection(conn, column_name)
-        if found:
-            self._tables_found.add(("asset_keys", column_name))
-        return found
+        asset event and look-up)."""
+        return self._once_found(
+            ("asset_keys", column_name),
+            lambda: SqliteEventLogStorage._has_asset_key_col_on_connection(self, conn, column_name),
+        )
 
     def has_asset_key_col(self, column_name: str) -> bool:
-        if ("asset_keys", column_name) in self._tables_found:
-            return True
-        return super().has_asset_key_col(column_name)
+        return self._once_found(("asset_keys", column_name), lambda: SqliteEventLogStorage.has_asset_key_col(self, column_name))
 
     def store_event_batch(self, events: Sequence) -> None:
         if len(events) < 2:
