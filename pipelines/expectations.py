@@ -127,6 +127,12 @@ def _unexpected(frame: pd.DataFrame, spec: Expect) -> np.ndarray:
         bad[present] = ~ok.to_numpy(dtype=bool)
     elif spec.kind in (PAIR_GREATER, PAIR_EQUAL):
         a, b = frame[spec.column], frame[spec.column_b]
+        if a.dtype.kind == "f" and b.dtype.kind == "f":  # floats (the compare rules' sides): numpy alone, the same test
+            a, b = a.to_numpy(), b.to_numpy()
+            present = ~(np.isnan(a) | np.isnan(b))
+            with np.errstate(invalid="ignore"):
+                ok = a == b if spec.kind == PAIR_EQUAL else (a >= b if spec.or_equal else a > b)
+            return present & ~ok
         present = (a.notna() & b.notna()).to_numpy()
         a, b = a[present], b[present]
         if spec.kind == PAIR_EQUAL:
