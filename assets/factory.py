@@ -140,7 +140,10 @@ def build_step(step: str, models: list[Model]):
                     )
                     continue
                 rows = build(model, run.for_slice(run.partition_key, model), results)
-                yield MaterializeResult(asset_key=model.name, metadata=_metadata(con, model, rows, run))
+                # on the materialization only: as the result's metadata Dagster would copy it into the
+                # step's output event too, serialising and storing it twice
+                context.add_asset_metadata(_metadata(con, model, rows, run), asset_key=model.name)
+                yield MaterializeResult(asset_key=model.name)
                 wanted = {name for table, name in selected_checks if table == model.name}
                 for outcome in run_checks(model, run.for_slice(run.partition_key, model), wanted):
                     if not outcome.passed and outcome.severity == "error":
