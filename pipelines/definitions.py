@@ -57,8 +57,36 @@ def in_process_job(
             resource_defs={}, input_values={}, asset_selection=list(asset_selection or [])
         )
         job.get_job_index()  # the job's snapshot and its parent's, kept with the job
+        _keep_subsets(job)
+        if asset_selection:  # the subset the run is created from (Dagster's create_run_for_job asks for it)
+            job.get_subset(asset_selection=frozenset(asset_selection))
         _IN_PROCESS[key] = (definitions, job)  # the definitions held: their id stays theirs
     return _IN_PROCESS[key][1]
+
+
+def _keep_subsets(job: JobDefinition) -> None:
+    """`job.get_subset` building each subset once, with its snapshots: Dagster's `create_run_for_job`
+    subsets the job it is given by the run's asset selection again for every run, and computes the
+    new job's snapshot and its hash (25-35 ms of a re-run). A subset is a function of the job and
+    the selection, as the job is of its definitions and selection."""
+    build = job.get_subset
+    kept: dict = {}
+
+    def get_subset(*, op_selection=None, asset_selection=None, asset_check_selection=None) -> JobDefinition:
+        key = (
+            tuple(op_selection) if op_selection else None,
+            frozenset(asset_selection) if asset_selection else None,
+            None if asset_check_selection is None else frozenset(asset_check_selection),  # None: the default checks
+        )
+        if key not in kept:
+            subset = build(
+                op_selection=op_selection, asset_selection=asset_selection, asset_check_selection=asset_check_selection
+            )
+            subset.get_job_index()
+            kept[key] = subset
+        return kept[key]
+
+    job.get_subset = get_subset
 
 
 def execute_in_process(

@@ -230,6 +230,10 @@ def test_execute_in_process_is_dagsters_run_with_the_job_kept():
         assert runs[0].asset_selection == runs[1].asset_selection == frozenset(selection)
         assert in_process_job("tiny", selection, tiny) is in_process_job("tiny", list(reversed(selection)), tiny)
         assert in_process_job("tiny", None, tiny) is not in_process_job("tiny", selection, tiny)
+        kept = in_process_job("tiny", selection, tiny)  # the run's subset built once, with its snapshot
+        assert kept.get_subset(asset_selection=set(selection)) is kept.get_subset(asset_selection=frozenset(reversed(selection)))
+        assert kept.get_subset(asset_selection={AssetKey("b")}).get_job_snapshot_id() != runs[0].job_snapshot_id
+        assert kept.get_subset(asset_selection=set(selection)).get_job_snapshot_id() == runs[0].job_snapshot_id
         # a partition the job does not have: refused as Dagster refuses it
         with pytest.raises(Exception) as dagsters:
             tiny.resolve_job_def("tiny").execute_in_process(instance=instance, partition_key="p9", asset_selection=selection)
