@@ -244,6 +244,9 @@ ANSWERING_FIRST = textwrap.dedent(
     warehouse = defs.resources["warehouse"]
     lock, wal = warehouse.run_lock().path, Path(str(warehouse.work_path) + ".wal")
     print(f"answered {code}: lock held {held(lock)}, work left {cli.work_after_answer()}", file=sys.stderr)
+    from dagster import DagsterInstance
+    with DagsterInstance.get() as other:  # another instance: the run's record is there before the answer
+        print(f"run recorded: {other.get_runs(limit=1)[0].status.value}", file=sys.stderr)
     cli.finish()
     print(f"finished: lock held {held(lock)}, log left {wal.exists()}", file=sys.stderr)
     sys.exit(code)
@@ -253,12 +256,14 @@ ANSWERING_FIRST = textwrap.dedent(
 
 def test_a_command_that_answers_first_closes_the_working_database_after_its_answer(service):
     """In a command that answers first (forked by the warm worker), `run` returns with the working
-    database still open and the run lock held, everything committed and published; `finish()` then
-    closes the file (checkpointed: no write-ahead log left) and lets the lock go."""
+    database and the Dagster instance still open and the run lock held, everything committed and
+    published, the run recorded; `finish()` then closes the file (checkpointed: no write-ahead log
+    left), lets the lock go and disposes of the instance."""
     result = cli(service, "run", script=ANSWERING_FIRST)
     assert result.returncode == 0, result.stderr
     assert "Kết quả / results:" in result.stdout  # the summary, read from the published file, before the answer
-    assert "answered 0: lock held True, work left 1" in result.stderr
+    assert "answered 0: lock held True, work left 2" in result.stderr
+    assert "run recorded: SUCCESS" in result.stderr
     assert "finished: lock held False, log left False" in result.stderr
     assert len(snapshot(service["db"])["fct_submission"]) > 0
 
