@@ -15,7 +15,7 @@ import calendar
 import datetime as dt
 import math
 import weakref
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import numpy as np
 import pandas as pd
@@ -280,7 +280,8 @@ def build_scorecard(
     settings: dict | None = None,
     external: pd.DataFrame | None = None,
     plans: Collection[str] | None = None,
-) -> pd.DataFrame:
+    baselines_read: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Scorecard rows for the periods of `year` (of the plans given; default: every plan).
 
     agency_parts: per agency numerator/denominator (indicator_code, agency_code, period_code,
@@ -296,6 +297,10 @@ def build_scorecard(
     aggregate first, then agencies by code, periods by code. A plan's rows depend only on its own
     targets and the data of their carriers (`plan_units`), so the rows of some plans are those of
     every plan restricted to them, computed from their carriers' data alone.
+
+    baselines_read: the figures are only those of the years `years_needed` gives; also returns the
+    (on, key, agency_code) of the figures whose other years a row's trend baseline may need
+    (`scorecard_reading`).
     """
     settings = settings if settings is not None else catalog.settings.get("scorecard", {})
     prep = _prepared(catalog)
@@ -312,7 +317,7 @@ def build_scorecard(
     numerator_code = np.array([ind.numerator for ind in prep.indicators], dtype=object)
     multiplier = np.array([1.0 if ind.method == "weighted_mean" else ind.multiplier for ind in prep.indicators])
     if n_targets == 0:
-        return pd.DataFrame([], columns=SCORECARD_COLUMNS)
+        return _with_missing(pd.DataFrame([], columns=SCORECARD_COLUMNS), _NO_PAIRS if baselines_read else None)
     external_tks = np.flatnonzero(active & (methods == "external"))
     external_rows = _external_rows(external, external_tks, prep)
     periods = _period_table(
@@ -381,6 +386,7 @@ def build_scorecard(
     series = series.merge(periods[["period_code", "year", "time", "trend"]], on="period_code", how="left", sort=False)
     rows = series[series["year"] == year].copy()
     rows = rows.merge(_trend_baselines(series, start_year), on=["tk", "scope_rank", "org_unit_code"], how="left")
+    missing = _baselines_missing(rows, prep, start_year, year, methods, indicator, numerator_code) if baselines_read else None
     # rows without a series: every unit ended, or an external indicator with no value recorded for the year
     special = [(k, "no_unit_in_force") for k in np.flatnonzero(no_unit)]
     recorded = set(rows["tk"].to_numpy(int)) if len(rows) else set()
@@ -400,9 +406,145 @@ def build_scorecard(
         )
         rows = pd.concat([frame for frame in (rows, extra) if not frame.empty], ignore_index=True)
     if rows.empty:
-        return pd.DataFrame([], columns=SCORECARD_COLUMNS)
+        return _with_missing(pd.DataFrame([], columns=SCORECARD_COLUMNS), missing)
     rows = rows.sort_values(["tk", "scope_rank", "org_unit_code", "period_code"], kind="stable", ignore_index=True)
-    return _publish(rows, prep, methods, year, settings)
+    return _with_missing(_publish(rows, prep, methods, year, settings), missing)
+
+
+FigureReader = Callable[[str, dict[str, set[int]], "pd.DataFrame | None"], pd.DataFrame]
+
+
+def years_needed(catalog: Catalog, year: int, plans: Collection[str] | None = None) -> dict[str, dict[str, set[int]]]:
+    """{"parts": {indicator: years}, "values": {element code: years}}: the years of figures the
+    scorecard of `year` reads on each key, besides a series' first value after its target's start
+    (`scorecard_reading`). Targets in force in `year` (of the plans given): a share or a weighted
+    mean reads its indicator's figures of `year` and of the year before its start (its trend
+    baseline: the last value at or before the start); a reduction its numerator element's, of those
+    years and of its baseline years (default: the year before `year`). No target reads another key."""
+    needed: dict[str, dict[str, set[int]]] = {"parts": {}, "values": {}}
+    for t in catalog.records.targets:
+        if not t.start_year <= year <= t.deadline_year or (plans is not None and t.plan_id not in plans):
+            continue
+        indicator = catalog.indicators_by_code[t.indicator]
+        years = {year, t.start_year - 1}
+        if indicator.method == "baseline_reduction":
+            first, last = (t.baseline.start_year, t.baseline.end_year) if t.baseline else (year - 1, year - 1)
+            needed["values"].setdefault(indicator.numerator, set()).update(years | set(range(first, last + 1)))
+        elif indicator.method in ("ratio", "weighted_mean"):
+            needed["parts"].setdefault(indicator.code, set()).update(years)
+    return needed
+
+
+def scorecard_reading(
+    catalog: Catalog,
+    year: int,
+    read: FigureReader,
+    first_year: int,
+    external: pd.DataFrame | None = None,
+    plans: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """`build_scorecard` from figures read as needed: the rows are those the figures of every year of
+    the span give, from the years each key is read in (`years_needed`), so that a quarter's cost
+    follows the targets' years rather than the history's (after ten years, a plan of 2021-2030
+    starting a phase in 2026 reads 2025 and the year, not 2020 onwards).
+
+    read(name, wanted, pairs): the figures of "parts" (agency shares: indicator_code, agency_code,
+    period_code, numerator, denominator) or "values" (element totals: agency_code, period_code, code,
+    value, kind); pairs None: those whose key and period's year are in `wanted` ({key: years});
+    else those of the (key, agency_code) `pairs` whose year is not. A series with no value in the
+    year before its target's start takes its first value after the start as its baseline, which
+    may lie in a year not read: those series' figures of the other years (their agency's, or every
+    carrier's for an aggregate) are then read and the scorecard computed again. A key with no figure
+    at all in a year it needs before `year` (a site whose figures begin with the plan's phase) is
+    read for every year of the span (from `first_year`) at once, as none of its series could have
+    its baseline there."""
+    needed = years_needed(catalog, year, plans)
+    figures, read_years = {}, {}
+    for name in needed:
+        figures[name], read_years[name] = _read_whole_keys(read, name, needed[name], KEY_COLUMN[name], first_year, year)
+    parts, values = figures["parts"], figures["values"]
+    frame, missing = build_scorecard(catalog, year, parts, values, external=external, plans=plans, baselines_read=True)
+    more = {}
+    for name in ("parts", "values"):
+        span = set(range(first_year, year + 1))
+        pairs = missing.loc[missing["on"] == name, ["key", "agency_code"]]
+        pairs = pairs[[not span <= read_years[name].get(key, set()) for key in pairs["key"]]]  # not read whole already
+        if not pairs.empty:
+            more[name] = read(name, read_years[name], pairs)
+    if all(extra.empty for extra in more.values()):  # none of them has figures in the other years
+        return frame
+    parts, values = (
+        pd.concat([frame_, more[name]], ignore_index=True) if name in more and not more[name].empty else frame_
+        for name, frame_ in (("parts", parts), ("values", values))
+    )
+    return build_scorecard(catalog, year, parts, values, external=external, plans=plans)
+
+
+KEY_COLUMN = {"parts": "indicator_code", "values": "code"}  # the key of each kind of figures
+
+
+def _read_whole_keys(
+    read: FigureReader, name: str, wanted: dict[str, set[int]], key: str, first_year: int, year: int
+) -> tuple[pd.DataFrame, dict[str, set[int]]]:
+    """The figures of the years wanted per key, and every year of the span of the keys that have
+    none in a year they need before `year` (`scorecard_reading`); and the years read per key."""
+    frame = read(name, wanted, None)
+    present: dict = {}
+    if not frame.empty:
+        years = pd.to_numeric(frame["period_code"].str[:4], errors="coerce")
+        present = frame.assign(_year=years).groupby(key)["_year"].agg(set).to_dict()
+    whole = {
+        k: set(range(first_year, year + 1)) - ys
+        for k, ys in wanted.items()
+        if any(y < year and y not in present.get(k, set()) for y in ys)
+    }
+    whole = {k: ys for k, ys in whole.items() if ys}
+    if not whole:
+        return frame, wanted
+    more = read(name, whole, None)
+    read_years = {k: wanted[k] | whole.get(k, set()) for k in wanted}
+    return (frame if more.empty else pd.concat([frame, more], ignore_index=True)), read_years
+
+
+_NO_PAIRS = pd.DataFrame({"on": pd.Series(dtype=object), "key": pd.Series(dtype=object), "agency_code": pd.Series(dtype=object)})
+
+
+def _with_missing(frame: pd.DataFrame, missing: pd.DataFrame | None):
+    return frame if missing is None else (frame, missing)
+
+
+def _baselines_missing(
+    rows: pd.DataFrame, prep: _Prepared, start_year: np.ndarray, year: int, methods, indicator, numerator_code
+) -> pd.DataFrame:
+    """(on, key, agency_code) of the figures the rows' trend baselines may need from years not read
+    (`build_scorecard`, baselines_read): rows of targets started before `year` whose series has no
+    value in the year before the start (its baseline after the start, or none)."""
+    if rows.empty:
+        return _NO_PAIRS
+    tks = rows["tk"].to_numpy(int)
+    started = start_year[tks]
+    base_time = rows["base_time"].to_numpy(float) if "base_time" in rows else np.full(len(rows), np.nan)
+    with np.errstate(invalid="ignore"):
+        lacking = (started < year) & ~(base_time <= started)  # NaN: no baseline at all
+    if not lacking.any():
+        return _NO_PAIRS
+    picked = rows[lacking]
+    out = []
+    for tk, scope_rank, unit in set(
+        zip(picked["tk"].to_numpy(int), picked["scope_rank"].to_numpy(int), picked["org_unit_code"], strict=True)
+    ):
+        if methods[tk] in ("ratio", "weighted_mean"):
+            on, key = "parts", indicator[tk]
+        elif methods[tk] == "baseline_reduction":
+            on, key = "values", numerator_code[tk]
+        else:  # an external indicator's values are read for every year
+            continue
+        if scope_rank == 1:  # an agency's own series
+            agencies = [unit]
+        else:  # an aggregate: every carrier of the target
+            agencies = prep.carriers.loc[prep.carriers["tk"].to_numpy() == tk, "agency_code"].tolist()
+        out += [(on, key, agency) for agency in agencies]
+    return pd.DataFrame(out, columns=["on", "key", "agency_code"]).drop_duplicates() if out else _NO_PAIRS
 
 
 def _external_rows(external: pd.DataFrame | None, tks: np.ndarray, prep: _Prepared) -> pd.DataFrame:

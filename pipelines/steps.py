@@ -24,7 +24,6 @@ from pipelines.catalog import Catalog
 from pipelines.dims import DIMENSIONS
 from pipelines.models import EXTERNAL_VALUES, UNASSIGNED, ModelRun, all_models, build_all
 from pipelines.periods import Period, parse_date, partition_report
-from pipelines.scorecard import build_scorecard
 from pipelines.tasks import assess_task, parse_due, parse_status
 from pipelines.validation import FINDING_COLUMNS, RuleEngine, ValidationInput
 from pipelines.warehouse import SQL_DIR, replace_frame, sql_text, statement_body, table_exists
@@ -331,7 +330,7 @@ def scorecard(run: ModelRun) -> int:
     carriers' figures alone. The first build of a year, or one after a write that kept no state,
     scores every plan. Writes the rows and the fingerprints together; returns the year's rows."""
     from pipelines import incremental
-    from pipelines.scorecard import plan_units
+    from pipelines.scorecard import plan_units, scorecard_reading
     from pipelines.warehouse import _where, transaction
 
     year, con, catalog = run.year, run.con, run.catalog
@@ -345,18 +344,14 @@ def scorecard(run: ModelRun) -> int:
     scope = incremental.changed_groups(con, "fct_target_scorecard", slice_key, prints, "plan_id", where, where_params)
     changed = sorted(set(prints) & set(scope or ()))  # the plans to score again (the others of scope leave)
     if scope is None:  # nothing to keep (a first build, no state, every plan changed): the whole year
-        frame = build_scorecard(catalog, year, run.read("parts", **span), run.read("values", **span), external=external)
+        frame = scorecard_reading(catalog, year, _figure_reader(run, span), span["first_year"], external=external)
     else:
         frame = pd.DataFrame(columns=["plan_id"])
         if changed:
             chosen = sorted(set().union(*(units[plan] for plan in changed)))
-            parts, values = (
-                run.execute(
-                    f"select * from ({run.input_sql(name)}\n) where list_contains($units, agency_code)", **span, units=chosen
-                ).df()
-                for name in ("parts", "values")
+            frame = scorecard_reading(
+                catalog, year, _figure_reader(run, span, chosen), span["first_year"], external=external, plans=changed
             )
-            frame = build_scorecard(catalog, year, parts, values, external=external, plans=changed)
     incremental.LAST_SCOPE[("fct_target_scorecard", slice_key)] = None if scope is None else tuple(changed)
     key = run.model.incremental if run.model else None  # within the rows replaced, only the org units that changed are written
     changes: dict = {}
@@ -371,6 +366,33 @@ def scorecard(run: ModelRun) -> int:
         # the org units whose rows were rewritten (None: unknown), for the grain check (models._grain_scope)
         incremental.wrote(con, "fct_target_scorecard", slice_key, changes.get("groups"))
     return int(con.execute("select count(*) from fct_target_scorecard where period_year = $year", {"year": year}).fetchone()[0])
+
+
+def _figure_reader(run: ModelRun, span: dict, units: list[str] | None = None):
+    """The scorecard's figures (its `parts` and `values` inputs over `span`, of `units` only when
+    given) as `pipelines.scorecard.scorecard_reading` asks for them: of the years wanted per key,
+    or of some (key, agency) pairs in the other years; filtered in DuckDB."""
+
+    def read(name: str, wanted: dict[str, set[int]], pairs: pd.DataFrame | None) -> pd.DataFrame:
+        from pipelines.scorecard import KEY_COLUMN
+
+        key = KEY_COLUMN[name]
+        keys = [(k, str(y)) for k in sorted(wanted) for y in sorted(wanted[k])]
+        params: dict = dict(span) | {"wk": [k for k, _ in keys] or [""], "wy": [y for _, y in keys] or [""]}
+        in_wanted = f"(select unnest($wk) as k, unnest($wy) as y) as n on t.{key} = n.k and substr(t.period_code, 1, 4) = n.y"
+        sql = f"select t.* from ({run.input_sql(name)}\n) as t "
+        if pairs is None:
+            sql += f"semi join {in_wanted}"
+        else:
+            params |= {"pk": pairs["key"].tolist() or [""], "pa": pairs["agency_code"].tolist() or [""]}
+            sql += f"semi join (select unnest($pk) as k, unnest($pa) as a) as m on t.{key} = m.k and t.agency_code = m.a "
+            sql += f"anti join {in_wanted}"
+        if units is not None:
+            sql += " where list_contains($units, t.agency_code)"
+            params["units"] = units
+        return run.execute(sql, **params).df()
+
+    return read
 
 
 def _plan_fingerprints(run: ModelRun, span: dict, units: dict[str, set[str]], external: pd.DataFrame | None) -> dict[str, str]:
