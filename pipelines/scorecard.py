@@ -465,8 +465,8 @@ def scorecard_reading(
     parts, values = figures["parts"], figures["values"]
     frame, missing = build_scorecard(catalog, year, parts, values, external=external, plans=plans, baselines_read=True)
     more = {}
+    span = set(range(first_year, year + 1))
     for name in ("parts", "values"):
-        span = set(range(first_year, year + 1))
         pairs = missing.loc[missing["on"] == name, ["key", "agency_code"]]
         pairs = pairs[[not span <= read_years[name].get(key, set()) for key in pairs["key"]]]  # not read whole already
         if not pairs.empty:

@@ -372,10 +372,9 @@ def _figure_reader(run: ModelRun, span: dict, units: list[str] | None = None):
     """The scorecard's figures (its `parts` and `values` inputs over `span`, of `units` only when
     given) as `pipelines.scorecard.scorecard_reading` asks for them: of the years wanted per key,
     or of some (key, agency) pairs in the other years; filtered in DuckDB."""
+    from pipelines.scorecard import KEY_COLUMN
 
     def read(name: str, wanted: dict[str, set[int]], pairs: pd.DataFrame | None) -> pd.DataFrame:
-        from pipelines.scorecard import KEY_COLUMN
-
         key = KEY_COLUMN[name]
         keys = [(k, str(y)) for k in sorted(wanted) for y in sorted(wanted[k])]
         params: dict = dict(span) | {"wk": [k for k, _ in keys] or [""], "wy": [y for _, y in keys] or [""]}
