@@ -769,3 +769,71 @@ def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_pat
         )
         assert check(con) and looked == ["period_year = $slice_0"]
     assert rerun_looked(agencies[0], 9) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[0]}'))"]
+
+
+def _sample_setting(con) -> int:
+    return int(con.execute("select current_setting('pandas_analyze_sample')").fetchone()[0])
+
+
+def test_a_frame_of_text_is_read_without_sampling_and_any_other_frame_as_before():
+    from pipelines.warehouse import _registered, replace_frame_as
+
+    con = duckdb.connect()
+    default = _sample_setting(con)
+    text = pd.DataFrame({"agency": ["A", None, "B"], "note": ["x", "y", float("nan")], "value": [1.0, None, 3.0]})
+    with _registered(con, text) as name:
+        assert _sample_setting(con) == 0
+        assert [t for _, t, *_ in con.execute(f"describe {name}").fetchall()] == ["VARCHAR", "VARCHAR", "DOUBLE"]
+        assert con.execute(f"select * from {name} order by all").fetchall() == [
+            ("A", "x", 1.0), ("B", None, 3.0), (None, "y", None)
+        ]  # fmt: skip
+    assert _sample_setting(con) == default
+    # dates, lists and an object column with nothing in it keep the types sampling finds when they
+    # create a table
+    other = pd.DataFrame(
+        {"day": [dt.date(2025, 3, 31), None], "ids": [["a"], []], "empty": pd.Series([None, None], dtype=object), "s": ["a", "b"]}
+    )
+    replace_frame_as(con, "dim", other)
+    assert [t for _, t, *_ in con.execute("describe dim").fetchall()] == ["DATE", "VARCHAR[]", "INTEGER", "VARCHAR"]
+    assert _sample_setting(con) == default
+    # a failure inside the block leaves the setting as it was
+    with pytest.raises(duckdb.Error), _registered(con, text) as name:
+        con.execute(f"select no_such_column from {name}")
+    assert _sample_setting(con) == default
+
+
+def test_rows_read_without_sampling_into_a_table_are_the_rows_read_with_it():
+    """Into an existing table, a column of nothing but missing values and a column of Python
+    booleans do not need sampling either: the same rows come out, whatever the column types."""
+    from pipelines.warehouse import _registered, align_to_table, append_frame
+
+    frame = pd.DataFrame(
+        {
+            "unit": ["A", "B", None],
+            "met": pd.Series([True, None, False], dtype=object),
+            "target_max": pd.Series([None, None, None], dtype=object),
+            "due": pd.Series([None, None, None], dtype=object),
+            "value": [1.5, None, 3.0],
+        }
+    )
+    ddl = "(unit varchar, met boolean, target_max double, due date, value double, extra varchar)"
+    sampled, unsampled = duckdb.connect(), duckdb.connect()
+    for con in (sampled, unsampled):
+        con.execute(f"create table t {ddl}")
+    with _registered(unsampled, align_to_table(unsampled, "t", frame), into_table=True):
+        assert _sample_setting(unsampled) == 0
+    append_frame(unsampled, "t", frame)
+    sampled.register("f", frame)
+    sampled.execute("insert into t by name select * from f")
+    rows = "select * from t order by all"
+    assert unsampled.execute(rows).fetchall() == sampled.execute(rows).fetchall() == [
+        ("A", True, None, None, 1.5, None), ("B", None, None, None, None, None), (None, False, None, None, 3.0, None)
+    ]  # fmt: skip
+    # a column of dates is still sampled (read as DATE)
+    dated = frame.assign(due=[dt.date(2025, 6, 30), None, None])
+    with _registered(unsampled, align_to_table(unsampled, "t", dated), into_table=True):
+        assert _sample_setting(unsampled) != 0
+    # the same rows in a table by a keyed write, whichever way they were read
+    unsampled.execute("delete from t")
+    replace_frame(unsampled, "t", frame, key="unit")
+    assert unsampled.execute(rows).fetchall() == sampled.execute(rows).fetchall()
