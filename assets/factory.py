@@ -18,6 +18,7 @@ values) runs in the step of the earliest of them, once.
 """
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from dagster import (
@@ -130,34 +131,50 @@ def build_step(step: str, models: list[Model]):
             )
             results: dict = {}
             stopped: set[str] = set()  # models whose blocking check failed, and what depends on them
-            for model in models:
-                if model.name not in selected:
-                    continue
-                if model.deps & stopped:
-                    stopped.add(model.name)
-                    context.log.warning(
-                        f"{model.name}: not built, an upstream blocking check failed ({', '.join(model.deps & stopped)})"
-                    )
-                    continue
-                rows = build(model, run.for_slice(run.partition_key, model), results)
-                # on the materialization only: as the result's metadata Dagster would copy it into the
-                # step's output event too, serialising and storing it twice
-                context.add_asset_metadata(_metadata(con, model, rows, run), asset_key=model.name)
-                yield MaterializeResult(asset_key=model.name)
-                wanted = {name for table, name in selected_checks if table == model.name}
-                for outcome in run_checks(model, run.for_slice(run.partition_key, model), wanted):
-                    if not outcome.passed and outcome.severity == "error":
-                        stopped.add(model.name)
-                    metadata = {"count": outcome.count, "offending_rows": preview(outcome.rows, 50)}
-                    if outcome.workbooks is not None:
-                        metadata["workbooks"] = outcome.workbooks
-                    yield AssetCheckResult(
-                        asset_key=model.name,
-                        check_name=outcome.name,
-                        passed=outcome.passed,
-                        severity=SEVERITY[outcome.severity],
-                        metadata=metadata,
-                    )
+            todo = [model for model in models if model.name in selected]
+            with ThreadPoolExecutor(1, thread_name_prefix="cchc-model") as builder:
+                ahead: Future | None = None  # the next model's build, started while Dagster records this one
+                try:
+                    for i, model in enumerate(todo):
+                        if model.deps & stopped:
+                            stopped.add(model.name)
+                            context.log.warning(
+                                f"{model.name}: not built, an upstream blocking check failed ({', '.join(model.deps & stopped)})"
+                            )
+                            continue
+                        if ahead is None:
+                            rows = build(model, run.for_slice(run.partition_key, model), results)
+                        else:
+                            rows, ahead = ahead.result(), None
+                        metadata = _metadata(con, model, rows, run)
+                        wanted = {name for table, name in selected_checks if table == model.name}
+                        outcomes = run_checks(model, run.for_slice(run.partition_key, model), wanted)
+                        if any(not o.passed and o.severity == "error" for o in outcomes):
+                            stopped.add(model.name)
+                        following = next(iter(todo[i + 1 : i + 2]), None)
+                        if following is not None and not following.deps & stopped:
+                            # built while this model's events are written: the connection is the build's
+                            # alone until the result is taken (this thread reads and writes nothing meanwhile)
+                            ahead = builder.submit(build, following, run.for_slice(run.partition_key, following), results)
+                        # on the materialization only: as the result's metadata Dagster would copy it into
+                        # the step's output event too, serialising and storing it twice
+                        context.add_asset_metadata(metadata, asset_key=model.name)
+                        yield MaterializeResult(asset_key=model.name)
+                        for outcome in outcomes:
+                            check_metadata = {"count": outcome.count, "offending_rows": preview(outcome.rows, 50)}
+                            if outcome.workbooks is not None:
+                                check_metadata["workbooks"] = outcome.workbooks
+                            yield AssetCheckResult(
+                                asset_key=model.name,
+                                check_name=outcome.name,
+                                passed=outcome.passed,
+                                severity=SEVERITY[outcome.severity],
+                                metadata=check_metadata,
+                            )
+                finally:
+                    if ahead is not None and not ahead.done():  # the step stops (a failure, an interrupt)
+                        con.interrupt()
+                        wait([ahead])
 
     _step.__doc__ = f"The {step} models, in dependency order: {', '.join(sorted(names))}."
     return _step

@@ -261,6 +261,87 @@ def test_a_failing_blocking_check_stops_what_depends_on_the_table(tmp_path):
     assert failed.asset_check_key == AssetCheckKey(AssetKey("fct_twice"), GRAIN_CHECK)
 
 
+def _two_curated_models(tmp_path: Path, second_sql: str) -> Path:
+    """A copy of sql/ whose curated layer is fct_first and fct_second (which reads it)."""
+    root = tmp_path / "sql"
+    shutil.copytree(REPO / "sql", root)
+    for path in (root / "curated").glob("*.sql"):
+        path.unlink()
+    (root / "curated" / "fct_first.sql").write_text(
+        "-- description: One row per k.\n-- grain: k\n-- partition: table\nselect * from (values (1), (2)) as t(k)\n"
+    )
+    (root / "curated" / "fct_second.sql").write_text(
+        f"-- description: One row per k, after fct_first.\n-- grain: k\n-- partition: table\n{second_sql}\n"
+    )
+    return root
+
+
+def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, monkeypatch):
+    """A step builds its next model in a thread of its own while Dagster writes the events of the
+    model before (its materialization, its checks' evaluations): the model's checks have run by then,
+    so a blocking failure still stops what depends on it (test above)."""
+    import threading
+
+    from dagster import DagsterInstance
+
+    import assets.factory as factory
+
+    root = _two_curated_models(tmp_path, "select k from fct_first")
+    second_started = threading.Event()
+    seen: dict = {}
+    real_build = factory.build
+
+    def build(model, run, results=None):
+        seen[model.name] = threading.current_thread().name
+        if model.name == "fct_second":
+            second_started.set()
+        return real_build(model, run, results)
+
+    real_handle = DagsterInstance.handle_new_event
+
+    def handle(self, event, *args, **kwargs):
+        dagster_event = event.dagster_event
+        if dagster_event and dagster_event.is_step_materialization and dagster_event.asset_key == AssetKey("fct_first"):
+            # the next build has begun before this event is written (sequential builds would wait here)
+            seen["second started before the first's materialization was written"] = second_started.wait(30)
+        return real_handle(self, event, *args, **kwargs)
+
+    monkeypatch.setattr(factory, "build", build)
+    monkeypatch.setattr(DagsterInstance, "handle_new_event", handle)
+    result = materialize(
+        model_assets(root),
+        selection=AssetSelection.groups("curated"),
+        resources=_resources(tmp_path, tmp_path / "raw"),
+        partition_key="2024-Q1",
+    )
+    assert result.success
+    assert seen["second started before the first's materialization was written"]
+    assert seen["fct_second"].startswith("cchc-model") and not seen["fct_first"].startswith("cchc-model")
+    built = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
+    assert built == ["fct_first", "fct_second"]
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    with _resources(tmp_path, tmp_path / "raw")["warehouse"].warehouse().connect() as con:
+        assert con.execute("select k from fct_second order by k").fetchall() == [(1,), (2,)]
+
+
+def test_a_model_that_fails_while_the_last_one_is_recorded_fails_the_step(tmp_path):
+    """A failure of the build started ahead reaches the step: the model before it is materialized and
+    checked, the failing one is not, and the error names it."""
+    root = _two_curated_models(tmp_path, "select k from fct_first join no_such_table using (k)")
+    result = materialize(
+        model_assets(root),
+        selection=AssetSelection.groups("curated"),
+        resources=_resources(tmp_path, tmp_path / "raw"),
+        partition_key="2024-Q1",
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()] == ["fct_first"]
+    assert {e.asset_check_key.asset_key.to_user_string() for e in result.get_asset_check_evaluations()} == {"fct_first"}
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert "no_such_table" in str(failure.step_failure_data.error)
+
+
 def _worked_example() -> tuple[str, str]:
     text = (REPO / "docs" / "models.md").read_text(encoding="utf-8")
     section = text[text.index("## Worked example") :]
