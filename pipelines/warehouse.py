@@ -389,16 +389,6 @@ def write_changed_groups(
     return int(rows)
 
 
-def _object_kinds(frame: pd.DataFrame) -> list[str]:
-    """What each object column of the frame holds, as pandas infers it ("string", "boolean",
-    "empty" for nothing but missing values, "date", "mixed", ...), missing values skipped."""
-    return [
-        pd.api.types.infer_dtype(frame.iloc[:, i], skipna=True)
-        for i, dtype in enumerate(frame.dtypes)
-        if pd.api.types.is_object_dtype(dtype)
-    ]
-
-
 @contextmanager
 def _registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, into_table: bool = False) -> Iterator[str]:
     """Expose a DataFrame to SQL as `_incoming` for the duration of the block.
@@ -406,14 +396,24 @@ def _registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, into_table:
     DuckDB finds the type of an object column by looking at up to `pandas_analyze_sample` (1,000)
     of its values, one Python object at a time, when the frame is registered and again whenever a
     statement reads it: 3-5 ms per column, some 50 ms for a plan's scorecard rows against 7 ms
-    without. A frame whose object columns hold only text (str values and missing ones) is read with
-    the sampling off: those columns are VARCHAR, which is what sampling finds for text. So are
-    columns with nothing but missing values when the rows go `into_table` (an existing table, whose
-    column types the insert casts them to: a NULL is a NULL of any type); a frame that creates a
-    table keeps the type sampling gives them. Any other object column (dates, numbers, lists) keeps
-    the frame sampled as before."""
-    allowed = {"string", "empty"} if into_table else {"string"}
-    unsampled = all(kind in allowed for kind in _object_kinds(frame))
+    without. So what each object column holds is found first (pandas' `infer_dtype`, 17 ns a value):
+    Python booleans (and missing values) become pandas' nullable boolean, which DuckDB reads as
+    BOOLEAN, as sampling would find; and when every other object column holds text (str values and
+    missing ones), the frame is read with the sampling off: those columns are VARCHAR, which is what
+    sampling finds for text. So are columns with nothing but missing values when the rows go
+    `into_table` (an existing table, whose column types the insert casts them to: a NULL is a NULL
+    of any type); a frame that creates a table keeps the type sampling gives them. Any other object
+    column (dates, numbers, lists) keeps the frame sampled as before."""
+    kinds = {
+        name: pd.api.types.infer_dtype(frame[name], skipna=True)
+        for name, dtype in frame.dtypes.items()
+        if pd.api.types.is_object_dtype(dtype)
+    }
+    flags = [name for name, kind in kinds.items() if kind == "boolean"]
+    if flags:
+        frame = frame.astype(dict.fromkeys(flags, "boolean"))
+    allowed = {"string", "boolean", "empty"} if into_table else {"string", "boolean"}
+    unsampled = all(kind in allowed for kind in kinds.values())
     if unsampled:
         con.execute("set pandas_analyze_sample = 0")
     try:
@@ -509,14 +509,10 @@ def append_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
 
 
 def align_to_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with the table's columns, in its order (columns it lacks are NULL). An object
-    column of Python booleans (and missing values) becomes pandas' nullable boolean, which DuckDB
-    reads as BOOLEAN without sampling it (`_registered`)."""
+    """The frame with the table's columns, in its order (columns it lacks are NULL)."""
     columns = table_columns(con, _ident(table))
     missing = [c for c in columns if c not in frame.columns]
-    out = frame.assign(**{c: None for c in missing})[columns]
-    flags = [c for c in columns if out[c].dtype == object and pd.api.types.infer_dtype(out[c], skipna=True) == "boolean"]
-    return out.astype({c: "boolean" for c in flags}) if flags else out
+    return frame.assign(**{c: None for c in missing})[columns]
 
 
 def replace_frame_as(

@@ -796,6 +796,12 @@ def test_a_frame_of_text_is_read_without_sampling_and_any_other_frame_as_before(
     replace_frame_as(con, "dim", other)
     assert [t for _, t, *_ in con.execute("describe dim").fetchall()] == ["DATE", "VARCHAR[]", "INTEGER", "VARCHAR"]
     assert _sample_setting(con) == default
+    # Python booleans are read as BOOLEAN, unsampled
+    flags = pd.DataFrame({"s": ["a", "b", "c"], "met": pd.Series([True, None, False], dtype=object)})
+    with _registered(con, flags) as name:
+        assert _sample_setting(con) == 0
+        assert [t for _, t, *_ in con.execute(f"describe {name}").fetchall()] == ["VARCHAR", "BOOLEAN"]
+        assert con.execute(f"select met from {name}").fetchall() == [(True,), (None,), (False,)]
     # a failure inside the block leaves the setting as it was
     with pytest.raises(duckdb.Error), _registered(con, text) as name:
         con.execute(f"select no_such_column from {name}")
