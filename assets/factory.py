@@ -17,8 +17,9 @@ the later steps do not run). A function that builds several models (the raw tabl
 values) runs in the step of the earliest of them, once.
 """
 
+import queue
+import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from dagster import (
@@ -93,6 +94,38 @@ def _metadata(con, model: Model, rows: int, run: ModelRun) -> dict:
     }
 
 
+def _build_models(
+    todo: list[Model], run: ModelRun, selected_checks: set[tuple[str, str]], built: queue.Queue, stop: threading.Event
+) -> None:
+    """The step's builds, in a thread of their own: each model in turn is built, its metadata read
+    and its checks run, and all of it handed to the step (`built`), which writes Dagster's events
+    for it while the next models are built. The run's connection is this thread's alone until it
+    ends. A model whose blocking check fails stops the models that depend on it (handed over as
+    (model, the failed dependencies, None)); an error ends the builds (handed over as (None, the
+    error, None)); None ends the queue."""
+    results: dict = {}
+    stopped: set[str] = set()  # models whose blocking check failed, and what depends on them
+    try:
+        for model in todo:
+            if stop.is_set():
+                return
+            if model.deps & stopped:
+                stopped.add(model.name)
+                built.put((model, sorted(model.deps & stopped), None))
+                continue
+            model_run = run.for_slice(run.partition_key, model)
+            rows = build(model, model_run, results)
+            metadata = _metadata(run.con, model, rows, run)
+            outcomes = run_checks(model, model_run, {name for table, name in selected_checks if table == model.name})
+            if any(not o.passed and o.severity == "error" for o in outcomes):
+                stopped.add(model.name)
+            built.put((model, metadata, outcomes))
+    except BaseException as exc:  # raised in the step (its traceback is the build's)
+        built.put((None, exc, None))
+    finally:
+        built.put(None)
+
+
 def build_step(step: str, models: list[Model]):
     """The multi-asset that builds one step's models (`steps`)."""
     partitioned = step != "dimensions"
@@ -129,52 +162,46 @@ def build_step(step: str, models: list[Model]):
                 cache_dir=warehouse.parse_cache_dir,
                 limits=raw.limits(),
             )
-            results: dict = {}
-            stopped: set[str] = set()  # models whose blocking check failed, and what depends on them
             todo = [model for model in models if model.name in selected]
-            with ThreadPoolExecutor(1, thread_name_prefix="cchc-model") as builder:
-                ahead: Future | None = None  # the next model's build, started while Dagster records this one
-                try:
-                    for i, model in enumerate(todo):
-                        if model.deps & stopped:
-                            stopped.add(model.name)
-                            context.log.warning(
-                                f"{model.name}: not built, an upstream blocking check failed ({', '.join(model.deps & stopped)})"
-                            )
-                            continue
-                        if ahead is None:
-                            rows = build(model, run.for_slice(run.partition_key, model), results)
-                        else:
-                            rows, ahead = ahead.result(), None
-                        metadata = _metadata(con, model, rows, run)
-                        wanted = {name for table, name in selected_checks if table == model.name}
-                        outcomes = run_checks(model, run.for_slice(run.partition_key, model), wanted)
-                        if any(not o.passed and o.severity == "error" for o in outcomes):
-                            stopped.add(model.name)
-                        following = next(iter(todo[i + 1 : i + 2]), None)
-                        if following is not None and not following.deps & stopped:
-                            # built while this model's events are written: the connection is the build's
-                            # alone until the result is taken (this thread reads and writes nothing meanwhile)
-                            ahead = builder.submit(build, following, run.for_slice(run.partition_key, following), results)
-                        # on the materialization only: as the result's metadata Dagster would copy it into
-                        # the step's output event too, serialising and storing it twice
-                        context.add_asset_metadata(metadata, asset_key=model.name)
-                        yield MaterializeResult(asset_key=model.name)
-                        for outcome in outcomes:
-                            check_metadata = {"count": outcome.count, "offending_rows": preview(outcome.rows, 50)}
-                            if outcome.workbooks is not None:
-                                check_metadata["workbooks"] = outcome.workbooks
-                            yield AssetCheckResult(
-                                asset_key=model.name,
-                                check_name=outcome.name,
-                                passed=outcome.passed,
-                                severity=SEVERITY[outcome.severity],
-                                metadata=check_metadata,
-                            )
-                finally:
-                    if ahead is not None and not ahead.done():  # the step stops (a failure, an interrupt)
-                        con.interrupt()
-                        wait([ahead])
+            built: queue.Queue = queue.Queue()
+            stop = threading.Event()
+            builder = threading.Thread(
+                target=_build_models,
+                args=(todo, run, selected_checks, built, stop),
+                name=f"cchc-{step}-models",
+                daemon=True,
+            )
+            builder.start()
+            try:
+                while (item := built.get()) is not None:
+                    model, rows_or_error, outcomes = item
+                    if isinstance(rows_or_error, BaseException):
+                        raise rows_or_error
+                    if outcomes is None:
+                        context.log.warning(
+                            f"{model.name}: not built, an upstream blocking check failed ({', '.join(rows_or_error)})"
+                        )
+                        continue
+                    # on the materialization only: as the result's metadata Dagster would copy it into the
+                    # step's output event too, serialising and storing it twice
+                    context.add_asset_metadata(rows_or_error, asset_key=model.name)
+                    yield MaterializeResult(asset_key=model.name)
+                    for outcome in outcomes:
+                        metadata = {"count": outcome.count, "offending_rows": preview(outcome.rows, 50)}
+                        if outcome.workbooks is not None:
+                            metadata["workbooks"] = outcome.workbooks
+                        yield AssetCheckResult(
+                            asset_key=model.name,
+                            check_name=outcome.name,
+                            passed=outcome.passed,
+                            severity=SEVERITY[outcome.severity],
+                            metadata=metadata,
+                        )
+            finally:
+                if builder.is_alive():  # the step stops early (a failure here, an interrupt): so do the builds
+                    stop.set()
+                    con.interrupt()
+                    builder.join()
 
     _step.__doc__ = f"The {step} models, in dependency order: {', '.join(sorted(names))}."
     return _step
