@@ -43,6 +43,7 @@ from pipelines.warehouse import SQL_DIR
 SEVERITY = {"error": AssetCheckSeverity.ERROR, "warn": AssetCheckSeverity.WARN}
 
 
+INTERRUPT_EVERY = 0.05  # seconds: how often a stopping step interrupts its builder's statements
 QUARTER_STEP = "quarter"  # the step of every layer but the dimensions
 
 
@@ -94,36 +95,66 @@ def _metadata(con, model: Model, rows: int, run: ModelRun) -> dict:
     }
 
 
-def _build_models(
-    todo: list[Model], run: ModelRun, selected_checks: set[tuple[str, str]], built: queue.Queue, stop: threading.Event
-) -> None:
-    """The step's builds, in a thread of their own: each model in turn is built, its metadata read
-    and its checks run, and all of it handed to the step (`built`), which writes Dagster's events
-    for it while the next models are built. The run's connection is this thread's alone until it
-    ends. A model whose blocking check fails stops the models that depend on it (handed over as
-    (model, the failed dependencies, None)); an error ends the builds (handed over as (None, the
-    error, None)); None ends the queue."""
-    results: dict = {}
-    stopped: set[str] = set()  # models whose blocking check failed, and what depends on them
+def _builds(
+    todo: list[Model],
+    run: ModelRun,
+    selected_checks: set[tuple[str, str]],
+    results: dict,
+    stopped: set[str],
+    stop: threading.Event | None = None,
+) -> Iterator[tuple]:
+    """Each model in turn built, its metadata read and its checks run: (model, metadata, check
+    outcomes). A model whose blocking check fails stops the models that depend on it, which come as
+    (model, the failed dependencies, None). `stop`: set, no further model is built."""
+    for model in todo:
+        if stop is not None and stop.is_set():
+            return
+        if model.deps & stopped:
+            stopped.add(model.name)
+            yield model, sorted(model.deps & stopped), None
+            continue
+        model_run = run.for_slice(run.partition_key, model)
+        rows = build(model, model_run, results)
+        metadata = _metadata(run.con, model, rows, run)
+        outcomes = run_checks(model, model_run, {name for table, name in selected_checks if table == model.name})
+        if any(not o.passed and o.severity == "error" for o in outcomes):
+            stopped.add(model.name)
+        yield model, metadata, outcomes
+
+
+def _hand_over(builds: Iterator[tuple], built: queue.Queue) -> None:
+    """In the builder thread: `_builds`' items into the queue; an error as (None, the error, None);
+    None at the end."""
     try:
-        for model in todo:
-            if stop.is_set():
-                return
-            if model.deps & stopped:
-                stopped.add(model.name)
-                built.put((model, sorted(model.deps & stopped), None))
-                continue
-            model_run = run.for_slice(run.partition_key, model)
-            rows = build(model, model_run, results)
-            metadata = _metadata(run.con, model, rows, run)
-            outcomes = run_checks(model, model_run, {name for table, name in selected_checks if table == model.name})
-            if any(not o.passed and o.severity == "error" for o in outcomes):
-                stopped.add(model.name)
-            built.put((model, metadata, outcomes))
+        for item in builds:
+            built.put(item)
     except BaseException as exc:  # raised in the step (its traceback is the build's)
         built.put((None, exc, None))
     finally:
         built.put(None)
+
+
+def _events(context: AssetExecutionContext, item: tuple) -> Iterator:
+    """What the step yields for one of `_builds`' items (and the warning for a model not built)."""
+    model, metadata, outcomes = item
+    if outcomes is None:
+        context.log.warning(f"{model.name}: not built, an upstream blocking check failed ({', '.join(metadata)})")
+        return
+    # on the materialization only: as the result's metadata Dagster would copy it into the step's
+    # output event too, serialising and storing it twice
+    context.add_asset_metadata(metadata, asset_key=model.name)
+    yield MaterializeResult(asset_key=model.name)
+    for outcome in outcomes:
+        check_metadata = {"count": outcome.count, "offending_rows": preview(outcome.rows, 50)}
+        if outcome.workbooks is not None:
+            check_metadata["workbooks"] = outcome.workbooks
+        yield AssetCheckResult(
+            asset_key=model.name,
+            check_name=outcome.name,
+            passed=outcome.passed,
+            severity=SEVERITY[outcome.severity],
+            metadata=check_metadata,
+        )
 
 
 def build_step(step: str, models: list[Model]):
@@ -163,45 +194,38 @@ def build_step(step: str, models: list[Model]):
                 limits=raw.limits(),
             )
             todo = [model for model in models if model.name in selected]
+            results: dict = {}  # what a function building several models returned, by function
+            stopped: set[str] = set()  # models whose blocking check failed, and what depends on them
+            # the raw layer's models first, in this thread: reading the raw folder may fork a pool of
+            # processes, which a process running a second thread (the builder's) must not do
+            threaded = next((i for i, model in enumerate(todo) if model.layer != "raw"), len(todo))
+            for item in _builds(todo[:threaded], run, selected_checks, results, stopped):
+                yield from _events(context, item)
+            if threaded == len(todo):
+                return
+            # the others in a thread of their own, back to back, while this one writes Dagster's
+            # events of those already built; the connection is the builder's alone meanwhile
             built: queue.Queue = queue.Queue()
             stop = threading.Event()
             builder = threading.Thread(
-                target=_build_models,
-                args=(todo, run, selected_checks, built, stop),
+                target=_hand_over,
+                args=(_builds(todo[threaded:], run, selected_checks, results, stopped, stop), built),
                 name=f"cchc-{step}-models",
                 daemon=True,
             )
             builder.start()
             try:
                 while (item := built.get()) is not None:
-                    model, rows_or_error, outcomes = item
-                    if isinstance(rows_or_error, BaseException):
-                        raise rows_or_error
-                    if outcomes is None:
-                        context.log.warning(
-                            f"{model.name}: not built, an upstream blocking check failed ({', '.join(rows_or_error)})"
-                        )
-                        continue
-                    # on the materialization only: as the result's metadata Dagster would copy it into the
-                    # step's output event too, serialising and storing it twice
-                    context.add_asset_metadata(rows_or_error, asset_key=model.name)
-                    yield MaterializeResult(asset_key=model.name)
-                    for outcome in outcomes:
-                        metadata = {"count": outcome.count, "offending_rows": preview(outcome.rows, 50)}
-                        if outcome.workbooks is not None:
-                            metadata["workbooks"] = outcome.workbooks
-                        yield AssetCheckResult(
-                            asset_key=model.name,
-                            check_name=outcome.name,
-                            passed=outcome.passed,
-                            severity=SEVERITY[outcome.severity],
-                            metadata=metadata,
-                        )
+                    if isinstance(item[1], BaseException):
+                        raise item[1]
+                    yield from _events(context, item)
             finally:
-                if builder.is_alive():  # the step stops early (a failure here, an interrupt): so do the builds
-                    stop.set()
+                # the step stops early (a failure here, an interrupt): so do the builds, at their next
+                # model or their running statement (a statement begun meanwhile is interrupted too)
+                stop.set()
+                while builder.is_alive():
                     con.interrupt()
-                    builder.join()
+                    builder.join(INTERRUPT_EVERY)
 
     _step.__doc__ = f"The {step} models, in dependency order: {', '.join(sorted(names))}."
     return _step

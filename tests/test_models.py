@@ -309,17 +309,21 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
 
     monkeypatch.setattr(factory, "build", build)
     monkeypatch.setattr(DagsterInstance, "handle_new_event", handle)
+    (tmp_path / "raw").mkdir()
     result = materialize(
         model_assets(root),
-        selection=AssetSelection.groups("curated"),
+        selection=AssetSelection.groups("raw", "curated"),
         resources=_resources(tmp_path, tmp_path / "raw"),
         partition_key="2024-Q1",
     )
     assert result.success
     assert seen["second started before the first's materialization was written"]
     assert seen["fct_first"] == seen["fct_second"] == "cchc-quarter-models"  # one thread builds, in order
+    # the raw layer (which may fork its parse processes) in the step's own thread, before the builder starts
+    raw = [name for name in seen if name.startswith("raw_")]
+    assert raw and {seen[name] for name in raw} == {threading.main_thread().name}
     built = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-    assert built == ["fct_first", "fct_second"]
+    assert built[-2:] == ["fct_first", "fct_second"] and set(built[:-2]) == {m for m in all_models(root) if m.startswith("raw_")}
     assert all(e.passed for e in result.get_asset_check_evaluations())
     with _resources(tmp_path, tmp_path / "raw")["warehouse"].warehouse().connect() as con:
         assert con.execute("select k from fct_second order by k").fetchall() == [(1,), (2,)]
@@ -341,6 +345,50 @@ def test_a_model_that_fails_while_the_last_one_is_recorded_fails_the_step(tmp_pa
     assert {e.asset_check_key.asset_key.to_user_string() for e in result.get_asset_check_evaluations()} == {"fct_first"}
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     assert "no_such_table" in str(failure.step_failure_data.error)
+
+
+def test_a_step_that_stops_early_interrupts_the_build_under_way(tmp_path, monkeypatch):
+    """When the step stops while a model is being built (here: writing the events of the model before
+    fails), the build's statement is interrupted and its thread ends before the step does: the
+    connection is never closed under it. (Without the interrupt the statement below runs for minutes.)"""
+    import threading
+
+    import assets.factory as factory
+
+    root = _two_curated_models(
+        tmp_path, "select count(*) as k from range(100000) as a, range(100000) as b where a.range * b.range = 7"
+    )
+    real_events = factory._events
+
+    def events(context, item):
+        if item[0].name == "fct_first":
+            raise RuntimeError("the events could not be written")
+        yield from real_events(context, item)
+
+    interrupted: list[str] = []
+    real_build = factory.build
+
+    def build(model, run, results=None):
+        try:
+            return real_build(model, run, results)
+        except duckdb.Error as exc:
+            interrupted.append(f"{model.name}: {type(exc).__name__}")
+            raise
+
+    monkeypatch.setattr(factory, "_events", events)
+    monkeypatch.setattr(factory, "build", build)
+    result = materialize(
+        model_assets(root),
+        selection=AssetSelection.groups("curated"),
+        resources=_resources(tmp_path, tmp_path / "raw"),
+        partition_key="2024-Q1",
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert "the events could not be written" in str(failure.step_failure_data.error)
+    assert not [t for t in threading.enumerate() if t.name.startswith("cchc-")]
+    assert interrupted == ["fct_second: InterruptException"]
 
 
 def _worked_example() -> tuple[str, str]:
