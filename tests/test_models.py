@@ -236,24 +236,12 @@ def test_one_asset_materialises_alone_for_a_partition(tmp_path, catalog):
 
 
 def test_a_failing_blocking_check_stops_what_depends_on_the_table(tmp_path):
-    root = tmp_path / "sql"
-    shutil.copytree(REPO / "sql", root)
-    for path in (root / "curated").glob("*.sql"):
-        path.unlink()
-    (root / "curated" / "fct_twice.sql").write_text(
-        "-- description: One row per k (but the query repeats it).\n-- grain: k\n-- partition: table\n"
-        "select * from (values (1), (1)) as t(k)\n"
+    root = _curated_models(
+        tmp_path,
+        fct_twice=("One row per k (but the query repeats it).", "select * from (values (1), (1)) as t(k)"),
+        fct_after=("One row per k, after fct_twice.", "select distinct k from fct_twice"),
     )
-    (root / "curated" / "fct_after.sql").write_text(
-        "-- description: One row per k, after fct_twice.\n-- grain: k\n-- partition: table\nselect distinct k from fct_twice\n"
-    )
-    result = materialize(
-        model_assets(root),
-        selection=AssetSelection.groups("curated"),  # the quarter's step, subset to the curated models
-        resources=_resources(tmp_path, tmp_path / "raw"),
-        partition_key="2024-Q1",
-        raise_on_error=False,
-    )
+    result = _quarter_run(root, tmp_path)  # the quarter's step, subset to the curated models
     assert not result.success
     built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert built == {"fct_twice"}
@@ -261,19 +249,37 @@ def test_a_failing_blocking_check_stops_what_depends_on_the_table(tmp_path):
     assert failed.asset_check_key == AssetCheckKey(AssetKey("fct_twice"), GRAIN_CHECK)
 
 
-def _two_curated_models(tmp_path: Path, second_sql: str) -> Path:
-    """A copy of sql/ whose curated layer is fct_first and fct_second (which reads it)."""
+def _quarter_run(root: Path, tmp_path: Path, *groups: str):
+    """The quarter's step for 2024-Q1, subset to some layers (the curated models by default), its
+    failures returned, not raised."""
+    return materialize(
+        model_assets(root),
+        selection=AssetSelection.groups(*(groups or ("curated",))),
+        resources=_resources(tmp_path, tmp_path / "raw"),
+        partition_key="2024-Q1",
+        raise_on_error=False,
+    )
+
+
+def _curated_models(tmp_path: Path, **models: tuple[str, str]) -> Path:
+    """A copy of sql/ whose curated layer is the given models: {name: (description, select)}, each
+    one row per k, a whole-table model."""
     root = tmp_path / "sql"
     shutil.copytree(REPO / "sql", root)
     for path in (root / "curated").glob("*.sql"):
         path.unlink()
-    (root / "curated" / "fct_first.sql").write_text(
-        "-- description: One row per k.\n-- grain: k\n-- partition: table\nselect * from (values (1), (2)) as t(k)\n"
-    )
-    (root / "curated" / "fct_second.sql").write_text(
-        f"-- description: One row per k, after fct_first.\n-- grain: k\n-- partition: table\n{second_sql}\n"
-    )
+    for name, (description, sql) in models.items():
+        (root / "curated" / f"{name}.sql").write_text(f"-- description: {description}\n-- grain: k\n-- partition: table\n{sql}\n")
     return root
+
+
+def _two_curated_models(tmp_path: Path, second_sql: str) -> Path:
+    """fct_first (two rows) and fct_second (which reads it, with `second_sql`)."""
+    return _curated_models(
+        tmp_path,
+        fct_first=("One row per k.", "select * from (values (1), (2)) as t(k)"),
+        fct_second=("One row per k, after fct_first.", second_sql),
+    )
 
 
 def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, monkeypatch):
@@ -310,12 +316,7 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
     monkeypatch.setattr(factory, "build", build)
     monkeypatch.setattr(DagsterInstance, "handle_new_event", handle)
     (tmp_path / "raw").mkdir()
-    result = materialize(
-        model_assets(root),
-        selection=AssetSelection.groups("raw", "curated"),
-        resources=_resources(tmp_path, tmp_path / "raw"),
-        partition_key="2024-Q1",
-    )
+    result = _quarter_run(root, tmp_path, "raw", "curated")
     assert result.success
     assert seen["second started before the first's materialization was written"]
     assert seen["fct_first"] == seen["fct_second"] == "cchc-quarter-models"  # one thread builds, in order
@@ -330,16 +331,10 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
 
 
 def test_a_model_that_fails_while_the_last_one_is_recorded_fails_the_step(tmp_path):
-    """A failure of the build started ahead reaches the step: the model before it is materialized and
+    """A failure in the builder thread reaches the step: the model before it is materialized and
     checked, the failing one is not, and the error names it."""
     root = _two_curated_models(tmp_path, "select k from fct_first join no_such_table using (k)")
-    result = materialize(
-        model_assets(root),
-        selection=AssetSelection.groups("curated"),
-        resources=_resources(tmp_path, tmp_path / "raw"),
-        partition_key="2024-Q1",
-        raise_on_error=False,
-    )
+    result = _quarter_run(root, tmp_path)
     assert not result.success
     assert [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()] == ["fct_first"]
     assert {e.asset_check_key.asset_key.to_user_string() for e in result.get_asset_check_evaluations()} == {"fct_first"}
@@ -377,13 +372,7 @@ def test_a_step_that_stops_early_interrupts_the_build_under_way(tmp_path, monkey
 
     monkeypatch.setattr(factory, "_events", events)
     monkeypatch.setattr(factory, "build", build)
-    result = materialize(
-        model_assets(root),
-        selection=AssetSelection.groups("curated"),
-        resources=_resources(tmp_path, tmp_path / "raw"),
-        partition_key="2024-Q1",
-        raise_on_error=False,
-    )
+    result = _quarter_run(root, tmp_path)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     assert "the events could not be written" in str(failure.step_failure_data.error)
