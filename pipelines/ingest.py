@@ -851,6 +851,8 @@ def sync_raw_tables(
 
     slices = (partition_key, UNASSIGNED)
     drop: list[str] | None = None  # None: rewrite both slices whole
+    was_in: dict[str, str] = {}  # with drop: each workbook's slice on record, and the slice it goes in now
+    goes_in: dict[str, str] = {}
     fields: dict[str, FileFields] = {}  # by content hash: the file fields worked out before the write
     if cache_dir is None:
         reads = read_for_partition(raw_dir, partition_key, limits)
@@ -883,6 +885,8 @@ def sync_raw_tables(
         ).fetchall()
         comparable = {sid: (*row[:at], _naive_utc(row[at]), *row[at + 1 :]) for sid, row in wanted.items()}
         kept = {row[0] for row in on_record if comparable.get(row[0]) == row[1:]}
+        was_in = {row[0]: row[1 + _KEPT_FIELDS.index("partition_key")] for row in on_record}
+        goes_in = {sid: row[2] for sid, row in wanted.items()}  # (content hash, name, slice, ...)
         fresh = [sid for sid in wanted if sid not in kept]
         drop = sorted({row[0] for row in on_record} - kept)
 
@@ -915,14 +919,21 @@ def sync_raw_tables(
             "update raw_submission set loaded_at = $now where partition_key in ($a, $b)",
             {"now": now, "a": slices[0], "b": slices[1]},
         )
-        # the workbooks whose rows this wrote (None: all), for the models that compute only those
-        groups = None if drop is None else sorted(set(drop) | set(pending))
+        # per slice, the workbooks whose rows this wrote there (None: all), for the models that
+        # compute only those: a slice no workbook left or entered is written with no group changed
         for key in slices:
+            groups = None if drop is None else _slice_groups(key, drop, was_in, pending, goes_in)
             incremental.wrote(con, "raw_value", incremental.slice_id({"partition_key": key}), groups)
     return {
         table: con.execute(f"select count(*) from {table} where partition_key = $p", {"p": partition_key}).fetchone()[0]
         for table in RAW_TABLES
     }
+
+
+def _slice_groups(key: str, drop: list[str], was_in: dict[str, str], pending: list[str], goes_in: dict[str, str]) -> list[str]:
+    """The workbooks whose raw rows a sync wrote in the slice `key`: those dropped from it (their
+    slice on record, `was_in`) and those written into it (their slice now, `goes_in`)."""
+    return sorted({sid for sid in drop if was_in.get(sid) == key} | {sid for sid in pending if goes_in[sid] == key})
 
 
 def _utc(column: str) -> str:

@@ -237,7 +237,7 @@ def replace_from_query(
         columns = None  # the table's, when _align_columns has read them
         if not table_exists(con, table):
             con.execute(f"create table {table} as select * from ({sql}) where false", bound)
-        else:
+        elif key is None or scope != ():  # no group to compute: nothing is written, whatever the columns
             columns = _align_columns(con, table, sql, bound)
         if key is not None and scope is not None:
             if scope:

@@ -258,6 +258,48 @@ def test_a_rerun_reads_and_writes_only_the_workbooks_that_changed(tmp_path, cata
     assert strip(incremental) == strip(fresh)
 
 
+def test_a_sync_says_per_slice_which_workbooks_it_wrote(tmp_path, catalog):
+    """The groups a raw sync says it changed are per slice (what the models of each slice then
+    compute): a quarter's changed workbook is not a change of the unassigned slice, and a workbook
+    that moves from one slice to the other is a change of both."""
+    from pipelines import incremental
+
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    folder = raw / "2024-Q1"
+    for agency in ("TD-XA-LIEUTU", "TD-XA-TAIVAN"):
+        make_form(folder / f"{agency}_2024-Q1.xlsx", agency, "Quý I/2024", {"HSO.01": 10, "HSO.02": 4})
+    make_form(raw / "no-period.xlsx", "TD-UBND", "", {"HSO.01": 1}, report_date=None)  # the unassigned slice
+    now = dt.datetime(2024, 4, 20, 9, 0, tzinfo=LOCAL_TZ)
+    quarter, unassigned = (incremental.slice_id({"partition_key": k}) for k in ("2024-Q1", ingest.UNASSIGNED))
+    sids = "select file_name, submission_id from raw_submission"
+
+    def sync() -> tuple[dict, tuple, tuple]:
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", now, None, cache)
+        return (
+            dict(con.execute(sids).fetchall()),
+            incremental._WRITES[("raw_value", quarter)][2],
+            incremental._WRITES[("raw_value", unassigned)][2],
+        )
+
+    with Warehouse(tmp_path / "db.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        first, _, _ = sync()
+        make_form(folder / "TD-XA-TAIVAN_2024-Q1.xlsx", "TD-XA-TAIVAN", "Quý I/2024", {"HSO.01": 12, "HSO.02": 4})
+        second, in_quarter, in_unassigned = sync()
+        assert set(in_quarter) == {first["TD-XA-TAIVAN_2024-Q1.xlsx"], second["TD-XA-TAIVAN_2024-Q1.xlsx"]}
+        assert in_unassigned == ()  # nothing left or entered the unassigned slice
+        _, in_quarter, in_unassigned = sync()
+        assert (in_quarter, in_unassigned) == ((), ())
+        # a workbook moved out of its quarter's folder, its period left out: from the quarter to the unassigned slice
+        (folder / "TD-XA-LIEUTU_2024-Q1.xlsx").unlink()
+        make_form(raw / "TD-XA-LIEUTU.xlsx", "TD-XA-LIEUTU", "", {"HSO.01": 11, "HSO.02": 4}, report_date=None)
+        third, in_quarter, in_unassigned = sync()
+        assert in_quarter == (first["TD-XA-LIEUTU_2024-Q1.xlsx"],)
+        assert in_unassigned == (third["TD-XA-LIEUTU.xlsx"],)
+        slices = dict(con.execute("select file_name, partition_key from raw_submission").fetchall())
+        assert slices["TD-XA-LIEUTU.xlsx"] == ingest.UNASSIGNED
+
+
 def test_a_new_receipt_or_new_limits_bring_a_workbook_in_step(tmp_path, catalog):
     from pipelines.limits import ReadLimits
 
