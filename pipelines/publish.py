@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.locking import process_alive
-from pipelines.warehouse import NAMED_GROUPS, in_list, rows_digest_sql, write_changed_groups
+from pipelines.warehouse import NAMED_GROUPS, compact, in_list, rows_digest_sql, write_changed_groups
 
 PUBLISHED_PREFIXES = ("dim_", "fct_")
 NOT_PUBLISHED = frozenset({"dim_contact"})  # officials' names, e-mails, phones: for the notifier only
@@ -346,6 +346,9 @@ def publish(
         broken = {t: v for t, v in report.items() if any(v.values())}
         if broken:
             raise GrainError(broken)
+        # the copy's tables keep the rows earlier publishes deleted (checkpoints do not vacuum): a
+        # table where they have piled up is rewritten
+        compact(con, "publish_target", own_transaction=False)
         con.execute("commit")
         in_transaction = False
         con.execute("checkpoint publish_target")

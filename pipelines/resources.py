@@ -27,7 +27,7 @@ from pipelines.notify import MailSettings
 from pipelines.paths import DEFAULT_DATABASE, catalog_dir_of, work_folder
 from pipelines.periods import LOCAL_TZ
 from pipelines.runs import tag_run_worker
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import Warehouse, close_after_writes
 
 
 class CatalogResource(ConfigurableResource):
@@ -124,7 +124,7 @@ class WarehouseResource(ConfigurableResource):
             raise
         _KEPT.pop(key, None)
         if kept.con is not None:
-            kept.con.close()
+            close_after_writes(kept.con)
 
     def kept_connection(self) -> duckdb.DuckDBPyConnection:
         """Inside `kept_open` (holding the run lock): its connection, opened now if no run has yet."""
@@ -151,7 +151,7 @@ class WarehouseResource(ConfigurableResource):
                 con, self._con = self._con, None
                 kept = _KEPT.get(self.work_path.resolve())
                 if kept is None or kept.con is not con:
-                    con.close()
+                    close_after_writes(con)
         finally:
             if self._lock is not None:  # released even when the close fails
                 self._lock.release()

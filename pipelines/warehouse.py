@@ -75,6 +75,7 @@ class Warehouse:
         con = duckdb.connect(str(self.path))
         try:
             con.execute(f"set disabled_compression_methods = '{UNUSED_COMPRESSION}'")
+            con.execute(f"set max_vacuum_tasks = {VACUUM_TASKS}")
             marker = (str(self.path.resolve()), self.path.stat().st_ino)
             if marker not in _ENSURED:
                 ensure_schema(con)
@@ -124,6 +125,13 @@ class Warehouse:
 # (docs/performance.md, tenth round). It applies to what this connection writes, the published
 # copy included; segments written with FSST before stay readable as they are.
 UNUSED_COMPRESSION = "fsst"
+# No vacuum at a checkpoint: DuckDB's vacuum merges a table's row groups that hold deleted rows, and
+# with them every later row group, so a checkpoint after a run that rewrote one year's rows of a
+# table rewrote the whole table: ten years of history made a new quarter's checkpoints 5-7 times
+# slower than one year did (1.1-1.7 s against 0.1-0.3 s, docs/performance.md, twenty-second round).
+# A row group whose rows are all deleted is still dropped; the deleted rows left in the others are
+# reclaimed by `compact` when they are a large share of a table.
+VACUUM_TASKS = 0
 _ENSURED: set[tuple[str, int]] = set()  # (file, inode) whose schema this process has brought up to date
 _LEGACY_KEY = "partition_key similar to '[0-9]{4}-(01|04|07|10)-01'"
 
@@ -437,6 +445,71 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     except Exception:
         con.execute("rollback")
         raise
+
+
+COMPACT_SHARE = 0.25  # a table whose deleted rows are over this share of its stored rows is rewritten
+COMPACT_MIN_ROWS = 122_880  # and at least this many (a DuckDB row group: a rewrite saves less than that in no case)
+
+
+def compact(
+    con: duckdb.DuckDBPyConnection,
+    catalog_name: str | None = None,
+    share: float | None = None,
+    min_rows: int | None = None,
+    own_transaction: bool = True,
+) -> dict[str, int]:
+    """Rewrite the tables whose deleted rows are still stored (checkpoints do not vacuum:
+    VACUUM_TASKS) when they are at least `min_rows` and over `share` of the rows stored; returns
+    {table: deleted rows reclaimed}. A table is rewritten in place, in its own order (its live rows
+    appended, the old ones deleted, in one transaction), so its columns, types and comments stay;
+    its old row groups, all rows deleted, are dropped at the next checkpoint. Tables with a key
+    constraint (the small state tables) are left alone. `catalog_name`: an attached database (the
+    published copy), else the connection's own. `own_transaction=False`: inside the caller's."""
+    share = COMPACT_SHARE if share is None else share
+    min_rows = COMPACT_MIN_ROWS if min_rows is None else min_rows
+    scope = "database_name = coalesce($c, current_database()) and schema_name = 'main'"
+    stored = con.execute(
+        f"select table_name, estimated_size from duckdb_tables() where {scope} and not temporary and estimated_size >= $m",
+        {"c": catalog_name, "m": min_rows},
+    ).fetchall()
+    if not stored:
+        return {}
+    keyed = {
+        t
+        for (t,) in con.execute(
+            f"select distinct table_name from duckdb_constraints() where {scope} "
+            "and constraint_type in ('PRIMARY KEY', 'UNIQUE', 'FOREIGN KEY')",
+            {"c": catalog_name},
+        ).fetchall()
+    }
+    prefix = f"{_ident(catalog_name)}.main." if catalog_name else ""
+    names = {table: prefix + table for table, _ in stored if table not in keyed and _IDENT.match(table)}
+    if not names:
+        return {}
+    live = dict(con.execute(" union all ".join(f"select '{t}', count(*) from {name}" for t, name in names.items())).fetchall())
+    reclaimed = {}
+    for table, rows in stored:
+        dead = rows - live.get(table, rows)
+        if table not in names or dead < min_rows or dead <= share * rows:
+            continue
+        name = names[table]
+        with transaction(con) if own_transaction else contextlib.nullcontext():
+            (last,) = con.execute(f"select max(rowid) from {name}").fetchone()
+            con.execute(f"insert into {name} select * from {name}")  # in the table's order (insertion order is kept)
+            con.execute(f"delete from {name} where rowid <= $last", {"last": last if last is not None else -1})
+        log.info("compacted %s: %d deleted rows reclaimed of %d stored", table, dead, rows)
+        reclaimed[table] = dead
+    return reclaimed
+
+
+def close_after_writes(con: duckdb.DuckDBPyConnection) -> None:
+    """Close a connection that wrote (so checkpoint it), first compacting the tables whose deleted
+    rows have piled up (`compact`): a failure to compact is logged, the close goes on."""
+    try:
+        compact(con)
+    except duckdb.Error:
+        log.warning("could not compact the working database", exc_info=True)
+    con.close()
 
 
 def _align_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str, bound: dict) -> list[str]:

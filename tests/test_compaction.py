@@ -1,0 +1,169 @@
+"""Checkpoints without vacuum, and the compaction that reclaims deleted rows instead
+(pipelines.warehouse: VACUUM_TASKS, compact, close_after_writes; the publish's copy)."""
+
+import duckdb
+
+from pipelines import warehouse
+from pipelines.warehouse import Warehouse, close_after_writes, compact
+
+ROW_GROUP = 122_880  # DuckDB's rows per row group
+
+
+def _blocks(con, table: str, row_group: int) -> set[int]:
+    return {
+        b
+        for (b,) in con.execute(
+            f"select distinct block_id from pragma_storage_info('{table}') where row_group_id = $g and block_id >= 0",
+            {"g": row_group},
+        ).fetchall()
+    }
+
+
+def _stored(con, table: str, catalog: str | None = None) -> int:
+    return con.execute(
+        "select estimated_size from duckdb_tables() where table_name = $t and database_name = coalesce($c, current_database())",
+        {"t": table, "c": catalog},
+    ).fetchone()[0]
+
+
+def _years(con, catalog: str = "") -> None:
+    """A year-partitioned table of four row groups, a year's rows after another's (as the models append them)."""
+    con.execute(
+        f"create table {catalog}facts as select range // 100000 + 2021 as period_year, range as n, 'agency ' || (range % 150) as agency "
+        "from range(400000)"
+    )
+
+
+def test_a_checkpoint_leaves_the_other_row_groups_of_a_table_as_they_are(tmp_path):
+    """Rewriting some of a table's rows rewrote its row groups at the next checkpoint, DuckDB's vacuum
+    merging those with deleted rows and the ones after them: ten years of history made the
+    checkpoints of a new quarter 5-7 times slower. The working file's connections do not vacuum; DuckDB left to itself does
+    (so the check means something)."""
+    for how in ("plain", "working"):
+        path = tmp_path / f"{how}.duckdb"
+        con = duckdb.connect(str(path)) if how == "plain" else Warehouse(path).open()
+        try:
+            _years(con)
+            con.execute("checkpoint")
+            first = _blocks(con, "facts", 0)
+            # two years' rows mostly rewritten (their agencies' groups changed): deleted, then appended again
+            con.execute("create temp table again as select * from facts where period_year < 2023 and n % 5 <> 0")
+            con.execute("delete from facts where period_year < 2023 and n % 5 <> 0")
+            con.execute("insert into facts select * from again")
+            con.execute("checkpoint")
+            if how == "working":
+                assert con.execute("select current_setting('max_vacuum_tasks')").fetchone() == (warehouse.VACUUM_TASKS,) == (0,)
+                assert _blocks(con, "facts", 0) == first  # the first row group stays where it was
+            else:
+                assert _blocks(con, "facts", 0) != first  # vacuum merged it with the next and rewrote it
+        finally:
+            con.close()
+
+
+def test_a_table_whose_deleted_rows_piled_up_is_rewritten_with_the_same_rows(tmp_path):
+    con = Warehouse(tmp_path / "w.duckdb").open()
+    try:
+        _years(con)
+        con.execute("create table small as select range as n from range(1000)")
+        con.execute("create table keyed (n integer primary key)")
+        con.execute(f"insert into keyed select range from range({2 * ROW_GROUP})")
+        con.execute("comment on table facts is 'the facts'")
+        con.execute("comment on column facts.n is 'a number'")
+        con.execute("checkpoint")
+        assert compact(con) == {}  # nothing deleted yet
+        con.execute("delete from facts where n % 4 <> 0 and period_year < 2024")  # 225,000 of 400,000 rows
+        con.execute("delete from small where n % 2 = 0")
+        con.execute(f"delete from keyed where n < {ROW_GROUP + 1000}")
+        con.execute("checkpoint")
+        before = con.execute("select * from facts").fetchall()  # in the table's order
+        stored = _stored(con, "facts")
+        assert stored > len(before) + ROW_GROUP  # the deleted rows are still stored
+        assert compact(con) == {"facts": stored - len(before)}  # not the small table, nor the keyed one
+        con.execute("checkpoint")
+        assert con.execute("select * from facts").fetchall() == before
+        assert _stored(con, "facts") == len(before)
+        assert con.execute("select comment from duckdb_tables() where table_name = 'facts'").fetchone() == ("the facts",)
+        assert con.execute(
+            "select comment from duckdb_columns() where table_name = 'facts' and column_name = 'n'"
+        ).fetchone() == ("a number",)
+        assert con.execute("select count(*) from keyed").fetchone() == (ROW_GROUP - 1000,)
+        assert compact(con) == {}  # once is enough
+        # under the share: left as it is
+        con.execute("delete from facts where period_year = 2024 and n % 2 = 0")
+        con.execute("checkpoint")
+        assert compact(con) == {}
+    finally:
+        con.close()
+
+
+def test_closing_after_a_run_compacts_the_working_file(tmp_path):
+    path = tmp_path / "w.duckdb"
+    con = Warehouse(path).open()
+    _years(con)
+    con.execute("checkpoint")
+    con.execute("delete from facts where period_year < 2024")
+    close_after_writes(con)
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("select count(*) from facts").fetchone() == (100_000,)
+        assert _stored(con, "facts") == 100_000
+
+
+def test_a_publish_compacts_the_copy_it_writes(tmp_path, catalog, monkeypatch):
+    """The published copy keeps the rows earlier publishes deleted too: a table where they piled up
+    is rewritten in the publish's transaction (here one the publish itself leaves as it is, its rows
+    unchanged), and the analysts' rows are the working file's."""
+    import os
+
+    from pipelines import publish as publishing
+    from pipelines import steps
+
+    monkeypatch.setattr(warehouse, "COMPACT_MIN_ROWS", 1000)
+    target = tmp_path / "pub" / "cchc.duckdb"
+    with Warehouse(tmp_path / "work" / "w.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        con.execute(
+            "create table fct_test_values as select 's' || range as submission_id, '2023-Q1' as partition_key, "
+            "range::double as value from range(5000)"
+        )
+        publishing.publish(con, target, run_id="first")
+        # the copy's table as many publishes' deletes and inserts leave it: most rows written twice
+        with duckdb.connect(str(target), config={"max_vacuum_tasks": 0}) as copy:
+            copy.execute("create temp table keep as select * from fct_test_values")
+            copy.execute("delete from fct_test_values where value < 4000")
+            copy.execute("insert into fct_test_values select * from keep where value < 4000")
+            copy.execute("checkpoint")
+            stored = _stored(copy, "fct_test_values")
+        assert stored >= 9000
+        stat = os.stat(target)  # as if this database had written it so: the next publish starts from it
+        con.execute("update published_file set size_bytes = $s, mtime_ns = $m", {"s": stat.st_size, "m": stat.st_mtime_ns})
+        reclaimed: dict = {}
+        original = publishing.compact
+        monkeypatch.setattr(publishing, "compact", lambda *a, **k: reclaimed.update(original(*a, **k)) or reclaimed)
+        publishing.publish(con, target, run_id="second")
+        assert reclaimed == {"fct_test_values": stored - 5000}
+    with duckdb.connect(str(target), read_only=True) as copy:
+        assert copy.execute("select count(*) from publish_log").fetchone() == (2,)  # the copy was the base
+        assert copy.execute("select count(*), sum(value) from fct_test_values").fetchone() == (5000, sum(range(5000)))
+        assert _stored(copy, "fct_test_values") == 5000
+
+
+def test_a_table_is_compacted_inside_a_transaction_that_changed_it(tmp_path):
+    """The publish compacts inside its transaction, after writing the groups that changed: the rows
+    it wrote there (not yet committed) are kept once, the old ones go."""
+    con = Warehouse(tmp_path / "w.duckdb").open()
+    try:
+        _years(con)
+        con.execute("checkpoint")
+        con.execute("delete from facts where period_year < 2023 and n % 4 <> 0")
+        con.execute("checkpoint")
+        con.execute("begin transaction")
+        con.execute("delete from facts where period_year = 2024 and n % 2 = 0")
+        con.execute("insert into facts select 2024, n, 'again' from range(1000000, 1000500) as r(n)")
+        expected = con.execute("select * from facts").fetchall()
+        assert set(compact(con, own_transaction=False)) == {"facts"}
+        con.execute("commit")
+        con.execute("checkpoint")
+        assert con.execute("select * from facts").fetchall() == expected
+        assert _stored(con, "facts") == len(expected)
+    finally:
+        con.close()
