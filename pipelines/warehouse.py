@@ -509,7 +509,8 @@ def close_after_writes(con: duckdb.DuckDBPyConnection) -> None:
         compact(con)
     except duckdb.Error:
         log.warning("could not compact the working database", exc_info=True)
-    con.close()
+    finally:  # closed also when interrupted (the compaction's transaction is then rolled back)
+        con.close()
 
 
 def _align_columns(con: duckdb.DuckDBPyConnection, table: str, sql: str, bound: dict) -> list[str]:
