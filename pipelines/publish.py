@@ -346,12 +346,14 @@ def publish(
         broken = {t: v for t, v in report.items() if any(v.values())}
         if broken:
             raise GrainError(broken)
-        # the copy's tables keep the rows earlier publishes deleted (checkpoints do not vacuum): a
-        # table where they have piled up is rewritten
-        compact(con, "publish_target", own_transaction=False)
         con.execute("commit")
         in_transaction = False
         con.execute("checkpoint publish_target")
+        # the copy's tables keep the rows earlier publishes deleted (checkpoints do not vacuum): a
+        # table where they have piled up is rewritten (counted after the checkpoint, which drops
+        # the row groups whose rows are all deleted)
+        if compact(con, "publish_target"):
+            con.execute("checkpoint publish_target")
         con.execute("detach publish_target")
         attached = False
         _fsync(tmp)

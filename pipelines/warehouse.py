@@ -456,15 +456,16 @@ def compact(
     catalog_name: str | None = None,
     share: float | None = None,
     min_rows: int | None = None,
-    own_transaction: bool = True,
 ) -> dict[str, int]:
     """Rewrite the tables whose deleted rows are still stored (checkpoints do not vacuum:
     VACUUM_TASKS) when they are at least `min_rows` and over `share` of the rows stored; returns
-    {table: deleted rows reclaimed}. A table is rewritten in place, in its own order (its live rows
+    {table: deleted rows reclaimed}. Call it right after a checkpoint: until then the rows deleted
+    since the last one are counted as stored, also those of row groups the checkpoint drops whole (a
+    year's slice written again), which need no compaction. A table is rewritten in place, in its own order (its live rows
     appended, the old ones deleted, in one transaction), so its columns, types and comments stay;
     its old row groups, all rows deleted, are dropped at the next checkpoint. Tables with a key
     constraint (the small state tables) are left alone. `catalog_name`: an attached database (the
-    published copy), else the connection's own. `own_transaction=False`: inside the caller's."""
+    published copy), else the connection's own."""
     share = COMPACT_SHARE if share is None else share
     min_rows = COMPACT_MIN_ROWS if min_rows is None else min_rows
     scope = "database_name = coalesce($c, current_database()) and schema_name = 'main'"
@@ -493,7 +494,7 @@ def compact(
         if table not in names or dead < min_rows or dead <= share * rows:
             continue
         name = names[table]
-        with transaction(con) if own_transaction else contextlib.nullcontext():
+        with transaction(con):
             (last,) = con.execute(f"select max(rowid) from {name}").fetchone()
             con.execute(f"insert into {name} select * from {name}")  # in the table's order (insertion order is kept)
             con.execute(f"delete from {name} where rowid <= $last", {"last": last if last is not None else -1})
@@ -504,8 +505,10 @@ def compact(
 
 def close_after_writes(con: duckdb.DuckDBPyConnection) -> None:
     """Close a connection that wrote (so checkpoint it), first compacting the tables whose deleted
-    rows have piled up (`compact`): a failure to compact is logged, the close goes on."""
+    rows have piled up (`compact`, after a checkpoint: the close's own work, done first; the close
+    then checkpoints only what a compaction wrote): a failure to compact is logged, the close goes on."""
     try:
+        con.execute("checkpoint")
         compact(con)
     except duckdb.Error:
         log.warning("could not compact the working database", exc_info=True)
