@@ -451,23 +451,17 @@ COMPACT_SHARE = 0.25  # a table whose deleted rows are over this share of its st
 COMPACT_MIN_ROWS = 122_880  # and at least this many (a DuckDB row group: a rewrite saves less than that in no case)
 
 
-def compact(
-    con: duckdb.DuckDBPyConnection,
-    catalog_name: str | None = None,
-    share: float | None = None,
-    min_rows: int | None = None,
-) -> dict[str, int]:
+def compact(con: duckdb.DuckDBPyConnection, catalog_name: str | None = None) -> dict[str, int]:
     """Rewrite the tables whose deleted rows are still stored (checkpoints do not vacuum:
-    VACUUM_TASKS) when they are at least `min_rows` and over `share` of the rows stored; returns
-    {table: deleted rows reclaimed}. Call it right after a checkpoint: until then the rows deleted
-    since the last one are counted as stored, also those of row groups the checkpoint drops whole (a
-    year's slice written again), which need no compaction. A table is rewritten in place, in its own order (its live rows
-    appended, the old ones deleted, in one transaction), so its columns, types and comments stay;
-    its old row groups, all rows deleted, are dropped at the next checkpoint. Tables with a key
-    constraint (the small state tables) are left alone. `catalog_name`: an attached database (the
-    published copy), else the connection's own."""
-    share = COMPACT_SHARE if share is None else share
-    min_rows = COMPACT_MIN_ROWS if min_rows is None else min_rows
+    VACUUM_TASKS) when they are at least COMPACT_MIN_ROWS and over COMPACT_SHARE of the rows
+    stored; returns {table: deleted rows reclaimed}. Call it right after a checkpoint: until then
+    the rows deleted since the last one count as stored, also those of row groups the checkpoint
+    drops whole (a year's slice written again), which need no compaction. A table is rewritten in
+    place, in its own order (its live rows appended, the old ones deleted, in one transaction), so
+    its columns, types and comments stay; its old row groups, all rows deleted, are dropped at the
+    next checkpoint. Tables with a key constraint (the small state tables) are left alone.
+    `catalog_name`: an attached database (the published copy), else the connection's own."""
+    share, min_rows = COMPACT_SHARE, COMPACT_MIN_ROWS
     scope = "database_name = coalesce($c, current_database()) and schema_name = 'main'"
     stored = con.execute(
         f"select table_name, estimated_size from duckdb_tables() where {scope} and not temporary and estimated_size >= $m",
