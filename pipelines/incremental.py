@@ -27,6 +27,10 @@ import uuid
 STATE_TABLE = "incremental_state"
 _WRITES: dict[tuple[str, str], tuple[str | None, str, tuple | None]] = {}  # (table, slice) -> (before, after, groups)
 LAST_SCOPE: dict[tuple[str, str], tuple | None] = {}  # (model, slice) -> the groups computed (None: all); for tests and logs
+# (table, slice) -> (the token before the first write of this process since the last publish, the
+# token after the last one, the groups written by them all, None when one did not say): `since_publish`
+_SINCE: dict[tuple[str, str], tuple[str | None, str, frozenset | None]] = {}
+PUBLISHED = "published|"  # incremental_state rows (table, PUBLISHED + slice): the slice's token at the last publish
 
 
 def slice_id(slice_: dict | None) -> str:
@@ -44,9 +48,64 @@ def wrote(con, table: str, slice_key: str, groups) -> None:
     """A write of `table`'s slice (inside its transaction): `groups` are the group values it
     changed, None when it does not know (a whole rewrite, a first build)."""
     row = _row(con, table, slice_key)
-    after = uuid.uuid4().hex
+    before, after = (row[0] if row else None), uuid.uuid4().hex
     _set(con, table, slice_key, token=after)
-    _WRITES[(table, slice_key)] = (row[0] if row else None, after, None if groups is None else tuple(groups))
+    _WRITES[(table, slice_key)] = (before, after, None if groups is None else tuple(groups))
+    written = None if groups is None else frozenset(groups)
+    chain = _SINCE.get((table, slice_key))
+    if chain is not None and chain[1] == before:  # the write after this process's last one: the chain goes on
+        written = None if chain[2] is None or written is None else chain[2] | written
+        _SINCE[(table, slice_key)] = (chain[0], after, written)
+    else:
+        _SINCE[(table, slice_key)] = (before, after, written)
+
+
+def unchanged(con, table: str, slice_key: str) -> None:
+    """The slice was found unchanged without a write (its rows and its inputs' all empty: nothing
+    to compute): for `since_publish`, a write of no group that keeps the token."""
+    row = _row(con, table, slice_key)
+    if row is None or row[0] is None:  # never written: its first token, a write of no group
+        wrote(con, table, slice_key, ())
+        return
+    chain = _SINCE.get((table, slice_key))
+    if chain is None or chain[1] != row[0]:
+        _SINCE[(table, slice_key)] = (row[0], row[0], frozenset())
+
+
+def since_publish(con, table: str, slice_keys: list[str]) -> frozenset | None:
+    """The groups of `table` written in these slices since the last publish (`published`), when
+    this process wrote every one of those slices since then and each write said which groups it
+    wrote; None otherwise (not known: the publish compares the rows). A slice's chain of writes
+    must begin at the token kept at the last publish and end at the slice's token now."""
+    if not slice_keys:
+        return None
+    tokens = dict(
+        con.execute(
+            f"select slice, token from {STATE_TABLE} where table_name = $t and list_contains($s, slice)",
+            {"t": table, "s": slice_keys + [PUBLISHED + k for k in slice_keys]},
+        ).fetchall()
+    )
+    groups: frozenset = frozenset()
+    for key in slice_keys:
+        chain = _SINCE.get((table, key))
+        if chain is None or chain[2] is None:
+            return None
+        first, last, written = chain
+        if first is None or first != tokens.get(PUBLISHED + key) or last != tokens.get(key):
+            return None
+        groups |= written
+    return groups
+
+
+def published(con) -> None:
+    """After a publish: every slice's token now is its token at the last publish, and this
+    process's chains of writes begin again."""
+    con.execute(
+        f"insert into {STATE_TABLE} (table_name, slice, token) select table_name, '{PUBLISHED}' || slice, token "
+        f"from {STATE_TABLE} where token is not null and not starts_with(slice, '{PUBLISHED}') "
+        "on conflict do update set token = excluded.token"
+    )
+    _SINCE.clear()
 
 
 def fingerprint(con, sql: str, dimensions: list[str]) -> str:
@@ -184,3 +243,4 @@ def forget() -> None:
     """Drop what this process knows of the writes (a test's new process)."""
     _WRITES.clear()
     LAST_SCOPE.clear()
+    _SINCE.clear()

@@ -451,10 +451,36 @@ def build(model: Model, run: ModelRun, _results: dict | None = None) -> int:
         keys.append(UNASSIGNED)
     written = 0
     for i, key in enumerate(keys):
+        if i and _nothing_unassigned(model, run):
+            continue
         rows = _build_slice(model, run.for_slice(key, model), _results if _results is not None else {})
         if i == 0:
             written = rows
     return written
+
+
+def _nothing_unassigned(model: Model, run: ModelRun) -> bool:
+    """Whether the model's unassigned slice is empty and stays so: its rows there and those of every
+    table it reads (other than dimensions), all quarter tables, are none (one look, some 1 ms).
+    Its rows come from workbooks without a period; where none is on record there is nothing to
+    compute (built, it cost a quarter's re-run some ten statements per model). The slice counts as
+    unchanged for the next publish (pipelines.incremental.unchanged)."""
+    from pipelines import incremental
+
+    models = all_models()
+    inputs = [d for d in sorted(model.deps) if not (d in models and models[d].layer == "dimensions")]
+    if not inputs or any(d not in models or models[d].partition != "quarter" for d in inputs):
+        return False
+    found = " or ".join(f'exists (select 1 from "{t}" where partition_key = $u)' for t in (model.name, *inputs))
+    try:
+        if run.con.execute(f"select {found}", {"u": UNASSIGNED}).fetchone()[0]:
+            return False
+    except duckdb.CatalogException:  # a table not built yet (a first run): built as always
+        return False
+    slice_key = incremental.slice_id({"partition_key": UNASSIGNED})
+    incremental.LAST_SCOPE[(model.name, slice_key)] = ()
+    incremental.unchanged(run.con, model.name, slice_key)
+    return True
 
 
 MAX_SCOPED_GROUPS = 200  # more changed groups than this: the whole slice is computed

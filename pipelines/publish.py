@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import incremental as _incremental
 from pipelines.locking import process_alive
 from pipelines.warehouse import NAMED_GROUPS, compact, in_list, rows_digest_sql, write_changed_groups
 
@@ -207,6 +208,28 @@ def _slice(columns: list[str], touched: set[str], years: set[int]) -> str | None
     return None
 
 
+def _groups_since_publish(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], touched: set[str], years: set[int]):
+    """The groups of a model's table written since the last publish in the slices this publish
+    replaces (`_slice`), when this process wrote each of those slices and said which groups
+    (pipelines.incremental.since_publish); None otherwise, or for more groups than can be named."""
+    from pipelines.models import UNASSIGNED, all_models
+
+    model = all_models().get(table)
+    if model is None or model.incremental is None:
+        return None
+    if "partition_key" in columns:
+        keys = [k for k in touched if model.unassigned or k != UNASSIGNED]
+        slices = [_incremental.slice_id({"partition_key": k}) for k in sorted(keys)]
+    elif "period_year" in columns:
+        slices = [_incremental.slice_id({"period_year": y}) for y in sorted(years)]
+    else:
+        return None
+    groups = _incremental.since_publish(con, table, slices)
+    if groups is None or len(groups) > NAMED_GROUPS:
+        return None
+    return sorted(groups, key=lambda g: (g is None, str(g)))
+
+
 def _written_groups_only(where: str, key: str, groups: list | None) -> str | None:
     """The rows of `where` a group-by-group write rewrote (its `groups` of `key`): only those can
     break the grain the check looks at (a duplicate has the key of one of them). None: the groups
@@ -284,12 +307,21 @@ def publish(
             ):
                 where = None  # every row of the copy is in the slices replaced: rebuilding it whole is cheaper
             if key is not None:  # the model rewrites only its changed groups (an agency's rows): so does its copy
-                source = f"select {columns} from main.{_quote(table)} where {where}"
-                changes: dict = {}
-                write_changed_groups(
-                    con, table, source, {}, where, {}, key, table, "publish_target", materialize=False, changes=changes,
-                    columns=names,  # the copy's, which are the working table's (`copied`)
-                )  # fmt: skip
+                changes: dict = {"groups": _groups_since_publish(con, table, names, touched, years)}
+                if changes["groups"] is not None:  # this process wrote them, and knows which: only those are copied
+                    if changes["groups"]:
+                        changed = f"({where}) and {in_list(key, changes['groups'])}"
+                        con.execute(f"delete from publish_target.{_quote(table)} where {changed}")
+                        con.execute(
+                            f"insert into publish_target.{_quote(table)} ({columns}) "
+                            f"select {columns} from main.{_quote(table)} where {changed}"
+                        )
+                else:  # compared with the copy, group by group
+                    source = f"select {columns} from main.{_quote(table)} where {where}"
+                    write_changed_groups(
+                        con, table, source, {}, where, {}, key, table, "publish_target", materialize=False, changes=changes,
+                        columns=names,  # the copy's, which are the working table's (`copied`)
+                    )  # fmt: skip
                 narrowed = _written_groups_only(where, key, changes.get("groups"))
                 if narrowed is not None:
                     where, group_of[table] = narrowed, key
@@ -370,6 +402,7 @@ def publish(
             "on conflict do update set fingerprint = excluded.fingerprint",
             {"t": list(prints), "f": str(target), "p": list(prints.values())},
         )
+        _incremental.published(con)  # the tables' tokens as this file holds them (`_groups_since_publish`)
         if pending:
             con.execute("delete from pending_publish where list_contains($keys, partition_key)", {"keys": sorted(pending)})
     except BaseException:
