@@ -388,8 +388,22 @@ def _run_in(
             if not quiet:
                 print(f"  công bố / published ({seconds:.1f} s)")
         if _answer_first:  # published: the caller may have its answer before the connection's close
-            after_answer(held.pop_all().close)
+            closing = held.pop_all()
+            _WARM[:] = [warehouse.kept_connection()]  # the summary reads the published tables there (`summary`)
+
+            def close() -> None:
+                _WARM.clear()
+                closing.close()
+
+            after_answer(close)
     return partitions
+
+
+# The working database's connection of the run that just published, while it stays open for the
+# answer (a command that answers first): its curated tables are the published file's, rows for
+# rows, and are in its memory, where the published file would be opened and read cold (some 0.1 s
+# of a re-run at 1,000 workbooks: docs/performance.md).
+_WARM: list = []
 
 
 def summary() -> str:
@@ -400,6 +414,13 @@ def summary() -> str:
 
     db = _published_database()
     lines = [f"Kết quả / results: {db}"]
+    if _WARM:  # the run just published these tables: read there (the views are the published file's own)
+        from pipelines.model_docs import view_sql
+        from pipelines.warehouse import statement_body
+
+        _summarise(_WARM[0], lines, coverage_from=f"({statement_body(view_sql('v_target_coverage'))})")
+        lines.append(f"Mở bằng / open with: {_duckdb_cli()} -readonly {db}   (docs/queries.md has example queries)")
+        return "\n".join(lines)
     try:
         with Warehouse(db).connect(read_only=True) as con:
             _summarise(con, lines)
@@ -448,8 +469,9 @@ _LATEST_QUARTERS = (  # each jurisdiction's latest quarter with an indicator val
 )
 
 
-def _summarise(con, lines: list[str]) -> None:
-    """The latest quarter of each jurisdiction: headline indicators, reporting, alerts, targets not met."""
+def _summarise(con, lines: list[str], coverage_from: str = "v_target_coverage") -> None:
+    """The latest quarter of each jurisdiction: headline indicators, reporting, alerts, targets not met.
+    `coverage_from`: the relation of v_target_coverage's rows (its select, where the view is not there)."""
     from pipelines.periods import period_sort_key
 
     latest = con.execute(_LATEST_QUARTERS + " order by 1").fetchall()
@@ -513,14 +535,14 @@ def _summarise(con, lines: list[str]) -> None:
             f" - {status}, {outlook}"
         )
     coverage = con.execute(
-        """
+        f"""
         select plan_id,
                count(*) filter (where can_score) as scored,
                count(*) filter (where coverage_reason = 'phase_not_started') as phase_not_started,
                count(*) filter (where coverage_reason = 'no_reporting_unit') as no_reporting_unit,
                count(*) filter (where coverage_reason = 'no_data_for_period') as no_data_for_period,
                count(*) filter (where coverage_reason = 'external_not_recorded') as external_not_recorded
-        from v_target_coverage
+        from {coverage_from}
         where period_year <= (select max(period_year) from fct_target_scorecard)
         group by plan_id order by plan_id
         """
