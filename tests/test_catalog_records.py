@@ -207,3 +207,20 @@ def test_two_plan_files_with_one_id_are_a_catalog_error(tmp_path):
     (folder / "plans" / "tran-de-2024-copy.yaml").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     problems = problems_of(folder)
     assert any("plans/tran-de-2024.yaml, plan.id" in p and "duplicate plan id 'tran-de-2024'" in p for p in problems), problems
+
+
+def test_a_unit_type_outside_the_known_kinds_is_a_catalog_error(tmp_path):
+    """A unit's kind decides which targets it carries (a target restricted to `department` or
+    `people_committee`): a typo in org_units.csv, or a target restricted to another kind, would drop
+    units from those targets without a word. Both are named, Vietnamese first; an empty unit_type
+    stays allowed in org_units.csv and in a target."""
+    folder, (unit_line, _) = edited_catalog(
+        tmp_path,
+        ("org_units.csv", "Minh Duc Commune,commune,commune,", "Minh Duc Commune,thôn,commune,"),
+        ("plans/ngan-nam-2021-2030.yaml", "  unit_type: department\n", "  unit_type: deparment\n"),
+    )
+    unit, target = problems_of(folder)
+    assert unit.startswith(f"org_units.csv, dòng/row {unit_line}, cột/column unit_type: "), unit
+    assert_vietnamese_first(unit, "'thôn' không có trong các loại đơn vị", "is not in the unit types")
+    assert target.startswith("plans/ngan-nam-2021-2030.yaml, targets[") and ".unit_type: " in target, target
+    assert_vietnamese_first(target, "'deparment' không có trong các loại cơ quan", "is not in the agency types (people_committee")

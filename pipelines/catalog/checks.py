@@ -9,7 +9,16 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pipelines.catalog.loading import where
-from pipelines.catalog.records import LEVELS, OPERATORS, TARGET_FORMS, TARGET_LEVELS, CatalogModel, Indicator
+from pipelines.catalog.records import (
+    AGENCY_TYPES,
+    LEVELS,
+    OPERATORS,
+    TARGET_FORMS,
+    TARGET_LEVELS,
+    UNIT_TYPES,
+    CatalogModel,
+    Indicator,
+)
 
 if TYPE_CHECKING:
     from pipelines.catalog.core import CatalogRecords
@@ -92,6 +101,14 @@ def integrity_problems(records: CatalogRecords) -> list[str]:
         (f"các cấp hành chính ({levels})", f"the administrative levels ({levels})"),
         allow_empty=False,
     )
+    types = ", ".join(UNIT_TYPES)
+    unknown(  # a typo would drop the unit from the targets restricted to its kind, without a word
+        records.org_units,
+        "unit_type",
+        set(UNIT_TYPES),
+        "org_units.csv",
+        (f"các loại đơn vị ({types})", f"the unit types ({types})"),
+    )
     for unit in records.org_units:
         start, end = unit.valid_from, unit.valid_to
         if start and end and end < start:
@@ -146,6 +163,12 @@ def integrity_problems(records: CatalogRecords) -> list[str]:
             value = getattr(target, field)
             if value not in allowed:
                 problems.append(f"{target.where}.{field}: '{value}' không có trong {what_vi} / '{value}' is not in {what_en}")
+        if target.unit_type and target.unit_type not in AGENCY_TYPES:  # empty: every carrier
+            kinds = ", ".join(AGENCY_TYPES)
+            problems.append(
+                f"{target.where}.unit_type: '{target.unit_type}' không có trong các loại cơ quan ({kinds})"
+                f" / '{target.unit_type}' is not in the agency types ({kinds})"
+            )
         key = (target.plan_id, target.target_id)
         if key in seen:
             problems.append(

@@ -27,6 +27,8 @@ from pipelines.periods import DEFAULT_TIMEZONE
 
 LEVELS = ("province", "district", "commune")
 TARGET_LEVELS = (*LEVELS, "all")
+AGENCY_TYPES = ("people_committee", "department")  # a target's unit_type restricts it to one of these
+UNIT_TYPES = (*LEVELS, *AGENCY_TYPES)  # org_units.csv unit_type: a jurisdiction's level, or an agency's kind
 OPERATORS = (">=", ">", "=", "<=", "<", "range")
 TARGET_FORMS = ("threshold", "maintain", "range", "ramp", "baseline_reduction")
 
