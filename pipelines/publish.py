@@ -230,6 +230,14 @@ def _groups_since_publish(con: duckdb.DuckDBPyConnection, table: str, columns: l
     return sorted(groups, key=lambda g: (g is None, str(g)))
 
 
+def _replace_rows(con: duckdb.DuckDBPyConnection, table: str, columns: str, where: str) -> None:
+    """The copy's rows `where` of `table` replaced by the working table's (`columns`: quoted, in order)."""
+    con.execute(f"delete from publish_target.{_quote(table)} where {where}")
+    con.execute(
+        f"insert into publish_target.{_quote(table)} ({columns}) select {columns} from main.{_quote(table)} where {where}"
+    )
+
+
 def _written_groups_only(where: str, key: str, groups: list | None) -> str | None:
     """The rows of `where` a group-by-group write rewrote (its `groups` of `key`): only those can
     break the grain the check looks at (a duplicate has the key of one of them). None: the groups
@@ -310,12 +318,7 @@ def publish(
                 changes: dict = {"groups": _groups_since_publish(con, table, names, touched, years)}
                 if changes["groups"] is not None:  # this process wrote them, and knows which: only those are copied
                     if changes["groups"]:
-                        changed = f"({where}) and {in_list(key, changes['groups'])}"
-                        con.execute(f"delete from publish_target.{_quote(table)} where {changed}")
-                        con.execute(
-                            f"insert into publish_target.{_quote(table)} ({columns}) "
-                            f"select {columns} from main.{_quote(table)} where {changed}"
-                        )
+                        _replace_rows(con, table, columns, f"({where}) and {in_list(key, changes['groups'])}")
                 else:  # compared with the copy, group by group
                     source = f"select {columns} from main.{_quote(table)} where {where}"
                     write_changed_groups(
@@ -330,10 +333,7 @@ def publish(
                     f"create or replace table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}"
                 )
             else:
-                con.execute(f"delete from publish_target.{_quote(table)} where {where}")
-                con.execute(
-                    f"insert into publish_target.{_quote(table)} ({columns}) select {columns} from main.{_quote(table)} where {where}"
-                )
+                _replace_rows(con, table, columns, where)
             if where is not None:
                 slices[table] = where
         counts = _row_counts(con, tables)

@@ -156,6 +156,12 @@ def integrity_problems(records: CatalogRecords) -> list[str]:
         ("level", set(TARGET_LEVELS), f"các cấp ({', '.join(TARGET_LEVELS)})", f"the levels ({', '.join(TARGET_LEVELS)})"),
         ("operator", set(OPERATORS), f"các toán tử ({' '.join(OPERATORS)})", f"the operators ({' '.join(OPERATORS)})"),
         ("form", set(TARGET_FORMS), f"các dạng ({', '.join(TARGET_FORMS)})", f"the forms ({', '.join(TARGET_FORMS)})"),
+        (  # empty: every carrier of the level
+            "unit_type",
+            {"", *AGENCY_TYPES},
+            f"các loại cơ quan ({', '.join(AGENCY_TYPES)})",
+            f"the agency types ({', '.join(AGENCY_TYPES)})",
+        ),
     )
     seen: dict[tuple[str, str], str] = {}
     for target in records.targets:
@@ -163,12 +169,6 @@ def integrity_problems(records: CatalogRecords) -> list[str]:
             value = getattr(target, field)
             if value not in allowed:
                 problems.append(f"{target.where}.{field}: '{value}' không có trong {what_vi} / '{value}' is not in {what_en}")
-        if target.unit_type and target.unit_type not in AGENCY_TYPES:  # empty: every carrier
-            kinds = ", ".join(AGENCY_TYPES)
-            problems.append(
-                f"{target.where}.unit_type: '{target.unit_type}' không có trong các loại cơ quan ({kinds})"
-                f" / '{target.unit_type}' is not in the agency types ({kinds})"
-            )
         key = (target.plan_id, target.target_id)
         if key in seen:
             problems.append(
