@@ -108,6 +108,17 @@ def test_closing_after_a_run_compacts_the_working_file(tmp_path):
         assert _stored(con, "facts") == 100_000
 
 
+def _working_with_values(con, catalog) -> None:
+    """A working database with the catalog's dimensions and a fact table of 5,000 rows of one quarter."""
+    from pipelines import steps
+
+    steps.publish_dimensions(con, catalog)
+    con.execute(
+        "create table fct_test_values as select 's' || range as submission_id, '2023-Q1' as partition_key, "
+        "range::double as value from range(5000)"
+    )
+
+
 def test_a_publish_compacts_the_copy_it_writes(tmp_path, catalog, monkeypatch):
     """The published copy keeps the rows earlier publishes deleted too: a table where they piled up
     is rewritten in the publish's transaction (here one the publish itself leaves as it is, its rows
@@ -115,16 +126,11 @@ def test_a_publish_compacts_the_copy_it_writes(tmp_path, catalog, monkeypatch):
     import os
 
     from pipelines import publish as publishing
-    from pipelines import steps
 
     monkeypatch.setattr(warehouse, "COMPACT_MIN_ROWS", 1000)
     target = tmp_path / "pub" / "cchc.duckdb"
     with Warehouse(tmp_path / "work" / "w.duckdb").connect() as con:
-        steps.publish_dimensions(con, catalog)
-        con.execute(
-            "create table fct_test_values as select 's' || range as submission_id, '2023-Q1' as partition_key, "
-            "range::double as value from range(5000)"
-        )
+        _working_with_values(con, catalog)
         publishing.publish(con, target, run_id="first")
         # the copy's table as many publishes' deletes and inserts leave it: most rows written twice
         with duckdb.connect(str(target), config={"max_vacuum_tasks": 0}) as copy:
@@ -164,3 +170,138 @@ def test_a_slice_written_again_whole_is_left_to_the_checkpoint(tmp_path):
         assert compact(con) == {}
     finally:
         con.close()
+
+
+def _row_groups(con, table: str) -> list[int]:
+    """The stored rows of each of a table's row groups, in order."""
+    return [
+        n
+        for (n,) in con.execute(
+            f"select sum(count) from pragma_storage_info('{table}') where column_path = '[0, 0]' group by row_group_id "
+            "order by row_group_id"
+        ).fetchall()
+    ]
+
+
+def _agencies(con, rows: int) -> None:
+    """A year's table of 150 agencies' rows, written at once (a first run)."""
+    con.execute(
+        f"create table facts as select 2021 as period_year, range as n, 'agency ' || (range % 150) as agency from range({rows})"
+    )
+
+
+def _rerun(con, table: str, group: int) -> None:
+    """What a re-run does to a table: one agency's rows deleted and written again, then a checkpoint
+    (the run's close, or the publish's)."""
+    con.execute(f"delete from {table} where agency = 'agency {group}'")
+    con.execute(f"insert into {table} select 2021, {1_000_000 + group}, 'agency {group}' from range(75)")
+    con.execute("checkpoint")
+
+
+def test_the_small_row_groups_re_runs_leave_are_merged(tmp_path):
+    """Each re-run left one more row group of an agency's rows in every table it touched, never merged
+    (checkpoints do not vacuum): after 120 re-runs at 1,000 workbooks, 63 row groups per table and a
+    re-run a second slower. Past FRAGMENTS_KEPT of them they are merged; the large row group stays
+    where it was, and the rows, the comments and a keyed table are as they were."""
+    con = Warehouse(tmp_path / "w.duckdb").open()
+    try:
+        _agencies(con, 60000)
+        con.execute("comment on table facts is 'the facts'")
+        con.execute("create table keyed (n integer primary key, agency varchar)")
+        con.execute("checkpoint")
+        first = _blocks(con, "facts", 0)
+        for group in range(warehouse.FRAGMENTS_KEPT):
+            _rerun(con, "facts", group)
+        assert len(_row_groups(con, "facts")) == 1 + warehouse.FRAGMENTS_KEPT  # one per re-run
+        assert warehouse.merge_fragments(con) == {}  # not yet past the limit
+        _rerun(con, "facts", warehouse.FRAGMENTS_KEPT)
+        before = sorted(con.execute("select * from facts").fetchall())
+        assert warehouse.merge_fragments(con) == {"facts": warehouse.FRAGMENTS_KEPT + 1}
+        con.execute("checkpoint")
+        assert _row_groups(con, "facts") == [60000, 75 * (warehouse.FRAGMENTS_KEPT + 1)]
+        assert _blocks(con, "facts", 0) == first  # the large row group was not rewritten
+        assert sorted(con.execute("select * from facts").fetchall()) == before
+        assert con.execute("select comment from duckdb_tables() where table_name = 'facts'").fetchone() == ("the facts",)
+        assert warehouse.merge_fragments(con) == {}  # once is enough
+    finally:
+        con.close()
+
+
+def test_a_table_of_small_row_groups_only_is_merged_whole(tmp_path):
+    """A small table (a quarter's submissions) is one small row group to begin with: it is merged with
+    the others, into one."""
+    con = Warehouse(tmp_path / "w.duckdb").open()
+    try:
+        _agencies(con, 1000)
+        con.execute("checkpoint")
+        for group in range(warehouse.FRAGMENTS_KEPT):
+            _rerun(con, "facts", group)
+        before = sorted(con.execute("select * from facts").fetchall())
+        assert warehouse.merge_fragments(con) == {"facts": warehouse.FRAGMENTS_KEPT + 1}
+        con.execute("checkpoint")
+        assert _row_groups(con, "facts") == [len(before)]
+        assert sorted(con.execute("select * from facts").fetchall()) == before
+    finally:
+        con.close()
+
+
+def test_closing_after_runs_merges_the_small_row_groups(tmp_path):
+    path = tmp_path / "w.duckdb"
+    con = Warehouse(path).open()
+    _agencies(con, 5000)
+    con.execute("checkpoint")
+    for group in range(warehouse.FRAGMENTS_KEPT + 1):
+        _rerun(con, "facts", group)
+    before = sorted(con.execute("select * from facts").fetchall())
+    close_after_writes(con)
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert _row_groups(con, "facts") == [len(before)]
+        assert sorted(con.execute("select * from facts").fetchall()) == before
+
+
+def test_publishes_keep_the_published_copy_in_few_row_groups_and_a_bloated_file_is_written_anew(tmp_path, catalog):
+    """Each publish appends a row group to each table it changes (and to the publish log): past
+    FRAGMENTS_KEPT they are merged in the copy before it is renamed. A published file mostly of
+    free blocks (left by the row groups of earlier versions) is written anew instead of copied,
+    with the same rows."""
+    from pipelines import publish as publishing
+
+    target = tmp_path / "pub" / "cchc.duckdb"
+    with Warehouse(tmp_path / "work" / "w.duckdb").connect() as con:
+        _working_with_values(con, catalog)
+        publishing.publish(con, target, run_id="first", partitions=("2023-Q1",))
+        for run in range(3 * warehouse.FRAGMENTS_KEPT):
+            con.execute("update fct_test_values set value = value + 1 where submission_id = $s", {"s": f"s{run}"})
+            publishing.publish(con, target, run_id=f"again {run}", partitions=("2023-Q1",))
+            with duckdb.connect(str(target), read_only=True) as copy:
+                assert copy.execute("select count(*) from publish_log").fetchone() == (run + 2,)  # the copy was the base
+                for table in ("fct_test_values", "publish_log"):
+                    small = [n for n in _row_groups(copy, table) if n < warehouse.FRAGMENT_ROWS]
+                    assert len(small) <= warehouse.FRAGMENTS_KEPT, (table, run)
+        expected = con.execute("select sum(value) from fct_test_values").fetchone()
+        # as an earlier version left it: most of the published file free blocks
+        with duckdb.connect(str(target), config={"max_vacuum_tasks": 0}) as copy:
+            copy.execute(
+                "create table ballast as select range as n, md5(range::varchar) || md5((-range)::varchar) as s from range(1000000)"
+            )
+            copy.execute("checkpoint")
+            # a table written after it (one no publish writes): the blocks at the file's end stay in use
+            copy.execute("create table tail_rows as select range as n from range(1000)")
+            copy.execute("checkpoint")
+            copy.execute("drop table ballast")
+            copy.execute("checkpoint")
+            free, used = copy.execute("select free_blocks, used_blocks from pragma_database_size()").fetchone()
+        assert free > max(used, publishing.FREE_BLOCKS_KEPT)
+        bloated = target.stat().st_size
+        import os
+
+        stat = os.stat(target)  # as if this database had written it so
+        con.execute("update published_file set size_bytes = $s, mtime_ns = $m", {"s": stat.st_size, "m": stat.st_mtime_ns})
+        con.execute("update fct_test_values set value = value + 1 where submission_id = 's4999'")
+        publishing.publish(con, target, run_id="anew", partitions=("2023-Q1",))
+        assert target.stat().st_size < bloated / 2
+    with duckdb.connect(str(target), read_only=True) as copy:
+        assert copy.execute("select sum(value) from fct_test_values").fetchone() == (expected[0] + 1,)
+        assert copy.execute("select count(*) from publish_log").fetchone()[0] >= 2
+        # written anew, as a first publish: only the working database's tables
+        assert copy.execute("select count(*) from duckdb_tables() where table_name = 'tail_rows'").fetchone() == (0,)
