@@ -23,6 +23,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -835,10 +836,11 @@ def sync_raw_tables(
     raw_dir: Path,
     partition_key: str,
     reporter_codes: list[str],
-    register: dict[str, Receipt],
+    register: dict[str, Receipt] | Callable[[], dict[str, Receipt]],
     now: dt.datetime,
     cache_dir: Path | None = None,
     limits=None,
+    register_print: str | None = None,
 ) -> dict[str, int]:
     """Bring the raw_* rows of the partition (and of the unassigned slice) in step with the raw folder.
 
@@ -846,7 +848,15 @@ def sync_raw_tables(
     limits) keeps its rows: it is neither parsed nor rewritten (its loaded_at is set to now). Only
     new and changed workbooks are read (through the parse cache) and written; the rows of workbooks
     that left the folder are deleted. All of it in one transaction. Without a cache folder (no
-    index of the folder) every workbook is read and the slices are rewritten whole."""
+    index of the folder) every workbook is read and the slices are rewritten whole.
+
+    `register`: the receipts, or what loads them (called only if a workbook's file fields are
+    worked out). `register_print`: what identifies the register's file (`register_print`), given
+    by a caller that loads it from one: the file fields (folder period, the agency the name names,
+    receipt) of a workbook on record under the same content, path, slice and parse are then taken
+    as recorded while the register, the reporting units' codes, the raw folder and the code that
+    works them out are those its slice was last written with (`_fields_print`), instead of being
+    worked out again for every workbook of the folder (some 90 ms of a national re-run)."""
     from pipelines.warehouse import append_frame, transaction
 
     slices = (partition_key, UNASSIGNED)
@@ -854,6 +864,8 @@ def sync_raw_tables(
     was_in: dict[str, str] = {}  # with drop: each workbook's slice on record, and the slice it goes in now
     goes_in: dict[str, str] = {}
     fields: dict[str, FileFields] = {}  # by content hash: the file fields worked out before the write
+    receipts = functools.cache(register if callable(register) else lambda: register)
+    fields_print = None if register_print is None else _fields_print(reporter_codes, raw_dir, register_print)
     if cache_dir is None:
         reads = read_for_partition(raw_dir, partition_key, limits)
         first_seen = record_first_seen(con, [r for r, _ in reads], now)
@@ -864,31 +876,52 @@ def sync_raw_tables(
 
     else:
         entries = index_entries(raw_dir, cache_dir, limits)
-        chosen = [name for name, entry in entries.items() if entry.partition in slices]  # in the folder's order
-        first_seen = record_first_seen_of(con, [(entries[n].content_hash, n, entries[n].size) for n in chosen], now)
-        codes = code_lookup(reporter_codes)
         tag = parse_tag(limits)
-        wanted: dict[str, tuple] = {}
-        for name in chosen:
-            content_hash = entries[name].content_hash
-            sid = content_hash[:16]
-            if sid in wanted:
-                continue  # the same file copied twice: one submission
-            fields[content_hash] = file_fields(name, content_hash, raw_dir, codes, register, first_seen, now)
-            wanted[sid] = (content_hash, name, entries[name].partition, *fields[content_hash], tag)
-        # received_at (the sixth field) compared as naive UTC, as the query gives it (`_utc`)
+        wanted: dict[str, tuple[str, str, str]] = {}  # submission id: (content hash, file name, slice)
+        for name, entry in entries.items():  # in the folder's order
+            sid = entry.content_hash[:16]
+            if entry.partition in slices and sid not in wanted:  # the same file copied twice: one submission
+                wanted[sid] = (entry.content_hash, name, entry.partition)
+        # received_at compared as naive UTC, as the query gives it (`_utc`)
         at = _KEPT_FIELDS.index("received_at")
         columns = ", ".join(_utc(c) if c == "received_at" else c for c in _KEPT_FIELDS)
-        on_record = con.execute(
-            f"select submission_id, {columns} from raw_submission where partition_key in ($a, $b)",
-            {"a": slices[0], "b": slices[1]},
-        ).fetchall()
-        comparable = {sid: (*row[:at], _naive_utc(row[at]), *row[at + 1 :]) for sid, row in wanted.items()}
-        kept = {row[0] for row in on_record if comparable.get(row[0]) == row[1:]}
-        was_in = {row[0]: row[1 + _KEPT_FIELDS.index("partition_key")] for row in on_record}
-        goes_in = {sid: row[2] for sid, row in wanted.items()}  # (content hash, name, slice, ...)
+        recorded = {
+            row[0]: row[1:]
+            for row in con.execute(
+                f"select submission_id, {columns} from raw_submission where partition_key in ($a, $b)",
+                {"a": slices[0], "b": slices[1]},
+            ).fetchall()
+        }
+        # the slices whose rows' file fields were worked out from the inputs they would be now
+        as_now = {
+            key
+            for (key,) in con.execute(
+                "select slice from incremental_state where table_name = $t and list_contains($s, slice) and fingerprint = $p",
+                {"t": FIELDS_STATE, "s": list(slices), "p": fields_print or ""},
+            ).fetchall()
+        }
+        same = [_KEPT_FIELDS.index(c) for c in ("content_hash", "file_path", "partition_key", "parse_tag")]
+        kept = {
+            sid
+            for sid, (content_hash, name, key) in wanted.items()
+            if (row := recorded.get(sid)) is not None
+            and key in as_now
+            and tuple(row[i] for i in same) == (content_hash, name, key, tag)
+        }
+        need = [sid for sid in wanted if sid not in kept]  # their file fields worked out, and compared
+        first_seen = record_first_seen_of(con, [(wanted[s][0], wanted[s][1], entries[wanted[s][1]].size) for s in need], now)
+        codes = code_lookup(reporter_codes)
+        for sid in need:
+            content_hash, name, key = wanted[sid]
+            fields[content_hash] = file_fields(name, content_hash, raw_dir, codes, receipts(), first_seen, now)
+            comparable = (content_hash, name, key, *fields[content_hash], tag)
+            comparable = (*comparable[:at], _naive_utc(comparable[at]), *comparable[at + 1 :])
+            if recorded.get(sid) == comparable:
+                kept.add(sid)
+        was_in = {sid: row[_KEPT_FIELDS.index("partition_key")] for sid, row in recorded.items()}
+        goes_in = {sid: key for sid, (_, _, key) in wanted.items()}
         fresh = [sid for sid in wanted if sid not in kept]
-        drop = sorted({row[0] for row in on_record} - kept)
+        drop = sorted(set(recorded) - kept)
 
         def reads_of(batch: list[str]) -> list[tuple[Path, dict, str]]:
             paths = [Path(wanted[sid][1]) for sid in batch]
@@ -910,7 +943,7 @@ def sync_raw_tables(
         for start in range(0, len(pending), WRITE_BATCH):  # a batch at a time: memory stays flat
             batch = reads_of(pending[start : start + WRITE_BATCH])
             submissions, contents = raw_frames(
-                batch, Path(raw_dir), reporter_codes, first_seen, register, now, limits, known=fields
+                batch, Path(raw_dir), reporter_codes, first_seen, receipts(), now, limits, known=fields
             )
             append_frame(con, "raw_submission", submissions)
             for table, rows in contents.items():
@@ -924,10 +957,50 @@ def sync_raw_tables(
         for key in slices:
             groups = None if drop is None else _slice_groups(key, drop, was_in, pending, goes_in)
             incremental.wrote(con, "raw_value", incremental.slice_id({"partition_key": key}), groups)
+        # both slices' file fields are now those of these inputs (none known: worked out next time)
+        con.execute(
+            "delete from incremental_state where table_name = $t and list_contains($s, slice)",
+            {"t": FIELDS_STATE, "s": list(slices)},
+        )
+        if fields_print is not None and cache_dir is not None:
+            con.execute(
+                "insert into incremental_state (table_name, slice, fingerprint) select $t, unnest($s), $p",
+                {"t": FIELDS_STATE, "s": list(slices), "p": fields_print},
+            )
     return {
         table: con.execute(f"select count(*) from {table} where partition_key = $p", {"p": partition_key}).fetchone()[0]
         for table in RAW_TABLES
     }
+
+
+FIELDS_STATE = "raw_submission:file_fields"  # incremental_state: per slice, what its rows' file fields came from
+
+
+def register_print(path: Path | str | None) -> str:
+    """What identifies a receipts register's file as a run finds it: its path, size and
+    modification time ("none" without one)."""
+    if not path:
+        return "none"
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"missing:{os.path.abspath(path)}"
+    return f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+@functools.cache
+def _fields_code() -> str:
+    import inspect
+
+    source = "".join(inspect.getsource(f) for f in (file_fields, folder_period, filename_agency, _stem, code_lookup))
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def _fields_print(reporter_codes, raw_dir: Path, register: str) -> str:
+    """What the file fields of a workbook are worked out from besides its name and content: the
+    reporting units' codes, the raw folder, the receipts register (`register_print`) and the code."""
+    text = repr((sorted(map(str, reporter_codes)), os.path.abspath(raw_dir), register, _fields_code()))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _slice_groups(key: str, drop: list[str], was_in: dict[str, str], pending: list[str], goes_in: dict[str, str]) -> list[str]:

@@ -69,8 +69,11 @@ def ingest_partition(
     """The raw_* tables of the partition (and of the unassigned slice), in step with the raw folder:
     only new and changed workbooks are read and written (pipelines.ingest.sync_raw_tables)."""
     reporters = [unit.code for unit in catalog.reporters]
-    register = ingest.load_receipt_register(register_path)
-    return ingest.sync_raw_tables(con, Path(raw_dir), partition_key, reporters, register, now, cache_dir, limits)
+    # the register is read only if some workbook's receipt is looked up (a new or changed one)
+    register = functools.partial(ingest.load_receipt_register, register_path)
+    return ingest.sync_raw_tables(
+        con, Path(raw_dir), partition_key, reporters, register, now, cache_dir, limits, ingest.register_print(register_path)
+    )
 
 
 HISTORY_YEARS = 3  # the agency's own history for outlier rules: the report windows of the last 3 years

@@ -521,7 +521,7 @@ def merge_fragments(
     rewrote an agency's rows left one more row group of some 75 rows in each table it touched,
     each with blocks of its own. After 120 re-runs at 1,000 workbooks the tables held 63-65 row
     groups where one would do, the working file used 934 blocks instead of 77 and the published
-    file 517 instead of 41, and a re-run took 2.7-2.9 s instead of 1.7-1.8 s
+    file 489 instead of 34, and a re-run took 2.7-2.9 s instead of 1.7-1.8 s
     (docs/performance.md, twenty-fourth round). So, in a table with more than FRAGMENTS_KEPT row
     groups under FRAGMENT_ROWS rows, the rows of those row groups are appended again (as one row
     group, or as few as hold them) and deleted where they were, in one transaction; the next

@@ -155,6 +155,60 @@ def test_a_re_run_through_the_folder_index_keeps_every_unchanged_workbook(tmp_pa
     assert got == {"TD-XA-LIEUTU": first, "TD-XA-TAIVAN": dt.datetime(2024, 4, 3, 16, 30, tzinfo=LOCAL_TZ)}
 
 
+def test_a_re_run_works_out_the_file_fields_of_the_changed_workbooks_only(tmp_path, catalog, monkeypatch):
+    """The file fields (folder period, the agency the name names, receipt) of a workbook on record
+    under the same content, path and slice are taken as recorded while the register, the units'
+    codes and the raw folder are unchanged: the register is not even read. A changed workbook, a
+    changed register or a changed list of codes has them worked out again."""
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    for code in ("TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-CHUAHA"):
+        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", {"HSO.01": 10})
+    now = dt.datetime(2024, 4, 5, 9, 0, tzinfo=LOCAL_TZ)
+    register = tmp_path / "receipts.csv"
+    register.write_text("file_name,received_at\nTD-XA-TAIVAN_2024-Q1.xlsx,2024-04-03T16:30:00+07:00\n", encoding="utf-8")
+    worked: list[str] = []
+    loaded: list[Path] = []
+    file_fields, load = ingest.file_fields, ingest.load_receipt_register
+    monkeypatch.setattr(ingest, "file_fields", lambda path, *a: worked.append(Path(path).name) or file_fields(path, *a))
+    monkeypatch.setattr(ingest, "load_receipt_register", lambda path: loaded.append(path) or load(path))
+
+    def rows(con) -> dict:
+        return {
+            name: (agency, received, source)
+            for name, agency, received, source in con.execute(
+                "select file_name, filename_agency_code, received_at, received_source from raw_submission"
+            ).fetchall()
+        }
+
+    with Warehouse(tmp_path / "db.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", now, register, cache)
+        assert len(worked) == 3 and len(loaded) == 1
+        before = rows(con)
+        assert before["TD-XA-TAIVAN_2024-Q1.xlsx"][2] == "register"
+        worked.clear(), loaded.clear()
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", now, register, cache)
+        assert worked == [] and loaded == []  # nothing changed: nothing worked out, the register not read
+        assert rows(con) == before
+        make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 11})
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", now, register, cache)
+        assert worked == ["TD-XA-LIEUTU_2024-Q1.xlsx"] and len(loaded) == 1
+        worked.clear(), loaded.clear()
+        register.write_text("file_name,received_at\nTD-XA-CHUAHA_2024-Q1.xlsx,2024-04-02T08:00:00+07:00\n", encoding="utf-8")
+        steps.ingest_partition(con, catalog, raw, "2024-Q1", now, register, cache)
+        assert sorted(worked) == sorted(before) and len(loaded) == 1  # a new register: every workbook's receipt
+        after = rows(con)
+        assert after["TD-XA-CHUAHA_2024-Q1.xlsx"][2] == "register" and after["TD-XA-TAIVAN_2024-Q1.xlsx"][2] == "first_seen"
+        worked.clear()
+        reporters = [unit.code for unit in catalog.reporters if unit.code != "TD-XA-TAIVAN"]
+        ingest.sync_raw_tables(
+            con, raw, "2024-Q1", reporters, ingest.load_receipt_register(register), now, cache, None,
+            ingest.register_print(register),
+        )  # fmt: skip
+        assert sorted(worked) == sorted(before)  # other codes: every name looked at again
+        assert rows(con)["TD-XA-TAIVAN_2024-Q1.xlsx"][0] is None  # no longer a reporting unit's code
+
+
 def test_sensor_sees_new_and_changed_files_once(tmp_path):
     from pipelines.sensors import new_files
 
