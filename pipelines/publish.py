@@ -387,6 +387,8 @@ def publish(
             narrowed = _written_groups_only(slices[table], key, groups)
             if narrowed is not None:
                 slices[table], group_of[table] = narrowed, key
+        # the tables some rows were appended to (each gets a new row group: `merge_fragments`)
+        appended = {table for table, where in slices.items() if where.strip() != "false"} | {PUBLISH_LOG}
         # the rows not replaced passed this check when the last file was published, under the same
         # keys: only the replaced ones are looked at (with what could duplicate them)
         if _published_print(con, GRAIN_STATE, target) != prints[GRAIN_STATE]:
@@ -406,7 +408,7 @@ def publish(
         # each table it appended to: where they have piled up, they are merged
         rewritten = compact(con, "publish_target")
         try:
-            rewritten |= merge_fragments(con, "publish_target", skip=rewritten)
+            rewritten |= merge_fragments(con, "publish_target", skip=rewritten, only=appended)
         except duckdb.Error:  # rolled back: the copy is as the publish wrote it, and is published so
             log.warning("could not merge the small row groups of the published copy", exc_info=True)
         if rewritten:

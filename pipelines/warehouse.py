@@ -512,7 +512,10 @@ FRAGMENTS_KEPT = 4
 
 
 def merge_fragments(
-    con: duckdb.DuckDBPyConnection, catalog_name: str | None = None, skip: Collection[str] = ()
+    con: duckdb.DuckDBPyConnection,
+    catalog_name: str | None = None,
+    skip: Collection[str] = (),
+    only: Collection[str] | None = None,
 ) -> dict[str, int]:
     """Merge the small row groups that re-runs leave in a table; returns {table: row groups merged}.
 
@@ -528,9 +531,11 @@ def merge_fragments(
     checkpoint drops the emptied row groups. The large row groups stay as they are, so the cost is
     that of the fragments' rows, never the table's. Tables with a key constraint (the small state
     tables, which DuckDB appends to in place) and `skip` (tables `compact` just rewrote) are left
-    alone. Call it right after a checkpoint: a row group's rows are then those stored. A row's
-    place in its table may change; its values never do."""
-    tables = [table for table in _plain_tables(con, catalog_name, 1) if table not in skip]
+    alone; `only`: the tables to look at (None: all; the publish names those it appended to, the
+    row groups of the others are as the last publish left them). Call it right after a checkpoint:
+    a row group's rows are then those stored. A row's place in its table may change; its values
+    never do."""
+    tables = [t for t in _plain_tables(con, catalog_name, 1) if t not in skip and (only is None or t in only)]
     if not tables:
         return {}
     prefix = f"{_ident(catalog_name)}.main." if catalog_name else ""
