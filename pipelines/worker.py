@@ -489,6 +489,8 @@ class Server:
         (`modules_for`). Loaded again, when idle, once the settings change (an edited catalog or
         model file, a new day); a module file edited since the worker started still makes it
         restart (`code_changed`)."""
+        from pipelines.paths import catalog_dir_of
+
         key = settings_key(os.environ)
         if key is None or key == self.project_tried:
             return
@@ -502,6 +504,10 @@ class Server:
             sys.modules["pipelines.dagster_storage"].warm(os.environ.get("DAGSTER_HOME"))  # once, for every command
             sys.modules["pipelines.definitions"].warm_jobs()  # the jobs a command runs, their snapshots made
             importlib.import_module("pipelines.model_docs").load_model()  # read by every publish
+            # the scorecard's view of the catalog (`Catalog.load` gives a command the same object
+            # while the files are unchanged): 35-70 ms of each re-run otherwise
+            catalog = importlib.import_module("pipelines.catalog").Catalog.load(Path(catalog_dir_of(os.environ)))
+            importlib.import_module("pipelines.scorecard").plan_units(catalog)
         except Exception as exc:  # a broken catalog or setting: each command says which, as it always did
             _forget_project_modules(self.kept)
             _note(self.log, f"mã dự án chưa nạp / project code not loaded ({type(exc).__name__}); commands load it themselves")

@@ -394,7 +394,13 @@ env = dict(os.environ)
 def kept(env):
     return "pipelines.definitions" in server.modules_for(env)
 
+def scorecard_warm():  # what a command's scorecard asks of the catalog it loads: worked out already
+    from pipelines.catalog import Catalog
+    prepared = sys.modules["pipelines.scorecard"]._PREPARED.get(id(Catalog.load(Path(env["CCHC_CATALOG_DIR"]))))
+    return prepared is not None and prepared[2].plan_units is not None
+
 out["same"] = kept(env)
+out["scorecard warm"] = scorecard_warm()
 out["other settings"] = kept(env | {"CCHC_AS_OF": "2020-01-01T00:00:00+07:00"})
 out["worker's variables"] = kept(env | {"CCHC_WORKER": "off", "CCHC_WORKER_SOCKET": "/x"})
 catalog = Path(env["CCHC_CATALOG_DIR"]) / "org_units.csv"
@@ -403,6 +409,7 @@ catalog.write_text(catalog.read_text(encoding="utf-8") + "\n", encoding="utf-8")
 out["catalog edited"] = kept(env)
 server.warm_project()  # idle: loaded again under the new catalog
 out["loaded again"] = kept(env) and "pipelines.definitions" in sys.modules
+out["scorecard warm again"] = scorecard_warm()
 model = next(w.MODELS_DIR.rglob("*.sql"))
 model.write_text(model.read_text(encoding="utf-8") + "\n", encoding="utf-8")
 out["model edited"] = kept(env)
@@ -429,10 +436,12 @@ def test_the_project_code_is_kept_by_commands_with_the_worker_s_settings(tmp_pat
     assert json.loads(result.stdout) == {
         "threads": 1,  # nothing runs beside the worker's loop: forking stays safe
         "same": True,
+        "scorecard warm": True,
         "other settings": False,
         "worker's variables": True,
         "catalog edited": False,
         "loaded again": True,
+        "scorecard warm again": True,
         "model edited": False,
         "code changed": False,
     }
