@@ -283,6 +283,31 @@ def _present(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, set[str]
     return present
 
 
+def _written_since_publish(con: duckdb.DuckDBPyConnection, select: str, key: str, partitions: set[str]) -> list | None:
+    """The groups (`key` values) of a publish-time table whose rows may have changed since the last
+    publish, when that is known: the groups this process wrote in the quarters `partitions` of each
+    table the query reads, since the last publish (`pipelines.incremental.since_publish`), each of
+    those tables grouped by the same key. None otherwise (or too many to name): the rows are then
+    compared with the copy's (for `fct_submission_value`, a hash of every figure of the quarters,
+    some 15 ms at 1,000 workbooks)."""
+    from pipelines import incremental
+    from pipelines.models import all_models, tables_read
+    from pipelines.warehouse import NAMED_GROUPS
+
+    models = all_models()
+    slices = [incremental.slice_id({"partition_key": k}) for k in sorted(partitions)]
+    found: frozenset = frozenset()
+    for source in tables_read(select):
+        model = models.get(source)
+        groups = incremental.since_publish(con, source, slices) if model and model.incremental == key else None
+        if groups is None:
+            return None
+        found |= groups
+    if len(found) > NAMED_GROUPS:
+        return None
+    return sorted(found, key=lambda g: (g is None, str(g)))
+
+
 def document(
     con: duckdb.DuckDBPyConnection,
     catalog_name: str = "publish_target",
@@ -310,7 +335,7 @@ def document(
     `written` receives, for those rewritten group by group, {table: (the group column, the groups
     written, or None when the quarters were written whole)}.
     """
-    from pipelines.warehouse import write_changed_groups
+    from pipelines.warehouse import in_list, write_changed_groups
 
     model = model or load_model()
     previous = con.execute("select current_database()").fetchone()[0]
@@ -333,14 +358,23 @@ def document(
             sliced.add(table)
             group = _INCREMENTAL.search(select)
             if group and group.group(1) in columns:  # rewrite only the groups (workbooks) that changed
-                source = f"select * from ({select}) where {where}"
-                changes: dict = {}
-                write_changed_groups(
-                    con, table, source, keys, where, keys, group.group(1), table, catalog_name, materialize=False, changes=changes,
-                    columns=columns,  # the target's too (the same set; each side is hashed by name)
-                )  # fmt: skip
+                key = group.group(1)
+                known = _written_since_publish(con, select, key, partitions)
+                if known is not None:  # the groups this process wrote since the last publish: those only
+                    if known:
+                        chosen = f"{where} and {in_list(key, tuple(known))}"
+                        con.execute(f"delete from {name} where {chosen}", keys)
+                        con.execute(f"insert into {name} by name select * from ({select}) where {chosen}", keys)
+                    changes: dict = {"groups": known}
+                else:  # compared with the copy, group by group
+                    source = f"select * from ({select}) where {where}"
+                    changes = {}
+                    write_changed_groups(
+                        con, table, source, keys, where, keys, key, table, catalog_name, materialize=False, changes=changes,
+                        columns=columns,  # the target's too (the same set; each side is hashed by name)
+                    )  # fmt: skip
                 if written is not None:
-                    written[table] = (group.group(1), changes.get("groups"))
+                    written[table] = (key, changes.get("groups"))
             else:
                 con.execute(f"delete from {name} where {where}", keys)
                 con.execute(f"insert into {name} by name select * from ({select}) where {where}", keys)
