@@ -143,8 +143,9 @@ def kept_fingerprint(con, table: str, slice_key: str) -> str | None:
     return row[2] if row else None
 
 
-def keep_fingerprint(con, table: str, slice_key: str, print_: str) -> None:
-    """Keep with the slice's rows (inside the write's transaction) what they were computed from."""
+def keep_fingerprint(con, table: str, slice_key: str, print_: str | None) -> None:
+    """Keep with the slice's rows (inside the write's transaction) what they were computed from
+    (None: not known)."""
     _set(con, table, slice_key, fingerprint=print_)
 
 

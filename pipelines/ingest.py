@@ -895,10 +895,9 @@ def sync_raw_tables(
         # the slices whose rows' file fields were worked out from the inputs they would be now
         as_now = {
             key
-            for (key,) in con.execute(
-                "select slice from incremental_state where table_name = $t and list_contains($s, slice) and fingerprint = $p",
-                {"t": FIELDS_STATE, "s": list(slices), "p": fields_print or ""},
-            ).fetchall()
+            for key in slices
+            if fields_print is not None
+            and incremental.kept_fingerprint(con, FIELDS_STATE, incremental.slice_id({"partition_key": key})) == fields_print
         }
         same = [_KEPT_FIELDS.index(c) for c in ("content_hash", "file_path", "partition_key", "parse_tag")]
         kept = {
@@ -955,18 +954,11 @@ def sync_raw_tables(
         # per slice, the workbooks whose rows this wrote there (None: all), for the models that
         # compute only those: a slice no workbook left or entered is written with no group changed
         for key in slices:
+            slice_key = incremental.slice_id({"partition_key": key})
             groups = None if drop is None else _slice_groups(key, drop, was_in, pending, goes_in)
-            incremental.wrote(con, "raw_value", incremental.slice_id({"partition_key": key}), groups)
-        # both slices' file fields are now those of these inputs (none known: worked out next time)
-        con.execute(
-            "delete from incremental_state where table_name = $t and list_contains($s, slice)",
-            {"t": FIELDS_STATE, "s": list(slices)},
-        )
-        if fields_print is not None and cache_dir is not None:
-            con.execute(
-                "insert into incremental_state (table_name, slice, fingerprint) select $t, unnest($s), $p",
-                {"t": FIELDS_STATE, "s": list(slices), "p": fields_print},
-            )
+            incremental.wrote(con, "raw_value", slice_key, groups)
+            # the slice's file fields are now those of these inputs (None: not known, worked out next time)
+            incremental.keep_fingerprint(con, FIELDS_STATE, slice_key, fields_print if cache_dir is not None else None)
     return {
         table: con.execute(f"select count(*) from {table} where partition_key = $p", {"p": partition_key}).fetchone()[0]
         for table in RAW_TABLES

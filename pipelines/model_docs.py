@@ -283,29 +283,36 @@ def _present(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, set[str]
     return present
 
 
+def _replace_rows(con: duckdb.DuckDBPyConnection, name: str, select: str, rows: str, params: dict) -> None:
+    """The rows `rows` (SQL, with `params`) of the table `name` replaced by those of the query `select`."""
+    con.execute(f"delete from {name} where {rows}", params)
+    con.execute(f"insert into {name} by name select * from ({select}) where {rows}", params)
+
+
 def _written_since_publish(con: duckdb.DuckDBPyConnection, select: str, key: str, partitions: set[str]) -> list | None:
     """The groups (`key` values) of a publish-time table whose rows may have changed since the last
-    publish, when that is known: the groups this process wrote in the quarters `partitions` of each
-    table the query reads, since the last publish (`pipelines.incremental.since_publish`), each of
-    those tables grouped by the same key. None otherwise (or too many to name): the rows are then
-    compared with the copy's (for `fct_submission_value`, a hash of every figure of the quarters,
-    some 15 ms at 1,000 workbooks)."""
-    from pipelines import incremental
+    publish, when that is known: the groups this process wrote since then in the quarters
+    `partitions` of each table the query reads (`pipelines.publish._groups_since_publish`), each
+    of those tables grouped by the same key. None otherwise (or too many to name): the rows are
+    then compared with the copy's (for `fct_submission_value`, a hash of every figure of the
+    quarters, some 15 ms at 1,000 workbooks)."""
     from pipelines.models import all_models, tables_read
+    from pipelines.publish import _groups_since_publish
     from pipelines.warehouse import NAMED_GROUPS
 
     models = all_models()
-    slices = [incremental.slice_id({"partition_key": k}) for k in sorted(partitions)]
-    found: frozenset = frozenset()
+    found: set = set()
     for source in tables_read(select):
         model = models.get(source)
-        groups = incremental.since_publish(con, source, slices) if model and model.incremental == key else None
+        groups = (
+            _groups_since_publish(con, source, ["partition_key"], partitions, set())
+            if model and model.incremental == key
+            else None
+        )
         if groups is None:
             return None
-        found |= groups
-    if len(found) > NAMED_GROUPS:
-        return None
-    return sorted(found, key=lambda g: (g is None, str(g)))
+        found.update(groups)
+    return None if len(found) > NAMED_GROUPS else sorted(found, key=lambda g: (g is None, str(g)))
 
 
 def document(
@@ -362,9 +369,7 @@ def document(
                 known = _written_since_publish(con, select, key, partitions)
                 if known is not None:  # the groups this process wrote since the last publish: those only
                     if known:
-                        chosen = f"{where} and {in_list(key, tuple(known))}"
-                        con.execute(f"delete from {name} where {chosen}", keys)
-                        con.execute(f"insert into {name} by name select * from ({select}) where {chosen}", keys)
+                        _replace_rows(con, name, select, f"{where} and {in_list(key, tuple(known))}", keys)
                     changes: dict = {"groups": known}
                 else:  # compared with the copy, group by group
                     source = f"select * from ({select}) where {where}"
@@ -376,8 +381,7 @@ def document(
                 if written is not None:
                     written[table] = (key, changes.get("groups"))
             else:
-                con.execute(f"delete from {name} where {where}", keys)
-                con.execute(f"insert into {name} by name select * from ({select}) where {where}", keys)
+                _replace_rows(con, name, select, where, keys)
         else:
             con.execute(f"create or replace table {name} as {select}")
     present = {

@@ -473,14 +473,26 @@ def compact(con: duckdb.DuckDBPyConnection, catalog_name: str | None = None) -> 
         dead = rows - live.get(table, rows)
         if dead < min_rows or dead <= share * rows:
             continue
-        name = names[table]
-        with transaction(con):
-            (last,) = con.execute(f"select max(rowid) from {name}").fetchone()
-            con.execute(f"insert into {name} select * from {name}")  # in the table's order (insertion order is kept)
-            con.execute(f"delete from {name} where rowid <= $last", {"last": last if last is not None else -1})
+        _append_again(con, names[table])  # in the table's order (insertion order is kept)
         log.info("compacted %s: %d deleted rows reclaimed of %d stored", table, dead, rows)
         reclaimed[table] = dead
     return reclaimed
+
+
+def _append_again(con: duckdb.DuckDBPyConnection, name: str, chosen: str = "true") -> int:
+    """Append a table's live rows `chosen` (SQL; default all) again, in their order, and delete them
+    where they were, in one transaction: the table's columns, types and comments stay, and the row
+    groups emptied are dropped at the next checkpoint. Rolled back unless as many rows were
+    deleted as appended (never a row lost or doubled). Returns the rows appended."""
+    with transaction(con):
+        (last,) = con.execute(f"select max(rowid) from {name}").fetchone()
+        (appended,) = con.execute(f"insert into {name} select * from {name} where {chosen}").fetchone()
+        (deleted,) = con.execute(
+            f"delete from {name} where ({chosen}) and rowid <= $last", {"last": last if last is not None else -1}
+        ).fetchone()
+        if appended != deleted:
+            raise duckdb.InvalidInputException(f"rewriting {name}: {appended} rows appended, {deleted} deleted")
+    return int(appended)
 
 
 def _plain_tables(con: duckdb.DuckDBPyConnection, catalog_name: str | None, min_rows: int) -> dict[str, int]:
@@ -566,14 +578,7 @@ def merge_fragments(
                 ranges[-1][1] = starts[i + 1] - 1
             else:
                 ranges.append([starts[i], starts[i + 1] - 1])
-        chosen = " or ".join(f"rowid between {a} and {b}" for a, b in ranges)
-        name = prefix + table
-        with transaction(con):
-            (last,) = con.execute(f"select max(rowid) from {name}").fetchone()
-            (appended,) = con.execute(f"insert into {name} select * from {name} where {chosen}").fetchone()
-            (deleted,) = con.execute(f"delete from {name} where ({chosen}) and rowid <= $last", {"last": last}).fetchone()
-            if appended != deleted:  # the same rows, or nothing: never a row lost or doubled
-                raise duckdb.InvalidInputException(f"merging {table}'s row groups: {appended} rows appended, {deleted} deleted")
+        appended = _append_again(con, prefix + table, " or ".join(f"rowid between {a} and {b}" for a, b in ranges))
         log.info("merged %d row groups of %s (%d rows)", len(small), table, appended)
         merged[table] = len(small)
     return merged
