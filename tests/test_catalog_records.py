@@ -224,3 +224,24 @@ def test_a_unit_type_outside_the_known_kinds_is_a_catalog_error(tmp_path):
     assert_vietnamese_first(unit, "'thôn' không có trong các loại đơn vị", "is not in the unit types")
     assert target.startswith("plans/ngan-nam-2021-2030.yaml, targets[") and ".unit_type: " in target, target
     assert_vietnamese_first(target, "'deparment' không có trong các loại cơ quan", "is not in the agency types (people_committee")
+
+
+def test_the_catalog_is_loaded_again_after_an_edit_even_in_a_linked_folder(tmp_path):
+    """Catalog.load keeps a catalog while its files' fingerprint holds (paths, sizes, modification
+    times, in path order); an edit anywhere under the folder, a plans folder linked from elsewhere
+    included, loads it again."""
+    from pipelines.catalog.loading import fingerprint
+
+    root = tmp_path / "catalog"
+    shutil.copytree(REPO / "catalog", root)
+    elsewhere = tmp_path / "shared_plans"
+    (root / "plans").rename(elsewhere)
+    (root / "plans").symlink_to(elsewhere, target_is_directory=True)
+    first = Catalog.load(root)
+    assert Catalog.load(root) is first
+    listed = [name for name, _, _ in fingerprint(root)[1]]
+    assert listed == sorted(listed, key=lambda name: name.split("/"))
+    assert any(name.startswith("plans/") for name in listed)
+    plan = elsewhere / "can-tho-2022.yaml"
+    plan.write_text(plan.read_text(encoding="utf-8") + "\n# sửa / edited\n", encoding="utf-8")
+    assert Catalog.load(root) is not first
