@@ -2,17 +2,19 @@
 computes only those groups.
 
 A model whose header names a group column (`-- incremental: agency_code`) is written group by
-group (`pipelines.warehouse.write_changed_groups`). When, besides dimension tables, it reads one
-table only, and that table is written in the same groups (its own `incremental:` names the same
-column: `stg_value` reads `raw_value` by workbook, `fct_data_element_value` reads
-`int_element_value` by agency), the model's rows of a group depend only on that table's rows of the
-same group and on the dimensions. Then, when the table's last write changed groups K and the
-model was last built right before that write, under the same dimensions and the same SQL, the
-model computes only the groups K (`select ... where column in K`); otherwise its whole slice.
+group (`pipelines.warehouse.write_changed_groups`). When its header also says `per_group: yes`,
+every table it reads besides dimensions is written in the same groups (their own `incremental:`
+names the same column: `stg_value` reads `raw_value` by workbook, `fct_submission` reads
+`int_finding` and `int_submission_status` by workbook, `fct_data_element_value` reads
+`int_element_value` by agency), and the model's rows of a group depend only on those tables' rows
+of the same group and on the dimensions. Then, when each table's last write changed groups K_i
+and the model was last built right before those writes, under the same dimensions and the same
+SQL, the model computes only the groups in the union of the K_i (`select ... where column in K`);
+otherwise its whole slice.
 
 Every write of a table's slice gets a new token (`incremental_state`, sql/ddl/005_incremental.sql,
-in the write's transaction); each model records the token of the table it last read and a
-fingerprint of its SQL and of its dimensions' tokens. The groups a write changed are kept in
+in the write's transaction); each model records the tokens of the tables it last read (joined by
+`READ_SEPARATOR`, in name order) and a fingerprint of its SQL and of its dimensions' tokens. The groups a write changed are kept in
 this process only (a run is one process): a model built in another process, after a failed step
 or after a write that said nothing about its groups, computes its whole slice. A group computed
 that did not change is harmless (it compares equal and is not rewritten); a changed group left
@@ -108,27 +110,64 @@ def published(con) -> None:
     _SINCE.clear()
 
 
+def _tokens(con, tables, slice_key: str) -> dict[str, str | None]:
+    """{table: its slice's token} for these tables (those without a state row left out): one look."""
+    return dict(
+        con.execute(
+            f"select table_name, token from {STATE_TABLE} where list_contains($t, table_name) and slice = $s",
+            {"t": list(tables), "s": slice_key},
+        ).fetchall()
+    )
+
+
 def fingerprint(con, sql: str, dimensions: list[str]) -> str:
-    tokens = [(name, (_row(con, name, "table") or (None,))[0]) for name in sorted(dimensions)]
-    return hashlib.sha256(repr((sql, tokens)).encode()).hexdigest()
+    tokens = _tokens(con, dimensions, "table") if dimensions else {}
+    return hashlib.sha256(repr((sql, [(name, tokens.get(name)) for name in sorted(dimensions)])).encode()).hexdigest()
 
 
-def groups_to_compute(con, model: str, source: str, slice_key: str, print_: str) -> tuple | None:
-    """The groups `model` needs to compute for the slice, or None for all of them."""
-    mine, theirs = _row(con, model, slice_key), _row(con, source, slice_key)
-    write = _WRITES.get((source, slice_key))
-    if mine is None or theirs is None or write is None or mine[2] != print_:
+READ_SEPARATOR = "|"  # between the tokens of a model's sources in its read_token (tokens are hex)
+
+
+def _sources(source) -> tuple[str, ...]:
+    return (source,) if isinstance(source, str) else tuple(source)
+
+
+def groups_to_compute(con, model: str, source, slice_key: str, print_: str) -> tuple | None:
+    """The groups `model` needs to compute for the slice, or None for all of them, from its
+    `source` table(s) (a name, or the names in the order `read` was given them).
+
+    Per source: when this process's last write of it followed the state the model read and said
+    which groups it wrote, those groups. Anything else (no write in this process: the table may
+    have been changed by anything, another process's write, two writes since, a write that did
+    not say, an edited model or new dimensions: another fingerprint) is None."""
+    sources = _sources(source)
+    mine = _row(con, model, slice_key)
+    if mine is None or mine[1] is None or mine[2] != print_:
         return None
-    before, after, groups = write
-    if groups is None or after != theirs[0] or mine[1] != before:
+    seen = mine[1].split(READ_SEPARATOR)
+    if len(seen) != len(sources):
         return None
-    return groups
+    now = _tokens(con, sources, slice_key)
+    groups: set = set()
+    for name, token_read in zip(sources, seen, strict=True):
+        token = now.get(name)
+        if token is None:
+            return None
+        write = _WRITES.get((name, slice_key))
+        if write is None or write[2] is None or write[0] != token_read or write[1] != token:
+            return None
+        groups.update(write[2])
+    return tuple(sorted(groups, key=lambda g: (g is None, str(g))))
 
 
-def read(con, model: str, source: str, slice_key: str, print_: str) -> None:
-    """`model` was built from `source`'s slice as it is now (inside the model's write transaction)."""
-    row = _row(con, source, slice_key)
-    _set(con, model, slice_key, read_token=row[0] if row else None, fingerprint=print_)
+def read(con, model: str, source, slice_key: str, print_: str) -> None:
+    """`model` was built from its `source` table(s)' slice as it is now (inside the model's write
+    transaction)."""
+    sources = _sources(source)
+    now = _tokens(con, sources, slice_key)
+    tokens = [now.get(name) for name in sources]
+    read_token = None if None in tokens else READ_SEPARATOR.join(tokens)
+    _set(con, model, slice_key, read_token=read_token, fingerprint=print_)
 
 
 def unread(con, model: str, slice_key: str) -> None:

@@ -9,6 +9,7 @@ starts with a header of `-- field: value` lines:
     -- partition: year                                                (quarter | year | table)
     -- unassigned: yes                  (quarter models: also build the slice of workbooks without a period)
     -- incremental: agency_code         (a grain column: rewrite only the groups of rows, one per value, that changed)
+    -- per_group: yes                   (incremental SQL models: a group's rows come from the same group of each input)
     -- references: agency_code -> dim_agency.org_unit_code            (one per line; checked)
     -- check: name | error|warn | quality/file(param=value) | description   (one per line)
     -- python: pipelines.steps:scorecard          (Python models only: the function that builds the table)
@@ -123,6 +124,7 @@ class Model:
     partition: str
     unassigned: bool = False
     incremental: str | None = None  # a grain column: only the groups of rows (one per value) that changed are rewritten
+    per_group: bool = False  # a group's rows come from the same group of every non-dimension input (`scope_sources`)
     references: tuple[Reference, ...] = ()
     checks: tuple[Check, ...] = ()
     python: str | None = None
@@ -242,7 +244,17 @@ def parse_model(path: Path) -> Model:
             return default
         return values[0][1]
 
-    unknown = set(fields) - {"description", "grain", "partition", "unassigned", "incremental", "references", "check", "python"}
+    unknown = set(fields) - {
+        "description",
+        "grain",
+        "partition",
+        "unassigned",
+        "incremental",
+        "per_group",
+        "references",
+        "check",
+        "python",
+    }
     if unknown:
         first = min(line for key in unknown for line, _ in fields[key])
         raise ModelError(f"{path}:{first}: unknown header field(s) {', '.join(sorted(unknown))}")
@@ -258,6 +270,10 @@ def parse_model(path: Path) -> Model:
         raise ModelError(
             f"{path}:{number}: 'incremental:' names one of the grain columns ({', '.join(grain)}), not {incremental!r}"
         )
+    per_group = one("per_group", "no").lower() in ("yes", "true")
+    if per_group and (incremental is None or partition == "table" or fields.get("python")):
+        number = fields["per_group"][0][0]
+        raise ModelError(f"{path}:{number}: 'per_group: yes' is for an 'incremental:', partitioned SQL model")
     references = []
     for number, value in fields.get("references", []):
         match = _REFERENCE.match(value)
@@ -314,6 +330,7 @@ def parse_model(path: Path) -> Model:
         partition=partition,
         unassigned=one("unassigned", "no").lower() in ("yes", "true"),
         incremental=incremental,
+        per_group=per_group,
         references=tuple(references),
         checks=tuple(checks),
         python=python,
@@ -355,6 +372,20 @@ def _check_graph(models: dict[str, Model]) -> None:
         for ref in model.references:
             if ref.table not in models:
                 raise ModelError(f"{model.path}: references {ref.table}, which is not a model")
+        if model.per_group:
+            inputs = [d for d in sorted(model.deps) if not (d in models and models[d].layer == "dimensions")]
+            unlike = [
+                d for d in inputs
+                if d not in models or models[d].incremental != model.incremental or models[d].partition != model.partition
+            ]  # fmt: skip
+            if not inputs or unlike:
+                raise ModelError(
+                    f"{model.path}: 'per_group: yes' needs every table it reads (besides dimensions) to be"
+                    f" 'incremental: {model.incremental}' and 'partition: {model.partition}' too"
+                    + (f"; not {', '.join(unlike)}" if unlike else "")
+                )
+            if "$as_of" in model.body:
+                raise ModelError(f"{model.path}: a 'per_group: yes' model may not read $as_of (its groups would age unseen)")
     topological(models.values())  # raises on a cycle
 
 
@@ -486,19 +517,16 @@ def _nothing_unassigned(model: Model, run: ModelRun) -> bool:
 MAX_SCOPED_GROUPS = 200  # more changed groups than this: the whole slice is computed
 
 
-def scope_source(model: Model, models: dict[str, Model] | None = None) -> tuple[str | None, list[str]]:
-    """(the one table a model's groups are computed from, its other inputs: dimensions), when the
-    model can compute only the groups that changed there (pipelines/incremental.py); else (None, [])."""
+def scope_sources(model: Model, models: dict[str, Model] | None = None) -> tuple[tuple[str, ...], list[str]]:
+    """(the tables a `per_group` model's groups are computed from, in name order; its other inputs:
+    dimensions): the model computes only the groups those tables' writes changed
+    (pipelines/incremental.py). ((), []) for any other model. The header's contract is checked
+    when the models are loaded (`_check_graph`)."""
     models = models if models is not None else all_models()
-    if model.python is not None or not model.incremental or "$as_of" in model.body:
-        return None, []
-    others = [d for d in model.deps if not (d in models and models[d].layer == "dimensions")]
-    if len(others) != 1 or others[0] not in models:
-        return None, []
-    source = models[others[0]]
-    if source.incremental != model.incremental or source.partition != model.partition:
-        return None, []
-    return source.name, sorted(model.deps - {source.name})
+    if not model.per_group:
+        return (), []
+    sources = tuple(sorted(d for d in model.deps if not (d in models and models[d].layer == "dimensions")))
+    return sources, sorted(model.deps - set(sources))
 
 
 def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
@@ -509,23 +537,23 @@ def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
     slice_key = incremental.slice_id(slice_)
     changes: dict = {}
 
-    def wrote(source: str | None = None, fingerprint: str | None = None):
+    def wrote(sources: tuple[str, ...] = (), fingerprint: str | None = None):
         def record() -> None:
             incremental.wrote(con, model.name, slice_key, changes.get("groups"))
-            if source:
-                incremental.read(con, model.name, source, slice_key, fingerprint)
+            if sources:
+                incremental.read(con, model.name, sources, slice_key, fingerprint)
 
         return record
 
     if model.python is None:
-        source, dimensions = scope_source(model)
+        sources, dimensions = scope_sources(model)
         fingerprint = scope = None
         params = run.params()
-        on_write = wrote(source, fingerprint)
-        if source:
+        on_write = wrote()
+        if sources:
             fingerprint = incremental.fingerprint(con, model.body, dimensions)
-            scope = incremental.groups_to_compute(con, model.name, source, slice_key, fingerprint)
-            on_write = wrote(source, fingerprint)
+            scope = incremental.groups_to_compute(con, model.name, sources, slice_key, fingerprint)
+            on_write = wrote(sources, fingerprint)
         elif model.fingerprint_sql and slice_ is not None:
             scope, on_write = _fingerprint_scope(model, run, slice_, slice_key, on_write)
         if scope is not None and (len(scope) > MAX_SCOPED_GROUPS or (model.fingerprint_sql and None in scope)):

@@ -147,9 +147,15 @@ def validate(run: ModelRun) -> int:
     state = pd.DataFrame({"partition_key": run.partition_key, "submission_id": sorted(current), "rules_version": engine.version})
     state["cohort_fingerprint"] = state["submission_id"].map(prints)
     key = run.model.incremental if run.model else None  # only the workbooks whose findings changed are rewritten
+    changes: dict = {}
     with transaction(run.con):
-        replace_frame(run.con, "int_finding", findings, {"partition_key": run.partition_key}, atomic=False, key=key)
+        replace_frame(
+            run.con, "int_finding", findings, {"partition_key": run.partition_key}, atomic=False, key=key, changes=changes
+        )
         replace_frame(run.con, "validation_state", state, {"partition_key": run.partition_key}, atomic=False, key=key)
+        # the workbooks whose findings this wrote (None: not known), for the models computed per workbook
+        slice_key = incremental.slice_id({"partition_key": run.partition_key})
+        incremental.wrote(run.con, "int_finding", slice_key, changes.get("groups") if key else None)
     return len(findings)
 
 

@@ -140,6 +140,34 @@ def test_replace_from_query_and_replace_frame_with_a_key_equal_a_full_rewrite(co
     assert _rowids(con, "q = 'Q1' and agency = 'A'") == kept
 
 
+def test_a_scope_s_groups_are_rewritten_without_comparing_and_a_row_outside_the_slice_is_refused(con):
+    """With a scope (the groups whose inputs changed, under the SQL and dimensions of the last
+    build), those groups are deleted and inserted again, said written, and no other group is
+    touched; the null group may be one of them. A row of the scope's groups that the select returns
+    outside the slice rolls the write back."""
+    full = _table(duckdb.connect())
+    replace_from_query(full, "t", NEW_Q1, slice_={"q": "Q1"})
+    kept, other = _rowids(con, "q = 'Q1' and agency in ('A', 'C')"), _rows(con, "q = 'Q2'")
+    changes: dict = {}
+    replace_from_query(con, "t", NEW_Q1, slice_={"q": "Q1"}, key="agency", scope=("A", "B", "C", "D", None), changes=changes)
+    assert _rows(con) == _rows(full) and changes == {"groups": ["A", "B", "C", "D", None]}
+    assert _rowids(con, "q = 'Q1' and agency = 'A'") != kept[:2]  # rewritten, not compared
+    assert _rows(con, "q = 'Q2'") == other
+    kept = _rowids(con, "q = 'Q1' and agency <> 'B'")
+    replace_from_query(con, "t", NEW_Q1.replace("30.0", "31.0"), slice_={"q": "Q1"}, key="agency", scope=("B",))
+    assert _rowids(con, "q = 'Q1' and agency <> 'B'") == kept
+    assert con.execute("select value from t where agency = 'B'").fetchall() == [(31.0,)]
+    before = _rows(con)
+    outside = f"select * from ({NEW_Q1}) union all select 'Q2', 'B', 'w', 1.0, []"
+    for scope in (("B",), ("B", "A"), ("B", "E")):
+        with pytest.raises(ValueError, match="outside the slice"):
+            replace_from_query(con, "t", outside, slice_={"q": "Q1"}, key="agency", scope=scope)
+        assert _rows(con) == before
+    changes = {}
+    replace_from_query(con, "t", NEW_Q1, slice_={"q": "Q1"}, key="agency", scope=(), changes=changes)
+    assert _rows(con) == before and changes == {"groups": []}
+
+
 def test_a_slice_that_grows_a_lot_is_rewritten_whole_and_ends_the_same(con):
     """A new quarter of the year adds rows to every group: comparing them would cost more than
     writing them, so the slice is written whole; the table ends as a full rewrite leaves it."""
@@ -245,6 +273,45 @@ def test_a_sql_model_s_fingerprint_input_follows_the_rules(tmp_path):
     assert model.fingerprint_sql == "select agency_code, count(*) from t group by all\n"
 
 
+def test_per_group_is_for_incremental_sql_models_whose_inputs_are_kept_by_the_same_groups(tmp_path):
+    """`per_group: yes` says a group's rows come from the same group of every table the model reads
+    (besides dimensions): it needs `incremental:` and a partition, a SQL model, inputs incremental
+    on the same column and partitioned the same way, and no $as_of; anything else stops the load,
+    naming the file."""
+    from pipelines.models import _load, scope_sources
+
+    def model(layer: str, name: str, head: str, body: str):
+        folder = tmp_path / layer
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.sql"
+        path.write_text(f"-- description: {name}\n-- grain: submission_id\n{head}{body}\n", encoding="utf-8")
+        return path
+
+    kept = "-- partition: quarter\n-- incremental: submission_id\n"
+    model("staging", "stg_a", kept, "select 's' as submission_id, 1 as a")
+    model("staging", "stg_b", kept, "select 's' as submission_id, 2 as b")
+    model("staging", "stg_c", "-- partition: quarter\n", "select 's' as submission_id")
+    joined = "select a.submission_id, a.a, b.b from stg_a as a inner join stg_b as b using (submission_id)"
+    path = model("curated", "fct_x", kept + "-- per_group: yes\n", joined)
+    models = _load.__wrapped__(tmp_path)
+    assert models["fct_x"].per_group and scope_sources(models["fct_x"], models) == (("stg_a", "stg_b"), [])
+    assert scope_sources(models["stg_a"], models) == ((), [])  # not declared: computed whole
+    for head, problem in (
+        ("-- partition: quarter\n-- per_group: yes\n", r"fct_x.sql:4: 'per_group: yes' is for an 'incremental:'"),
+        ("-- partition: table\n-- incremental: submission_id\n-- per_group: yes\n", "partitioned SQL model"),
+    ):
+        model("curated", "fct_x", head, joined)
+        with pytest.raises(ModelError, match=problem):
+            parse_model(path)
+    for body, problem in (
+        (joined + " inner join stg_c using (submission_id)", "to be 'incremental: submission_id' .*; not stg_c"),
+        (joined + " where $as_of is not null", "may not read \\$as_of"),
+    ):
+        model("curated", "fct_x", kept + "-- per_group: yes\n", body)
+        with pytest.raises(ModelError, match=problem):
+            _load.__wrapped__(tmp_path)
+
+
 # ------------------------------------------------------------------------- the whole quarter
 COMMUNES = ["TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-DAIAN2", "TD-XA-TRUNGBINH", "TD-XA-VIENAN", "TD-XA-VIENBINH"]
 
@@ -316,6 +383,9 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
                 ("fct_indicator_value", "org_unit_code"),
             )
         }
+    sids = "select declared_agency_code, submission_id from raw_submission where partition_key = '2024-Q1'"
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        first = dict(con.execute(sids).fetchall())  # the workbooks' ids before any change
     make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", _figures(0, 7))
     (raw / "2024-Q1" / "TD-XA-TAIVAN_2024-Q1.xlsx").unlink()
     make_form(raw / "2024-Q1" / "TD-XA-VIENBINH_2024-Q1.xlsx", "TD-XA-VIENBINH", "Quý I/2024", _figures(5))
@@ -324,9 +394,7 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
             raw_models = [m.name for m in all_models().values() if m.python == "pipelines.steps:read_workbooks"]
             steps.build_models(con, catalog, "2024-Q1", *raw_models, now=now, raw_dir=raw, cache_dir=tmp_path / "parsed")
         incremental.forget()
-    sids = "select declared_agency_code, submission_id from raw_submission where partition_key = '2024-Q1'"
     with Warehouse(tmp_path / "work.duckdb").connect() as con:
-        before = dict(con.execute(sids).fetchall())
         steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
         after = dict(con.execute(sids).fetchall())
         rerun = _tables(con)
@@ -337,13 +405,18 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
                 ("int_element_value", "period_year=2024"),
                 ("fct_data_element_value", "period_year=2024"),
                 ("fct_indicator_value", "period_year=2024"),
+                ("fct_submission", "partition_key=2024-Q1"),
+                ("fct_validation_finding", "partition_key=2024-Q1"),
             )
         }
+        written = {first["TD-XA-LIEUTU"], after["TD-XA-LIEUTU"], first["TD-XA-TAIVAN"], after["TD-XA-VIENBINH"]}
         if after_a_failed_run:
             assert scopes["stg_value"] is None
         else:
-            written = {before["TD-XA-LIEUTU"], after["TD-XA-LIEUTU"], before["TD-XA-TAIVAN"], after["TD-XA-VIENBINH"]}
             assert set(scopes["stg_value"]) == written
+        # read per workbook from int_finding and int_submission_status (`per_group: yes`), both
+        # written by this process: the workbooks either wrote, also after a failed run (which wrote neither)
+        assert set(scopes["fct_submission"]) == set(scopes["fct_validation_finding"]) == written
         # int_element_value computes the agencies whose workbooks changed (their fingerprint), also
         # after a failed run: its fingerprints are kept with its rows, not in this process
         assert set(scopes["int_element_value"]) == {"TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-VIENBINH"}
@@ -384,6 +457,9 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
         assert incremental.LAST_SCOPE[("fct_data_element_value", "period_year=2024")] is None
         assert incremental.LAST_SCOPE[("int_element_value", "period_year=2024")] is None
         assert incremental.LAST_SCOPE[("fct_indicator_value", "period_year=2024")] is None
+        assert incremental.LAST_SCOPE[("fct_submission", "partition_key=2024-Q1")] is None  # it reads dim_agency
+        # it reads no dimension, and neither of its inputs changed
+        assert incremental.LAST_SCOPE[("fct_validation_finding", "partition_key=2024-Q1")] == ()
 
 
 def test_a_rerun_later_with_nothing_changed_rewrites_no_staged_submission(tmp_path, catalog):

@@ -2,6 +2,7 @@
 -- grain: agency_code, period_code, element_code
 -- partition: year
 -- incremental: agency_code
+-- per_group: yes
 -- references: agency_code -> dim_agency.org_unit_code
 -- references: element_code -> dim_data_element.code
 -- check: no_negative_derived_flows | warn | quality/negative_derived_flows | Derived quarter flows are not negative (a cumulative report smaller than its parts).

@@ -3,6 +3,7 @@
 -- partition: quarter
 -- unassigned: yes
 -- incremental: submission_id
+-- per_group: yes
 -- (no reference check on agency_code: a workbook naming an unknown agency is rejected and stays on record with the code it declared)
 with submissions as (
     select

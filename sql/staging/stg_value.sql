@@ -2,6 +2,7 @@
 -- grain: submission_id, sheet, cell
 -- partition: quarter
 -- incremental: submission_id
+-- per_group: yes
 -- unassigned: yes
 with cells as (
     select
