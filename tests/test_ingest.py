@@ -108,6 +108,26 @@ def test_register_times_are_local_unless_zoned(tmp_path):
     assert ingest.load_receipt_register(tmp_path / "missing.csv") == {}
 
 
+def test_a_register_is_read_by_column_name_as_people_keep_it(tmp_path):
+    """The register's columns are found by name, in any order, with a byte-order mark, blank lines,
+    short rows and spaces around values; a content hash goes before the file name; a row without a
+    key or a time is skipped; a later row for the same key wins; a column given twice: its last."""
+    register = tmp_path / "receipts.csv"
+    register.write_text(
+        "\ufeffreceived_at,file_name,content_hash,received_at\n"
+        "2024-01-01,a.xlsx,,2024-04-01T08:00\n"
+        "\n"
+        "2024-01-01, b.xlsx ,,2024-04-02T08:00 \n"
+        "2024-01-01,c.xlsx,abc123,2024-04-03T08:00\n"
+        "2024-01-01,d.xlsx\n"
+        "2024-01-01,,,2024-04-04T08:00\n"
+        "2024-01-01,a.xlsx,,2024-04-05T08:00\n",
+        encoding="utf-8",
+    )
+    got = {key: receipt.received_at.day for key, receipt in ingest.load_receipt_register(register).items()}
+    assert got == {"a.xlsx": 5, "b.xlsx": 2, "abc123": 3}
+
+
 def test_first_seen_time_is_never_overwritten(tmp_path, catalog):
     raw = tmp_path / "raw"
     make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
