@@ -207,7 +207,8 @@ select * from final;
 
 -- input: fingerprint
 -- per agency: its in-force workbooks of the year and, per workbook, the row count and hash sum of
--- its staged values (a workbook's staged values depend on its content and the reader)
+-- its staged values (a workbook's staged values depend on its content and the reader), of the
+-- columns the select above reads (the labels and notes of a year's values: half the hashing)
 with in_force as (
     select
         submission_id,
@@ -224,7 +225,7 @@ staged as (
     select
         v.submission_id,
         count(*) as value_rows,
-        sum(hash(v)::hugeint) as value_hash
+        sum(hash(v.code, v.value, v.parse_status, v.sheet, v.cell)::hugeint) as value_hash
     from stg_value as v
     where v.submission_id in (select i.submission_id from in_force as i)
     group by v.submission_id
