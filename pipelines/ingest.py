@@ -60,6 +60,9 @@ def _path_order(name: str) -> list[str]:
     return name.split(os.sep)
 
 
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")  # in lower case, each five characters long (`_scan_names`)
+
+
 def _scan_names(raw_dir: Path) -> list[str]:
     """scan_raw_folder's files as path names (os.fspath), in the same order."""
     if not raw_dir.exists():
@@ -79,7 +82,8 @@ def _scan_names(raw_dir: Path) -> list[str]:
                 if not name.startswith(".") and name != "quarantine" and not (top and name == "external"):
                     folders.append((entry.path, False))
                 continue
-            if name.startswith(("~$", ".")) or os.path.splitext(name)[1].lower() not in (".xlsx", ".xlsm"):
+            # the suffix as os.path.splitext gives it (a name starting with a dot is skipped anyway)
+            if name[-5:].lower() not in WORKBOOK_SUFFIXES or name.startswith(("~$", ".")):
                 continue
             if entry.is_symlink():
                 path = Path(entry.path)
