@@ -462,6 +462,43 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
         assert incremental.LAST_SCOPE[("fct_validation_finding", "partition_key=2024-Q1")] == ()
 
 
+def test_a_jurisdictions_sums_do_not_depend_on_the_order_of_its_agencies_rows(tmp_path, catalog):
+    """fct_indicator_value adds a jurisdiction's agencies in code order. A re-run leaves the agencies
+    it rewrote at the end of int_element_value; DuckDB adds doubles in the order it reads them, and
+    these six mean waiting times weighted by their dossiers add up to other last bits in the other
+    order (16395.8 against 16395.800000000003): an incremental build then differed from a fresh one."""
+    from pipelines import incremental, steps
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    means, weights = [40.0, 19.3, 12.3, 28.0, 10.9, 15.9], [132, 117, 158, 113, 99, 168]
+    raw = tmp_path / "raw"
+    for i, code in enumerate(COMMUNES):
+        figures = _figures(i) | {"HSO.01": weights[i], "HSO.02": weights[i] // 2, "TGI.01": means[i]}
+        make_form(raw / "2024-Q1" / f"{code}_2024-Q1.xlsx", code, "Quý I/2024", figures)
+    now = dt.datetime(2024, 5, 1, 9, tzinfo=LOCAL_TZ)
+    rows = (
+        "select scope, org_unit_code, admin_level, numerator, denominator, value from fct_indicator_value"
+        " where indicator_code = 'waiting_time' and scope <> 'agency' order by all"
+    )
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        first = con.execute(rows).fetchall()
+        in_code_order = 0.0
+        for _, mean, weight in sorted(zip(COMMUNES, means, weights, strict=True)):
+            in_code_order += mean * weight
+        assert ("jurisdiction", "TD", "all", in_code_order, 787.0) in [r[:5] for r in first]
+        for order in ("desc", "asc"):  # the agencies' rows in another order, everything computed again
+            con.execute(
+                f"create or replace table int_element_value as select * from int_element_value order by agency_code {order}"
+            )
+            con.execute("delete from group_state where table_name = 'fct_indicator_value'")
+            incremental.forget()
+            steps.build_models(con, catalog, "2024-Q1", "fct_indicator_value", now=now, raw_dir=raw)
+            assert con.execute(rows).fetchall() == first, order
+
+
 def test_a_rerun_later_with_nothing_changed_rewrites_no_staged_submission(tmp_path, catalog):
     """The clock moving between runs (the same folder run again an hour later) changes no workbook:
     stg_submission keeps its rows as they are (it carried the time of the load, so every row changed

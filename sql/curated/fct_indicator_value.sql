@@ -9,7 +9,10 @@
 --
 -- One row per indicator x scope (agency, level within a jurisdiction, whole jurisdiction) x period.
 -- Ratios over several agencies are sum of numerators / sum of denominators; a zero
--- denominator gives no value. Weighted means: sum(mean x weight) / sum(weight).
+-- denominator gives no value. Weighted means: sum(mean x weight) / sum(weight). The sums add
+-- the agencies in code order: DuckDB adds doubles in the order it reads them, and a re-run (whose
+-- rewritten agencies' rows sit at the table's end) gave a jurisdiction's sums other last bits than
+-- a fresh build of the same figures.
 --
 -- An org unit's rows depend only on the year's element values of the agency itself and of the
 -- agencies of its jurisdiction (and on the dimension tables). The `fingerprint` input (after the
@@ -95,8 +98,8 @@ scoped as (
         a.admin_level,
         a.jurisdiction_code,
         p.period_code,
-        sum(p.numerator) as numerator,
-        sum(p.denominator) as denominator,
+        sum(p.numerator order by p.agency_code) as numerator,
+        sum(p.denominator order by p.agency_code) as denominator,
         count(*) as reporting_units
     from agency_parts as p
     inner join agencies as a on p.agency_code = a.org_unit_code
@@ -109,8 +112,8 @@ scoped as (
         'all' as admin_level,
         a.jurisdiction_code,
         p.period_code,
-        sum(p.numerator) as numerator,
-        sum(p.denominator) as denominator,
+        sum(p.numerator order by p.agency_code) as numerator,
+        sum(p.denominator order by p.agency_code) as denominator,
         count(*) as reporting_units
     from agency_parts as p
     inner join agencies as a on p.agency_code = a.org_unit_code
