@@ -17,7 +17,7 @@ in the write's transaction); each model records the tokens of the tables it last
 `READ_SEPARATOR`, in name order) and a fingerprint of its SQL and of its dimensions' tokens. The groups a write changed are kept in
 this process only (a run is one process): a model built in another process, after a failed step
 or after a write that said nothing about its groups, computes its whole slice. A group computed
-that did not change is harmless (it compares equal and is not rewritten); a changed group left
+that did not change is harmless (it is written again with the same rows); a changed group left
 out is what the tokens rule out.
 """
 

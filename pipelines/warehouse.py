@@ -232,8 +232,8 @@ def replace_from_query(
     The table is created from the query on first use. The query must only return
     rows inside the slice (checked: a mismatch raises and rolls back). With `key` (a column),
     only the groups of rows (one per key value) that differ are rewritten (`write_changed_groups`);
-    with `scope` too, only those groups are computed and compared (pipelines/incremental.py), and
-    the rows of the whole slice are returned. `changes` receives the groups written
+    with `scope` too, only those groups are computed and rewritten (pipelines/incremental.py, see
+    below), and the rows of the whole slice are returned. `changes` receives the groups written
     (`write_changed_groups`); `on_write` runs inside the write's transaction.
 
     A `scope` comes from the model's last build under the same SQL and dimensions (their
