@@ -373,7 +373,7 @@ def _check_graph(models: dict[str, Model]) -> None:
             if ref.table not in models:
                 raise ModelError(f"{model.path}: references {ref.table}, which is not a model")
         if model.per_group:
-            inputs = [d for d in sorted(model.deps) if not (d in models and models[d].layer == "dimensions")]
+            inputs = non_dimension_inputs(model, models)
             unlike = [
                 d for d in inputs
                 if d not in models or models[d].incremental != model.incremental or models[d].partition != model.partition
@@ -387,6 +387,11 @@ def _check_graph(models: dict[str, Model]) -> None:
             if "$as_of" in model.body:
                 raise ModelError(f"{model.path}: a 'per_group: yes' model may not read $as_of (its groups would age unseen)")
     topological(models.values())  # raises on a cycle
+
+
+def non_dimension_inputs(model: Model, models: dict[str, Model]) -> list[str]:
+    """The tables a model reads besides dimensions, in name order (a table that is not a model counts)."""
+    return [d for d in sorted(model.deps) if not (d in models and models[d].layer == "dimensions")]
 
 
 def topological(models: Iterable[Model]) -> list[Model]:
@@ -499,7 +504,7 @@ def _nothing_unassigned(model: Model, run: ModelRun) -> bool:
     from pipelines import incremental
 
     models = all_models()
-    inputs = [d for d in sorted(model.deps) if not (d in models and models[d].layer == "dimensions")]
+    inputs = non_dimension_inputs(model, models)
     if not inputs or any(d not in models or models[d].partition != "quarter" for d in inputs):
         return False
     found = " or ".join(f'exists (select 1 from "{t}" where partition_key = $u)' for t in (model.name, *inputs))
@@ -525,7 +530,7 @@ def scope_sources(model: Model, models: dict[str, Model] | None = None) -> tuple
     models = models if models is not None else all_models()
     if not model.per_group:
         return (), []
-    sources = tuple(sorted(d for d in model.deps if not (d in models and models[d].layer == "dimensions")))
+    sources = tuple(non_dimension_inputs(model, models))
     return sources, sorted(model.deps - set(sources))
 
 
