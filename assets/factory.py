@@ -19,18 +19,24 @@ values) runs in the step of the earliest of them, once.
 Dagster writes some 150 events a re-run (each model's output and materialization, each check's
 output and evaluation, and the look-ups of what each materialization was computed from), 3-6 ms
 each, in Python. So a step builds its models in a thread of its own, back to back (each model
-built, its metadata read, its checks run: a blocking failure is known before the next model
-starts), and hands each over to the step's thread, which writes its events meanwhile: DuckDB's work
-and Dagster's overlap on the machine's cores. The raw layer's models come first, in the step's
-own thread (reading the raw folder may fork a pool of processes, which a process with a second
-thread must not do). The run's connection is the builder's alone while it runs; a step that
-stops early (an error, Ctrl-C, a terminated run) interrupts the builder's statements and waits
-for it before the connection can be closed.
+built and the blocking checks of a model others are built from run: such a failure is known
+before the next model starts), and hands each over to the step's thread, which writes its events
+meanwhile: DuckDB's work and Dagster's overlap on the machine's cores. The step's thread reads
+each model's metadata and runs its other checks (warnings, and the checks of a model no other
+model of the step reads: `deferred_checks`) on a connection of its own to the same database,
+where the model's rows are committed before it is handed over: the builder, the step's longest
+path, no longer waits for them. The raw layer's models come first, in the step's own thread
+(reading the raw folder may fork a pool of processes, which a process with a second thread must
+not do). The run's connection is the builder's alone while it runs; a step that stops early (an
+error, Ctrl-C, a terminated run) interrupts the builder's statements and waits for it before the
+connection can be closed.
 """
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from dagster import (
@@ -113,10 +119,12 @@ def _builds(
     results: dict,
     stopped: set[str],
     stop: threading.Event | None = None,
+    later: frozenset[tuple[str, str]] = frozenset(),
 ) -> Iterator[tuple]:
-    """Each model in turn built, its metadata read and its checks run: (model, metadata, check
-    outcomes). A model whose blocking check fails stops the models that depend on it, which come as
-    (model, the failed dependencies, None). `stop`: set, no further model is built."""
+    """Each model in turn built and its checks run, but those `later` names (table, check), which
+    `_events` runs: (model, rows written, check outcomes). A model whose blocking check fails stops
+    the models that depend on it, which come as (model, the failed dependencies, None). `stop`:
+    set, no further model is built."""
     for model in todo:
         if stop is not None and stop.is_set():
             return
@@ -126,11 +134,26 @@ def _builds(
             continue
         model_run = run.for_slice(run.partition_key, model)
         rows = build(model, model_run, results)
-        metadata = _metadata(run.con, model, rows, run)
-        outcomes = run_checks(model, model_run, {name for table, name in selected_checks if table == model.name})
+        now = {name for table, name in selected_checks if table == model.name and (table, name) not in later}
+        outcomes = run_checks(model, model_run, now)
         if any(not o.passed and o.severity == "error" for o in outcomes):
             stopped.add(model.name)
-        yield model, metadata, outcomes
+        yield model, rows, outcomes
+
+
+def deferred_checks(todo: list[Model]) -> frozenset[tuple[str, str]]:
+    """The checks (table, check) of these models, built in one step, that the step's own thread runs
+    as it writes their events, off the builder thread (the step's longest path: 50-60 ms of a
+    re-run at 1,000 workbooks): the warnings, and every check of a model none of the others is built
+    from (its failure stops nothing in the step; later steps wait for its result, as they always
+    did). A blocking check of a model others are built from runs in the builder before them."""
+    built_from = {dep for model in todo for dep in model.deps}
+    return frozenset(
+        (model.name, name)
+        for model in todo
+        for name, severity, _ in check_specs(model)
+        if severity != "error" or model.name not in built_from
+    )
 
 
 def _hand_over(builds: Iterator[tuple], built: queue.Queue) -> None:
@@ -145,12 +168,20 @@ def _hand_over(builds: Iterator[tuple], built: queue.Queue) -> None:
         built.put(None)
 
 
-def _events(context: AssetExecutionContext, item: tuple) -> Iterator:
-    """What the step yields for one of `_builds`' items (and the warning for a model not built)."""
-    model, metadata, outcomes = item
+def _events(context: AssetExecutionContext, item: tuple, reader, run: ModelRun, later: set[tuple[str, str]]) -> Iterator:
+    """What the step yields for one of `_builds`' items (and the warning for a model not built).
+    `reader`: the step thread's own connection, where the model's metadata is read (`_metadata`)
+    and its `later` checks (table, check) are run (`deferred_checks`)."""
+    model, rows, outcomes = item
     if outcomes is None:
-        context.log.warning(f"{model.name}: not built, an upstream blocking check failed ({', '.join(metadata)})")
+        context.log.warning(f"{model.name}: not built, an upstream blocking check failed ({', '.join(rows)})")
         return
+    metadata = _metadata(reader, model, rows, run)
+    names = {name for table, name in later if table == model.name}
+    if names:
+        outcomes = outcomes + run_checks(model, replace(run.for_slice(run.partition_key, model), con=reader), names)
+        order = [name for name, _, _ in check_specs(model)]
+        outcomes.sort(key=lambda outcome: order.index(outcome.name))
     # on the materialization only: as the result's metadata Dagster would copy it into the step's
     # output event too, serialising and storing it twice
     context.add_asset_metadata(metadata, asset_key=model.name)
@@ -193,7 +224,7 @@ def build_step(step: str, models: list[Model]):
     ) -> Iterator:
         selected = {key.path[-1] for key in context.selected_asset_keys}
         selected_checks = {(key.asset_key.path[-1], key.name) for key in context.selected_asset_check_keys}
-        with warehouse.warehouse().connect() as con:
+        with warehouse.warehouse().connect() as con, contextlib.ExitStack() as held:
             run = ModelRun(
                 con,
                 partition_key=context.partition_key if partitioned else None,
@@ -205,13 +236,21 @@ def build_step(step: str, models: list[Model]):
                 limits=raw.limits(),
             )
             todo = [model for model in models if model.name in selected]
+            later = selected_checks & deferred_checks(todo)
             results: dict = {}  # what a function building several models returned, by function
             stopped: set[str] = set()  # models whose blocking check failed, and what depends on them
             # the raw layer's models first, in this thread: reading the raw folder may fork a pool of
             # processes, which a process running a second thread (the builder's) must not do
             threaded = next((i for i, model in enumerate(todo) if model.layer != "raw"), len(todo))
-            for item in _builds(todo[:threaded], run, selected_checks, results, stopped):
-                yield from _events(context, item)
+            # the step thread's own connection to the database, where it reads each model's metadata
+            # (its rows are committed before its item comes): 2 ms a model that the builder's thread,
+            # the step's longest path, no longer spends; the same database and schema as the builder's
+            reader = con.cursor()
+            held.callback(reader.close)
+            (database,) = con.execute("select current_database()").fetchone()
+            reader.execute(f'use "{database}"')
+            for item in _builds(todo[:threaded], run, selected_checks, results, stopped, later=later):
+                yield from _events(context, item, reader, run, later)
             if threaded == len(todo):
                 return
             # the others in a thread of their own, back to back, while this one writes Dagster's
@@ -220,7 +259,7 @@ def build_step(step: str, models: list[Model]):
             stop = threading.Event()
             builder = threading.Thread(
                 target=_hand_over,
-                args=(_builds(todo[threaded:], run, selected_checks, results, stopped, stop), built),
+                args=(_builds(todo[threaded:], run, selected_checks, results, stopped, stop, later), built),
                 name=f"cchc-{step}-models",
                 daemon=True,
             )
@@ -229,7 +268,7 @@ def build_step(step: str, models: list[Model]):
                 while (item := built.get()) is not None:
                     if isinstance(item[1], BaseException):
                         raise item[1]
-                    yield from _events(context, item)
+                    yield from _events(context, item, reader, run, later)
             finally:
                 # the step stops early (a failure here, an interrupt): so do the builds, at their next
                 # model or their running statement (a statement begun meanwhile is interrupted too)

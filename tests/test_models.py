@@ -330,6 +330,46 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
         assert con.execute("select k from fct_second order by k").fetchall() == [(1,), (2,)]
 
 
+def test_checks_that_stop_nothing_in_the_step_run_in_the_steps_own_thread(tmp_path, monkeypatch):
+    """A blocking check of a model another model of the step is built from runs in the builder, before
+    that model; the checks of a model no other is built from run in the step's own thread, on its own
+    connection, as it writes the model's events (off the builder's path). A blocking failure there
+    still fails the step, and the metadata is read there too."""
+    import threading
+
+    import assets.factory as factory
+
+    root = _curated_models(
+        tmp_path,
+        fct_first=("One row per k.", "select * from (values (1), (2)) as t(k)"),
+        fct_second=("One row per k, after fct_first.", "select k from fct_first"),
+        fct_twice=("One row per k (but the query repeats it).", "select * from (values (1), (1)) as t(k)"),
+    )
+    assert factory.deferred_checks(list(all_models(root).values())) >= {("fct_second", GRAIN_CHECK), ("fct_twice", GRAIN_CHECK)}
+    assert ("fct_first", GRAIN_CHECK) not in factory.deferred_checks(list(all_models(root).values()))
+    ran: dict = {}
+    real_checks = factory.run_checks
+
+    def run_checks(model, run, selected=None):
+        if selected:
+            ran[model.name] = threading.current_thread().name
+        return real_checks(model, run, selected)
+
+    monkeypatch.setattr(factory, "run_checks", run_checks)
+    result = _quarter_run(root, tmp_path)
+    assert not result.success  # fct_twice's grain
+    assert ran == {
+        "fct_first": "cchc-quarter-models",
+        "fct_second": threading.main_thread().name,
+        "fct_twice": threading.main_thread().name,
+    }
+    outcomes = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    assert outcomes == {("fct_first", GRAIN_CHECK): True, ("fct_second", GRAIN_CHECK): True, ("fct_twice", GRAIN_CHECK): False}
+    materialized = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
+    assert set(materialized) == {"fct_first", "fct_second", "fct_twice"}
+    assert materialized["fct_twice"].materialization.metadata["dagster/row_count"].value == 2
+
+
 def test_a_model_that_fails_while_the_last_one_is_recorded_fails_the_step(tmp_path):
     """A failure in the builder thread reaches the step: the model before it is materialized and
     checked, the failing one is not, and the error names it."""
@@ -355,10 +395,10 @@ def test_a_step_that_stops_early_interrupts_the_build_under_way(tmp_path, monkey
     )
     real_events = factory._events
 
-    def events(context, item):
+    def events(context, item, *args):
         if item[0].name == "fct_first":
             raise RuntimeError("the events could not be written")
-        yield from real_events(context, item)
+        yield from real_events(context, item, *args)
 
     interrupted: list[str] = []
     real_build = factory.build
