@@ -200,14 +200,6 @@ def _untouched_since_publish(con: duckdb.DuckDBPyConnection, target: Path) -> bo
 
 GRAIN_STATE = "published_database:grain"  # incremental_state: the keys the file's last publish checked
 VIEWS_STATE = "published_database:views"  # incremental_state: the view files the file's last publish created
-# incremental_state: the publishes of the file (copied from the one before) since its row groups were last looked at
-FRAGMENTS_STATE = "published_database:publishes_since_merge"
-# A publish looks at the copy's row groups (`merge_fragments`) once in this many, and then merges every
-# table's small ones: each publish leaves a row group of some 75 rows in each table it appended to, and
-# a look at every table's storage and the merge's second checkpoint took 40-55 ms of each re-run at
-# 1,000 workbooks when a table was merged as soon as it held FRAGMENTS_KEPT of them (one table or
-# another was due nearly every time). A table holds at most this many between two looks.
-MERGE_EVERY = 5
 
 
 def _keys_print(model: dict) -> str:
@@ -395,6 +387,8 @@ def publish(
             narrowed = _written_groups_only(slices[table], key, groups)
             if narrowed is not None:
                 slices[table], group_of[table] = narrowed, key
+        # the tables some rows were appended to (each gets a new row group: `merge_fragments`)
+        appended = {table for table, where in slices.items() if where.strip() != "false"} | {PUBLISH_LOG}
         # the rows not replaced passed this check when the last file was published, under the same
         # keys: only the replaced ones are looked at (with what could duplicate them)
         if _published_print(con, GRAIN_STATE, target) != prints[GRAIN_STATE]:
@@ -411,19 +405,12 @@ def publish(
         # the copy's tables keep the rows earlier publishes deleted (checkpoints do not vacuum): a
         # table where they have piled up is rewritten (counted after the checkpoint, which drops
         # the row groups whose rows are all deleted); and each publish leaves a small row group in
-        # each table it appended to: once in MERGE_EVERY publishes, they are merged
+        # each table it appended to: where they have piled up, they are merged
         rewritten = compact(con, "publish_target")
-        if not previous_columns:  # every table copied whole, in row groups of its own
-            since_merge = 0
-        else:  # the publishes since the copy's row groups were last looked at (not known: look now)
-            last = _published_print(con, FRAGMENTS_STATE, target) or ""
-            since_merge = int(last) + 1 if last.isdigit() else MERGE_EVERY
-        if since_merge >= MERGE_EVERY:
-            try:
-                rewritten |= merge_fragments(con, "publish_target", skip=rewritten, kept=1)
-                since_merge = 0
-            except duckdb.Error:  # rolled back: the copy is as the publish wrote it, and is published so
-                log.warning("could not merge the small row groups of the published copy", exc_info=True)
+        try:
+            rewritten |= merge_fragments(con, "publish_target", skip=rewritten, only=appended)
+        except duckdb.Error:  # rolled back: the copy is as the publish wrote it, and is published so
+            log.warning("could not merge the small row groups of the published copy", exc_info=True)
         if rewritten:
             con.execute("checkpoint publish_target")
         con.execute("detach publish_target")
@@ -437,7 +424,6 @@ def publish(
             "insert or replace into published_file values ($f, $size, $mtime)",
             {"f": str(target), "size": stat.st_size, "mtime": stat.st_mtime_ns},
         )
-        prints[FRAGMENTS_STATE] = str(since_merge)
         con.execute(
             "insert into incremental_state (table_name, slice, fingerprint) select unnest($t), $f, unnest($p) "
             "on conflict do update set fingerprint = excluded.fingerprint",

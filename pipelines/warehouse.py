@@ -545,7 +545,6 @@ def merge_fragments(
     catalog_name: str | None = None,
     skip: Collection[str] = (),
     only: Collection[str] | None = None,
-    kept: int = FRAGMENTS_KEPT,
 ) -> dict[str, int]:
     """Merge the small row groups that re-runs leave in a table; returns {table: row groups merged}.
 
@@ -555,8 +554,8 @@ def merge_fragments(
     each with blocks of its own. After 120 re-runs at 1,000 workbooks the tables held 63-65 row
     groups where one would do, the working file used 934 blocks instead of 77 and the published
     file 489 instead of 34, and a re-run took 2.7-2.9 s instead of 1.7-1.8 s
-    (docs/performance.md, twenty-fourth round). So, in a table with more than `kept` (default
-    FRAGMENTS_KEPT) row groups under FRAGMENT_ROWS rows, the rows of those row groups are appended again (as one row
+    (docs/performance.md, twenty-fourth round). So, in a table with more than FRAGMENTS_KEPT row
+    groups under FRAGMENT_ROWS rows, the rows of those row groups are appended again (as one row
     group, or as few as hold them) and deleted where they were, in one transaction; the next
     checkpoint drops the emptied row groups. The large row groups stay as they are, so the cost is
     that of the fragments' rows, never the table's. Tables with a key constraint (the small state
@@ -584,7 +583,7 @@ def merge_fragments(
     merged = {}
     for table, sizes in layout.items():
         small = [i for i, n in enumerate(sizes) if n < FRAGMENT_ROWS]
-        if len(small) <= kept:
+        if len(small) <= FRAGMENTS_KEPT:
             continue
         # a row's id is its row group's start (the stored rows before it) plus its place there
         starts = [0]

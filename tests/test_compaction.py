@@ -259,10 +259,9 @@ def test_closing_after_runs_merges_the_small_row_groups(tmp_path):
         assert sorted(con.execute("select * from facts").fetchall()) == before
 
 
-def test_publishes_keep_the_published_copy_in_few_row_groups_and_a_bloated_file_is_written_anew(tmp_path, catalog, monkeypatch):
-    """Each publish appends a row group to each table it changes (and to the publish log): once in
-    MERGE_EVERY publishes they are merged in the copy before it is renamed, so a table holds at
-    most MERGE_EVERY of them, and the publishes in between do not look. A published file mostly of
+def test_publishes_keep_the_published_copy_in_few_row_groups_and_a_bloated_file_is_written_anew(tmp_path, catalog):
+    """Each publish appends a row group to each table it changes (and to the publish log): past
+    FRAGMENTS_KEPT they are merged in the copy before it is renamed. A published file mostly of
     free blocks (left by the row groups of earlier versions) is written anew instead of copied,
     with the same rows."""
     from pipelines import publish as publishing
@@ -271,18 +270,14 @@ def test_publishes_keep_the_published_copy_in_few_row_groups_and_a_bloated_file_
     with Warehouse(tmp_path / "work" / "w.duckdb").connect() as con:
         _working_with_values(con, catalog)
         publishing.publish(con, target, run_id="first", partitions=("2023-Q1",))
-        looks = []
-        original = warehouse.merge_fragments
-        monkeypatch.setattr(publishing, "merge_fragments", lambda *a, **k: looks.append(1) or original(*a, **k))
-        for run in range(3 * publishing.MERGE_EVERY):
+        for run in range(3 * warehouse.FRAGMENTS_KEPT):
             con.execute("update fct_test_values set value = value + 1 where submission_id = $s", {"s": f"s{run}"})
             publishing.publish(con, target, run_id=f"again {run}", partitions=("2023-Q1",))
             with duckdb.connect(str(target), read_only=True) as copy:
                 assert copy.execute("select count(*) from publish_log").fetchone() == (run + 2,)  # the copy was the base
                 for table in ("fct_test_values", "publish_log"):
                     small = [n for n in _row_groups(copy, table) if n < warehouse.FRAGMENT_ROWS]
-                    assert len(small) <= publishing.MERGE_EVERY, (table, run)
-        assert len(looks) == 3  # the 5th, 10th and 15th publish after the first
+                    assert len(small) <= warehouse.FRAGMENTS_KEPT, (table, run)
         expected = con.execute("select sum(value) from fct_test_values").fetchone()
         # as an earlier version left it: most of the published file free blocks
         with duckdb.connect(str(target), config={"max_vacuum_tasks": 0}) as copy:
