@@ -248,7 +248,7 @@ def build_step(step: str, models: list[Model]):
             reader = con.cursor()
             held.callback(reader.close)
             (database,) = con.execute("select current_database()").fetchone()
-            reader.execute(f'use "{database}"')
+            reader.execute('use "' + database.replace('"', '""') + '"')
             for item in _builds(todo[:threaded], run, selected_checks, results, stopped, later=later):
                 yield from _events(context, item, reader, run, later)
             if threaded == len(todo):
