@@ -115,16 +115,15 @@ def _metadata(con, model: Model, rows: int, run: ModelRun) -> dict:
 def _builds(
     todo: list[Model],
     run: ModelRun,
-    selected_checks: set[tuple[str, str]],
+    checks: dict[str, tuple[set[str], set[str]]],
     results: dict,
     stopped: set[str],
     stop: threading.Event | None = None,
-    later: frozenset[tuple[str, str]] = frozenset(),
 ) -> Iterator[tuple]:
-    """Each model in turn built and its checks run, but those `later` names (table, check), which
-    `_events` runs: (model, rows written, check outcomes). A model whose blocking check fails stops
-    the models that depend on it, which come as (model, the failed dependencies, None). `stop`:
-    set, no further model is built."""
+    """Each model in turn built and the checks `checks` gives the builder run (`_checks_by_thread`):
+    (model, rows written, check outcomes). A model whose blocking check fails stops the models that
+    depend on it, which come as (model, the failed dependencies, None). `stop`: set, no further
+    model is built."""
     for model in todo:
         if stop is not None and stop.is_set():
             return
@@ -134,8 +133,7 @@ def _builds(
             continue
         model_run = run.for_slice(run.partition_key, model)
         rows = build(model, model_run, results)
-        now = {name for table, name in selected_checks if table == model.name and (table, name) not in later}
-        outcomes = run_checks(model, model_run, now)
+        outcomes = run_checks(model, model_run, checks[model.name][0])
         if any(not o.passed and o.severity == "error" for o in outcomes):
             stopped.add(model.name)
         yield model, rows, outcomes
@@ -156,6 +154,16 @@ def deferred_checks(todo: list[Model]) -> frozenset[tuple[str, str]]:
     )
 
 
+def _checks_by_thread(todo: list[Model], selected: set[tuple[str, str]]) -> dict[str, tuple[set[str], set[str]]]:
+    """{model: (its selected checks the builder runs, those the step's thread runs: `deferred_checks`)}."""
+    later = deferred_checks(todo)
+    split: dict[str, tuple[set[str], set[str]]] = {model.name: (set(), set()) for model in todo}
+    for table, name in selected:
+        if table in split:
+            split[table][1 if (table, name) in later else 0].add(name)
+    return split
+
+
 def _hand_over(builds: Iterator[tuple], built: queue.Queue) -> None:
     """In the builder thread: `_builds`' items into the queue; an error as (None, the error, None);
     None at the end."""
@@ -168,16 +176,18 @@ def _hand_over(builds: Iterator[tuple], built: queue.Queue) -> None:
         built.put(None)
 
 
-def _events(context: AssetExecutionContext, item: tuple, reader, run: ModelRun, later: set[tuple[str, str]]) -> Iterator:
+def _events(
+    context: AssetExecutionContext, item: tuple, reader, run: ModelRun, checks: dict[str, tuple[set[str], set[str]]]
+) -> Iterator:
     """What the step yields for one of `_builds`' items (and the warning for a model not built).
     `reader`: the step thread's own connection, where the model's metadata is read (`_metadata`)
-    and its `later` checks (table, check) are run (`deferred_checks`)."""
+    and the checks `checks` gives this thread are run (`_checks_by_thread`)."""
     model, rows, outcomes = item
     if outcomes is None:
         context.log.warning(f"{model.name}: not built, an upstream blocking check failed ({', '.join(rows)})")
         return
     metadata = _metadata(reader, model, rows, run)
-    names = {name for table, name in later if table == model.name}
+    names = checks[model.name][1]
     if names:
         outcomes = outcomes + run_checks(model, replace(run.for_slice(run.partition_key, model), con=reader), names)
         order = [name for name, _, _ in check_specs(model)]
@@ -236,7 +246,7 @@ def build_step(step: str, models: list[Model]):
                 limits=raw.limits(),
             )
             todo = [model for model in models if model.name in selected]
-            later = selected_checks & deferred_checks(todo)
+            checks = _checks_by_thread(todo, selected_checks)
             results: dict = {}  # what a function building several models returned, by function
             stopped: set[str] = set()  # models whose blocking check failed, and what depends on them
             # the raw layer's models first, in this thread: reading the raw folder may fork a pool of
@@ -249,8 +259,8 @@ def build_step(step: str, models: list[Model]):
             held.callback(reader.close)
             (database,) = con.execute("select current_database()").fetchone()
             reader.execute('use "' + database.replace('"', '""') + '"')
-            for item in _builds(todo[:threaded], run, selected_checks, results, stopped, later=later):
-                yield from _events(context, item, reader, run, later)
+            for item in _builds(todo[:threaded], run, checks, results, stopped):
+                yield from _events(context, item, reader, run, checks)
             if threaded == len(todo):
                 return
             # the others in a thread of their own, back to back, while this one writes Dagster's
@@ -259,7 +269,7 @@ def build_step(step: str, models: list[Model]):
             stop = threading.Event()
             builder = threading.Thread(
                 target=_hand_over,
-                args=(_builds(todo[threaded:], run, selected_checks, results, stopped, stop, later), built),
+                args=(_builds(todo[threaded:], run, checks, results, stopped, stop), built),
                 name=f"cchc-{step}-models",
                 daemon=True,
             )
@@ -268,7 +278,7 @@ def build_step(step: str, models: list[Model]):
                 while (item := built.get()) is not None:
                     if isinstance(item[1], BaseException):
                         raise item[1]
-                    yield from _events(context, item, reader, run, later)
+                    yield from _events(context, item, reader, run, checks)
             finally:
                 # the step stops early (a failure here, an interrupt): so do the builds, at their next
                 # model or their running statement (a statement begun meanwhile is interrupted too)
