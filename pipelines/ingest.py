@@ -971,7 +971,8 @@ def sync_raw_tables(
         for key in slices:
             slice_key = incremental.slice_id({"partition_key": key})
             groups = None if drop is None else _slice_groups(key, drop, was_in, pending, goes_in)
-            incremental.wrote(con, "raw_value", slice_key, groups)
+            for table in ("raw_submission", "raw_value"):  # loaded_at, set on every row, is no change of a group
+                incremental.wrote(con, table, slice_key, groups)
             # the slice's file fields are now those of these inputs (None: not known, worked out next time)
             incremental.keep_fingerprint(con, FIELDS_STATE, slice_key, fields_print if cache_dir is not None else None)
     return {

@@ -10,6 +10,7 @@ starts with a header of `-- field: value` lines:
     -- unassigned: yes                  (quarter models: also build the slice of workbooks without a period)
     -- incremental: agency_code         (a grain column: rewrite only the groups of rows, one per value, that changed)
     -- per_group: yes                   (incremental SQL models: a group's rows come from the same group of each input)
+    -- ungrouped: loaded_at             (incremental models: columns a write sets on every row, not a change of a group)
     -- references: agency_code -> dim_agency.org_unit_code            (one per line; checked)
     -- check: name | error|warn | quality/file(param=value) | description   (one per line)
     -- python: pipelines.steps:scorecard          (Python models only: the function that builds the table)
@@ -125,6 +126,9 @@ class Model:
     unassigned: bool = False
     incremental: str | None = None  # a grain column: only the groups of rows (one per value) that changed are rewritten
     per_group: bool = False  # a group's rows come from the same group of every non-dimension input (`scope_sources`)
+    # columns the model's writes set on rows of groups they do not count as changed (a sync's time):
+    # a `per_group` model reading the table may not read them
+    ungrouped: tuple[str, ...] = ()
     references: tuple[Reference, ...] = ()
     checks: tuple[Check, ...] = ()
     python: str | None = None
@@ -251,6 +255,7 @@ def parse_model(path: Path) -> Model:
         "unassigned",
         "incremental",
         "per_group",
+        "ungrouped",
         "references",
         "check",
         "python",
@@ -274,6 +279,10 @@ def parse_model(path: Path) -> Model:
     if per_group and (incremental is None or partition == "table" or fields.get("python")):
         number = fields["per_group"][0][0]
         raise ModelError(f"{path}:{number}: 'per_group: yes' is for an 'incremental:', partitioned SQL model")
+    ungrouped = tuple(_split_list(one("ungrouped", "")))
+    if ungrouped and incremental is None:
+        number = fields["ungrouped"][0][0]
+        raise ModelError(f"{path}:{number}: 'ungrouped:' is for an 'incremental:' model")
     references = []
     for number, value in fields.get("references", []):
         match = _REFERENCE.match(value)
@@ -331,6 +340,7 @@ def parse_model(path: Path) -> Model:
         unassigned=one("unassigned", "no").lower() in ("yes", "true"),
         incremental=incremental,
         per_group=per_group,
+        ungrouped=ungrouped,
         references=tuple(references),
         checks=tuple(checks),
         python=python,
@@ -386,6 +396,13 @@ def _check_graph(models: dict[str, Model]) -> None:
                 )
             if "$as_of" in model.body:
                 raise ModelError(f"{model.path}: a 'per_group: yes' model may not read $as_of (its groups would age unseen)")
+            for dep in inputs:
+                read = [c for c in models[dep].ungrouped if re.search(rf"\b{re.escape(c)}\b", model.body, re.I)]
+                if read:
+                    raise ModelError(
+                        f"{model.path}: a 'per_group: yes' model may not read {', '.join(read)} of {dep}"
+                        " ('ungrouped:' there: its writes set it on every row without a change of the group)"
+                    )
     topological(models.values())  # raises on a cycle
 
 

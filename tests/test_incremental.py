@@ -276,8 +276,9 @@ def test_a_sql_model_s_fingerprint_input_follows_the_rules(tmp_path):
 def test_per_group_is_for_incremental_sql_models_whose_inputs_are_kept_by_the_same_groups(tmp_path):
     """`per_group: yes` says a group's rows come from the same group of every table the model reads
     (besides dimensions): it needs `incremental:` and a partition, a SQL model, inputs incremental
-    on the same column and partitioned the same way, and no $as_of; anything else stops the load,
-    naming the file."""
+    on the same column and partitioned the same way, no $as_of, and none of its inputs' `ungrouped:`
+    columns (set on every row by a write that does not count them as a change: raw_submission's
+    loaded_at); anything else stops the load, naming the file."""
     from pipelines.models import _load, scope_sources
 
     def model(layer: str, name: str, head: str, body: str):
@@ -288,7 +289,7 @@ def test_per_group_is_for_incremental_sql_models_whose_inputs_are_kept_by_the_sa
         return path
 
     kept = "-- partition: quarter\n-- incremental: submission_id\n"
-    model("staging", "stg_a", kept, "select 's' as submission_id, 1 as a")
+    model("staging", "stg_a", kept + "-- ungrouped: synced_at\n", "select 's' as submission_id, 1 as a, now() as synced_at")
     model("staging", "stg_b", kept, "select 's' as submission_id, 2 as b")
     model("staging", "stg_c", "-- partition: quarter\n", "select 's' as submission_id")
     joined = "select a.submission_id, a.a, b.b from stg_a as a inner join stg_b as b using (submission_id)"
@@ -299,6 +300,7 @@ def test_per_group_is_for_incremental_sql_models_whose_inputs_are_kept_by_the_sa
     for head, problem in (
         ("-- partition: quarter\n-- per_group: yes\n", r"fct_x.sql:4: 'per_group: yes' is for an 'incremental:'"),
         ("-- partition: table\n-- incremental: submission_id\n-- per_group: yes\n", "partitioned SQL model"),
+        ("-- partition: quarter\n-- ungrouped: a\n", r"fct_x.sql:4: 'ungrouped:' is for an 'incremental:' model"),
     ):
         model("curated", "fct_x", head, joined)
         with pytest.raises(ModelError, match=problem):
@@ -306,6 +308,7 @@ def test_per_group_is_for_incremental_sql_models_whose_inputs_are_kept_by_the_sa
     for body, problem in (
         (joined + " inner join stg_c using (submission_id)", "to be 'incremental: submission_id' .*; not stg_c"),
         (joined + " where $as_of is not null", "may not read \\$as_of"),
+        (joined.replace("b.b from", "b.b, a.SYNCED_AT from"), "may not read synced_at of stg_a .'ungrouped:' there"),
     ):
         model("curated", "fct_x", kept + "-- per_group: yes\n", body)
         with pytest.raises(ModelError, match=problem):
@@ -402,6 +405,7 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
             model: incremental.LAST_SCOPE.get((model, key))
             for model, key in (
                 ("stg_value", "partition_key=2024-Q1"),
+                ("stg_submission", "partition_key=2024-Q1"),
                 ("int_element_value", "period_year=2024"),
                 ("fct_data_element_value", "period_year=2024"),
                 ("fct_indicator_value", "period_year=2024"),
@@ -411,9 +415,9 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
         }
         written = {first["TD-XA-LIEUTU"], after["TD-XA-LIEUTU"], first["TD-XA-TAIVAN"], after["TD-XA-VIENBINH"]}
         if after_a_failed_run:
-            assert scopes["stg_value"] is None
-        else:
-            assert set(scopes["stg_value"]) == written
+            assert scopes["stg_value"] is None and scopes["stg_submission"] is None
+        else:  # from raw_value and raw_submission, the workbooks the raw step wrote
+            assert set(scopes["stg_value"]) == set(scopes["stg_submission"]) == written
         # read per workbook from int_finding and int_submission_status (`per_group: yes`), both
         # written by this process: the workbooks either wrote, also after a failed run (which wrote neither)
         assert set(scopes["fct_submission"]) == set(scopes["fct_validation_finding"]) == written
@@ -454,6 +458,7 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
             steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
             assert _tables(con) == rerun
         assert incremental.LAST_SCOPE[("stg_value", "partition_key=2024-Q1")] is None
+        assert incremental.LAST_SCOPE[("stg_submission", "partition_key=2024-Q1")] is None  # it reads dim_agency
         assert incremental.LAST_SCOPE[("fct_data_element_value", "period_year=2024")] is None
         assert incremental.LAST_SCOPE[("int_element_value", "period_year=2024")] is None
         assert incremental.LAST_SCOPE[("fct_indicator_value", "period_year=2024")] is None
@@ -501,9 +506,10 @@ def test_a_jurisdictions_sums_do_not_depend_on_the_order_of_its_agencies_rows(tm
 
 def test_a_rerun_later_with_nothing_changed_rewrites_no_staged_submission(tmp_path, catalog):
     """The clock moving between runs (the same folder run again an hour later) changes no workbook:
-    stg_submission keeps its rows as they are (it carried the time of the load, so every row changed
-    at every run, and so did the scope of what reads it); raw_submission's loaded_at says when."""
-    from pipelines import steps
+    stg_submission keeps its rows as they are and computes none (it carried the time of the load, so
+    every row changed at every run, and so did the scope of what reads it); raw_submission's
+    loaded_at says when, set on every row without counting as a change of a workbook's rows."""
+    from pipelines import incremental, steps
     from pipelines.periods import LOCAL_TZ
     from pipelines.warehouse import Warehouse
 
@@ -519,6 +525,7 @@ def test_a_rerun_later_with_nothing_changed_rewrites_no_staged_submission(tmp_pa
         before = con.execute(rowids).fetchone()[0]
         steps.build_quarter(con, catalog, "2024-Q1", later, raw_dir=raw, cache_dir=tmp_path / "parsed")
         assert len(before) == 3 and con.execute(rowids).fetchone()[0] == before
+        assert incremental.LAST_SCOPE[("stg_submission", "partition_key=2024-Q1")] == ()
         assert con.execute("select list(distinct loaded_at) from raw_submission").fetchone()[0] == [later]
 
 

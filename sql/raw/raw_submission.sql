@@ -2,7 +2,14 @@
 -- grain: submission_id
 -- partition: quarter
 -- unassigned: yes
+-- incremental: submission_id
+-- ungrouped: loaded_at
 -- python: pipelines.steps:read_workbooks
+--
+-- The raw step says which workbooks' rows it wrote (pipelines.ingest.sync_raw_tables), so that
+-- stg_submission computes only those. `loaded_at`, the time of the last sync that found the
+-- workbook, is set on every row of the slice at each sync without that counting as a change of
+-- the workbook's rows.
 create table if not exists raw_submission (
     submission_id varchar not null,
     partition_key varchar not null,

@@ -3,6 +3,7 @@
 -- partition: quarter
 -- unassigned: yes
 -- incremental: submission_id
+-- per_group: yes
 with submissions as (
     select
         submission_id,
