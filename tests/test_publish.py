@@ -71,6 +71,52 @@ def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
     assert ("r1",) in duckdb.connect(str(target), read_only=True).execute("select run_id from publish_log").fetchall()
 
 
+@pytest.mark.parametrize("outcome", ["published", "refused"])
+def test_the_copy_is_flushed_to_disk_beside_the_publish_and_before_its_checkpoint(work, tmp_path, monkeypatch, outcome):
+    """A publish onto the last file copies it and starts the copy's flush to disk at once, in a thread
+    of its own, so the checkpoint does not wait for every page of the copy: the flush syncs the copy
+    (not the published file), from another thread, and is over before the checkpoint runs, also when
+    the publish is refused (its temporary file is gone, nothing is left running)."""
+    import os
+    import threading
+
+    from pipelines import publish as publishing
+
+    target = tmp_path / "pub" / "cchc.duckdb"
+    publish(work, target, run_id="r0", partitions=("2024-Q1",))
+    flushed: list[tuple[str, str]] = []  # (the file, the thread)
+    original = os.fdatasync
+
+    def fdatasync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        original(fd)
+        flushed.append((path, threading.current_thread().name))  # once synced
+
+    monkeypatch.setattr(publishing.os, "fdatasync", fdatasync)
+    statements: list[str] = []
+    if outcome == "refused":
+        work.execute("insert into dim_agency select * from dim_agency limit 1")  # one org unit twice
+    at_checkpoint: list[int] = []
+
+    class Watching(Tracing):
+        def execute(self, sql, *args):
+            if sql.strip() == "checkpoint publish_target":
+                at_checkpoint.append(len(flushed))
+            return super().execute(sql, *args)
+
+    if outcome == "refused":
+        with pytest.raises(GrainError):
+            publish(Watching(work, statements), target, run_id="r1", partitions=("2024-Q1",))
+        assert not [p for p in target.parent.iterdir() if ".publishing-" in p.name]
+    else:
+        publish(Watching(work, statements), target, run_id="r1", partitions=("2024-Q1",))
+        assert at_checkpoint == [1]  # the flush was over before the checkpoint began
+    assert len(flushed) == 1
+    path, thread = flushed[0]
+    assert ".cchc.duckdb.publishing-" in path and thread == "cchc-publish-flush"
+    assert not [t for t in threading.enumerate() if t.name == "cchc-publish-flush"]
+
+
 def test_temporaries_of_dead_publishes_are_removed(tmp_path):
     target = tmp_path / "cchc.duckdb"
     dead = tmp_path / ".cchc.duckdb.publishing-999999999"
