@@ -30,7 +30,15 @@ import duckdb
 
 from pipelines import incremental as _incremental
 from pipelines.locking import process_alive
-from pipelines.warehouse import NAMED_GROUPS, compact, in_list, merge_fragments, rows_digest_sql, write_changed_groups
+from pipelines.warehouse import (
+    NAMED_GROUPS,
+    compact,
+    in_list,
+    merge_fragments,
+    rows_digest_sql,
+    transaction,
+    write_changed_groups,
+)
 
 log = logging.getLogger(__name__)
 
@@ -448,20 +456,23 @@ def publish(
         _fsync(tmp)
         os.replace(tmp, target)
         _fsync(target.parent)
-        con.execute(f"insert into {PUBLISH_LOG} {row}", entry)
         stat = target.stat()
-        con.execute(
-            "insert or replace into published_file values ($f, $size, $mtime)",
-            {"f": str(target), "size": stat.st_size, "mtime": stat.st_mtime_ns},
-        )
-        con.execute(
-            "insert into incremental_state (table_name, slice, fingerprint) select unnest($t), $f, unnest($p) "
-            "on conflict do update set fingerprint = excluded.fingerprint",
-            {"t": list(prints), "f": str(target), "p": list(prints.values())},
-        )
-        _incremental.published(con)  # the tables' tokens as this file holds them (`_groups_since_publish`)
-        if pending:
-            con.execute("delete from pending_publish where list_contains($keys, partition_key)", {"keys": sorted(pending)})
+        # what this database keeps of the publish, in one transaction: all of it or none (the next
+        # publish then writes its file anew), and one sync of the log instead of five
+        with transaction(con):
+            con.execute(f"insert into {PUBLISH_LOG} {row}", entry)
+            con.execute(
+                "insert or replace into published_file values ($f, $size, $mtime)",
+                {"f": str(target), "size": stat.st_size, "mtime": stat.st_mtime_ns},
+            )
+            con.execute(
+                "insert into incremental_state (table_name, slice, fingerprint) select unnest($t), $f, unnest($p) "
+                "on conflict do update set fingerprint = excluded.fingerprint",
+                {"t": list(prints), "f": str(target), "p": list(prints.values())},
+            )
+            _incremental.published(con)  # the tables' tokens as this file holds them (`_groups_since_publish`)
+            if pending:
+                con.execute("delete from pending_publish where list_contains($keys, partition_key)", {"keys": sorted(pending)})
     except BaseException:
         for thread in flushing:
             thread.join()

@@ -54,7 +54,8 @@ def test_a_table_that_breaks_its_key_stops_the_publish_and_keeps_the_last_state(
 
 @pytest.mark.parametrize("base", ["first", "onto the last file"])
 def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
-    """One commit for the whole new file (its log synced to disk once), before its checkpoint."""
+    """One commit for the whole new file (its log synced to disk once), before its checkpoint; and,
+    once the file is in place, one for what the working database keeps of the publish."""
     target = tmp_path / "pub" / "cchc.duckdb"
     if base != "first":
         publish(work, target, run_id="r0", partitions=("2024-Q1",))
@@ -62,7 +63,14 @@ def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
     publish(Tracing(work, statements), target, run_id="r1", partitions=("2024-Q1",))
     verbs = [s.split()[0].lower() for s in statements]
     begin, commit = verbs.index("begin"), verbs.index("commit")
-    assert verbs.count("begin") == 1 and verbs.count("commit") == 1, statements
+    assert verbs.count("begin") == 2 and verbs.count("commit") == 2, statements
+    # the second: after the new file is detached (and renamed), every write to the working database
+    detached = verbs.index("detach")
+    second = verbs.index("begin", begin + 1)
+    assert detached < second and verbs.index("commit", commit + 1) == len(verbs) - 1
+    assert [v for v in verbs[detached + 1 :] if v in ("insert", "delete", "update")] == [
+        v for v in verbs[second:] if v in ("insert", "delete", "update")
+    ]
     assert any(s.startswith("attach") for s in statements[:begin]) and statements[commit + 1] == "checkpoint publish_target"
     # every write to the new file in between (DuckDB refuses a transaction that writes to two databases)
     assert not any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[:begin])
