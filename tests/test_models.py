@@ -294,12 +294,14 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
     import assets.factory as factory
 
     root = _two_curated_models(tmp_path, "select k from fct_first")
-    second_started = threading.Event()
+    first_started, second_started = threading.Event(), threading.Event()
     seen: dict = {}
     real_build = factory.build
 
     def build(model, run, results=None):
         seen[model.name] = threading.current_thread().name
+        if model.name == "fct_first":
+            first_started.set()
         if model.name == "fct_second":
             second_started.set()
         return real_build(model, run, results)
@@ -311,6 +313,9 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
         if dagster_event and dagster_event.is_step_materialization and dagster_event.asset_key == AssetKey("fct_first"):
             # the next build has begun before this event is written (sequential builds would wait here)
             seen["second started before the first's materialization was written"] = second_started.wait(30)
+        if dagster_event and dagster_event.is_step_materialization and dagster_event.asset_key.path[-1].startswith("raw_"):
+            # the raw layer's events wait for the builder thread to start
+            seen.setdefault("the builder started before the raw layer's events were written", set()).add(first_started.wait(30))
         return real_handle(self, event, *args, **kwargs)
 
     monkeypatch.setattr(factory, "build", build)
@@ -319,6 +324,7 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
     result = _quarter_run(root, tmp_path, "raw", "curated")
     assert result.success
     assert seen["second started before the first's materialization was written"]
+    assert seen["the builder started before the raw layer's events were written"] == {True}
     assert seen["fct_first"] == seen["fct_second"] == "cchc-quarter-models"  # one thread builds, in order
     # the raw layer (which may fork its parse processes) in the step's own thread, before the builder starts
     raw = [name for name in seen if name.startswith("raw_")]
@@ -328,6 +334,34 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
     assert all(e.passed for e in result.get_asset_check_evaluations())
     with _resources(tmp_path, tmp_path / "raw")["warehouse"].warehouse().connect() as con:
         assert con.execute("select k from fct_second order by k").fetchall() == [(1,), (2,)]
+
+
+def test_a_failure_in_the_raw_layer_still_reports_what_was_built_before_it(tmp_path, monkeypatch):
+    """The raw layer's events are written after its builds: when one of them fails, the models built
+    before it are still materialized (in order), the failing one and those after it are not, the
+    builder never starts, and the step's failure names the error."""
+    import threading
+
+    import assets.factory as factory
+
+    root = _two_curated_models(tmp_path, "select k from fct_first")
+    raw = [m.name for m in all_models(root).values() if m.layer == "raw"]
+    failing = raw[2]
+    real_build = factory.build
+
+    def build(model, run, results=None):
+        if model.name == failing:
+            raise RuntimeError(f"{failing} could not be built")
+        return real_build(model, run, results)
+
+    monkeypatch.setattr(factory, "build", build)
+    (tmp_path / "raw").mkdir()
+    result = _quarter_run(root, tmp_path, "raw", "curated")
+    assert not result.success
+    assert [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()] == raw[:2]
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert f"{failing} could not be built" in str(failure.step_failure_data.error)
+    assert not [t for t in threading.enumerate() if t.name.startswith("cchc-")]
 
 
 def test_checks_that_stop_nothing_in_the_step_run_in_the_steps_own_thread(tmp_path, monkeypatch):
