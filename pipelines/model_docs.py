@@ -133,10 +133,12 @@ def grain_keys(model: dict | None = None) -> dict[str, list[str]]:
 PERIOD_KEYS = ("period_code", "partition_key")  # key columns a slice's rows share few values of
 
 
-def grain_violations(
-    con, catalog_name: str, table: str, key: list[str], where: str | None = None, group: str | None = None
-) -> dict[str, int]:
-    """Rows breaking a table's grain: duplicated keys, and nulls in key columns that must not be null.
+def grain_violations_sql(
+    catalog_name: str, table: str, key: list[str], where: str | None = None, group: str | None = None
+) -> str | None:
+    """The statement counting the rows that break a table's grain, in one row of two columns:
+    `duplicate_rows` (rows whose key is repeated) and `null_key_rows` (nulls in key columns that
+    must not be null). None: there is nothing to look at (`where` is 'false').
 
     where: the rows that may break it, when the others are known to keep it (the rows a publish
     did not replace: they passed this check when their file was published). A duplicate of one of
@@ -147,7 +149,7 @@ def grain_violations(
     rows by (a publish's changed agencies or workbooks): the period's rows of those groups only.
     Nulls are counted in `where`'s rows."""
     if where is not None and where.strip() == "false":  # no row replaced: nothing new to look at
-        return {"duplicate_rows": 0, "null_key_rows": 0}
+        return None
     columns = [c.rstrip("?") for c in key]
     key_list = ", ".join(f'"{c}"' for c in columns)
     source = f'{catalog_name}.main."{table}"' if catalog_name else f'"{table}"'
@@ -174,11 +176,10 @@ def grain_violations(
         if required
         else "0"
     )
-    duplicates, nulls = con.execute(  # both counts in one statement
+    return (
         f"select (select coalesce(sum(n), 0) from (select {key_list}, count(*) as n from {rows} group by all"
-        f" having count(*) > 1)), {nulls}"
-    ).fetchone()
-    return {"duplicate_rows": int(duplicates), "null_key_rows": int(nulls)}
+        f" having count(*) > 1)) as duplicate_rows, {nulls} as null_key_rows"
+    )
 
 
 # --- comments ---------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ def test_the_new_file_is_written_in_one_transaction(work, tmp_path, base):
     assert not any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[:begin])
     assert any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[begin:commit])
     assert not any(re.match(r"(create|insert|delete)\b.*publish_target", s, re.I | re.S) for s in statements[commit:])
+    # every table's grain is counted in one statement, inside the transaction
+    (grain,) = [i for i, s in enumerate(statements) if "having count(*) > 1" in s]
+    assert begin < grain < commit and statements[grain].count(" union all ") >= 5
     assert ("r1",) in duckdb.connect(str(target), read_only=True).execute("select run_id from publish_log").fetchall()
 
 
@@ -299,13 +302,16 @@ def test_a_publish_that_writes_some_groups_checks_those_groups_and_finds_their_d
 
     seen: list[tuple] = []
     statements: list[str] = []
-    real = model_docs.grain_violations
+    real = model_docs.grain_violations_sql
 
-    def recording(con, catalog_name, table, key, where=None, group=None):
+    def recording(catalog_name, table, key, where=None, group=None):
         seen.append((table, where, group))
-        return real(Tracing(con, statements) if table == "fct_indicator_value" else con, catalog_name, table, key, where, group)
+        sql = real(catalog_name, table, key, where, group)
+        if table == "fct_indicator_value":
+            statements.append(sql)
+        return sql
 
-    monkeypatch.setattr(model_docs, "grain_violations", recording)
+    monkeypatch.setattr(model_docs, "grain_violations_sql", recording)
     target = tmp_path / "pub" / "cchc.duckdb"
     _indicator_rows(work, [("x", f"A{i:02}", "2024-Q1", 2024, float(i)) for i in range(30)])
     publish(work, target, run_id="first")
@@ -340,13 +346,13 @@ def test_a_publish_time_table_written_by_workbook_checks_the_workbooks_it_wrote(
     from pipelines.publish import mark_pending
 
     seen: list[tuple] = []
-    real = model_docs.grain_violations
+    real = model_docs.grain_violations_sql
 
-    def recording(con, catalog_name, table, key, where=None, group=None):
+    def recording(catalog_name, table, key, where=None, group=None):
         seen.append((table, where, group))
-        return real(con, catalog_name, table, key, where, group)
+        return real(catalog_name, table, key, where, group)
 
-    monkeypatch.setattr(model_docs, "grain_violations", recording)
+    monkeypatch.setattr(model_docs, "grain_violations_sql", recording)
     target = tmp_path / "pub" / "cchc.duckdb"
     raw_cell = "insert into raw_value (submission_id, partition_key, code, value, parse_status, sheet, cell) values "
     work.execute(raw_cell + ", ".join(f"('s{i:02}', '2024-Q1', 'HSO.01', {i}, 'ok', 'Số liệu', 'E6')" for i in range(30)))
