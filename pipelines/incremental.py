@@ -46,12 +46,31 @@ def _row(con, table: str, slice_key: str) -> tuple | None:
     ).fetchone()
 
 
-def wrote(con, table: str, slice_key: str, groups) -> None:
+def state(con, tables, slice_keys) -> dict[tuple[str, str], tuple]:
+    """{(table, slice): (token, read_token, fingerprint)}: the state rows of these tables in these
+    slices, in one look (a model's own row, its sources' and its dimensions' tokens: one statement
+    where there were three, each some 1 ms while the step's thread writes events)."""
+    rows = con.execute(
+        f"select table_name, slice, token, read_token, fingerprint from {STATE_TABLE} "
+        "where list_contains($t, table_name) and list_contains($s, slice)",
+        {"t": sorted(set(tables)), "s": sorted(set(slice_keys))},
+    ).fetchall()
+    return {(table, slice_key): rest for table, slice_key, *rest in rows}
+
+
+def wrote(con, table: str, slice_key: str, groups, read: tuple | None = None) -> None:
     """A write of `table`'s slice (inside its transaction): `groups` are the group values it
-    changed, None when it does not know (a whole rewrite, a first build)."""
-    row = _row(con, table, slice_key)
+    changed, None when it does not know (a whole rewrite, a first build). `read`: (the source
+    table(s), the fingerprint) the write was computed from, recorded as `read` does, in the same
+    statement."""
+    sources = _sources(read[0]) if read is not None else ()
+    found = state(con, (table, *sources), (slice_key,))
+    row = found.get((table, slice_key))
     before, after = (row[0] if row else None), uuid.uuid4().hex
-    _set(con, table, slice_key, token=after)
+    values = {"token": after}
+    if read is not None:
+        values |= _read_values(found, sources, slice_key, read[1])
+    _set(con, table, slice_key, **values)
     _WRITES[(table, slice_key)] = (before, after, None if groups is None else tuple(groups))
     written = None if groups is None else frozenset(groups)
     chain = _SINCE.get((table, slice_key))
@@ -120,8 +139,13 @@ def _tokens(con, tables, slice_key: str) -> dict[str, str | None]:
     )
 
 
-def fingerprint(con, sql: str, dimensions: list[str]) -> str:
-    tokens = _tokens(con, dimensions, "table") if dimensions else {}
+def fingerprint(con, sql: str, dimensions: list[str], found: dict | None = None) -> str:
+    """A model's SQL and its dimensions' tokens, hashed. `found`: their state rows, when the caller
+    has read them (`state`, with the slice "table")."""
+    if found is not None:
+        tokens = {name: found[(name, "table")][0] for name in dimensions if (name, "table") in found}
+    else:
+        tokens = _tokens(con, dimensions, "table") if dimensions else {}
     return hashlib.sha256(repr((sql, [(name, tokens.get(name)) for name in sorted(dimensions)])).encode()).hexdigest()
 
 
@@ -132,22 +156,25 @@ def _sources(source) -> tuple[str, ...]:
     return (source,) if isinstance(source, str) else tuple(source)
 
 
-def groups_to_compute(con, model: str, source, slice_key: str, print_: str) -> tuple | None:
+def groups_to_compute(con, model: str, source, slice_key: str, print_: str, found: dict | None = None) -> tuple | None:
     """The groups `model` needs to compute for the slice, or None for all of them, from its
-    `source` table(s) (a name, or the names in the order `read` was given them).
+    `source` table(s) (a name, or the names in the order `read` was given them). `found`: the
+    state rows of the model and its sources in the slice, when the caller has read them (`state`).
 
     Per source: when this process's last write of it followed the state the model read and said
     which groups it wrote, those groups. Anything else (no write in this process: the table may
     have been changed by anything, another process's write, two writes since, a write that did
     not say, an edited model or new dimensions: another fingerprint) is None."""
     sources = _sources(source)
-    mine = _row(con, model, slice_key)
+    if found is None:
+        found = state(con, (model, *sources), (slice_key,))
+    mine = found.get((model, slice_key))
     if mine is None or mine[1] is None or mine[2] != print_:
         return None
     seen = mine[1].split(READ_SEPARATOR)
     if len(seen) != len(sources):
         return None
-    now = _tokens(con, sources, slice_key)
+    now = {name: found[(name, slice_key)][0] for name in sources if (name, slice_key) in found}
     groups: set = set()
     for name, token_read in zip(sources, seen, strict=True):
         token = now.get(name)
@@ -164,10 +191,13 @@ def read(con, model: str, source, slice_key: str, print_: str) -> None:
     """`model` was built from its `source` table(s)' slice as it is now (inside the model's write
     transaction)."""
     sources = _sources(source)
-    now = _tokens(con, sources, slice_key)
-    tokens = [now.get(name) for name in sources]
-    read_token = None if None in tokens else READ_SEPARATOR.join(tokens)
-    _set(con, model, slice_key, read_token=read_token, fingerprint=print_)
+    _set(con, model, slice_key, **_read_values(state(con, sources, (slice_key,)), sources, slice_key, print_))
+
+
+def _read_values(found: dict, sources: tuple[str, ...], slice_key: str, print_: str) -> dict:
+    """The state columns that record a build from `sources` as `found` has them."""
+    tokens = [found[(name, slice_key)][0] if (name, slice_key) in found else None for name in sources]
+    return {"read_token": None if None in tokens else READ_SEPARATOR.join(tokens), "fingerprint": print_}
 
 
 def unread(con, model: str, slice_key: str) -> None:

@@ -561,9 +561,8 @@ def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
 
     def wrote(sources: tuple[str, ...] = (), fingerprint: str | None = None):
         def record() -> None:
-            incremental.wrote(con, model.name, slice_key, changes.get("groups"))
-            if sources:
-                incremental.read(con, model.name, sources, slice_key, fingerprint)
+            read = (sources, fingerprint) if sources else None
+            incremental.wrote(con, model.name, slice_key, changes.get("groups"), read=read)
 
         return record
 
@@ -572,9 +571,10 @@ def _build_slice(model: Model, run: ModelRun, results: dict) -> int:
         fingerprint = scope = None
         params = run.params()
         on_write = wrote()
-        if sources:
-            fingerprint = incremental.fingerprint(con, model.body, dimensions)
-            scope = incremental.groups_to_compute(con, model.name, sources, slice_key, fingerprint)
+        if sources:  # the model's state, its sources' and its dimensions' tokens: one look
+            found = incremental.state(con, (model.name, *sources, *dimensions), (slice_key, "table"))
+            fingerprint = incremental.fingerprint(con, model.body, dimensions, found)
+            scope = incremental.groups_to_compute(con, model.name, sources, slice_key, fingerprint, found)
             on_write = wrote(sources, fingerprint)
         elif model.fingerprint_sql and slice_ is not None:
             scope, on_write = _fingerprint_scope(model, run, slice_, slice_key, on_write)
