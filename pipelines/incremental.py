@@ -12,8 +12,9 @@ and the model was last built right before those writes, under the same dimension
 SQL, the model computes only the groups in the union of the K_i (`select ... where column in K`);
 otherwise its whole slice.
 
-Every write of a table's slice gets a new token (`incremental_state`, sql/ddl/005_incremental.sql,
-in the write's transaction); each model records the tokens of the tables it last read (joined by
+Every write of a table's slice that changed its rows gets a new token (`incremental_state`,
+sql/ddl/005_incremental.sql, in the write's transaction; a write that compared its rows and changed
+no group keeps the token: the rows are still those it stands for); each model records the tokens of the tables it last read (joined by
 `READ_SEPARATOR`, in name order) and a fingerprint of its SQL and of its dimensions' tokens. The groups a write changed are kept in
 this process only (a run is one process): a model built in another process, after a failed step
 or after a write that said nothing about its groups, computes its whole slice. A group computed
@@ -62,16 +63,28 @@ def wrote(con, table: str, slice_key: str, groups, read: tuple | None = None) ->
     """A write of `table`'s slice (inside its transaction): `groups` are the group values it
     changed, None when it does not know (a whole rewrite, a first build). `read`: (the source
     table(s), the fingerprint) the write was computed from, recorded as `read` does, in the same
-    statement."""
+    statement.
+
+    A write that changed no group (its rows compared equal to the slice's) leaves the slice's
+    token as it is: the rows are those the token stands for, so whatever was built from them still
+    holds, and a transaction that wrote nothing else commits without syncing DuckDB's log (some 10 ms
+    per model a re-run leaves alone). It still counts as this process's write of no group."""
+    groups = None if groups is None else tuple(groups)
     sources = _sources(read[0]) if read is not None else ()
     found = state(con, (table, *sources), (slice_key,))
     row = found.get((table, slice_key))
-    before, after = (row[0] if row else None), uuid.uuid4().hex
-    values = {"token": after}
+    before = row[0] if row else None
+    values: dict = {}
+    if groups == () and before is not None:
+        after = before
+    else:
+        after = values["token"] = uuid.uuid4().hex
     if read is not None:
         values |= _read_values(found, sources, slice_key, read[1])
-    _set(con, table, slice_key, **values)
-    _WRITES[(table, slice_key)] = (before, after, None if groups is None else tuple(groups))
+    kept = dict(zip(("token", "read_token", "fingerprint"), row or ()))
+    if row is None or any(kept[column] != value for column, value in values.items()):
+        _set(con, table, slice_key, **values)
+    _WRITES[(table, slice_key)] = (before, after, groups)
     written = None if groups is None else frozenset(groups)
     chain = _SINCE.get((table, slice_key))
     if chain is not None and chain[1] == before:  # the write after this process's last one: the chain goes on

@@ -527,6 +527,52 @@ def test_a_rerun_later_with_nothing_changed_rewrites_no_staged_submission(tmp_pa
         assert len(before) == 3 and con.execute(rowids).fetchone()[0] == before
         assert incremental.LAST_SCOPE[("stg_submission", "partition_key=2024-Q1")] == ()
         assert con.execute("select list(distinct loaded_at) from raw_submission").fetchone()[0] == [later]
+        # the tables whose rows compared equal keep their tokens (no write to sync)
+        tokens = "select table_name, token from incremental_state where slice = 'partition_key=2024-Q1' order by all"
+        kept = dict(con.execute(tokens).fetchall())
+        steps.build_quarter(con, catalog, "2024-Q1", later, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        again = dict(con.execute(tokens).fetchall())
+        same = {t for t in kept if again.get(t) == kept[t]}
+        assert {"raw_submission", "raw_value", "stg_submission", "stg_value", "fct_submission"} <= same
+        assert con.execute(rowids).fetchone()[0] == before
+
+
+def test_a_write_that_changed_no_group_keeps_the_token_and_what_was_built_from_it():
+    """A write that compared its rows and changed no group leaves the slice's token (no update, so
+    a transaction that wrote nothing else syncs nothing): a model built from the slice still
+    computes nothing, and the write is this process's write of no group (the publish's chain goes
+    on). A write that does not know what it changed, or a slice's first write, gets a new token."""
+    from pipelines import incremental
+    from pipelines.warehouse import SQL_DIR
+
+    incremental.forget()
+    con = duckdb.connect()
+    con.execute((SQL_DIR / "ddl" / "005_incremental.sql").read_text(encoding="utf-8"))
+    token = "select token from incremental_state where table_name = $t and slice = 'q=Q1'"
+    incremental.wrote(con, "src", "q=Q1", [])  # a first write of no group: its first token
+    first = con.execute(token, {"t": "src"}).fetchone()[0]
+    assert first is not None
+    incremental.read(con, "model", "src", "q=Q1", "fp")
+    incremental.wrote(con, "src", "q=Q1", ())
+    assert con.execute(token, {"t": "src"}).fetchone()[0] == first
+    assert incremental.groups_to_compute(con, "model", "src", "q=Q1", "fp") == ()
+    assert incremental._SINCE[("src", "q=Q1")] == (None, first, frozenset())
+    incremental.wrote(con, "src", "q=Q1", ["A"])
+    second = con.execute(token, {"t": "src"}).fetchone()[0]
+    assert second != first and incremental.groups_to_compute(con, "model", "src", "q=Q1", "fp") == ("A",)
+    assert incremental._SINCE[("src", "q=Q1")] == (None, second, frozenset({"A"}))
+    incremental.wrote(con, "src", "q=Q1", None)
+    assert con.execute(token, {"t": "src"}).fetchone()[0] not in (first, second)
+    assert incremental.groups_to_compute(con, "model", "src", "q=Q1", "fp") is None
+    # a model's own write of no group, built from its source as it is now: its row records the read
+    incremental.read(con, "model", "src", "q=Q1", "fp")
+    incremental.wrote(con, "model", "q=Q1", [])
+    incremental.wrote(con, "model", "q=Q1", [], read=("src", "fp2"))
+    (read_token, fingerprint) = con.execute(
+        "select read_token, fingerprint from incremental_state where table_name = 'model'"
+    ).fetchone()
+    assert read_token == con.execute(token, {"t": "src"}).fetchone()[0] and fingerprint == "fp2"
+    incremental.forget()
 
 
 def test_a_new_workbook_with_a_text_in_a_number_cell_in_a_quarter_run_before(tmp_path, catalog):
