@@ -14,12 +14,13 @@ otherwise its whole slice.
 
 Every write of a table's slice that changed its rows gets a new token (`incremental_state`,
 sql/ddl/005_incremental.sql, in the write's transaction; a write that compared its rows and changed
-no group keeps the token: the rows are still those it stands for); each model records the tokens of the tables it last read (joined by
-`READ_SEPARATOR`, in name order) and a fingerprint of its SQL and of its dimensions' tokens. The groups a write changed are kept in
-this process only (a run is one process): a model built in another process, after a failed step
-or after a write that said nothing about its groups, computes its whole slice. A group computed
-that did not change is harmless (it is written again with the same rows); a changed group left
-out is what the tokens rule out.
+no group keeps the token: the rows are still those it stands for); each model records the tokens
+of the tables it last read (joined by `READ_SEPARATOR`, in name order) and a fingerprint of its SQL
+and of its dimensions' tokens. The groups a write changed are kept in this process only (a run is
+one process): a model built in another process, after a failed step or after a write that said
+nothing about its groups, computes its whole slice. A group computed that did not change is
+harmless (it is written again with the same rows); a changed group left out is what the tokens
+rule out.
 """
 
 from __future__ import annotations
