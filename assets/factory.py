@@ -263,15 +263,18 @@ def build_step(step: str, models: list[Model]):
             # back by some 10 ms a model (40 ms of a re-run at 1,000 workbooks); the same events, in
             # the same order. What was built before a failure is still reported.
             raw_built: list[tuple] = []
+
+            def raw_events() -> Iterator:
+                for item in raw_built:
+                    yield from _events(context, item, reader, run, checks)
+
             try:
                 raw_built.extend(_builds(todo[:threaded], run, checks, results, stopped))
             except BaseException:
-                for item in raw_built:
-                    yield from _events(context, item, reader, run, checks)
+                yield from raw_events()
                 raise
             if threaded == len(todo):
-                for item in raw_built:
-                    yield from _events(context, item, reader, run, checks)
+                yield from raw_events()
                 return
             # the others in a thread of their own, back to back, while this one writes Dagster's
             # events of those already built; the connection is the builder's alone meanwhile
@@ -285,8 +288,7 @@ def build_step(step: str, models: list[Model]):
             )
             builder.start()
             try:
-                for item in raw_built:
-                    yield from _events(context, item, reader, run, checks)
+                yield from raw_events()
                 while (item := built.get()) is not None:
                     if isinstance(item[1], BaseException):
                         raise item[1]
