@@ -95,3 +95,62 @@ def test_a_count_below_one_is_a_usage_error(monkeypatch, capsys):
         bench.main()
     assert stopped.value.code == 2
     assert "--first-repeat" in capsys.readouterr().err
+
+
+def test_a_count_below_one_for_the_new_quarter_repeat_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["run.py", "--new-quarter-repeat", "0"])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    assert stopped.value.code == 2
+    assert "--new-quarter-repeat" in capsys.readouterr().err
+
+
+def test_the_new_quarter_targets_compare_the_medians_of_the_alternated_tries():
+    new = bench._median_of([{"wall_s": w, "cpu_s": w + 1, "returncode": 0} for w in (3.1, 2.6, 2.8)], quarter="2027-Q1")
+    year = bench._median_of([{"wall_s": w, "cpu_s": w + 1, "returncode": 0} for w in (3.8, 2.5, 2.7)], quarter="2027-Q1")
+    row = _row(
+        bench.markdown_table(_figures(cli_new_quarter=new, cli_year_new_quarter=year)),
+        "new quarter after the history (2027-Q1) vs after one year (2027-Q1)",
+    )
+    assert row[2] == "2.8 s vs 2.7 s (CPU 3.8 vs 3.7 s); medians of 3, alternated: 3.1 / 2.6 / 2.8 vs 3.8 / 2.5 / 2.7 s"
+    assert row[3] == "not met: +0.1 s"
+
+
+def test_a_failed_try_is_not_hidden_behind_the_median():
+    runs = [
+        {"name": f"new_quarter_{i}", "wall_s": w, "returncode": rc} for i, (w, rc) in enumerate([(2.0, 0), (9.0, 1), (2.2, 0)])
+    ]
+    chosen = bench._median_of(runs)
+    assert chosen["wall_s"] == 2.2
+    assert (chosen["returncode"], chosen["failed_tries"]) == (1, ["new_quarter_1"])
+
+
+def test_a_site_brought_back_to_its_snapshot_runs_a_new_quarter_as_new(tmp_path):
+    site = object.__new__(bench.Site)  # the folders only: no Dagster home, no worker
+    site.root = tmp_path / "site"
+    work, published = site.root / "work", site.root / "published"
+    (work / "parsed" / "v1").mkdir(parents=True)
+    published.mkdir()
+    (work / "cchc.work.duckdb").write_bytes(b"before")
+    (work / "parsed" / "v1" / "cache.db").write_bytes(b"cache before")
+    (work / "cchc.work.lock").write_text("lock")
+    (published / "cchc.duckdb").write_bytes(b"published before")
+    site.snapshot(tmp_path / "snap")
+    assert not (tmp_path / "snap" / "work" / "cchc.work.lock").exists()
+    # the run: it rewrites the databases, adds to the cache; the worker listens on its socket
+    (work / "cchc.work.duckdb").write_bytes(b"after")
+    (work / "cchc.work.duckdb.wal").write_bytes(b"wal")
+    (work / "parsed" / "v1" / "cache.db").write_bytes(b"cache after")
+    (work / "parsed" / "v2").mkdir()
+    (work / "worker.sock").write_text("socket")
+    (published / "cchc.duckdb").write_bytes(b"published after")
+    site.restore(tmp_path / "snap")
+    files = {str(p.relative_to(site.root)): p.read_bytes() for p in site.root.rglob("*") if p.is_file()}
+    assert files == {
+        "work/cchc.work.duckdb": b"before",
+        "work/parsed/v1/cache.db": b"cache before",
+        "work/cchc.work.lock": b"lock",  # left as it was: not part of the state
+        "work/worker.sock": b"socket",  # the warm worker keeps listening
+        "published/cchc.duckdb": b"published before",
+    }
+    assert not (work / "parsed" / "v2").exists()
