@@ -364,11 +364,12 @@ def test_a_failure_in_the_raw_layer_still_reports_what_was_built_before_it(tmp_p
     assert not [t for t in threading.enumerate() if t.name.startswith("cchc-")]
 
 
-def test_checks_that_stop_nothing_in_the_step_run_in_the_steps_own_thread(tmp_path, monkeypatch):
-    """A blocking check of a model another model of the step is built from runs in the builder, before
-    that model; the checks of a model no other is built from run in the step's own thread, on its own
-    connection, as it writes the model's events (off the builder's path). A blocking failure there
-    still fails the step, and the metadata is read there too."""
+def test_checks_run_in_the_steps_own_thread_and_the_builder_waits_only_for_what_it_reads(tmp_path, monkeypatch):
+    """Every check of the builder's models runs in the step's own thread, on its own connection, as
+    it writes the model's events (off the builder's path). A blocking check of a model another model
+    of the step is built from runs first; the builder goes on meanwhile with the models not built
+    from it, and waits for it only before one that is. A blocking failure there still fails the
+    step, and the metadata is read there too."""
     import threading
 
     import assets.factory as factory
@@ -382,26 +383,64 @@ def test_checks_that_stop_nothing_in_the_step_run_in_the_steps_own_thread(tmp_pa
     assert factory.deferred_checks(list(all_models(root).values())) >= {("fct_second", GRAIN_CHECK), ("fct_twice", GRAIN_CHECK)}
     assert ("fct_first", GRAIN_CHECK) not in factory.deferred_checks(list(all_models(root).values()))
     ran: dict = {}
-    real_checks = factory.run_checks
+    order: list[str] = []
+    twice_started = threading.Event()
+    real_checks, real_build = factory.run_checks, factory.build
 
     def run_checks(model, run, selected=None):
         if selected:
             ran[model.name] = threading.current_thread().name
-        return real_checks(model, run, selected)
+        if model.name == "fct_first":
+            # fct_twice is not built from fct_first: its build goes on while fct_first is checked
+            ran["fct_twice built while fct_first was checked"] = twice_started.wait(30)
+        outcomes = real_checks(model, run, selected)
+        order.append(f"checked {model.name}")
+        return outcomes
+
+    def build(model, run, results=None):
+        order.append(f"build {model.name}")
+        if model.name == "fct_twice":
+            twice_started.set()
+        return real_build(model, run, results)
 
     monkeypatch.setattr(factory, "run_checks", run_checks)
+    monkeypatch.setattr(factory, "build", build)
     result = _quarter_run(root, tmp_path)
     assert not result.success  # fct_twice's grain
     assert ran == {
-        "fct_first": "cchc-quarter-models",
+        "fct_first": threading.main_thread().name,
         "fct_second": threading.main_thread().name,
         "fct_twice": threading.main_thread().name,
+        "fct_twice built while fct_first was checked": True,
     }
+    # fct_second is built from fct_first: only once fct_first's blocking check has passed
+    assert order.index("checked fct_first") < order.index("build fct_second")
     outcomes = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert outcomes == {("fct_first", GRAIN_CHECK): True, ("fct_second", GRAIN_CHECK): True, ("fct_twice", GRAIN_CHECK): False}
     materialized = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
     assert set(materialized) == {"fct_first", "fct_second", "fct_twice"}
     assert materialized["fct_twice"].materialization.metadata["dagster/row_count"].value == 2
+
+
+def test_a_blocking_failure_in_the_steps_thread_stops_what_is_built_from_it_and_from_those(tmp_path):
+    """fct_twice's grain fails in the step's thread: fct_after (built from it) and fct_last (built from
+    fct_after) are not built, the model built from neither is, and no thread is left waiting."""
+    import threading
+
+    root = _curated_models(
+        tmp_path,
+        fct_twice=("One row per k (but the query repeats it).", "select * from (values (1), (1)) as t(k)"),
+        fct_after=("One row per k, after fct_twice.", "select distinct k from fct_twice"),
+        fct_last=("One row per k, after fct_after.", "select k from fct_after"),
+        fct_alone=("One row per k, from nothing else.", "select * from (values (3)) as t(k)"),
+    )
+    result = _quarter_run(root, tmp_path)
+    assert not result.success
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {"fct_twice", "fct_alone"}
+    assert [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed] == [
+        ("fct_twice", GRAIN_CHECK)
+    ]
+    assert not [t for t in threading.enumerate() if t.name.startswith("cchc-")]
 
 
 def test_a_model_that_fails_while_the_last_one_is_recorded_fails_the_step(tmp_path):
