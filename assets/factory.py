@@ -18,18 +18,18 @@ values) runs in the step of the earliest of them, once.
 
 Dagster writes some 150 events a re-run (each model's output and materialization, each check's
 output and evaluation, and the look-ups of what each materialization was computed from), 3-6 ms
-each, in Python. So a step builds its models in a thread of its own, back to back (each model
-built and the blocking checks of a model others are built from run: such a failure is known
-before the next model starts), and hands each over to the step's thread, which writes its events
-meanwhile: DuckDB's work and Dagster's overlap on the machine's cores. The step's thread reads
-each model's metadata and runs its other checks (warnings, and the checks of a model no other
-model of the step reads: `deferred_checks`) on a connection of its own to the same database,
-where the model's rows are committed before it is handed over: the builder, the step's longest
-path, no longer waits for them. The raw layer's models come first, in the step's own thread
-(reading the raw folder may fork a pool of processes, which a process with a second thread must
-not do). The run's connection is the builder's alone while it runs; a step that stops early (an
-error, Ctrl-C, a terminated run) interrupts the builder's statements and waits for it before the
-connection can be closed.
+each, in Python. So a step builds its models in a thread of its own, back to back, and hands
+each over to the step's thread, which writes its events meanwhile: DuckDB's work and Dagster's
+overlap on the machine's cores. The step's thread reads each model's metadata and runs its checks
+on a connection of its own to the same database, where the model's rows are committed before it
+is handed over: the builder, the step's longest path, does not wait for them. The blocking checks
+of a model others of the step are built from run first, as the step's thread takes the model; the
+builder goes on with the models not built from it and waits only before one that is, so such a
+failure is known before a model built from it starts (and that model is not built). The raw
+layer's models come first, in the step's own thread (reading the raw folder may fork a pool of
+processes, which a process with a second thread must not do). The run's connection is the
+builder's alone while it runs; a step that stops early (an error, Ctrl-C, a terminated run)
+interrupts the builder's statements and waits for it before the connection can be closed.
 """
 
 import contextlib
@@ -155,11 +155,13 @@ def _builds(
 
 
 def deferred_checks(todo: list[Model]) -> frozenset[tuple[str, str]]:
-    """The checks (table, check) of these models, built in one step, that the step's own thread runs
-    as it writes their events, off the builder thread (the step's longest path: 50-60 ms of a
-    re-run at 1,000 workbooks): the warnings, and every check of a model none of the others is built
-    from (its failure stops nothing in the step; later steps wait for its result, as they always
-    did). A blocking check of a model others are built from runs in the builder before them."""
+    """The checks (table, check) of these models, built in one step, that nothing in the step waits
+    for: the warnings, and every check of a model none of the others is built from (its failure
+    stops nothing in the step; later steps wait for its result, as they always did). The step's
+    own thread runs them as it writes the model's events. The others, the blocking checks of a
+    model others are built from, are run by the builder itself in the step's own thread (the raw
+    layer), or by the step's thread first when it takes the model's item, the builder waiting for
+    them before a model built from it (`_builds`' `verdicts`)."""
     built_from = {dep for model in todo for dep in model.deps}
     return frozenset(
         (model.name, name)
@@ -170,7 +172,7 @@ def deferred_checks(todo: list[Model]) -> frozenset[tuple[str, str]]:
 
 
 def _checks_by_thread(todo: list[Model], selected: set[tuple[str, str]]) -> dict[str, tuple[set[str], set[str]]]:
-    """{model: (its selected checks the builder runs, those the step's thread runs: `deferred_checks`)}."""
+    """{model: (its selected checks that the models built from it wait for, the others: `deferred_checks`)}."""
     later = deferred_checks(todo)
     split: dict[str, tuple[set[str], set[str]]] = {model.name: (set(), set()) for model in todo}
     for table, name in selected:
