@@ -257,6 +257,7 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
+    from pipelines.ingest import one_look_per_command
     from pipelines.models import command_groups
 
     _dagster_home()
@@ -270,7 +271,8 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
         # disposed when done (its storage's connections closed: 25 ms, the last close of a SQLite
         # file checkpoints its write-ahead log), after the answer when the command answers first
         instance = held.enter_context(DagsterInstance.get())
-        partitions = _run_in(instance, defs, partitions, quiet, debug, dimension_models, external_models)
+        with one_look_per_command():  # the raw folder looked at once, for the list of quarters and their runs
+            partitions = _run_in(instance, defs, partitions, quiet, debug, dimension_models, external_models)
         if _answer_first:
             after_answer(held.pop_all().close)
         return partitions

@@ -538,6 +538,41 @@ def test_a_folder_index_entry_of_another_shape_is_not_trusted(tmp_path):
     assert ingest.index_folder(raw, cache) == first
 
 
+def test_within_one_command_the_raw_folder_is_looked_at_once(tmp_path, monkeypatch):
+    """Within `one_look_per_command` the first look at a folder answers the command's later ones
+    (however the folder is named), a workbook changed meanwhile is left to the next command, and a
+    nested scope keeps the outer look; another cache folder is a look of its own. Outside, every
+    call looks again."""
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    paths = _forms(raw / "2024-Q1", 2)
+    looks: list = []
+    real_scan = ingest._scan_names
+    monkeypatch.setattr(ingest, "_scan_names", lambda folder: looks.append(folder) or real_scan(folder))
+    with ingest.one_look_per_command():
+        first = ingest.index_entries(raw, cache)
+        make_form(paths[0], "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 999, "HSO.02": 0})  # changed during the command
+        assert ingest.index_entries(raw, cache) is first
+        assert ingest.index_entries(str(raw / ".." / "raw"), str(cache)) is first
+        with ingest.one_look_per_command():
+            assert ingest.index_entries(raw, cache) is first
+        other = ingest.index_entries(raw, tmp_path / "another-cache")
+        assert ingest.index_entries(raw, tmp_path / "another-cache") is other
+    assert len(looks) == 2
+    after = ingest.index_entries(raw, cache)  # the next command sees the change
+    assert after[str(paths[0])].content_hash != first[str(paths[0])].content_hash
+    assert after[str(paths[1])] == first[str(paths[1])]
+    assert ingest.index_entries(raw, cache) == after and len(looks) == 4  # outside a command: each call looks
+
+
+def test_a_command_that_fails_leaves_no_look_behind(tmp_path):
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    _forms(raw / "2024-Q1", 1)
+    with pytest.raises(RuntimeError), ingest.one_look_per_command():
+        ingest.index_entries(raw, cache)
+        raise RuntimeError("the command failed")
+    assert ingest._LOOKED is None
+
+
 def test_the_folder_index_is_written_only_when_the_folder_changed(tmp_path):
     """A look at an unchanged folder reads the index and writes nothing; a new, a changed or a
     removed workbook is in the next index."""

@@ -225,6 +225,52 @@ def test_the_runs_of_one_command_share_one_open_working_database(service):
     assert jobs[:4] == ["cchc_catalog", "cchc_quarterly", "cchc_quarterly", "cchc_publish"]
 
 
+COUNTING_LOOKS = textwrap.dedent(
+    """
+    import sys
+    from pipelines import cli, ingest
+    looks = []
+    real_scan = ingest._scan_names
+    def scan(folder):
+        looks.append(str(folder))
+        return real_scan(folder)
+    ingest._scan_names = scan
+    code = cli.main(sys.argv[1:])
+    print(f"looks at the raw folder: {len(looks)}", file=sys.stderr)
+    sys.exit(code)
+    """
+)
+
+
+def test_a_command_over_two_quarters_looks_at_the_raw_folder_once(service):
+    """The command's list of quarters and each quarter's raw step share one look at the raw folder
+    (its files listed and statted once, not once per quarter more); a workbook changed after the
+    command is taken by the next one."""
+    write_half_year(service["raw"])
+    first = cli(service, "run", script=COUNTING_LOOKS)
+    assert first.returncode == 0, first.stderr
+    assert "2024-Q1 (Quý I/2024): ok" in first.stdout and "2024-Q2" in first.stdout
+    assert "looks at the raw folder: 1" in first.stderr
+    make_form(
+        service["raw"] / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx",
+        "TD-XA-LIEUTU",
+        Q1,
+        figures(120, 40, 90, 80, reused=10, digitized=30),
+    )
+    again = cli(service, "run", script=COUNTING_LOOKS)
+    assert again.returncode == 0, again.stderr
+    assert "looks at the raw folder: 1" in again.stderr
+    con = duckdb.connect(str(service["db"]), read_only=True)
+    try:
+        (received,) = con.execute(
+            "select value from fct_data_element_value where agency_code = 'TD-XA-LIEUTU' and period_code = '2024-Q1'"
+            " and element_code = 'HSO.01'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert received == 120
+
+
 ANSWERING_FIRST = textwrap.dedent(
     """
     import fcntl, sys
