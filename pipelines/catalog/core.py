@@ -73,8 +73,9 @@ class Catalog:
         (every asset of a run asks for it; the plans' YAML alone takes a while to parse)."""
         root = Path(root)
         key = fingerprint(root)
-        if key is not None and key in _LOADED:
-            return _LOADED[key]
+        cached = _LOADED.get(key) if key is not None else None  # one look: a step's two threads may ask at once
+        if cached is not None:
+            return cached
         try:
             catalog = cls._load(root)
         except CatalogError as exc:
