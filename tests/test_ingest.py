@@ -550,7 +550,7 @@ def test_within_one_command_the_raw_folder_is_looked_at_once(tmp_path, monkeypat
     monkeypatch.setattr(ingest, "_scan_names", lambda folder: looks.append(folder) or real_scan(folder))
     with ingest.one_look_per_command():
         first = ingest.index_entries(raw, cache)
-        make_form(paths[0], "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 999, "HSO.02": 0})  # changed during the command
+        make_form(paths[0], "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 987654, "HSO.02": 0})  # changed during the command
         assert ingest.index_entries(raw, cache) is first
         assert ingest.index_entries(str(raw / ".." / "raw"), str(cache)) is first
         with ingest.one_look_per_command():
