@@ -89,20 +89,13 @@ def test_a_repeated_first_run_reports_the_median_run_and_every_try():
     assert _row(bench.markdown_table(figures), "CLI end to end (wall)")[2] == "14.0 s; median of 3: 15.9 / 13.4 / 18.1 s"
 
 
-def test_a_count_below_one_is_a_usage_error(monkeypatch, capsys):
-    monkeypatch.setattr("sys.argv", ["run.py", "--first-repeat", "0"])
+@pytest.mark.parametrize("option", ["--first-repeat", "--one-repeat", "--new-quarter-repeat"])
+def test_a_count_below_one_is_a_usage_error(monkeypatch, capsys, option):
+    monkeypatch.setattr("sys.argv", ["run.py", option, "0"])
     with pytest.raises(SystemExit) as stopped:
         bench.main()
     assert stopped.value.code == 2
-    assert "--first-repeat" in capsys.readouterr().err
-
-
-def test_a_count_below_one_for_the_new_quarter_repeat_is_a_usage_error(monkeypatch, capsys):
-    monkeypatch.setattr("sys.argv", ["run.py", "--new-quarter-repeat", "0"])
-    with pytest.raises(SystemExit) as stopped:
-        bench.main()
-    assert stopped.value.code == 2
-    assert "--new-quarter-repeat" in capsys.readouterr().err
+    assert option in capsys.readouterr().err
 
 
 def test_the_new_quarter_targets_compare_the_medians_of_the_alternated_tries():
