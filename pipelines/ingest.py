@@ -167,7 +167,22 @@ def load_receipt_register(path: Path | None) -> dict[str, Receipt]:
     """Official receipt times from an operator's register CSV (file_name or content_hash, received_at).
 
     received_at is ISO 8601; a time without zone is local (Asia/Ho_Chi_Minh).
-    """
+
+    Within `one_look_per_command`, a register read once is not read again while its file is as it
+    was (`register_print`: its path, size and modification time): a command over forty quarters
+    read a province's 6,150 receipts for each quarter with new workbooks (some 25 ms each). A file
+    changed since is read again. The mapping is shared: not to be changed."""
+    looked = _LOOKED
+    if looked is None or not path:
+        return _read_receipt_register(path)
+    key = ("receipts", register_print(path))
+    if key not in looked:
+        looked[key] = _read_receipt_register(path)
+    return looked[key]
+
+
+def _read_receipt_register(path: Path | None) -> dict[str, Receipt]:
+    """load_receipt_register's reading of the file."""
     if not path or not Path(path).exists():
         return {}
     register: dict[str, Receipt] = {}

@@ -564,6 +564,26 @@ def test_within_one_command_the_raw_folder_is_looked_at_once(tmp_path, monkeypat
     assert ingest.index_entries(raw, cache) == after and len(looks) == 4  # outside a command: each call looks
 
 
+def test_within_one_command_a_receipts_register_is_read_once_while_its_file_is_unchanged(tmp_path, monkeypatch):
+    register = tmp_path / "receipts.csv"
+    register.write_text("file_name,received_at\na.xlsx,2024-04-10T08:00:00\n", encoding="utf-8")
+    reads: list = []
+    real_read = ingest._read_receipt_register
+    monkeypatch.setattr(ingest, "_read_receipt_register", lambda path: reads.append(path) or real_read(path))
+    with ingest.one_look_per_command():
+        first = ingest.load_receipt_register(register)
+        assert ingest.load_receipt_register(register) is first and len(reads) == 1
+        register.write_text(
+            "file_name,received_at\na.xlsx,2024-04-10T08:00:00\nb.xlsx,2024-04-11T09:30:00\n", encoding="utf-8"
+        )  # changed during the command: read again, as the run's fields print (register_print) says
+        assert set(ingest.load_receipt_register(register)) == {"a.xlsx", "b.xlsx"} and len(reads) == 2
+        assert ingest.load_receipt_register(tmp_path / "missing.csv") == {}
+    assert set(first) == {"a.xlsx"}
+    ingest.load_receipt_register(register)
+    ingest.load_receipt_register(register)
+    assert len(reads) == 5  # outside a command: each call reads
+
+
 def test_a_command_that_fails_leaves_no_look_behind(tmp_path):
     raw, cache = tmp_path / "raw", tmp_path / "parsed"
     _forms(raw / "2024-Q1", 1)
