@@ -42,10 +42,7 @@ def slice_id(slice_: dict | None) -> str:
 
 
 def _row(con, table: str, slice_key: str) -> tuple | None:
-    return con.execute(
-        f"select token, read_token, fingerprint from {STATE_TABLE} where table_name = $t and slice = $s",
-        {"t": table, "s": slice_key},
-    ).fetchone()
+    return state(con, (table,), (slice_key,)).get((table, slice_key))
 
 
 def state(con, tables, slice_keys) -> dict[tuple[str, str], tuple]:
@@ -143,23 +140,12 @@ def published(con) -> None:
     _SINCE.clear()
 
 
-def _tokens(con, tables, slice_key: str) -> dict[str, str | None]:
-    """{table: its slice's token} for these tables (those without a state row left out): one look."""
-    return dict(
-        con.execute(
-            f"select table_name, token from {STATE_TABLE} where list_contains($t, table_name) and slice = $s",
-            {"t": list(tables), "s": slice_key},
-        ).fetchall()
-    )
-
-
 def fingerprint(con, sql: str, dimensions: list[str], found: dict | None = None) -> str:
     """A model's SQL and its dimensions' tokens, hashed. `found`: their state rows, when the caller
     has read them (`state`, with the slice "table")."""
-    if found is not None:
-        tokens = {name: found[(name, "table")][0] for name in dimensions if (name, "table") in found}
-    else:
-        tokens = _tokens(con, dimensions, "table") if dimensions else {}
+    if found is None:
+        found = state(con, dimensions, ("table",)) if dimensions else {}
+    tokens = {name: found[(name, "table")][0] for name in dimensions if (name, "table") in found}
     return hashlib.sha256(repr((sql, [(name, tokens.get(name)) for name in sorted(dimensions)])).encode()).hexdigest()
 
 

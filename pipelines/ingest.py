@@ -172,13 +172,7 @@ def load_receipt_register(path: Path | None) -> dict[str, Receipt]:
     was (`register_print`: its path, size and modification time): a command over forty quarters
     read a province's 6,150 receipts for each quarter with new workbooks (some 25 ms each). A file
     changed since is read again. The mapping is shared: not to be changed."""
-    looked = _LOOKED
-    if looked is None or not path:
-        return _read_receipt_register(path)
-    key = ("receipts", register_print(path))
-    if key not in looked:
-        looked[key] = _read_receipt_register(path)
-    return looked[key]
+    return _once_per_command(lambda: ("receipts", register_print(path)), lambda: _read_receipt_register(path))
 
 
 def _read_receipt_register(path: Path | None) -> dict[str, Receipt]:
@@ -472,8 +466,8 @@ class IndexEntry(NamedTuple):
     partition: str
 
 
-# Within `one_look_per_command`: index_entries' answers of this command, by (raw folder, cache
-# folder, limits). None: every call looks at the folder.
+# Within `one_look_per_command`: this command's looks (`_once_per_command`): the folder index by
+# (raw folder, cache folder, limits), the receipts register by its file's print. None: every call looks.
 _LOOKED: dict | None = None
 
 
@@ -499,6 +493,18 @@ def one_look_per_command():
         _LOOKED = outer
 
 
+def _once_per_command(key_of: Callable[[], tuple], compute: Callable):
+    """compute(), or within `one_look_per_command` the answer kept under key_of() (computed once).
+    Outside, the key is not even worked out."""
+    looked = _LOOKED
+    if looked is None:
+        return compute()
+    key = key_of()
+    if key not in looked:
+        looked[key] = compute()
+    return looked[key]
+
+
 def index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> dict[str, IndexEntry]:
     """{file name (as `str(Path)` gives it): IndexEntry} for every workbook of the raw folder, in
     the folder's order (`scan_raw_folder`), through the folder index kept in `cache_dir`
@@ -506,14 +512,10 @@ def index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> dict[str, Inde
     list of quarters, then the raw step) cost more than statting the files. Within
     `one_look_per_command`, the command's first look answers (the mapping is shared: not to be
     changed)."""
-    looked = _LOOKED
-    key = (os.path.abspath(raw_dir), os.path.abspath(cache_dir), limits)
-    if looked is not None and key in looked:
-        return looked[key]
-    entries = _index_entries(Path(raw_dir), Path(cache_dir), limits)
-    if looked is not None:
-        looked[key] = entries
-    return entries
+    return _once_per_command(
+        lambda: ("folder", os.path.abspath(raw_dir), os.path.abspath(cache_dir), limits),
+        lambda: _index_entries(Path(raw_dir), Path(cache_dir), limits),
+    )
 
 
 def _index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> dict[str, IndexEntry]:
