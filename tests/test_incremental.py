@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
 import pandas as pd
@@ -468,10 +469,10 @@ def test_a_rerun_with_incremental_models_equals_a_fresh_build(tmp_path, catalog,
 
 
 def test_a_jurisdictions_sums_do_not_depend_on_the_order_of_its_agencies_rows(tmp_path, catalog):
-    """fct_indicator_value adds a jurisdiction's agencies in code order. A re-run leaves the agencies
-    it rewrote at the end of int_element_value; DuckDB adds doubles in the order it reads them, and
-    these six mean waiting times weighted by their dossiers add up to other last bits in the other
-    order (16395.8 against 16395.800000000003): an incremental build then differed from a fresh one."""
+    """fct_indicator_value's sums are exact (decimals). A re-run leaves the agencies it rewrote at the
+    end of int_element_value; DuckDB adds doubles in the order it reads them, and these six mean
+    waiting times weighted by their dossiers add up to other last bits in another order (16395.8
+    against 16395.800000000003): an incremental build then differed from a fresh one."""
     from pipelines import incremental, steps
     from pipelines.periods import LOCAL_TZ
     from pipelines.warehouse import Warehouse
@@ -490,10 +491,12 @@ def test_a_jurisdictions_sums_do_not_depend_on_the_order_of_its_agencies_rows(tm
         steps.publish_dimensions(con, catalog)
         steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
         first = con.execute(rows).fetchall()
-        in_code_order = 0.0
-        for _, mean, weight in sorted(zip(COMMUNES, means, weights, strict=True)):
-            in_code_order += mean * weight
-        assert ("jurisdiction", "TD", "all", in_code_order, 787.0) in [r[:5] for r in first]
+        # each product rounded to a millionth, then added exactly
+        exact = float(
+            sum(Decimal(m * w).quantize(Decimal("0.000001"), ROUND_HALF_UP) for m, w in zip(means, weights, strict=True))
+        )
+        assert exact == 16395.8
+        assert ("jurisdiction", "TD", "all", exact, 787.0) in [r[:5] for r in first]
         for order in ("desc", "asc"):  # the agencies' rows in another order, everything computed again
             con.execute(
                 f"create or replace table int_element_value as select * from int_element_value order by agency_code {order}"
@@ -502,6 +505,17 @@ def test_a_jurisdictions_sums_do_not_depend_on_the_order_of_its_agencies_rows(tm
             incremental.forget()
             steps.build_models(con, catalog, "2024-Q1", "fct_indicator_value", now=now, raw_dir=raw)
             assert con.execute(rows).fetchall() == first, order
+        # a part of 1e25 or more (no accepted figure comes near: each is at most 1e15, so a product
+        # at most 1e30) does not fit the decimals' sum: that group is added as doubles, no error
+        con.execute("update int_element_value set value = 1e15 where code = 'TGI.01' and agency_code = $a", {"a": COMMUNES[0]})
+        con.execute("update int_element_value set value = 1e12 where code = 'HSO.01' and agency_code = $a", {"a": COMMUNES[0]})
+        con.execute("delete from group_state where table_name = 'fct_indicator_value'")
+        incremental.forget()
+        steps.build_models(con, catalog, "2024-Q1", "fct_indicator_value", now=now, raw_dir=raw)
+        huge = {r[:3]: r[3:] for r in con.execute(rows).fetchall()}
+        numerator, denominator, value = huge[("jurisdiction", "TD", "all")]
+        assert numerator == 1e27 + sum(m * w for m, w in zip(means[1:], weights[1:], strict=True))
+        assert denominator == 1e12 + sum(weights[1:]) and value == numerator / denominator
 
 
 def test_a_rerun_later_with_nothing_changed_rewrites_no_staged_submission(tmp_path, catalog):

@@ -9,10 +9,15 @@
 --
 -- One row per indicator x scope (agency, level within a jurisdiction, whole jurisdiction) x period.
 -- Ratios over several agencies are sum of numerators / sum of denominators; a zero
--- denominator gives no value. Weighted means: sum(mean x weight) / sum(weight). The sums add
--- the agencies in code order: DuckDB adds doubles in the order it reads them, and a re-run (whose
--- rewritten agencies' rows sit at the table's end) gave a jurisdiction's sums other last bits than
--- a fresh build of the same figures.
+-- denominator gives no value. Weighted means: sum(mean x weight) / sum(weight). The sums are
+-- exact, since DuckDB adds doubles in the order it reads them, and a re-run (whose rewritten
+-- agencies' rows sit at the table's end) gave a jurisdiction's sums other last bits than a fresh
+-- build of the same figures. So the parts are added as decimal(38, 6), each rounded to a
+-- millionth and then added exactly, in any order, and the sum is read back as a double, while
+-- every part is below 1e25 (a million of them then fit); a group with a larger part is added as
+-- doubles. An aggregate with its own order (`sum(x order by agency_code)`) gave the same bits, but
+-- keeps every value of a group in memory, which DuckDB cannot spill: a national quarter (4,000
+-- workbooks) ran out of the run's 512 MB (docs/performance.md).
 --
 -- An org unit's rows depend only on the year's element values of the agency itself and of the
 -- agencies of its jurisdiction (and on the dimension tables). The `fingerprint` input (after the
@@ -61,7 +66,7 @@ agencies as (
     from dim_agency
 ),
 
-agency_parts as (
+agency_values as (
     select
         i.indicator_code,
         n.agency_code,
@@ -75,6 +80,15 @@ agency_parts as (
             i.denominator_code = d.code
             and n.agency_code = d.agency_code
             and n.period_code = d.period_code
+),
+
+-- each part also as the decimal the sums add (below 1e25: see the header)
+agency_parts as (
+    select
+        *,
+        case when abs(numerator) < 1e25 then numerator::decimal(38, 6) end as numerator_exact,
+        case when abs(denominator) < 1e25 then denominator::decimal(38, 6) end as denominator_exact
+    from agency_values
 ),
 
 scoped as (
@@ -98,8 +112,8 @@ scoped as (
         a.admin_level,
         a.jurisdiction_code,
         p.period_code,
-        sum(p.numerator order by p.agency_code) as numerator,
-        sum(p.denominator order by p.agency_code) as denominator,
+        case when max(abs(p.numerator)) < 1e25 then sum(p.numerator_exact)::double else sum(p.numerator) end as numerator,
+        case when max(abs(p.denominator)) < 1e25 then sum(p.denominator_exact)::double else sum(p.denominator) end as denominator,
         count(*) as reporting_units
     from agency_parts as p
     inner join agencies as a on p.agency_code = a.org_unit_code
@@ -112,8 +126,8 @@ scoped as (
         'all' as admin_level,
         a.jurisdiction_code,
         p.period_code,
-        sum(p.numerator order by p.agency_code) as numerator,
-        sum(p.denominator order by p.agency_code) as denominator,
+        case when max(abs(p.numerator)) < 1e25 then sum(p.numerator_exact)::double else sum(p.numerator) end as numerator,
+        case when max(abs(p.denominator)) < 1e25 then sum(p.denominator_exact)::double else sum(p.denominator) end as denominator,
         count(*) as reporting_units
     from agency_parts as p
     inner join agencies as a on p.agency_code = a.org_unit_code
