@@ -1,9 +1,10 @@
 """One factory turns the model files (sql/<layer>/<name>.sql, see pipelines/models.py) into Dagster assets.
 
 Each model is an asset of the same name, with its description, its dependencies (the tables its
-SQL reads), its metadata (row count, column schema, a preview) and its checks: the grain (the key
-is unique and not null), the references to dimensions and the checks its header declares. Checks
-of severity `error` are blocking.
+SQL reads), its columns where its files declare them (`declared_schemas`), its metadata on each
+materialization (row count, a preview, and the columns where they are not the declared ones) and
+its checks: the grain (the key is unique and not null), the references to dimensions and the
+checks its header declares. Checks of severity `error` are blocking.
 
 Assets are grouped by layer (the asset groups operators see), and built in two Dagster steps,
 each a multi-asset that can be subset: `dimensions_models` (the catalog) and `quarter_models`
@@ -33,7 +34,9 @@ interrupts the builder's statements and waits for it before the connection can b
 """
 
 import contextlib
+import datetime as dt
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -82,7 +85,70 @@ def steps(root: Path = SQL_DIR) -> dict[str, list[Model]]:
     return {step: out[step] for step in ("dimensions", QUARTER_STEP) if step in out}
 
 
-def _spec(model: Model) -> AssetSpec:
+def declared_schemas(models: list[Model]) -> dict[str, TableSchema | None]:
+    """{model: its columns as its files declare them}, for `models` in dependency order: for a
+    table the published model documents (sql/published/model.yaml), its columns with their types
+    and meaning; else the `create table` of a Python model; else, for a SQL model, the columns of
+    its select, as DuckDB binds it over empty tables of those columns (in memory, some 80 ms for
+    the shipped models). None where they cannot be known before the table is built (a select that
+    reads a table of unknown columns, or a Python model without `create table`).
+
+    They are the assets' definition metadata (`dagster/column_schema`), which the Dagster UI shows
+    as each asset's columns, with their meaning. A materialization carries the columns of the table
+    it wrote only where they differ from these (`_metadata`): a column schema serialised into every
+    materialization and read back for every data-version look-up cost some 0.15 s of a re-run at
+    1,000 workbooks (docs/performance.md). tests/test_pipeline.py checks that they are the built
+    tables' columns."""
+    import duckdb
+
+    from pipelines.model_docs import _ident, column_comment, load_model, objects
+
+    documented = {t["name"]: t for t in objects(load_model()) if t.get("kind", "table") == "table"}
+    # the parameters a run binds, with the types it binds them with (a select's column types may follow them)
+    params = {"partition_key": "2024-Q1", "year": 2024, "as_of": dt.datetime(2024, 4, 1, tzinfo=dt.UTC)}
+    params |= {"every": True, "groups": ["x"]}
+    out: dict[str, TableSchema | None] = {}
+    con = duckdb.connect()  # in memory: the declared tables, empty
+    try:
+        for model in models:
+            table = documented.get(model.name)
+            if table is not None:
+                columns = [TableColumn(c["name"], c["type"], description=column_comment(c)) for c in table["columns"]]
+                con.execute(f"create table {_ident(model.name)} ({', '.join(f'{_ident(c.name)} {c.type}' for c in columns)})")
+            elif model.ddl or model.python is None:
+                try:
+                    if model.ddl:
+                        con.execute(model.ddl)
+                        select, bound = f"select * from {_ident(model.name)}", {}
+                    else:
+                        select = f"select * from ({model.body}\n)"
+                        bound = {k: v for k, v in params.items() if re.search(rf"\${k}\b", model.body)}
+                    # the cursor's description: the names and types, as DuckDB binds them (no row is read)
+                    columns = [
+                        TableColumn(name, str(type_)) for name, type_, *_ in con.execute(f"{select} limit 0", bound).description
+                    ]
+                except duckdb.Error:  # reads a table whose columns are not declared: known once built
+                    out[model.name] = None
+                    continue
+                if not model.ddl:
+                    con.execute(f"create table {_ident(model.name)} ({', '.join(f'{_ident(c.name)} {c.type}' for c in columns)})")
+            else:
+                out[model.name] = None
+                continue
+            out[model.name] = TableSchema(columns=columns)
+    finally:
+        con.close()
+    return out
+
+
+def _spec(model: Model, schema: TableSchema | None = None) -> AssetSpec:
+    metadata = {
+        "model_file": str(model.path.relative_to(model.path.parents[2])),
+        "grain": ", ".join(model.grain),
+        "partitioned_by": model.partition,
+    }
+    if schema is not None:
+        metadata["dagster/column_schema"] = schema
     return AssetSpec(
         model.name,
         group_name=model.layer,
@@ -90,26 +156,27 @@ def _spec(model: Model) -> AssetSpec:
         deps=sorted(model.deps),
         kinds={"duckdb", "python" if model.python else "sql"},
         skippable=True,
-        metadata={
-            "model_file": str(model.path.relative_to(model.path.parents[2])),
-            "grain": ", ".join(model.grain),
-            "partitioned_by": model.partition,
-        },
+        metadata=metadata,
     )
 
 
-def _metadata(con, model: Model, rows: int, run: ModelRun) -> dict:
-    """Row count, column schema and a preview of the slice: one query, its cursor's description is
+def _metadata(con, model: Model, rows: int, run: ModelRun, declared: TableSchema | None = None) -> dict:
+    """Row count, a preview of the slice and, where they are not the `declared` ones (the asset's
+    definition's: `declared_schemas`), the table's columns: one query, its cursor's description is
     the schema (the table's column names and types, as `describe` gives them)."""
+    from pipelines.model_docs import normal_type
+
     where, params = slice_filter(model, run)
     cursor = con.execute(f'select * from "{model.name}" where {where} limit 10', params)
     first = cursor.fetchall()
     columns = [(name, str(type_)) for name, type_, *_ in cursor.description]
-    return {
-        "dagster/row_count": rows,
-        "dagster/column_schema": TableSchema(columns=[TableColumn(name, type_) for name, type_ in columns]),
-        "preview": markdown_table([name for name, _ in columns], first),
-    }
+    metadata: dict = {"dagster/row_count": rows}
+    if declared is None or [(c.name, normal_type(c.type)) for c in declared.columns] != [
+        (name, normal_type(type_)) for name, type_ in columns
+    ]:
+        metadata["dagster/column_schema"] = TableSchema(columns=[TableColumn(name, type_) for name, type_ in columns])
+    metadata["preview"] = markdown_table([name for name, _ in columns], first)
+    return metadata
 
 
 def _builds(
@@ -201,6 +268,7 @@ def _events(
     checks: dict[str, tuple[set[str], set[str]]],
     verdicts: dict[str, threading.Event] | None = None,
     stopped: set[str] | None = None,
+    declared: dict[str, TableSchema | None] | None = None,
 ) -> Iterator:
     """What the step yields for one of `_builds`' items (and the warning for a model not built).
     `reader`: the step thread's own connection, where the model's metadata is read (`_metadata`)
@@ -225,7 +293,7 @@ def _events(
         finally:
             verdict.set()
         outcomes = outcomes + first
-    metadata = _metadata(reader, model, rows, run)
+    metadata = _metadata(reader, model, rows, run, (declared or {}).get(model.name))
     names = checks[model.name][1]
     if names:
         outcomes = outcomes + run_checks(model, model_run, names)
@@ -249,14 +317,16 @@ def _events(
         )
 
 
-def build_step(step: str, models: list[Model]):
-    """The multi-asset that builds one step's models (`steps`)."""
+def build_step(step: str, models: list[Model], declared: dict[str, TableSchema | None] | None = None):
+    """The multi-asset that builds one step's models (`steps`); `declared`: their columns
+    (`declared_schemas`, of these models when not given)."""
     partitioned = step != "dimensions"
     names = {m.name for m in models}
+    declared = declared if declared is not None else declared_schemas(models)
 
     @multi_asset(
         name=f"{step}_models",
-        specs=[_spec(m) for m in models],
+        specs=[_spec(m, declared[m.name]) for m in models],
         check_specs=[
             AssetCheckSpec(name, asset=m.name, description=text, blocking=severity == "error")
             for m in models
@@ -306,7 +376,7 @@ def build_step(step: str, models: list[Model]):
 
             def raw_events() -> Iterator:
                 for item in raw_built:
-                    yield from _events(context, item, reader, run, checks)
+                    yield from _events(context, item, reader, run, checks, declared=declared)
 
             try:
                 raw_built.extend(_builds(todo[:threaded], run, checks, results, stopped))
@@ -336,7 +406,7 @@ def build_step(step: str, models: list[Model]):
                 while (item := built.get()) is not None:
                     if isinstance(item[1], BaseException):
                         raise item[1]
-                    yield from _events(context, item, reader, run, checks, verdicts, stopped)
+                    yield from _events(context, item, reader, run, checks, verdicts, stopped, declared)
             finally:
                 # the step stops early (a failure here, an interrupt): so do the builds, at their next
                 # model or their running statement (a statement begun meanwhile is interrupted too)
@@ -351,4 +421,5 @@ def build_step(step: str, models: list[Model]):
 
 def model_assets(root: Path = SQL_DIR) -> list:
     """Every model's asset, in the multi-asset steps of `steps` (`root`: another sql/ folder, for tests)."""
-    return [build_step(step, models) for step, models in steps(root).items()]
+    declared = declared_schemas(list(topological(all_models(root).values())))
+    return [build_step(step, models, declared) for step, models in steps(root).items()]

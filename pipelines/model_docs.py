@@ -75,6 +75,12 @@ def columns(table: dict, published_only: bool = False) -> list[dict]:
     return [c for c in table["columns"] if not (published_only and not c.get("published", True))]
 
 
+def normal_type(text: str) -> str:
+    """A column type as this model writes it: DuckDB's name in lower case, `timestamptz` for
+    `TIMESTAMP WITH TIME ZONE`."""
+    return {"timestamp with time zone": "timestamptz"}.get(text.lower(), text.lower())
+
+
 # --- markdown --------------------------------------------------------------------------------
 
 

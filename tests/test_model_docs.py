@@ -53,10 +53,6 @@ def _published_objects(path: Path) -> dict[str, dict]:
     return schema.read_model(path, curated_only=False)
 
 
-def _normal_type(text: str) -> str:
-    return {"timestamp with time zone": "timestamptz"}.get(text.lower(), text.lower())
-
-
 def test_the_data_dictionary_is_generated_from_the_model():
     text = (REPO / "docs" / "data_dictionary.md").read_text(encoding="utf-8")
     assert text == model_docs.render_markdown(model_docs.load_model()), (
@@ -91,7 +87,7 @@ def test_every_published_table_view_and_column_has_an_entry(published):
         for column in model_docs.columns(table, published_only=True):
             if column["name"] not in actual:
                 stale.append(f"{name}.{column['name']}")
-            elif _normal_type(actual[column["name"]]) != column["type"]:
+            elif model_docs.normal_type(actual[column["name"]]) != column["type"]:
                 wrong_type.append(f"{name}.{column['name']}: {column['type']} in the YAML, {actual[column['name']]} in the file")
     assert stale == [] and wrong_type == []
     kinds = {name: entry["kind"] for name, entry in objects.items()}

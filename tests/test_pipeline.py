@@ -510,6 +510,33 @@ def test_asset_checks(world):
     assert evaluations[("fct_data_element_value", "no_negative_derived_flows")].passed is True
 
 
+def test_the_columns_each_asset_declares_are_those_the_run_built(world):
+    """Each model's declared columns (its asset's definition: `assets.factory.declared_schemas`)
+    are its built table's, names, order and types: so the runs' materializations carry none of
+    their own (they would where a table differs)."""
+    from assets.factory import declared_schemas
+    from pipelines.model_docs import normal_type
+    from pipelines.models import all_models, topological
+
+    declared = declared_schemas(list(topological(all_models().values())))
+    work = duckdb.connect(str(world["work"]), read_only=True)
+    try:
+        built = {}
+        for table, column, type_ in work.execute(
+            "select table_name, column_name, data_type from duckdb_columns() where schema_name = 'main' order by table_name, column_index"
+        ).fetchall():
+            built.setdefault(table, []).append((column, normal_type(type_)))
+    finally:
+        work.close()
+    compared = [name for name in declared if name in built]
+    assert {"raw_submission", "stg_value", "int_element_value", "fct_target_scorecard", "dim_agency"} <= set(compared)
+    for name in compared:
+        assert [(c.name, normal_type(c.type)) for c in declared[name].columns] == built[name], name
+    for result in world["results"].values():
+        for event in result.get_asset_materialization_events():
+            assert "dagster/column_schema" not in event.event_specific_data.materialization.metadata, event.asset_key
+
+
 def test_every_example_query_in_the_docs_runs(world):
     import re
 
