@@ -1023,3 +1023,37 @@ def test_rows_read_without_sampling_into_a_table_are_the_rows_read_with_it():
     unsampled.execute("delete from t")
     replace_frame(unsampled, "t", frame, key="unit")
     assert unsampled.execute(rows).fetchall() == sampled.execute(rows).fetchall()
+
+
+def test_a_national_years_indicator_sums_run_within_a_small_memory_limit(tmp_path):
+    """fct_indicator_value's select over a national year (4,000 agencies in 28 jurisdictions and 4
+    levels, 40 indicators, 6 periods: 960,000 parts, 34,000 level and jurisdiction sums) runs under
+    a 64 MB DuckDB memory limit. Its sums once had their own order (`sum(x order by agency_code)`):
+    such an aggregate keeps every value of each group in memory, cannot spill, and a national
+    quarter ran out of the run's 512 MB."""
+    from pipelines.models import _bind, all_models
+
+    model = all_models()["fct_indicator_value"]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("set threads = 2")
+    con.execute(
+        "create table dim_agency as select 'A' || lpad(i::varchar, 4, '0') as org_unit_code,"
+        " ['province', 'district', 'commune', 'department'][(i // 28) % 4 + 1] as admin_level, 'J' || (i % 28) as jurisdiction_code"
+        " from range(4000) as t(i)"
+    )
+    con.execute(
+        "create table dim_indicator as select 'ind' || i as indicator_code, 'ratio' as method, 'N' || i as numerator_code,"
+        " 'D' || i as denominator_code, 100.0 as multiplier, 'higher' as direction, '%' as unit from range(40) as t(i)"
+    )
+    con.execute(
+        "create table int_element_value as select a.org_unit_code as agency_code, '2024-' || p as period_code,"
+        " 2024 as period_year, c.code, (hash(a.org_unit_code, p, c.code) % 1000)::double + 0.25 as value"
+        " from dim_agency as a, (values ('Q1'), ('Q2'), ('H1'), ('Q3'), ('Q4'), ('Y')) as ps(p),"
+        " (select 'N' || i as code from range(40) as t(i) union all select 'D' || i from range(40) as t(i)) as c"
+    )
+    con.execute("set memory_limit = '64MB'")
+    params = {"year": 2024, "every": True, "groups": [], "partition_key": "2024-Q4", "as_of": None}
+    rows, sums = con.execute(
+        f"select count(*), count(*) filter (where scope <> 'agency') from ({model.body}\n)", _bind(model.body, params)
+    ).fetchone()
+    assert (rows, sums) == (960_000 + 33_600, 33_600)
