@@ -64,6 +64,7 @@ from contextlib import contextmanager
 
 import sqlalchemy
 import yaml
+from dagster._core.assets import AssetDetails
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -88,6 +89,9 @@ from pipelines.errors import env_number
 # Engines kept per storage: the index and the runs being written (a run writes to its own file).
 ENGINES_KEPT = 8
 BATCH_SIZE = "1000"  # events per batch at most; Dagster also ends a batch where its group ends
+# Partitions named in one look-up of their latest tags by the storage's own SQL; more go Dagster's
+# way (SQLite's limit of bound variables is far above; Dagster asks for fewer than 100)
+MANY_PARTITIONS = 500
 SCHEMA_LOCK = ".schema.lock"
 
 
@@ -289,6 +293,57 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def has_asset_key_col(self, column_name: str) -> bool:
         return self._once_found(("asset_keys", column_name), lambda: SqliteEventLogStorage.has_asset_key_col(self, column_name))
+
+    def get_latest_tags_by_partition(
+        self,
+        asset_key,
+        event_type,
+        tag_keys: Sequence[str],
+        asset_partitions: Sequence[str] | None = None,
+        before_cursor: int | None = None,
+        after_cursor: int | None = None,
+    ):
+        """{partition: {tag: value}} of the latest event of `event_type` of each partition (of
+        `asset_partitions`, or all) of the asset: Dagster's own query, written once as SQL. Dagster
+        builds it with SQLAlchemy at every call (2-3 ms, of which SQLite's work is 0.02 ms), and a
+        run asks it some 35 times: the data versions of each partitioned asset a step's models are
+        built from, 17 of them at the publish's start (docs/performance.md). A call with cursors,
+        with tags Dagster does not index, of many partitions, or for an asset that was ever wiped
+        (whose older events Dagster filters out by time) goes Dagster's way."""
+        if (
+            before_cursor is not None
+            or after_cursor is not None
+            or not tag_keys
+            or len(tag_keys) != len(self.get_asset_tags_to_index(set(tag_keys)))
+            or (asset_partitions is not None and len(asset_partitions) > MANY_PARTITIONS)
+        ):
+            return super().get_latest_tags_by_partition(
+                asset_key, event_type, tag_keys, asset_partitions, before_cursor, after_cursor
+            )
+        if asset_partitions is not None and not asset_partitions:
+            return {}
+        key = asset_key.to_string()
+        partitions = "" if asset_partitions is None else f" and partition in ({', '.join('?' * len(asset_partitions))})"
+        with self.index_connection() as conn:
+            details = conn.exec_driver_sql("select asset_details from asset_keys where asset_key = ?", (key,)).fetchone()
+            wiped = details is not None and details[0] and AssetDetails.from_db_string(details[0])
+            if not (wiped and wiped.last_wipe_timestamp):
+                rows = conn.exec_driver_sql(
+                    "select latest.partition, tags.key, tags.value from ("
+                    " select partition, max(id) as id from event_logs"
+                    f" where asset_key = ? and partition is not null and dagster_event_type = ?{partitions}"
+                    " group by partition"
+                    ") as latest join asset_event_tags as tags on tags.event_id = latest.id"
+                    f" where tags.key in ({', '.join('?' * len(tag_keys))})",
+                    (key, event_type.value, *(asset_partitions or ()), *tag_keys),
+                ).fetchall()
+                out: dict[str, dict[str, str]] = {}
+                for partition, tag, value in rows:
+                    out.setdefault(partition, {})[tag] = value
+                return out
+        return super().get_latest_tags_by_partition(
+            asset_key, event_type, tag_keys, asset_partitions, before_cursor, after_cursor
+        )
 
     def store_event_batch(self, events: Sequence) -> None:
         if len(events) < 2:

@@ -20,6 +20,7 @@ from dagster import (
     Definitions,
     EventRecordsFilter,
     MaterializeResult,
+    StaticPartitionsDefinition,
     asset,
     define_asset_job,
 )
@@ -333,3 +334,61 @@ def test_migration_facts_are_remembered_once_found_and_answered_as_dagster_answe
     assert True in theirs and False in theirs  # both kinds of answer were put to the test
     # the second time only what was not found is asked again: the missing migration and column
     assert sorted(asked) == ["_has_asset_key_col_on_connection", "has_secondary_index"]
+
+
+QUARTERS = StaticPartitionsDefinition(["2024-Q1", "2024-Q2", "2024-Q3"])
+
+
+@asset(partitions_def=QUARTERS)
+def quarterly():
+    return MaterializeResult(metadata={"rows": 1})
+
+
+def test_the_latest_tags_by_partition_are_dagsters_answer_in_the_storages_own_sql(tmp_path, monkeypatch):
+    """`get_latest_tags_by_partition` (the data versions Dagster reads for each partitioned asset a
+    step's models are built from) in SQL written once answers as Dagster's own query does: the
+    latest materialization of each partition asked for, its data version; an asset that was wiped,
+    or a call with cursors, is answered by Dagster's own code."""
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    defs = Definitions(
+        assets=[quarterly], jobs=[define_asset_job("quarterly_job", selection=[quarterly], partitions_def=QUARTERS)]
+    )
+    dagsters = SqliteEventLogStorage.get_latest_tags_by_partition
+    asked_dagster = []
+    monkeypatch.setattr(
+        SqliteEventLogStorage, "get_latest_tags_by_partition", lambda *a, **k: asked_dagster.append(a[1:3]) or dagsters(*a, **k)
+    )
+    materialized = DagsterEventType.ASSET_MATERIALIZATION
+    key = AssetKey("quarterly")
+    with DagsterInstance.from_config(str(shipped(tmp_path / "home", tmp_path / "storage"))) as instance:
+        storage = instance._event_storage
+        job = defs.resolve_job_def("quarterly_job")
+        for partition in ("2024-Q1", "2024-Q2", "2024-Q1"):  # Q1 twice: its latest is the second
+            assert job.execute_in_process(instance=instance, partition_key=partition).success
+
+        def both(*args, **kwargs):
+            ours = storage.get_latest_tags_by_partition(*args, **kwargs)
+            assert ours == dagsters(storage, *args, **kwargs)
+            return ours
+
+        everything = both(key, materialized, [DATA_VERSION_TAG])
+        assert set(everything) == {"2024-Q1", "2024-Q2"} and all(DATA_VERSION_TAG in tags for tags in everything.values())
+        latest_q1 = instance.get_latest_materialization_event(key)  # the last run was Q1's
+        assert everything["2024-Q1"][DATA_VERSION_TAG] == latest_q1.tags[DATA_VERSION_TAG]
+        assert set(both(key, materialized, [DATA_VERSION_TAG], ["2024-Q2", "2024-Q3"])) == {"2024-Q2"}
+        assert both(key, materialized, [DATA_VERSION_TAG], []) == {}
+        assert both(AssetKey("nothing"), materialized, [DATA_VERSION_TAG], ["2024-Q1"]) == {}
+        assert both(key, DagsterEventType.ASSET_OBSERVATION, [DATA_VERSION_TAG]) == {}
+        assert asked_dagster == []  # only by the comparisons above, not by the storage itself
+        with pytest.raises(CheckError):  # a tag Dagster does not index: refused, as Dagster refuses it
+            storage.get_latest_tags_by_partition(key, materialized, ["not_indexed"])
+        first_id = min(r.storage_id for r in _records(instance, materialized))
+        storage.get_latest_tags_by_partition(key, materialized, [DATA_VERSION_TAG], after_cursor=first_id)
+        assert len(asked_dagster) == 2
+        # after a wipe, only later events count: Dagster's own filter by time answers
+        instance.wipe_assets([key])
+        assert job.execute_in_process(instance=instance, partition_key="2024-Q3").success
+        assert set(both(key, materialized, [DATA_VERSION_TAG])) == {"2024-Q3"}
+        assert len(asked_dagster) == 3
