@@ -114,7 +114,11 @@ def declared_schemas(models: list[Model]) -> dict[str, TableSchema | None]:
             table = documented.get(model.name)
             if table is not None:
                 columns = [TableColumn(c["name"], c["type"], description=column_comment(c)) for c in table["columns"]]
-                con.execute(f"create table {_ident(model.name)} ({', '.join(f'{_ident(c.name)} {c.type}' for c in columns)})")
+                try:
+                    con.execute(f"create table {_ident(model.name)} ({', '.join(f'{_ident(c.name)} {c.type}' for c in columns)})")
+                except duckdb.Error:  # a type DuckDB does not know (tests/test_model_docs.py checks them): as built
+                    out[model.name] = None
+                    continue
             elif model.ddl or model.python is None:
                 try:
                     if model.ddl:
