@@ -23,6 +23,9 @@ folder keeps working and the webserver and daemon read what the runs write, with
   of asked every time (migrations add tables and columns and complete, they never undo that);
 - a new run's database is a copy of an empty one (made once per Dagster version by Dagster's own
   code), not created table by table and stamped with Alembic (50 ms per run);
+- the latest tags of an asset's partitions (the data versions a step reads for the partitioned
+  assets it is built from, some 35 times a run) come from Dagster's query written once as SQL,
+  not built with SQLAlchemy at each call (`get_latest_tags_by_partition`: 2-5 ms -> 0.3-1.4 ms);
 - Dagster's migration scripts are read once per process (`read_migrations_once`), not each time
   a database's schema version is checked (three times per instance, 40-60 ms);
 - the databases are created and their schema version stamped by one process at a time (a lock
