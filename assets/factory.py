@@ -36,7 +36,6 @@ interrupts the builder's statements and waits for it before the connection can b
 import contextlib
 import datetime as dt
 import queue
-import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -102,44 +101,39 @@ def declared_schemas(models: list[Model]) -> dict[str, TableSchema | None]:
     import duckdb
 
     from pipelines.model_docs import _ident, column_comment, load_model, objects
+    from pipelines.models import _bind
 
     documented = {t["name"]: t for t in objects(load_model()) if t.get("kind", "table") == "table"}
     # the parameters a run binds, with the types it binds them with (a select's column types may follow them)
     params = {"partition_key": "2024-Q1", "year": 2024, "as_of": dt.datetime(2024, 4, 1, tzinfo=dt.UTC)}
     params |= {"every": True, "groups": ["x"]}
+
+    def columns_of(con, model: Model) -> list[TableColumn] | None:
+        """The model's declared columns, its empty table created in `con` for the models after it."""
+        table = documented.get(model.name)
+        if table is not None:
+            columns = [TableColumn(c["name"], c["type"], description=column_comment(c)) for c in table["columns"]]
+        elif model.ddl:
+            con.execute(model.ddl)
+            return [TableColumn(n, str(t)) for n, t, *_ in con.execute(f"select * from {_ident(model.name)} limit 0").description]
+        elif model.python is None:
+            # the cursor's description: the names and types, as DuckDB binds the select (no row is read)
+            select = f"select * from ({model.body}\n) limit 0"
+            columns = [TableColumn(n, str(t)) for n, t, *_ in con.execute(select, _bind(model.body, params)).description]
+        else:
+            return None
+        con.execute(f"create table {_ident(model.name)} ({', '.join(f'{_ident(c.name)} {c.type}' for c in columns)})")
+        return columns
+
     out: dict[str, TableSchema | None] = {}
     con = duckdb.connect()  # in memory: the declared tables, empty
     try:
         for model in models:
-            table = documented.get(model.name)
-            if table is not None:
-                columns = [TableColumn(c["name"], c["type"], description=column_comment(c)) for c in table["columns"]]
-                try:
-                    con.execute(f"create table {_ident(model.name)} ({', '.join(f'{_ident(c.name)} {c.type}' for c in columns)})")
-                except duckdb.Error:  # a type DuckDB does not know (tests/test_model_docs.py checks them): as built
-                    out[model.name] = None
-                    continue
-            elif model.ddl or model.python is None:
-                try:
-                    if model.ddl:
-                        con.execute(model.ddl)
-                        select, bound = f"select * from {_ident(model.name)}", {}
-                    else:
-                        select = f"select * from ({model.body}\n)"
-                        bound = {k: v for k, v in params.items() if re.search(rf"\${k}\b", model.body)}
-                    # the cursor's description: the names and types, as DuckDB binds them (no row is read)
-                    columns = [
-                        TableColumn(name, str(type_)) for name, type_, *_ in con.execute(f"{select} limit 0", bound).description
-                    ]
-                except duckdb.Error:  # reads a table whose columns are not declared: known once built
-                    out[model.name] = None
-                    continue
-                if not model.ddl:
-                    con.execute(f"create table {_ident(model.name)} ({', '.join(f'{_ident(c.name)} {c.type}' for c in columns)})")
-            else:
-                out[model.name] = None
-                continue
-            out[model.name] = TableSchema(columns=columns)
+            try:
+                columns = columns_of(con, model)
+            except duckdb.Error:  # a type DuckDB does not know, a table of unknown columns read: as built
+                columns = None
+            out[model.name] = None if columns is None else TableSchema(columns=columns)
     finally:
         con.close()
     return out
@@ -321,12 +315,11 @@ def _events(
         )
 
 
-def build_step(step: str, models: list[Model], declared: dict[str, TableSchema | None] | None = None):
+def build_step(step: str, models: list[Model], declared: dict[str, TableSchema | None]):
     """The multi-asset that builds one step's models (`steps`); `declared`: their columns
-    (`declared_schemas`, of these models when not given)."""
+    (`declared_schemas`)."""
     partitioned = step != "dimensions"
     names = {m.name for m in models}
-    declared = declared if declared is not None else declared_schemas(models)
 
     @multi_asset(
         name=f"{step}_models",
