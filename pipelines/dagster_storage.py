@@ -65,9 +65,15 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import dagster._check as check
 import sqlalchemy
+import sqlalchemy.dialects.sqlite
 import yaml
 from dagster._core.assets import AssetDetails
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -173,6 +179,14 @@ def _sync_at_checkpoints(dbapi_connection, _record) -> None:
             cursor.execute("pragma synchronous=normal")
     finally:
         cursor.close()
+
+
+# An event's row (Dagster's `SqlEventLogStorageTable`, the columns `_event_to_row` fills)
+EVENT_COLUMNS = ("run_id", "event", "dagster_event_type", "timestamp", "step_key", "asset_key", "partition")
+INSERT_EVENT = f"insert into event_logs ({', '.join(EVENT_COLUMNS)}) values ({', '.join('?' * len(EVENT_COLUMNS))})"
+# the timestamp column's bind processor for SQLite: the text SQLAlchemy stores for a datetime
+_SQLITE = sqlalchemy.dialects.sqlite.dialect()
+_bind_timestamp = SqlEventLogStorageTable.c.timestamp.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
@@ -347,6 +361,40 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         return super().get_latest_tags_by_partition(
             asset_key, event_type, tag_keys, asset_partitions, before_cursor, after_cursor
         )
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """Dagster's `SqliteEventLogStorage.store_event`, with the event's row inserted by the
+        storage's own SQL: the row in the run's file and, for an asset, check or run status event,
+        its copy in the index, whose id the asset's tags and check execution refer to (the rest of
+        what an asset or check event records is written by Dagster's own code, as before). Dagster
+        builds an SQLAlchemy insert for each (0.24 ms, where the statement takes 0.03 ms), some 250
+        a re-run (docs/performance.md). The values are the ones Dagster's insert binds
+        (`_event_to_row`, its timestamp through the column type's SQLite bind processor)."""
+        check.inst_param(event, "event", EventLogEntry)
+        values = self._event_values(event)
+        with self.run_connection(event.run_id) as conn:
+            conn.exec_driver_sql(INSERT_EVENT, values)
+        event_type = event.dagster_event_type if event.is_dagster_event else None
+        if event_type in ASSET_EVENTS:  # mirrored in the cross-run index, with its tags and asset row
+            with self.index_transaction() as conn:
+                event_id = conn.exec_driver_sql(INSERT_EVENT, values).lastrowid
+                if event_id is None:
+                    raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
+                self._store_asset_event_tags(conn, [event], [event_id])
+                self._store_asset_event(conn, event, event_id)
+        if event_type in ASSET_CHECK_EVENTS:
+            with self.index_connection() as conn:
+                event_id = conn.exec_driver_sql(INSERT_EVENT, values).lastrowid
+            self.store_asset_check_event(event, event_id)
+        if event_type in EVENT_TYPE_TO_PIPELINE_RUN_STATUS:
+            with self.index_connection() as conn:
+                conn.exec_driver_sql(INSERT_EVENT, values)
+
+    def _event_values(self, event: EventLogEntry) -> tuple:
+        """The event's row (`INSERT_EVENT`'s columns) as Dagster's insert binds it."""
+        row = self._event_to_row(event)
+        row["timestamp"] = _bind_timestamp(row["timestamp"])
+        return tuple(row[column] for column in EVENT_COLUMNS)
 
     def store_event_batch(self, events: Sequence) -> None:
         if len(events) < 2:

@@ -392,3 +392,66 @@ def test_the_latest_tags_by_partition_are_dagsters_answer_in_the_storages_own_sq
         assert job.execute_in_process(instance=instance, partition_key="2024-Q3").success
         assert set(both(key, materialized, [DATA_VERSION_TAG])) == {"2024-Q3"}
         assert len(asked_dagster) == 3
+
+
+def _tables(folder) -> dict:
+    """Every row of every table of each SQLite file under `folder` (the template aside), in rowid
+    order; a column SQLite fills with the time of the insert (`default CURRENT_TIMESTAMP`) as None."""
+    import sqlite3
+
+    out = {}
+    for path in sorted(p for p in folder.glob("*.db") if not p.name.startswith(".")):
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            names = [n for (n,) in conn.execute("select name from sqlite_master where type = 'table' order by name")]
+            for name in names:
+                columns = [
+                    f'"{column}"' if "current_timestamp" not in str(default).lower() else "null"
+                    for _, column, _, _, default, _ in conn.execute(f'pragma table_info("{name}")')
+                ]
+                out[(path.name, name)] = conn.execute(f'select {", ".join(columns)} from "{name}" order by rowid').fetchall()
+    return out
+
+
+def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
+    """The storage inserts an event's rows with its own SQL: every table of the run's file and of the
+    index (events, asset rows, tags, check executions) holds what Dagster's stock storage writes for
+    the same events: a run with materializations and checks, one passing, one failing, and
+    partitioned runs, whose events carry data versions."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    defs = Definitions(
+        assets=[figures, summary, quarterly],
+        jobs=[
+            define_asset_job("both", selection=[figures, summary]),
+            define_asset_job("quarterly_job", selection=[quarterly], partitions_def=QUARTERS),
+        ],
+    )
+    logs = []
+    with DagsterInstance.from_config(str(stock(tmp_path / "recorded", tmp_path / "recorded_storage"))) as instance:
+        runs = [defs.resolve_job_def("both").execute_in_process(instance=instance)]
+        for partition in ("2024-Q1", "2024-Q2", "2024-Q1"):
+            runs.append(defs.resolve_job_def("quarterly_job").execute_in_process(instance=instance, partition_key=partition))
+        for result in runs:
+            logs.extend(instance.all_logs(result.run_id))
+    kinds = {e.dagster_event_type for e in logs if e.is_dagster_event}
+    assert {
+        DagsterEventType.ASSET_MATERIALIZATION,
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        DagsterEventType.ASSET_CHECK_EVALUATION,
+        DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+        DagsterEventType.RUN_SUCCESS,
+        DagsterEventType.STEP_OUTPUT,
+    } <= kinds
+    theirs, ours = SqliteEventLogStorage(str(tmp_path / "theirs")), BatchedSqliteEventLogStorage(str(tmp_path / "ours"))
+    for storage in (theirs, ours):
+        for event in logs:
+            storage.store_event(event)
+        storage.dispose()
+    written, expected = _tables(tmp_path / "ours"), _tables(tmp_path / "theirs")
+    assert written.keys() == expected.keys()
+    for table, rows in expected.items():
+        if table[1] == "secondary_indexes":  # the data migrations each storage marked done at its creation: not when
+            rows, written[table] = [r[:2] for r in rows], [r[:2] for r in written[table]]
+        assert written[table] == rows, table
+    assert len(written[("index.db", "asset_event_tags")]) == 5  # the data versions of the five materializations
+    assert [row[5] for row in written[("index.db", "asset_check_executions")]] == ["SUCCEEDED", "FAILED"]
