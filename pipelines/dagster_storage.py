@@ -57,6 +57,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -64,16 +66,22 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import dagster._check as check
 import sqlalchemy
 import sqlalchemy.dialects.sqlite
 import yaml
 from dagster._core.assets import AssetDetails
+from dagster._core.definitions.events import AssetKey
 from dagster._core.errors import DagsterInvariantViolationError
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+from dagster._core.event_api import AssetRecordsFilter, EventLogCursor, EventRecordsResult
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.base import EventLogRecord
+from dagster._core.storage.event_log.migration import ASSET_KEY_INDEX_COLS
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.sql_event_log import enforce_max_records_limit
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -91,6 +99,7 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import mkdir_p
 from dagster.version import __version__ as DAGSTER_VERSION
+from dagster_shared.serdes import deserialize_value
 from sqlalchemy.pool import NullPool, QueuePool
 
 from pipelines.errors import env_number
@@ -179,6 +188,23 @@ def _sync_at_checkpoints(dbapi_connection, _record) -> None:
             cursor.execute("pragma synchronous=normal")
     finally:
         cursor.close()
+
+
+def _event_records(rows) -> list[EventLogRecord]:
+    """(id, serialized event) rows as Dagster's `_get_event_records` reads them back: an event that
+    is not one, or does not parse, is skipped with a warning."""
+    records = []
+    for row_id, text in rows:
+        try:
+            event = deserialize_value(text, NamedTuple)
+        except json.JSONDecodeError:
+            logging.warning("Could not parse event record id `%s`.", row_id)
+            continue
+        if not isinstance(event, EventLogEntry):
+            logging.warning("Could not resolve event record as EventLogEntry for id `%s`.", row_id)
+            continue
+        records.append(EventLogRecord(storage_id=row_id, event_log_entry=event))
+    return records
 
 
 # An event's row (Dagster's `SqlEventLogStorageTable`, the columns `_event_to_row` fills)
@@ -342,9 +368,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         key = asset_key.to_string()
         partitions = "" if asset_partitions is None else f" and partition in ({', '.join('?' * len(asset_partitions))})"
         with self.index_connection() as conn:
-            details = conn.exec_driver_sql("select asset_details from asset_keys where asset_key = ?", (key,)).fetchone()
-            wiped = details is not None and details[0] and AssetDetails.from_db_string(details[0])
-            if not (wiped and wiped.last_wipe_timestamp):
+            if not self._wiped(conn, key):
                 rows = conn.exec_driver_sql(
                     "select latest.partition, tags.key, tags.value from ("
                     " select partition, max(id) as id from event_logs"
@@ -395,6 +419,100 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         row = self._event_to_row(event)
         row["timestamp"] = _bind_timestamp(row["timestamp"])
         return tuple(row[column] for column in EVENT_COLUMNS)
+
+    def fetch_materializations(self, records_filter, limit: int, cursor: str | None = None, ascending: bool = False):
+        """The latest materializations of some partitions of an asset: Dagster's own query, written
+        once as SQL. Dagster builds it with SQLAlchemy at every call (1.2 ms, where the storage's
+        own SQL and reading the events back take 0.35 ms), and a run's step asks it once per check
+        result, for the materialization the check looked at: some 25 times a re-run
+        (docs/performance.md). A call with a cursor, storage ids or times, of many partitions, or
+        for an asset that was ever wiped goes Dagster's way."""
+        if (
+            cursor is not None
+            or not isinstance(records_filter, AssetRecordsFilter)
+            or not records_filter.asset_partitions
+            or len(records_filter.asset_partitions) > MANY_PARTITIONS
+            or records_filter.after_storage_id
+            or records_filter.before_storage_id
+            or records_filter.after_timestamp
+            or records_filter.before_timestamp
+            or records_filter.storage_ids
+        ):
+            return super().fetch_materializations(records_filter, limit, cursor, ascending)
+        enforce_max_records_limit(limit)
+        key = records_filter.asset_key.to_string()
+        partitions = list(records_filter.asset_partitions)
+        with self.index_connection() as conn:
+            if not self._wiped(conn, key):
+                rows = conn.exec_driver_sql(
+                    "select id, event from event_logs where dagster_event_type = ? and asset_key = ?"
+                    f" and partition in ({', '.join('?' * len(partitions))})"
+                    f" order by id {'asc' if ascending else 'desc'}{' limit ?' if limit else ''}",
+                    (DagsterEventType.ASSET_MATERIALIZATION.value, key, *partitions, *([limit] if limit else [])),
+                ).fetchall()
+                records = _event_records(rows)
+                last = records[-1].storage_id if records else -1
+                return EventRecordsResult(
+                    records, cursor=EventLogCursor.from_storage_id(last).to_string(), has_more=len(records) == limit
+                )
+        return super().fetch_materializations(records_filter, limit, cursor, ascending)
+
+    @staticmethod
+    def _wiped(conn, asset_key: str) -> bool:
+        """Whether the asset (its key as stored) was ever wiped: Dagster then filters its events by time."""
+        details = conn.exec_driver_sql("select asset_details from asset_keys where asset_key = ?", (asset_key,)).fetchone()
+        wiped = details is not None and details[0] and AssetDetails.from_db_string(details[0])
+        return bool(wiped and wiped.last_wipe_timestamp)
+
+    def _fetch_asset_rows(self, asset_keys=None, *, prefix=None, limit=None, cursor=None, key_only: bool = False):
+        """The asset rows of some assets (Dagster's `_fetch_raw_asset_rows` query, written once as SQL),
+        which Dagster reads for the data versions of the assets a step is built from (`get_asset_records`,
+        some 15 times a re-run). Any other use, or a storage whose data migrations are not done, goes
+        Dagster's way."""
+        if asset_keys is not None:
+            asset_keys = list(asset_keys)
+        if (
+            asset_keys is None
+            or prefix
+            or limit
+            or cursor
+            or key_only
+            or len(asset_keys) > MANY_PARTITIONS
+            or not self.has_secondary_index(ASSET_KEY_INDEX_COLS)
+            or not self.can_read_asset_status_cache()
+        ):
+            return super()._fetch_asset_rows(asset_keys, prefix=prefix, limit=limit, cursor=cursor, key_only=key_only)
+        if not asset_keys:
+            return []
+        with self.index_connection() as conn:
+            return (
+                conn.exec_driver_sql(
+                    "select id, asset_key, last_materialization, last_run_id, asset_details, cached_status_data"
+                    f" from asset_keys where asset_key in ({', '.join('?' * len(asset_keys))})"
+                    " and (wipe_timestamp is null or last_materialization_timestamp > wipe_timestamp)"
+                    " order by asset_key asc",
+                    tuple(key.to_string() for key in asset_keys),
+                )
+                .mappings()
+                .all()
+            )
+
+    def _get_latest_materialization_records(self, raw_asset_rows):
+        """{asset key: its latest materialization} from the assets' rows, as Dagster reads them; Dagster
+        then looks in the event log for the assets whose row has no usable record, with a query it
+        runs even when there are none (0.8 ms a call). Here it runs only when there are some."""
+        results = {}
+        for row in raw_asset_rows:
+            asset_key = AssetKey.from_db_string(row["asset_key"])
+            if not asset_key:
+                continue
+            details = AssetDetails.from_db_string(row["asset_details"])
+            wiped_at = details.last_wipe_timestamp if details else None
+            record = deserialize_value(row["last_materialization"], NamedTuple) if row["last_materialization"] else None
+            if not isinstance(record, EventLogRecord) or (wiped_at is not None and record.event_log_entry.timestamp <= wiped_at):
+                return super()._get_latest_materialization_records(raw_asset_rows)
+            results[asset_key] = record
+        return results
 
     def store_event_batch(self, events: Sequence) -> None:
         if len(events) < 2:

@@ -455,3 +455,67 @@ def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
         assert written[table] == rows, table
     assert len(written[("index.db", "asset_event_tags")]) == 5  # the data versions of the five materializations
     assert [row[5] for row in written[("index.db", "asset_check_executions")]] == ["SUCCEEDED", "FAILED"]
+
+
+def test_materializations_and_asset_records_are_dagsters_answer_in_the_storages_own_sql(tmp_path, monkeypatch):
+    """What a step reads back (the materialization each check result looked at, the asset records of
+    the data versions) comes from the storage's own SQL and equals what Dagster's stock storage
+    answers on the same files: partitions, limits, order, assets never materialized; a cursor, and an
+    asset that was wiped, are answered by Dagster's own code."""
+    from dagster._core.event_api import AssetRecordsFilter
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    defs = Definitions(
+        assets=[figures, summary, quarterly],
+        jobs=[
+            define_asset_job("both", selection=[figures, summary]),
+            define_asset_job("quarterly_job", selection=[quarterly], partitions_def=QUARTERS),
+        ],
+    )
+    asked_dagster = []
+    for name in ("fetch_materializations", "_fetch_asset_rows"):
+        original = getattr(SqlEventLogStorage, name)
+        monkeypatch.setattr(
+            SqlEventLogStorage, name, lambda self, *a, _o=original, _n=name, **k: asked_dagster.append(_n) or _o(self, *a, **k)
+        )
+    key, keys = AssetKey("quarterly"), [AssetKey("quarterly"), AssetKey("figures"), AssetKey("summary"), AssetKey("nothing")]
+    base = tmp_path / "storage"
+    with DagsterInstance.from_config(str(shipped(tmp_path / "home", base))) as instance:
+        assert defs.resolve_job_def("both").execute_in_process(instance=instance).success
+        for partition in ("2024-Q1", "2024-Q2", "2024-Q1"):
+            assert defs.resolve_job_def("quarterly_job").execute_in_process(instance=instance, partition_key=partition).success
+        storage = instance._event_storage
+        questions = [
+            (AssetRecordsFilter(asset_key=key, asset_partitions=["2024-Q1"]), 1, False),
+            (AssetRecordsFilter(asset_key=key, asset_partitions=["2024-Q1"]), 5, False),
+            (AssetRecordsFilter(asset_key=key, asset_partitions=["2024-Q1", "2024-Q2", "2024-Q3"]), 5, True),
+            (AssetRecordsFilter(asset_key=key, asset_partitions=["2024-Q3"]), 1, False),
+            (AssetRecordsFilter(asset_key=AssetKey("nothing"), asset_partitions=["2024-Q1"]), 1, False),
+        ]
+        asked_dagster.clear()
+        ours = [storage.fetch_materializations(f, n, ascending=a) for f, n, a in questions]
+        records = [storage.get_asset_records(k) for k in (keys, keys[:1], keys[1:3], [])]
+        assert asked_dagster == []
+        assert [len(r.records) for r in ours] == [1, 2, 3, 0, 0]
+        assert [r.asset_entry.asset_key for r in records[0]] == sorted(keys[:3], key=lambda k: k.to_string())
+    with DagsterInstance.from_config(str(stock(tmp_path / "stock", base))) as instance:
+        stock_storage = instance._event_storage
+        assert type(stock_storage) is not BatchedSqliteEventLogStorage
+        assert [stock_storage.fetch_materializations(f, n, ascending=a) for f, n, a in questions] == ours
+        assert [stock_storage.get_asset_records(k) for k in (keys, keys[:1], keys[1:3], [])] == records
+    with DagsterInstance.from_config(str(shipped(tmp_path / "home", base))) as instance:
+        storage = instance._event_storage
+        first = storage.fetch_materializations(questions[1][0], 1)
+        asked_dagster.clear()
+        storage.fetch_materializations(questions[1][0], 1, cursor=first.cursor)  # a cursor: Dagster's way
+        assert asked_dagster == ["fetch_materializations"]
+        instance.wipe_assets([key])  # wiped: Dagster's own filter by time answers
+        assert defs.resolve_job_def("quarterly_job").execute_in_process(instance=instance, partition_key="2024-Q3").success
+        asked_dagster.clear()
+        after_wipe = [storage.fetch_materializations(f, n, ascending=a) for f, n, a in questions]
+        assert "fetch_materializations" in asked_dagster
+        wiped_records = storage.get_asset_records(keys)
+    assert [len(r.records) for r in after_wipe] == [0, 0, 1, 1, 0]
+    with DagsterInstance.from_config(str(stock(tmp_path / "stock", base))) as instance:
+        assert [instance._event_storage.fetch_materializations(f, n, ascending=a) for f, n, a in questions] == after_wipe
+        assert instance._event_storage.get_asset_records(keys) == wiped_records
