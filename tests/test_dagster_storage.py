@@ -519,3 +519,30 @@ def test_materializations_and_asset_records_are_dagsters_answer_in_the_storages_
     with DagsterInstance.from_config(str(stock(tmp_path / "stock", base))) as instance:
         assert [instance._event_storage.fetch_materializations(f, n, ascending=a) for f, n, a in questions] == after_wipe
         assert instance._event_storage.get_asset_records(keys) == wiped_records
+
+
+def test_the_runs_database_is_opened_once_per_storage_and_reads_back_through_dagsters_own(tmp_path):
+    """The run storage keeps its engine and an idle connection (Dagster's opens the file anew at
+    every call), synced at checkpoints; the runs it records read back the same through Dagster's
+    stock storage."""
+    import sqlalchemy
+
+    from pipelines.dagster_storage import KeptSqliteRunStorage
+
+    base = tmp_path / "storage"
+    with DagsterInstance.from_config(str(shipped(tmp_path / "home", base))) as instance:
+        runs = instance._run_storage
+        assert isinstance(runs, KeptSqliteRunStorage)
+        assert DEFS.resolve_job_def("both").execute_in_process(instance=instance).success
+        opened = []
+        sqlalchemy.event.listen(runs._engine(), "connect", lambda *_: opened.append(1))
+        results = [DEFS.resolve_job_def("both").execute_in_process(instance=instance) for _ in range(2)]
+        assert opened == []  # two more runs on the connection already open
+        with runs.connect() as conn:
+            assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL, in WAL mode
+        ours = [(r.run_id, r.status, r.tags) for r in instance.get_runs()]
+    assert runs._kept is None  # disposed with the instance
+    with DagsterInstance.from_config(str(stock(tmp_path / "stock", base))) as instance:
+        assert type(instance._run_storage) is not KeptSqliteRunStorage
+        assert [(r.run_id, r.status, r.tags) for r in instance.get_runs()] == ours
+        assert {result.run_id for result in results} <= {run_id for run_id, _, _ in ours} and len(ours) == 3
