@@ -30,8 +30,9 @@ folder keeps working and the webserver and daemon read what the runs write, with
   so do the materialization each check result looked at (`fetch_materializations`, some 25
   times a re-run) and the asset rows of the data versions (`_fetch_asset_rows`, 15 times), and an
   event's rows are inserted by the storage's own SQL (`store_event`: 0.24 -> 0.03 ms a row, some
-  250 rows a re-run); what else an event records (asset rows, tags, check executions) is
-  Dagster's own code;
+  250 rows a re-run), as are an asset's row and a check's executions (`_store_asset_event`,
+  `store_asset_check_event`, with Dagster's values; the check's event text is the one its row
+  has, not serialised again); an asset event's tags are Dagster's own code;
 - Dagster's migration scripts are read once per process (`read_migrations_once`), not each time
   a database's schema version is checked (three times per instance, 40-60 ms);
 - the databases are created and their schema version stamped by one process at a time (a lock
@@ -62,6 +63,7 @@ dagster.yaml:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import logging
@@ -77,6 +79,7 @@ from typing import NamedTuple
 import dagster._check as check
 import sqlalchemy
 import sqlalchemy.dialects.sqlite
+import sqlalchemy.exc
 import yaml
 from dagster._core.assets import AssetDetails
 from dagster._core.definitions.events import AssetKey
@@ -84,6 +87,7 @@ from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.event_api import AssetRecordsFilter, EventLogCursor, EventRecordsResult
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.base import EventLogRecord
 from dagster._core.storage.event_log.migration import ASSET_KEY_INDEX_COLS
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
@@ -105,7 +109,7 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import mkdir_p
 from dagster.version import __version__ as DAGSTER_VERSION
-from dagster_shared.serdes import deserialize_value
+from dagster_shared.serdes import deserialize_value, serialize_value
 from sqlalchemy.pool import NullPool, QueuePool
 
 from pipelines.errors import env_number
@@ -420,9 +424,90 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             with self.index_connection() as conn:
                 conn.exec_driver_sql(INSERT_EVENT, values)
 
+    def _store_asset_event(self, conn, event: EventLogEntry, event_id: int) -> None:
+        """Dagster's (the asset's row: inserted, or updated if there is one), its two statements as
+        SQL written once, with Dagster's values (`_get_asset_entry_values`)."""
+        if not (event.dagster_event and event.dagster_event.asset_key):
+            return
+        values = self._get_asset_entry_values(event, event_id, self._has_asset_key_index_cols_on_connection(conn))
+        if not values:
+            return
+        names = list(values)
+        bound = tuple(_bind_timestamp(v) if isinstance(v, dt.datetime) else v for v in values.values())
+        key = event.dagster_event.asset_key.to_string()
+        try:
+            conn.exec_driver_sql(
+                f"insert into asset_keys (asset_key, {', '.join(names)}) values (?{', ?' * len(names)})", (key, *bound)
+            )
+        except sqlalchemy.exc.IntegrityError:
+            conn.exec_driver_sql(
+                f"update asset_keys set {', '.join(f'{n} = ?' for n in names)} where asset_key = ?", (*bound, key)
+            )
+
+    def store_asset_check_event(self, event: EventLogEntry, event_id: int | None) -> None:
+        """Dagster's (a planned check's rows, then its evaluation updating them), its statements as SQL
+        written once (Dagster builds them with SQLAlchemy, some 50 a re-run), and the event's text the
+        one its row in the event log has (Dagster serialises the event once more). An evaluation
+        outside a run goes Dagster's way."""
+        check.inst_param(event, "event", EventLogEntry)
+        check.opt_int_param(event_id, "event_id")
+        check.invariant(
+            self.supports_asset_checks,
+            "Asset checks require a database schema migration. Run `dagster instance migrate`.",
+        )
+        data = event.dagster_event.event_specific_data
+        kind = event.dagster_event_type
+        planned = kind == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+        partitions = (data.partitions_subset.get_partition_keys() if data.partitions_subset else [None]) if planned else []
+        if (planned and not partitions) or (kind == DagsterEventType.ASSET_CHECK_EVALUATION and not event.run_id):
+            return super().store_asset_check_event(event, event_id)
+        if kind not in (DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED, DagsterEventType.ASSET_CHECK_EVALUATION):
+            return None
+        text = self._serialized(event)
+        at = _bind_timestamp(self._event_insert_timestamp(event))
+        key = data.asset_key.to_string()
+        with self.index_connection() as conn:
+            if planned:
+                status = AssetCheckExecutionRecordStatus.PLANNED.value
+                conn.exec_driver_sql(
+                    "insert into asset_check_executions (asset_key, check_name, partition, run_id, execution_status,"
+                    " evaluation_event, evaluation_event_timestamp, evaluation_event_storage_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(key, data.check_name, partition, event.run_id, status, text, at, event_id) for partition in partitions],
+                )
+                return None
+            status = (AssetCheckExecutionRecordStatus.SUCCEEDED if data.passed else AssetCheckExecutionRecordStatus.FAILED).value
+            target = data.target_materialization_data.storage_id if data.target_materialization_data else None
+            values = (status, text, at, event_id, target, data.partition)
+            same_partition = "partition is null" if data.partition is None else "partition = ?"
+            updated = conn.exec_driver_sql(
+                "update asset_check_executions set execution_status = ?, evaluation_event = ?,"
+                " evaluation_event_timestamp = ?, evaluation_event_storage_id = ?, materialization_event_storage_id = ?,"
+                f" partition = ? where asset_key = ? and check_name = ? and run_id = ? and {same_partition}",
+                (*values, key, data.check_name, event.run_id, *([] if data.partition is None else [data.partition])),
+            ).rowcount
+            if updated == 0:  # no planned row (Dagster: "occurs with the external instance of step launchers")
+                updated = conn.exec_driver_sql(
+                    "insert into asset_check_executions (asset_key, check_name, run_id, execution_status, evaluation_event,"
+                    " evaluation_event_timestamp, evaluation_event_storage_id, materialization_event_storage_id, partition)"
+                    " values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key, data.check_name, event.run_id, *values),
+                ).rowcount
+        if updated > 1:
+            raise DagsterInvariantViolationError(
+                f"Updated {updated} rows for asset check evaluation {data.asset_check_key} "
+                "as a result of duplicate AssetCheckPlanned events."
+            )
+        return None
+
+    def _serialized(self, event: EventLogEntry) -> str:
+        """The event's text: the one `_event_values` made for its row when it was this event."""
+        made = getattr(self._batch, "serialized", None)
+        return made[1] if made is not None and made[0] is event else serialize_value(event)
+
     def _event_values(self, event: EventLogEntry) -> tuple:
         """The event's row (`INSERT_EVENT`'s columns) as Dagster's insert binds it."""
         row = self._event_to_row(event)
+        self._batch.serialized = (event, row["event"])
         row["timestamp"] = _bind_timestamp(row["timestamp"])
         return tuple(row[column] for column in EVENT_COLUMNS)
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 from dagster import (
@@ -25,6 +26,7 @@ from dagster import (
     define_asset_job,
 )
 from dagster._check import CheckError
+from dagster._utils.warnings import PreviewWarning
 
 from pipelines import dagster_storage
 from pipelines.dagster_storage import BatchedSqliteEventLogStorage, SqliteStorage
@@ -344,6 +346,14 @@ def quarterly():
     return MaterializeResult(metadata={"rows": 1})
 
 
+with warnings.catch_warnings():  # a check with partitions is a preview in Dagster: its executions are stored by partition
+    warnings.simplefilter("ignore", PreviewWarning)
+
+    @asset(partitions_def=QUARTERS, check_specs=[AssetCheckSpec("filled", asset="quarterly_checked", partitions_def=QUARTERS)])
+    def quarterly_checked():
+        return MaterializeResult(metadata={"rows": 1}, check_results=[AssetCheckResult(check_name="filled", passed=True)])
+
+
 def test_the_latest_tags_by_partition_are_dagsters_answer_in_the_storages_own_sql(tmp_path, monkeypatch):
     """`get_latest_tags_by_partition` (the data versions Dagster reads for each partitioned asset a
     step's models are built from) in SQL written once answers as Dagster's own query does: the
@@ -420,10 +430,10 @@ def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
     defs = Definitions(
-        assets=[figures, summary, quarterly],
+        assets=[figures, summary, quarterly, quarterly_checked],
         jobs=[
             define_asset_job("both", selection=[figures, summary]),
-            define_asset_job("quarterly_job", selection=[quarterly], partitions_def=QUARTERS),
+            define_asset_job("quarterly_job", selection=[quarterly, quarterly_checked], partitions_def=QUARTERS),
         ],
     )
     logs = []
@@ -442,19 +452,31 @@ def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
         DagsterEventType.RUN_SUCCESS,
         DagsterEventType.STEP_OUTPUT,
     } <= kinds
-    theirs, ours = SqliteEventLogStorage(str(tmp_path / "theirs")), BatchedSqliteEventLogStorage(str(tmp_path / "ours"))
-    for storage in (theirs, ours):
-        for event in logs:
-            storage.store_event(event)
-        storage.dispose()
-    written, expected = _tables(tmp_path / "ours"), _tables(tmp_path / "theirs")
-    assert written.keys() == expected.keys()
-    for table, rows in expected.items():
-        if table[1] == "secondary_indexes":  # the data migrations each storage marked done at its creation: not when
-            rows, written[table] = [r[:2] for r in rows], [r[:2] for r in written[table]]
-        assert written[table] == rows, table
-    assert len(written[("index.db", "asset_event_tags")]) == 5  # the data versions of the five materializations
-    assert [row[5] for row in written[("index.db", "asset_check_executions")]] == ["SUCCEEDED", "FAILED"]
+    # and the same events without the checks' planned events: each evaluation then inserts its row
+    unplanned = [e for e in logs if e.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED]
+    for name, events in (("all", logs), ("unplanned", unplanned)):
+        theirs = SqliteEventLogStorage(str(tmp_path / name / "theirs"))
+        ours = BatchedSqliteEventLogStorage(str(tmp_path / name / "ours"))
+        for storage in (theirs, ours):
+            for event in events:
+                storage.store_event(event)
+            storage.dispose()
+        written, expected = _tables(tmp_path / name / "ours"), _tables(tmp_path / name / "theirs")
+        assert written.keys() == expected.keys()
+        for table, rows in expected.items():
+            if table[1] == "secondary_indexes":  # the data migrations each storage marked done at its creation: not when
+                rows, written[table] = [r[:2] for r in rows], [r[:2] for r in written[table]]
+            assert written[table] == rows, (name, table)
+        # the data versions of the eight materializations; the checks' executions, partitioned or not
+        assert len(written[("index.db", "asset_event_tags")]) == 8
+        executions = written[("index.db", "asset_check_executions")]
+        assert sorted((row[2], row[3], row[5]) for row in executions) == [
+            ("filled", "2024-Q1", "SUCCEEDED"),
+            ("filled", "2024-Q1", "SUCCEEDED"),
+            ("filled", "2024-Q2", "SUCCEEDED"),
+            ("positive", None, "SUCCEEDED"),
+            ("small", None, "FAILED"),
+        ]
 
 
 def test_materializations_and_asset_records_are_dagsters_answer_in_the_storages_own_sql(tmp_path, monkeypatch):
