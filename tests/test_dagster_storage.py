@@ -427,6 +427,8 @@ def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
     index (events, asset rows, tags, check executions) holds what Dagster's stock storage writes for
     the same events: a run with materializations and checks, one passing, one failing, and
     partitioned runs, whose events carry data versions."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+    from dagster._core.instance.utils import RUNLESS_RUN_ID
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
     defs = Definitions(
@@ -441,8 +443,11 @@ def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
         runs = [defs.resolve_job_def("both").execute_in_process(instance=instance)]
         for partition in ("2024-Q1", "2024-Q2", "2024-Q1"):
             runs.append(defs.resolve_job_def("quarterly_job").execute_in_process(instance=instance, partition_key=partition))
-        for result in runs:
-            logs.extend(instance.all_logs(result.run_id))
+        # a check evaluated outside any run (reported by hand, or by a sensor)
+        instance.report_runless_asset_event(AssetCheckEvaluation(asset_key=AssetKey("figures"), check_name="small", passed=True))
+        for run_id in [result.run_id for result in runs] + [RUNLESS_RUN_ID]:
+            logs.extend(instance.all_logs(run_id))
+    assert sum(1 for e in logs if e.run_id == RUNLESS_RUN_ID) == 1
     kinds = {e.dagster_event_type for e in logs if e.is_dagster_event}
     assert {
         DagsterEventType.ASSET_MATERIALIZATION,
@@ -476,6 +481,7 @@ def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
             ("filled", "2024-Q2", "SUCCEEDED"),
             ("positive", None, "SUCCEEDED"),
             ("small", None, "FAILED"),
+            ("small", None, "SUCCEEDED"),
         ]
 
 
