@@ -268,20 +268,58 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
     gc.freeze()
 
     with contextlib.ExitStack() as held:
+        opening = _open_working_database_early(held, defs.resources["warehouse"])
         # disposed when done (its storage's connections closed: 25 ms, the last close of a SQLite
         # file checkpoints its write-ahead log), after the answer when the command answers first
         instance = held.enter_context(DagsterInstance.get())
         with one_look_per_command():  # the raw folder looked at once, for the list of quarters and their runs
-            partitions = _run_in(instance, defs, partitions, quiet, debug, dimension_models, external_models)
+            partitions = _run_in(instance, defs, partitions, quiet, debug, dimension_models, external_models, opening)
         if _answer_first:
             after_answer(held.pop_all().close)
         return partitions
 
 
+def _open_working_database_early(held: contextlib.ExitStack, warehouse):
+    """Start opening the working database in a thread of its own while the command gets its Dagster
+    instance and looks at the raw folder: DuckDB lets go of the interpreter's lock as it reads the
+    file (an open with the schema's check takes 30-60 ms, about as long as each of those; docs/
+    performance.md, thirty-first round). Only when the run lock is free now: it is taken here (and
+    held, within `held`, for the command, as `_run_in` takes it), so no other process can be
+    writing the file. Returns the thread (None: the lock is busy, and `_run_in` waits for it with its
+    message). A failed open is left to the command, which opens the file again where it always did
+    and reports what stops it."""
+    import threading
+
+    from pipelines.locking import WarehouseBusy
+
+    try:
+        held.enter_context(warehouse.run_lock().acquire(0, label="python -m pipelines run"))
+    except WarehouseBusy:
+        return None
+    held.enter_context(warehouse.kept_open())
+
+    def open_quietly() -> None:
+        with contextlib.suppress(Exception):
+            warehouse.kept_connection()
+
+    thread = threading.Thread(target=open_quietly, name="cchc-open-work", daemon=True)
+    thread.start()
+    held.callback(thread.join)  # before the kept connection is closed, whatever ends the command
+    return thread
+
+
 def _run_in(
-    instance, defs, partitions: list[str] | None, quiet: bool, debug: bool, dimension_models: set[str], external: set[str]
+    instance,
+    defs,
+    partitions: list[str] | None,
+    quiet: bool,
+    debug: bool,
+    dimension_models: set[str],
+    external: set[str],
+    opening=None,
 ) -> list[str]:
-    """run() on an open Dagster instance."""
+    """run() on an open Dagster instance (`opening`: the thread opening the working database, if
+    `_open_working_database_early` started one)."""
     from pipelines.external import folder_fingerprint
     from pipelines.partitions import QUARTER_KEYS
     from pipelines.periods import partition_label
@@ -351,6 +389,8 @@ def _run_in(
     with contextlib.ExitStack() as held:
         held.enter_context(warehouse.run_lock().acquire(warehouse.lock_timeout_seconds, label="python -m pipelines run"))
         held.enter_context(warehouse.kept_open())
+        if opening is not None:
+            opening.join()  # the kept connection is the thread's from here on (or opened below, if it failed)
         catalog_dir = Path(resources["catalog"].catalog_dir)
         catalog_changed = _catalog_changed(warehouse, catalog_dir)
         # the external-values tables are built in a quarter's run, from the forms under
