@@ -663,6 +663,13 @@ class KeptSqliteRunStorage(SqliteRunStorage):
         with self._engine().connect() as conn, conn.begin():
             yield conn
 
+    def has_execution_plan_snapshot(self, execution_plan_snapshot_id: str) -> bool:
+        """Whether the snapshot is stored: Dagster reads it back whole to tell (the job's execution
+        plan, decompressed and deserialised at every run's creation); its id is the hash of its
+        content, so the row's presence says it. A row that would not read back is left as Dagster
+        leaves it (it only ever adds a snapshot whose id is not there)."""
+        return self._has_snapshot_id(execution_plan_snapshot_id)
+
     def dispose(self) -> None:
         with self._kept_lock:
             if self._kept is not None:

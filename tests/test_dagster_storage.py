@@ -569,8 +569,12 @@ def test_the_runs_database_is_opened_once_per_storage_and_reads_back_through_dag
         with runs.connect() as conn:
             assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL, in WAL mode
         ours = [(r.run_id, r.status, r.tags) for r in instance.get_runs()]
+        plans = {r.execution_plan_snapshot_id for r in instance.get_runs()} | {"no-such-snapshot"}
+        present = {plan: runs.has_execution_plan_snapshot(plan) for plan in plans}  # by its row, not read back whole
     assert runs._kept is None  # disposed with the instance
     with DagsterInstance.from_config(str(stock(tmp_path / "stock", base))) as instance:
         assert type(instance._run_storage) is not KeptSqliteRunStorage
         assert [(r.run_id, r.status, r.tags) for r in instance.get_runs()] == ours
+        assert {plan: instance._run_storage.has_execution_plan_snapshot(plan) for plan in plans} == present
+        assert sorted(present.values()) == [False, True]
         assert {result.run_id for result in results} <= {run_id for run_id, _, _ in ours} and len(ours) == 3
