@@ -117,9 +117,9 @@ from pipelines.errors import env_number
 # Engines kept per storage: the index and the runs being written (a run writes to its own file).
 ENGINES_KEPT = 8
 BATCH_SIZE = "1000"  # events per batch at most; Dagster also ends a batch where its group ends
-# Partitions named in one look-up of their latest tags by the storage's own SQL; more go Dagster's
-# way (SQLite's limit of bound variables is far above; Dagster asks for fewer than 100)
-MANY_PARTITIONS = 500
+# Values (partitions, asset keys) named in one query of the storage's own SQL; more go Dagster's way
+# (SQLite's limit of bound variables is far above; Dagster asks for fewer than 100)
+MANY_NAMED = 500
 SCHEMA_LOCK = ".schema.lock"
 
 
@@ -225,12 +225,27 @@ _SQLITE = sqlalchemy.dialects.sqlite.dialect()
 _bind_timestamp = SqlEventLogStorageTable.c.timestamp.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
 
 
+def _kept_engine(conn_string: str, **connect_args):
+    """An engine keeping one idle connection to a SQLite file (more while threads share it), synced
+    at checkpoints (`_sync_at_checkpoints`)."""
+    engine = create_engine(
+        conn_string,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=4,
+        connect_args={"check_same_thread": False, **connect_args},
+    )
+    sqlalchemy.event.listen(engine, "connect", _sync_at_checkpoints)
+    return engine
+
+
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     """`SqliteEventLogStorage` with kept engines and one transaction per file for a batch."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, object] = OrderedDict()
         self._batch = threading.local()
+        self._made = threading.local()  # the last event's text, serialised for its row (`_serialized`)
         self._found: set = set()  # tables, ("asset_keys", column) and ("index", migration) found (`_once_found`)
         super().__init__(base_dir, inst_data)
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", BATCH_SIZE)
@@ -243,14 +258,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     def _engine(self, shard: str):
         engine = self._engines.get(shard)
         if engine is None:
-            engine = create_engine(
-                self.conn_string_for_shard(shard),
-                poolclass=QueuePool,
-                pool_size=1,
-                max_overflow=4,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
-            )
-            sqlalchemy.event.listen(engine, "connect", _sync_at_checkpoints)
+            engine = _kept_engine(self.conn_string_for_shard(shard), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
             if shard not in self._initialized_dbs:
                 if not self._copy_template(shard):
                     with schema_lock(self._base_dir):
@@ -368,7 +376,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             or after_cursor is not None
             or not tag_keys
             or len(tag_keys) != len(self.get_asset_tags_to_index(set(tag_keys)))
-            or (asset_partitions is not None and len(asset_partitions) > MANY_PARTITIONS)
+            or (asset_partitions is not None and len(asset_partitions) > MANY_NAMED)
         ):
             return super().get_latest_tags_by_partition(
                 asset_key, event_type, tag_keys, asset_partitions, before_cursor, after_cursor
@@ -501,13 +509,13 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _serialized(self, event: EventLogEntry) -> str:
         """The event's text: the one `_event_values` made for its row when it was this event."""
-        made = getattr(self._batch, "serialized", None)
+        made = getattr(self._made, "serialized", None)
         return made[1] if made is not None and made[0] is event else serialize_value(event)
 
     def _event_values(self, event: EventLogEntry) -> tuple:
         """The event's row (`INSERT_EVENT`'s columns) as Dagster's insert binds it."""
         row = self._event_to_row(event)
-        self._batch.serialized = (event, row["event"])
+        self._made.serialized = (event, row["event"])
         row["timestamp"] = _bind_timestamp(row["timestamp"])
         return tuple(row[column] for column in EVENT_COLUMNS)
 
@@ -522,7 +530,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             cursor is not None
             or not isinstance(records_filter, AssetRecordsFilter)
             or not records_filter.asset_partitions
-            or len(records_filter.asset_partitions) > MANY_PARTITIONS
+            or len(records_filter.asset_partitions) > MANY_NAMED
             or records_filter.after_storage_id
             or records_filter.before_storage_id
             or records_filter.after_timestamp
@@ -568,7 +576,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             or limit
             or cursor
             or key_only
-            or len(asset_keys) > MANY_PARTITIONS
+            or len(asset_keys) > MANY_NAMED
             or not self.has_secondary_index(ASSET_KEY_INDEX_COLS)
             or not self.can_read_asset_status_cache()
         ):
@@ -648,14 +656,7 @@ class KeptSqliteRunStorage(SqliteRunStorage):
     def _engine(self):
         with self._kept_lock:
             if self._kept is None:
-                self._kept = create_engine(
-                    self._conn_string,
-                    poolclass=QueuePool,
-                    pool_size=1,
-                    max_overflow=4,
-                    connect_args={"check_same_thread": False},
-                )
-                sqlalchemy.event.listen(self._kept, "connect", _sync_at_checkpoints)
+                self._kept = _kept_engine(self._conn_string)
             return self._kept
 
     @contextmanager
