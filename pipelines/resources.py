@@ -139,7 +139,7 @@ class WarehouseResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         run_id = context.run_id or ""
         self._lock = self.run_lock().acquire(self.lock_timeout_seconds, label=f"dagster run {run_id}")
-        tag_run_worker(context.instance, run_id)
+        tag_run_worker(context.instance, run_id, context.dagster_run.tags if context.dagster_run else None)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         try:
