@@ -422,14 +422,17 @@ def _tables(folder) -> dict:
     return out
 
 
-def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
+def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path, monkeypatch):
     """The storage inserts an event's rows with its own SQL: every table of the run's file and of the
     index (events, asset rows, tags, check executions) holds what Dagster's stock storage writes for
     the same events: a run with materializations and checks, one passing, one failing, and
-    partitioned runs, whose events carry data versions."""
+    partitioned runs, whose events carry data versions. Also when the materialization record made
+    from the event's text would not be Dagster's (another Dagster's format): Dagster's way then."""
     from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
     from dagster._core.instance.utils import RUNLESS_RUN_ID
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    from pipelines import dagster_storage
 
     defs = Definitions(
         assets=[figures, summary, quarterly, quarterly_checked],
@@ -459,7 +462,10 @@ def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
     } <= kinds
     # and the same events without the checks' planned events: each evaluation then inserts its row
     unplanned = [e for e in logs if e.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED]
-    for name, events in (("all", logs), ("unplanned", unplanned)):
+    for name, events in (("all", logs), ("unplanned", unplanned), ("other_format", logs)):
+        monkeypatch.setattr(dagster_storage, "_RECORD_TEXT_CHECKED", [])  # checked again in each "process"
+        if name == "other_format":
+            monkeypatch.setattr(dagster_storage, "_record_text", lambda storage_id, text: text.replace(": ", ":"))
         theirs = SqliteEventLogStorage(str(tmp_path / name / "theirs"))
         ours = BatchedSqliteEventLogStorage(str(tmp_path / name / "ours"))
         for storage in (theirs, ours):
@@ -472,6 +478,7 @@ def test_events_are_stored_as_dagsters_own_storage_stores_them(tmp_path):
             if table[1] == "secondary_indexes":  # the data migrations each storage marked done at its creation: not when
                 rows, written[table] = [r[:2] for r in rows], [r[:2] for r in written[table]]
             assert written[table] == rows, (name, table)
+        assert [name != "other_format"] == dagster_storage._RECORD_TEXT_CHECKED
         # the data versions of the eight materializations; the checks' executions, partitioned or not
         assert len(written[("index.db", "asset_event_tags")]) == 8
         executions = written[("index.db", "asset_check_executions")]
