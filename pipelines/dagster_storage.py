@@ -31,8 +31,9 @@ folder keeps working and the webserver and daemon read what the runs write, with
   times a re-run) and the asset rows of the data versions (`_fetch_asset_rows`, 15 times), and an
   event's rows are inserted by the storage's own SQL (`store_event`: 0.24 -> 0.03 ms a row, some
   250 rows a re-run), as are an asset's row and a check's executions (`_store_asset_event`,
-  `store_asset_check_event`, with Dagster's values; the check's event text is the one its row
-  has, not serialised again); an asset event's tags are Dagster's own code;
+  `store_asset_check_event`, with Dagster's values; the check's event text, and the record of a
+  materialization kept in its asset's row, are made from the text the event's row has, not
+  serialised again), and so are an asset event's indexed tags (`_store_asset_event_tags`);
 - Dagster's migration scripts are read once per process (`read_migrations_once`), not each time
   a database's schema version is checked (three times per instance, 40-60 ms);
 - the databases are created and their schema version stamped by one process at a time (a lock
