@@ -625,7 +625,8 @@ def test_validation_runs_again_only_for_the_cohorts_that_changed(tmp_path, catal
     """Validation by cohort (jurisdiction x level, the peer rules' reach): a changed district workbook
     validates the district cohort again and keeps the communes' findings (a peer outlier among them
     included); a changed history (an earlier quarter's figures) validates that agency's cohort
-    again; the findings always equal a fresh build's."""
+    again; the findings always equal a fresh build's, and so does the record of what was validated
+    (validation_state: one row per workbook of the quarter, written row by row on a re-run)."""
     from pipelines import incremental, steps
     from pipelines.periods import LOCAL_TZ
     from pipelines.warehouse import Warehouse
@@ -645,6 +646,14 @@ def test_validation_runs_again_only_for_the_cohorts_that_changed(tmp_path, catal
             steps.build_quarter(con, catalog, key, now, raw_dir=raw, cache_dir=cache)
             return con.execute("select * from int_finding where partition_key = $k order by all", {"k": key}).fetchall()
 
+    def validated(key: str, path=work) -> list[tuple]:
+        with Warehouse(path).connect() as con:
+            rows = con.execute("select * from validation_state where partition_key = $k order by all", {"k": key}).fetchall()
+            workbooks = con.execute("select submission_id from raw_submission where partition_key = $k", {"k": key}).fetchall()
+        assert sorted(r[1] for r in rows) == sorted(w[0] for w in workbooks)  # one row per workbook of the quarter
+        assert len({r[2] for r in rows}) == 1 and None not in {r[3] for r in rows}
+        return rows
+
     with Warehouse(work).connect() as con:
         steps.publish_dimensions(con, catalog)
     first = rebuild("2024-Q1")
@@ -656,8 +665,11 @@ def test_validation_runs_again_only_for_the_cohorts_that_changed(tmp_path, catal
     assert incremental.LAST_SCOPE[("int_finding", "partition_key=2024-Q1")] == ()
 
     make_form(raw / "2024-Q1" / "TD-UBND_2024-Q1.xlsx", "TD-UBND", "Quý I/2024", _figures(0, 9), report_date=dt.date(2024, 7, 5))
+    before = validated("2024-Q1")
     findings = rebuild("2024-Q1")
     assert incremental.LAST_SCOPE[("int_finding", "partition_key=2024-Q1")] == ("TD|district",)
+    after = validated("2024-Q1")  # the district cohort's rows changed (a workbook replaced, new fingerprints)
+    assert 0 < len(set(after) - set(before)) < len(after)
     outliers = [r for r in findings if r[3] == "V_OUTLIER_PEERS"]
     assert outliers and outliers == [r for r in first if r[3] == "V_OUTLIER_PEERS"]  # kept, not recomputed
 
@@ -670,6 +682,8 @@ def test_validation_runs_again_only_for_the_cohorts_that_changed(tmp_path, catal
         steps.publish_dimensions(con, catalog)
     theirs = {key: rebuild(key, fresh_db, tmp_path / "parsed-fresh") for key in ("2024-Q1", "2024-Q2")}
     assert ours == theirs
+    for key in ("2024-Q1", "2024-Q2"):
+        assert validated(key) == validated(key, fresh_db)
 
 
 NGAN_NAM = ["NN-PHUONG-1", "NN-PHUONG-2", "NN-PHUONG-3", "NN-PHONG-NOIVU"]
