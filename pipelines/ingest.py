@@ -913,6 +913,7 @@ def sync_raw_tables(
     cache_dir: Path | None = None,
     limits=None,
     register_print: str | None = None,
+    on_write: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Bring the raw_* rows of the partition (and of the unassigned slice) in step with the raw folder.
 
@@ -928,7 +929,8 @@ def sync_raw_tables(
     receipt) of a workbook on record under the same content, path, slice and parse are then taken
     as recorded while the register, the reporting units' codes, the raw folder and the code that
     works them out are those its slice was last written with (`_fields_print`), instead of being
-    worked out again for every workbook of the folder (some 90 ms of a national re-run)."""
+    worked out again for every workbook of the folder (some 90 ms of a national re-run). `on_write`
+    runs first inside the write's transaction (what must commit with it)."""
     from pipelines.warehouse import append_frame, transaction
 
     slices = (partition_key, UNASSIGNED)
@@ -1003,6 +1005,8 @@ def sync_raw_tables(
         pending = fresh
 
     with transaction(con):
+        if on_write is not None:
+            on_write()
         for table in RAW_TABLES:
             if drop is None:
                 con.execute(f"delete from {table} where partition_key in ($a, $b)", {"a": slices[0], "b": slices[1]})

@@ -143,6 +143,35 @@ def test_first_seen_time_is_never_overwritten(tmp_path, catalog):
     assert loaded == later
 
 
+def test_the_quarter_is_marked_for_the_next_publish_with_its_raw_write(tmp_path, catalog, monkeypatch):
+    """The raw step marks its quarter pending (the next publish carries it) in the transaction of its
+    write: a write that fails leaves neither the rows nor the mark; the next one leaves both."""
+    from pipelines import warehouse
+    from pipelines.models import ModelRun
+    from pipelines.publish import pending_partitions
+
+    raw = tmp_path / "raw"
+    make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    now = dt.datetime(2024, 4, 5, 9, 0, tzinfo=LOCAL_TZ)
+    append_frame = warehouse.append_frame
+
+    def disk_full(*_args):
+        raise OSError("disk full")
+
+    with Warehouse(tmp_path / "db.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        run = ModelRun(con, "2024-Q1", now, catalog_loader=lambda: catalog, raw_dir=raw)
+        monkeypatch.setattr(warehouse, "append_frame", disk_full)
+        with pytest.raises(OSError, match="disk full"):
+            steps.read_workbooks(run)
+        assert pending_partitions(con) == set()
+        assert con.execute("select count(*) from raw_submission").fetchone() == (0,)
+        monkeypatch.setattr(warehouse, "append_frame", append_frame)
+        steps.read_workbooks(run)
+        assert pending_partitions(con) == {"2024-Q1"}
+        assert con.execute("select count(*) from raw_submission").fetchone() == (1,)
+
+
 def test_a_re_run_through_the_folder_index_keeps_every_unchanged_workbook(tmp_path, catalog, monkeypatch):
     """With the parse cache and the folder index, a re-run in another time zone reads no workbook
     again (the first-seen and receipt times on record compare equal as instants); a receipt
