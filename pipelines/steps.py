@@ -25,7 +25,7 @@ from pipelines.dims import DIMENSIONS
 from pipelines.models import EXTERNAL_VALUES, UNASSIGNED, ModelRun, all_models, build_all
 from pipelines.periods import Period, parse_date, partition_report
 from pipelines.tasks import assess_task, parse_due, parse_status
-from pipelines.validation import FINDING_COLUMNS, RuleEngine, ValidationInput
+from pipelines.validation import FINDING_COLUMNS, ValidationInput, rule_engine
 from pipelines.warehouse import SQL_DIR, replace_frame, sql_text, statement_body, table_exists
 
 
@@ -125,7 +125,7 @@ def validate(run: ModelRun) -> int:
         sums = f"select agency_code, count(*), sum(hash(period_code, code, value, kind)::hugeint) from ({sql}\n) group by all"
         rows = run.execute(sums, **span, every=True, agencies=[]).fetchall()
         history_prints = {agency: (int(n), int(h)) for agency, n, h in rows}
-    engine = RuleEngine(run.catalog)
+    engine = rule_engine(run.catalog)
     submissions = run.read("submissions")
     current = set(submissions["submission_id"])
     cohorts = engine.cohort_of(submissions)
@@ -250,7 +250,7 @@ def broken_error_rules(run: ModelRun) -> pd.DataFrame:
     failure forgets the last pass."""
     from pipelines import incremental
 
-    engine = RuleEngine(run.catalog)
+    engine = rule_engine(run.catalog)
     slice_key = incremental.slice_id({"period_year": run.year})
     checked = f"int_element_value:{BROKEN_ERROR_RULES}"
     scope = incremental.groups_to_compute(run.con, checked, "int_element_value", slice_key, engine.version)

@@ -476,3 +476,24 @@ def test_a_finding_quotes_a_number_cell_the_vietnamese_way_and_text_as_typed(tmp
     hit = findings[(findings["code"] == "HSO.01") & findings["rule_id"].isin(["V_NON_NEGATIVE", "V_NUMBER"])].iloc[0]
     assert hit["value"] == quoted
     assert f"HSO.01 = '{quoted}' tại " in hit["message_vi"] and f"HSO.01 = '{quoted}' at " in hit["message_en"]
+
+
+def test_a_catalogs_rule_engine_is_made_once_per_expectation_engine(catalog, monkeypatch):
+    """`rule_engine`: the same engine (its version worked out once) for the same catalog object and
+    CCHC_VALIDATION_ENGINE; another for another engine name or another catalog object."""
+    from dataclasses import replace
+
+    from pipelines.expectations import ENGINE_VARIABLE
+    from pipelines.validation import rule_engine
+
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
+    first = rule_engine(catalog).warm()
+    assert rule_engine(catalog) is first
+    assert first.engine.name == "pandas" and first.version == RuleEngine(catalog).version
+    monkeypatch.setenv(ENGINE_VARIABLE, "gx")
+    other = rule_engine(catalog)
+    assert other is not first and other.engine.name == "gx"
+    assert rule_engine(catalog) is other
+    monkeypatch.delenv(ENGINE_VARIABLE)
+    copy = replace(catalog)  # another object (a catalog loaded again after its files changed)
+    assert rule_engine(copy) is not first and rule_engine(copy) is rule_engine(copy)

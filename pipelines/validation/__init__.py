@@ -20,7 +20,7 @@ identical findings.
 from pipelines.expectations import run_suite
 from pipelines.validation.common import FINDING_COLUMNS
 from pipelines.validation.compare import ratio_rules
-from pipelines.validation.engine import RuleEngine, ValidationInput
+from pipelines.validation.engine import RuleEngine, ValidationInput, rule_engine
 from pipelines.validation.outliers import modified_z, modified_z_by_group, own_history_z, stock_change_pct
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "modified_z_by_group",
     "own_history_z",
     "ratio_rules",
+    "rule_engine",
     "run_suite",
     "stock_change_pct",
 ]

