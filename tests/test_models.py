@@ -545,8 +545,11 @@ def test_a_rerun_validates_only_new_workbooks_with_the_workbook_rules(tmp_path, 
     """Findings of the value, duplicate and compare rules are kept for a workbook validated before
     under the same rules; peers and history are looked at again (the three communes are one cohort:
     pipelines.steps.validate); the result equals a fresh run."""
+    import weakref
+
     from pipelines import steps as pipeline_steps
     from pipelines.validation import RuleEngine
+    from pipelines.validation import engine as engine_module
     from pipelines.warehouse import Warehouse
 
     raw = tmp_path / "raw"
@@ -580,8 +583,10 @@ def test_a_rerun_validates_only_new_workbooks_with_the_workbook_rules(tmp_path, 
         }
         assert seen[1] == unchanged  # the unassigned slice has no workbook: nothing to validate there
         again = findings(con)
-        # new rules (or new code) invalidate what is on record
+        # new rules (or new code) invalidate what is on record: new code is a new process, whose
+        # rule engines are made anew (new rules are a new catalog object, with its own engine)
         monkeypatch.setattr(RuleEngine, "version", "another")
+        monkeypatch.setattr(engine_module, "_ENGINES", weakref.WeakKeyDictionary())
         pipeline_steps.build_quarter(con, catalog, "2024-Q1", now, raw_dir=raw, cache_dir=tmp_path / "parsed")
         assert seen[2] == set() and findings(con) == again
     with Warehouse(tmp_path / "fresh.duckdb").connect() as con:
