@@ -399,8 +399,14 @@ def scorecard_warm():  # what a command's scorecard asks of the catalog it loads
     prepared = sys.modules["pipelines.scorecard"]._PREPARED.get(id(Catalog.load(Path(env["CCHC_CATALOG_DIR"]))))
     return prepared is not None and prepared[2].plan_units is not None
 
+def rules_warm():  # the catalog's rule engine, its version worked out (pipelines.validation.rule_engine)
+    from pipelines.catalog import Catalog
+    engines = sys.modules["pipelines.validation.engine"]._ENGINES.get(Catalog.load(Path(env["CCHC_CATALOG_DIR"])))
+    return bool(engines) and all("version" in vars(engine) for engine in engines.values())
+
 out["same"] = kept(env)
 out["scorecard warm"] = scorecard_warm()
+out["rules warm"] = rules_warm()
 out["other settings"] = kept(env | {"CCHC_AS_OF": "2020-01-01T00:00:00+07:00"})
 out["worker's variables"] = kept(env | {"CCHC_WORKER": "off", "CCHC_WORKER_SOCKET": "/x"})
 catalog = Path(env["CCHC_CATALOG_DIR"]) / "org_units.csv"
@@ -410,6 +416,7 @@ out["catalog edited"] = kept(env)
 server.warm_project()  # idle: loaded again under the new catalog
 out["loaded again"] = kept(env) and "pipelines.definitions" in sys.modules
 out["scorecard warm again"] = scorecard_warm()
+out["rules warm again"] = rules_warm()
 model = next(w.MODELS_DIR.rglob("*.sql"))
 model.write_text(model.read_text(encoding="utf-8") + "\n", encoding="utf-8")
 out["model edited"] = kept(env)
@@ -437,11 +444,13 @@ def test_the_project_code_is_kept_by_commands_with_the_worker_s_settings(tmp_pat
         "threads": 1,  # nothing runs beside the worker's loop: forking stays safe
         "same": True,
         "scorecard warm": True,
+        "rules warm": True,
         "other settings": False,
         "worker's variables": True,
         "catalog edited": False,
         "loaded again": True,
         "scorecard warm again": True,
+        "rules warm again": True,
         "model edited": False,
         "code changed": False,
     }
