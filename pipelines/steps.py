@@ -133,7 +133,7 @@ def validate(run: ModelRun) -> int:
     state = run.read("validated", version=engine.version)
     validated = dict(zip(state["submission_id"], state["cohort_fingerprint"], strict=True))
     validated_rows = len(state)
-    known = set(state["submission_id"]) & current
+    known = set(validated) & current
     unchanged = {
         sid for sid, fp in zip(state["submission_id"], state["cohort_fingerprint"], strict=True) if prints.get(sid) == fp
     }

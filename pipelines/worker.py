@@ -509,7 +509,7 @@ class Server:
             catalog = importlib.import_module("pipelines.catalog").Catalog.load(Path(catalog_dir_of(os.environ)))
             importlib.import_module("pipelines.scorecard").plan_units(catalog)
             # and its rule engine, with its version (the rules, lookups and code hashed): twice a run
-            importlib.import_module("pipelines.validation").rule_engine(catalog).warm()
+            importlib.import_module("pipelines.validation").rule_engine(catalog)
         except Exception as exc:  # a broken catalog or setting: each command says which, as it always did
             _forget_project_modules(self.kept)
             _note(self.log, f"mã dự án chưa nạp / project code not loaded ({type(exc).__name__}); commands load it themselves")

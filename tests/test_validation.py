@@ -487,7 +487,7 @@ def test_a_catalogs_rule_engine_is_made_once_per_expectation_engine(catalog, mon
     from pipelines.validation import rule_engine
 
     monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
-    first = rule_engine(catalog).warm()
+    first = rule_engine(catalog)
     assert rule_engine(catalog) is first
     assert first.engine.name == "pandas" and first.version == RuleEngine(catalog).version
     monkeypatch.setenv(ENGINE_VARIABLE, "gx")

@@ -91,13 +91,6 @@ class RuleEngine:
             digest.update(path.read_bytes())
         return digest.hexdigest()[:16]
 
-    def warm(self) -> RuleEngine:
-        """Work out now what is otherwise worked out on first use (the version, the workbook rules)."""
-        for name, member in vars(type(self)).items():
-            if isinstance(member, cached_property):
-                getattr(self, name)
-        return self
-
     def cohort_of(self, submissions: pd.DataFrame) -> pd.Series:
         """Each submission's cohort: the workbooks whose findings can depend on each other. The peer
         rules compare a value with the same code, jurisdiction, level and period; every other rule
@@ -204,7 +197,10 @@ def rule_engine(catalog: Catalog) -> RuleEngine:
     engines = _ENGINES.setdefault(catalog, {})
     engine = engines.get(name)
     if engine is None:
-        engine = engines[name] = RuleEngine(catalog, name)
+        engine = RuleEngine(catalog, name)
+        for prepared in ("version", "workbook_rule_ids"):  # every run asks for them: worked out with the engine
+            getattr(engine, prepared)
+        engines[name] = engine
     return engine
 
 
