@@ -19,6 +19,7 @@ _DASHES = frozenset({"-", "–", "—", "--", "---", "…", "..."})
 _THOUSANDS_DOT = re.compile(r"^[1-9]\d{0,2}(\.\d{3})+$")
 _THOUSANDS_COMMA = re.compile(r"^[1-9]\d{0,2}(,\d{3}){2,}$")
 _PLAIN = re.compile(r"^\d+(\.\d+)?$")
+_ASCII_DIGIT = re.compile(r"[0-9]")
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def parse_number(raw: object) -> ParsedNumber:
             return INVALID
         return ParsedNumber(_snap(float(raw)), "ok")
     text = clean(raw)
-    if text in _DASHES or fold(text) in NOT_REPORTED_TOKENS:
+    # no token has a digit, and folding keeps exactly the ASCII digits: text with one is not a token
+    if text in _DASHES or (_ASCII_DIGIT.search(text) is None and fold(text) in NOT_REPORTED_TOKENS):
         return EMPTY
     negative = False
     if text.startswith("(") and text.endswith(")"):

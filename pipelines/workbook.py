@@ -48,7 +48,7 @@ from pipelines.limits import (
     scan_sheet,
     too_many_sheets,
 )
-from pipelines.numbers import INVALID, ParsedNumber
+from pipelines.numbers import EMPTY, INVALID, ParsedNumber
 from pipelines.numbers import parse_number as _parse_number
 from pipelines.periods import Period, PeriodError, parse_date, parse_period
 from pipelines.text import clean as _clean
@@ -124,18 +124,22 @@ _FLOATS: dict[float, ParsedNumber] = {}  # see _parse_cell
 
 def _parse_cell(raw: object) -> ParsedNumber:
     """parse_number for a figure cell, with NaN and infinity invalid (no spreadsheet writes them: a
-    finding, never a value). Most cells are numbers (floats, as calamine gives them): those are
-    memoised in a plain dict (MEMO_SIZE of them, finite ones only), a lookup that costs a tenth of
-    parse_number's typed memo; every other value goes through parse_number."""
-    if type(raw) is float:
+    finding, never a value). Most cells are numbers (floats, or ints where calamine finds a whole
+    number): those are memoised in a plain dict (MEMO_SIZE of them, finite ones only; an int and
+    the float equal to it parse alike, so they may share an entry), a lookup that costs a tenth of
+    parse_number's typed memo; an empty cell is EMPTY; every other value goes through parse_number."""
+    kind = type(raw)
+    if kind is float or kind is int:
         parsed = _FLOATS.get(raw)
         if parsed is None:
-            if not math.isfinite(raw):
+            if kind is float and not math.isfinite(raw):
                 return INVALID
             parsed = _parse_number(raw)
             if len(_FLOATS) < MEMO_SIZE:
                 _FLOATS[raw] = parsed
         return parsed
+    if raw is None:
+        return EMPTY
     parsed = parse_number(raw)
     if isinstance(raw, float) and not math.isfinite(raw):  # a float of another type (numpy's)
         return INVALID
@@ -639,18 +643,16 @@ def _row_texts(raw_code: object, label: object, unit: object, note: object) -> t
     cells are all text (or empty) are memoised per process by their cells, MEMO_SIZE of them, each
     cell of at most MEMO_TEXT characters; any other row is worked out as it comes."""
     key = (raw_code, label, unit, note)
-    plain = _plain(raw_code) and _plain(label) and _plain(unit) and _plain(note)
-    if plain:
-        found = _ROW_TEXTS.get(key)
-        if found is not None:
-            return found
+    found = _ROW_TEXTS.get(key)  # only plain rows are ever kept: a hit is one
+    if found is not None:
+        return found
     texts = (
         normalise_code(raw_code),
         "" if label is None or label == "" else clean(label),
         "" if unit is None or unit == "" else clean(unit),
         "" if note is None or note == "" else clean(note),
     )
-    if plain and len(_ROW_TEXTS) < MEMO_SIZE:
+    if len(_ROW_TEXTS) < MEMO_SIZE and _plain(raw_code) and _plain(label) and _plain(unit) and _plain(note):
         _ROW_TEXTS[key] = texts
     return texts
 

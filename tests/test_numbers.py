@@ -1,6 +1,8 @@
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.numbers import format_vn, parse_number
 
@@ -69,3 +71,19 @@ def test_percent_flag():
 )
 def test_format_vn(value, text):
     assert format_vn(value) == text
+
+
+@given(
+    st.text(alphabet=st.sampled_from(list("0123456789 .,-()%+xXkpsKPSnaulhogít\u00a0\u0301\u0663１²đĐ")), max_size=16)
+    | st.sampled_from(["không phát sinh", "k.p.s", "N/A", "n/a", "None", "null", "x1", "1x", "kps 0", "١٢"])
+)
+@settings(max_examples=400, deadline=None)
+def test_text_with_a_digit_is_never_a_not_reported_token(text):
+    """parse_number skips folding text with an ASCII digit (no token has one, and folding keeps
+    exactly those digits): it says what folding every text would."""
+    from pipelines import numbers
+    from pipelines.text import clean, fold
+
+    cleaned = clean(text)
+    token = cleaned in numbers._DASHES or fold(cleaned) in numbers.NOT_REPORTED_TOKENS
+    assert (parse_number(text).status == "empty") == token

@@ -208,6 +208,8 @@ VALUE_CELLS = st.one_of(
     CELLS,
     st.sampled_from([0.0, -0.0, 1.0, 1, True, 1e15, 1e16, -1e16, 1233.9999999999998, "1.234,5", "12%", "-", "(5)"]),
     st.floats(min_value=-1e6, max_value=1e6),
+    st.integers(),  # calamine gives a whole number as an int: any size, 10**20 over the limit
+    st.sampled_from([10**15, 10**15 + 1, -(10**16), 10**400, 2**53 + 1]),
 )
 
 
@@ -215,8 +217,8 @@ VALUE_CELLS = st.one_of(
 @settings(max_examples=200, deadline=None)
 def test_a_value_cell_parses_as_parse_number_says_memoised_or_not(values):
     """A figure's value cell: what numbers.parse_number gives, a NaN or an infinity invalid (no
-    spreadsheet writes them), a second time from the float memo too (1.0, 1 and True are different
-    cells; -0.0 is 0.0)."""
+    spreadsheet writes them), a second time from the number memo too (1.0, 1 and True are different
+    cells, the int and the float of one number parse alike; -0.0 is 0.0)."""
     from pipelines.numbers import ParsedNumber, parse_number
 
     def direct(raw):
