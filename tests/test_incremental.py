@@ -1029,10 +1029,23 @@ def test_rows_read_without_sampling_into_a_table_are_the_rows_read_with_it():
     assert unsampled.execute(rows).fetchall() == sampled.execute(rows).fetchall() == [
         ("A", True, None, None, 1.5, None), ("B", None, None, None, None, None), (None, False, None, None, 3.0, None)
     ]  # fmt: skip
-    # a column of dates is still sampled (read as DATE)
-    dated = frame.assign(due=[dt.date(2025, 6, 30), None, None])
-    with _registered(unsampled, align_to_table(unsampled, "t", dated), into_table=True):
-        assert _sample_setting(unsampled) != 0
+    # a column of dates is read as their text, unsampled, and the insert makes them the column's
+    # type as it does DATEs: the same rows (years before 1000 and after 2262 too, and into a column
+    # of timestamps or text)
+    days = [dt.date(2025, 6, 30), None, dt.date(201, 3, 31), dt.date(9999, 12, 31), float("nan"), dt.date(1, 1, 1)]
+    dated = pd.DataFrame({"unit": list("ABCDEF"), "due": pd.Series(days, dtype=object)}).assign(stamp=lambda f: f["due"])
+    dated = dated.assign(text=dated["due"])
+    typed = "(unit varchar, due date, stamp timestamp, text varchar)"
+    for con in (sampled, unsampled):
+        con.execute(f"create table d {typed}")
+    with _registered(unsampled, align_to_table(unsampled, "d", dated), into_table=True):
+        assert _sample_setting(unsampled) == 0
+    append_frame(unsampled, "d", dated)
+    sampled.register("g", dated)
+    sampled.execute("insert into d by name select * from g")
+    dated_rows = "select * from d order by unit"
+    assert unsampled.execute(dated_rows).fetchall() == sampled.execute(dated_rows).fetchall()
+    assert [row[1] for row in unsampled.execute(dated_rows).fetchall()] == [days[0], None, days[2], days[3], None, days[5]]
     # the same rows in a table by a keyed write, whichever way they were read
     unsampled.execute("delete from t")
     replace_frame(unsampled, "t", frame, key="unit")
