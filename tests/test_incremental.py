@@ -1016,36 +1016,35 @@ def test_rows_read_without_sampling_into_a_table_are_the_rows_read_with_it():
             "value": [1.5, None, 3.0],
         }
     )
-    ddl = "(unit varchar, met boolean, target_max double, due date, value double, extra varchar)"
     sampled, unsampled = duckdb.connect(), duckdb.connect()
-    for con in (sampled, unsampled):
-        con.execute(f"create table t {ddl}")
-    with _registered(unsampled, align_to_table(unsampled, "t", frame), into_table=True):
-        assert _sample_setting(unsampled) == 0
-    append_frame(unsampled, "t", frame)
-    sampled.register("f", frame)
-    sampled.execute("insert into t by name select * from f")
-    rows = "select * from t order by all"
-    assert unsampled.execute(rows).fetchall() == sampled.execute(rows).fetchall() == [
+
+    def both_ways(table: str, ddl: str, rows: pd.DataFrame, order: str) -> list:
+        """The rows written into a new table unsampled (append_frame) and sampled: the same."""
+        for con in (sampled, unsampled):
+            con.execute(f"create table {table} {ddl}")
+        with _registered(unsampled, align_to_table(unsampled, table, rows), into_table=True):
+            assert _sample_setting(unsampled) == 0
+        append_frame(unsampled, table, rows)
+        sampled.register("incoming", rows)
+        sampled.execute(f"insert into {table} by name select * from incoming")
+        sampled.unregister("incoming")
+        read = f"select * from {table} order by {order}"
+        assert unsampled.execute(read).fetchall() == sampled.execute(read).fetchall()
+        return unsampled.execute(read).fetchall()
+
+    ddl = "(unit varchar, met boolean, target_max double, due date, value double, extra varchar)"
+    assert both_ways("t", ddl, frame, "all") == [
         ("A", True, None, None, 1.5, None), ("B", None, None, None, None, None), (None, False, None, None, 3.0, None)
     ]  # fmt: skip
+    rows = "select * from t order by all"
     # a column of dates is read as their text, unsampled, and the insert makes them the column's
     # type as it does DATEs: the same rows (years before 1000 and after 2262 too, and into a column
     # of timestamps or text)
     days = [dt.date(2025, 6, 30), None, dt.date(201, 3, 31), dt.date(9999, 12, 31), float("nan"), dt.date(1, 1, 1)]
     dated = pd.DataFrame({"unit": list("ABCDEF"), "due": pd.Series(days, dtype=object)}).assign(stamp=lambda f: f["due"])
     dated = dated.assign(text=dated["due"])
-    typed = "(unit varchar, due date, stamp timestamp, text varchar)"
-    for con in (sampled, unsampled):
-        con.execute(f"create table d {typed}")
-    with _registered(unsampled, align_to_table(unsampled, "d", dated), into_table=True):
-        assert _sample_setting(unsampled) == 0
-    append_frame(unsampled, "d", dated)
-    sampled.register("g", dated)
-    sampled.execute("insert into d by name select * from g")
-    dated_rows = "select * from d order by unit"
-    assert unsampled.execute(dated_rows).fetchall() == sampled.execute(dated_rows).fetchall()
-    assert [row[1] for row in unsampled.execute(dated_rows).fetchall()] == [days[0], None, days[2], days[3], None, days[5]]
+    written = both_ways("d", "(unit varchar, due date, stamp timestamp, text varchar)", dated, "unit")
+    assert [row[1] for row in written] == [days[0], None, days[2], days[3], None, days[5]]
     # the same rows in a table by a keyed write, whichever way they were read
     unsampled.execute("delete from t")
     replace_frame(unsampled, "t", frame, key="unit")
