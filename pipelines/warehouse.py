@@ -8,6 +8,7 @@ inside a transaction, so re-running a quarter gives the same tables.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -442,7 +443,9 @@ def _registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, into_table:
         frame = frame.astype(dict.fromkeys(flags, "boolean"))
     dates = [name for name, kind in kinds.items() if kind == "date"] if into_table else []
     if dates:
-        frame = frame.assign(**{name: frame[name].map(_iso_date, na_action="ignore") for name in dates})
+        # ISO text: what DuckDB reads a DATE from (years before 1000 with their leading zeros);
+        # missing values are left as they are (NULL)
+        frame = frame.assign(**{name: frame[name].map(dt.date.isoformat, na_action="ignore") for name in dates})
         kinds |= dict.fromkeys(dates, "string")
     allowed = {"string", "boolean", "empty"} if into_table else {"string", "boolean"}
     unsampled = all(kind in allowed for kind in kinds.values())
@@ -457,12 +460,6 @@ def _registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, into_table:
     finally:
         if unsampled:
             con.execute("reset pandas_analyze_sample")
-
-
-def _iso_date(day) -> str | None:
-    """A date as DuckDB reads a DATE from text (years before 1000 with their leading zeros); a
-    missing value (None, NaN, NaT) as NULL."""
-    return None if pd.isna(day) else day.isoformat()
 
 
 @contextmanager
