@@ -19,24 +19,29 @@ values) runs in the step of the earliest of them, once.
 
 Dagster writes some 150 events a re-run (each model's output and materialization, each check's
 output and evaluation, and the look-ups of what each materialization was computed from), 3-6 ms
-each, in Python. So a step builds its models in a thread of its own, back to back, and hands
-each over to the step's thread, which writes its events meanwhile: DuckDB's work and Dagster's
-overlap on the machine's cores. The step's thread reads each model's metadata and runs its checks
-on a connection of its own to the same database, where the model's rows are committed before it
-is handed over: the builder, the step's longest path, does not wait for them. The blocking checks
-of a model others of the step are built from run first, as the step's thread takes the model; the
-builder goes on with the models not built from it and waits only before one that is, so such a
-failure is known before a model built from it starts (and that model is not built). The raw
-layer's models come first, in the step's own thread (reading the raw folder may fork a pool of
-processes, which a process with a second thread must not do). The run's connection is the
-builder's alone while it runs; a step that stops early (an error, Ctrl-C, a terminated run)
-interrupts the builder's statements and waits for it before the connection can be closed.
+each, in Python. So a step's models are built by builder threads of their own (`_Builders`: two,
+each on its own connection to the database, a model as soon as those it is built from are built),
+which hand each model over to the step's thread, which writes its events meanwhile: DuckDB's work
+and Dagster's overlap on the machine's cores, and so do models that do not depend on each other
+(the validation and the staged values; the data-element values and the indicators). The step's
+thread reads each model's metadata and runs its checks on a connection of its own to the same
+database, where the model's rows are committed before it is handed over: the builders, on the
+step's longest path, do not wait for them. The blocking checks of a model others of the step are
+built from are run by its builder right after the build, while the other builder goes on with the
+models not built from it: such a failure is known before a model built from it starts (and that
+model is not built). The raw layer's models come first, in the step's own
+thread (reading the raw folder may fork a pool of processes, which a process with a second thread
+must not do). The run's connection is the first builder's alone while it runs; a step that stops
+early (an error, Ctrl-C, a terminated run) interrupts the builders' statements and waits for them
+before the connections can be closed.
 """
 
 import contextlib
 import datetime as dt
+import os
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -177,46 +182,165 @@ def _metadata(con, model: Model, rows: int, run: ModelRun, declared: TableSchema
     return metadata
 
 
+def _build_one(
+    model: Model, run: ModelRun, checks: dict[str, tuple[set[str], set[str]]], results: dict, stopped: set[str]
+) -> tuple:
+    """One model built, and the checks `checks` gives its builder run (`_checks_by_thread`), in this
+    thread: (model, rows written, check outcomes). A model whose blocking check fails goes into
+    `stopped`; one built from a model in `stopped` is not built: (model, the failed dependencies,
+    None), and goes into `stopped` too."""
+    if model.deps & stopped:
+        stopped.add(model.name)
+        return model, sorted(model.deps & stopped), None
+    model_run = run.for_slice(run.partition_key, model)
+    rows = build(model, model_run, results)
+    names = checks[model.name][0]
+    outcomes = run_checks(model, model_run, names) if names else []
+    if any(not o.passed and o.severity == "error" for o in outcomes):
+        stopped.add(model.name)
+    return model, rows, outcomes
+
+
 def _builds(
     todo: list[Model],
     run: ModelRun,
     checks: dict[str, tuple[set[str], set[str]]],
     results: dict,
     stopped: set[str],
-    stop: threading.Event | None = None,
-    verdicts: dict[str, threading.Event] | None = None,
 ) -> Iterator[tuple]:
-    """Each model in turn built and the checks `checks` gives the builder run (`_checks_by_thread`):
-    (model, rows written, check outcomes). A model whose blocking check fails stops the models that
-    depend on it, which come as (model, the failed dependencies, None). `stop`: set, no further
-    model is built.
-
-    `verdicts` (the builder thread's way): those checks are the step thread's, run as it takes each
-    model's item (`_events`), and the builder goes on meanwhile; it waits only before a model built
-    from one of `verdicts`' models, until that model's event is set (its checks ran; a failure is in
-    `stopped` by then). A model stopped here has its event set too (what depends on it stops)."""
+    """Each model in turn built in this thread (`_build_one`)."""
     for model in todo:
-        if stop is not None and stop.is_set():
-            return
-        for dep in sorted(model.deps & verdicts.keys()) if verdicts else ():
-            while not verdicts[dep].wait(INTERRUPT_EVERY):
-                if stop is not None and stop.is_set():
-                    return
-        if model.deps & stopped:
-            stopped.add(model.name)
-            if verdicts and model.name in verdicts:
-                verdicts[model.name].set()
-            yield model, sorted(model.deps & stopped), None
-            continue
-        model_run = run.for_slice(run.partition_key, model)
-        rows = build(model, model_run, results)
-        if verdicts is not None:
-            yield model, rows, []
-            continue
-        outcomes = run_checks(model, model_run, checks[model.name][0])
-        if any(not o.passed and o.severity == "error" for o in outcomes):
-            stopped.add(model.name)
-        yield model, rows, outcomes
+        yield _build_one(model, run, checks, results, stopped)
+
+
+BUILDERS = 2  # threads building a step's models at once, each on a connection of its own (at most the CPUs)
+_RUNNING: weakref.WeakSet = weakref.WeakSet()  # the builders whose threads have not all ended (`stop_builds`)
+
+
+class _Builders:
+    """A step's models (after the raw layer) built by as many threads as `connections`, each on its
+    own connection to the run's database, a model as soon as the step's models it is built from are
+    built and their blocking checks have passed: one thread builds the long chain of a quarter (the
+    validation, the element values, the indicators, the scorecard) while the other builds what hangs
+    off it (the staged values, the data-element values, the submissions, the alerts). Much of a
+    model's time is DuckDB's, which lets go of the interpreter's lock, and the step's thread writes
+    Dagster's events meanwhile: a national first run used 1.3 of the machine's 2 CPUs with one
+    builder (docs/performance.md, thirty-fourth round).
+
+    A builder runs a model's blocking checks that others of the step wait for itself, right after
+    the build (`_build_one`; the other checks are the step thread's): a model built from it starts
+    as soon as they have passed, and the other builder goes on meanwhile. Each model is committed
+    by its own connection before it counts as built, so what another connection reads next is
+    there. Models one Python function builds together are built one after the other (the first
+    computes them all: `_build_slice`'s `results`). A ready model is taken by how many of the
+    step's models are built from it, directly or not (the longest chains first), then in
+    dependency order. The items go into `built` in the order the models are built; after the last,
+    None; an error as (None, the error, None), and the others stop at their next model."""
+
+    def __init__(
+        self,
+        todo: list[Model],
+        run: ModelRun,
+        checks: dict[str, tuple[set[str], set[str]]],
+        results: dict,
+        stopped: set[str],
+        stop: threading.Event,
+        connections: list,
+        built: queue.Queue,
+    ):
+        self.run, self.checks, self.results, self.stopped, self.stop = run, checks, results, stopped, stop
+        self.connections, self.built = connections, built
+        self.wake = threading.Condition()
+        names = {model.name for model in todo}
+        first_of: dict[str, str] = {}
+        self.after: dict[str, set[str]] = {}  # model -> the step's models it waits for
+        for model in todo:
+            self.after[model.name] = set(model.deps & names)
+            if model.python is not None:
+                first = first_of.setdefault(model.python, model.name)
+                if first != model.name:
+                    self.after[model.name].add(first)
+        below: dict[str, set[str]] = {name: set() for name in names}  # model -> the step's models built from it
+        for model in reversed(todo):
+            for dep in self.after[model.name]:
+                below[dep] |= below[model.name] | {model.name}
+        self.todo = sorted(todo, key=lambda m: -len(below[m.name]))  # stable: dependency order among equals
+        self.done: set[str] = set()  # built (and checked), or not built
+        self.taken: set[str] = set()
+        self.running = len(connections)
+        self.threads = [
+            threading.Thread(target=self._work, args=(con,), name=f"cchc-models-{i + 1}", daemon=True)
+            for i, con in enumerate(connections)
+        ]
+
+    def start(self) -> None:
+        _RUNNING.add(self)
+        for thread in self.threads:
+            thread.start()
+
+    def stop_all(self) -> None:
+        """Stop the builds: no model started from now on, the statements under way interrupted, and
+        the threads waited for (a model's Python code ends on its own)."""
+        self.stop.set()
+        while self.alive():
+            self.interrupt()
+            self.join(INTERRUPT_EVERY)
+
+    def alive(self) -> bool:
+        return any(thread.is_alive() for thread in self.threads)
+
+    def interrupt(self) -> None:
+        """Interrupt the statements under way (the step stops early)."""
+        for con in self.connections:
+            con.interrupt()
+
+    def join(self, timeout: float) -> None:
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def _next(self) -> Model | None:
+        with self.wake:
+            while not self.stop.is_set():
+                left = [model for model in self.todo if model.name not in self.taken]
+                if not left:
+                    return None
+                model = next((m for m in left if self.after[m.name] <= self.done), None)
+                if model is not None:
+                    self.taken.add(model.name)
+                    return model
+                self.wake.wait(INTERRUPT_EVERY)
+            return None
+
+    def _work(self, con) -> None:
+        run = replace(self.run, con=con)
+        try:
+            while (model := self._next()) is not None:
+                item = _build_one(model, run, self.checks, self.results, self.stopped)
+                with self.wake:
+                    self.done.add(model.name)
+                    self.wake.notify_all()
+                self.built.put(item)
+        except BaseException as exc:  # raised in the step (its traceback is the build's)
+            self.stop.set()
+            self.built.put((None, exc, None))
+        finally:
+            with self.wake:
+                self.running -= 1
+                last = self.running == 0
+                self.wake.notify_all()
+            if last:
+                _RUNNING.discard(self)
+                self.built.put(None)
+
+
+def stop_builds() -> None:
+    """Stop the builds of every step whose builders still run (`_Builders.stop_all`). A step stops
+    its own builders when it ends; but an interruption (Ctrl-C, a terminated run) that reaches
+    Dagster while the step waits for it to write an event leaves the step suspended, its builders
+    going on with the model under way, and closing the database would then wait for the model's
+    statements to end (minutes, for a national quarter's). The command calls this after each run."""
+    for builders in list(_RUNNING):
+        builders.stop_all()
 
 
 def deferred_checks(todo: list[Model]) -> frozenset[tuple[str, str]]:
@@ -224,9 +348,8 @@ def deferred_checks(todo: list[Model]) -> frozenset[tuple[str, str]]:
     for: the warnings, and every check of a model none of the others is built from (its failure
     stops nothing in the step; later steps wait for its result, as they always did). The step's
     own thread runs them as it writes the model's events. The others, the blocking checks of a
-    model others are built from, are run by the builder itself in the step's own thread (the raw
-    layer), or by the step's thread first when it takes the model's item, the builder waiting for
-    them before a model built from it (`_builds`' `verdicts`)."""
+    model others are built from, are run by its builder right after the build (`_build_one`), before
+    a model built from it starts."""
     built_from = {dep for model in todo for dep in model.deps}
     return frozenset(
         (model.name, name)
@@ -246,56 +369,27 @@ def _checks_by_thread(todo: list[Model], selected: set[tuple[str, str]]) -> dict
     return split
 
 
-def _hand_over(builds: Iterator[tuple], built: queue.Queue) -> None:
-    """In the builder thread: `_builds`' items into the queue; an error as (None, the error, None);
-    None at the end."""
-    try:
-        for item in builds:
-            built.put(item)
-    except BaseException as exc:  # raised in the step (its traceback is the build's)
-        built.put((None, exc, None))
-    finally:
-        built.put(None)
-
-
 def _events(
     context: AssetExecutionContext,
     item: tuple,
     reader,
     run: ModelRun,
     checks: dict[str, tuple[set[str], set[str]]],
-    verdicts: dict[str, threading.Event] | None = None,
-    stopped: set[str] | None = None,
     declared: dict[str, TableSchema | None] | None = None,
 ) -> Iterator:
-    """What the step yields for one of `_builds`' items (and the warning for a model not built).
+    """What the step yields for one of the builders' items (and the warning for a model not built).
     `reader`: the step thread's own connection, where the model's metadata is read (`_metadata`)
-    and the checks `checks` gives this thread are run (`_checks_by_thread`). A model of `verdicts`
-    has the builder's checks run here first, before anything else: a blocking failure goes into
-    `stopped`, then its event is set, and the builder, which may be waiting to build a model from
-    it, goes on."""
+    and the checks `checks` gives this thread are run (`_checks_by_thread`)."""
     model, rows, outcomes = item
     if outcomes is None:
         context.log.warning(f"{model.name}: not built, an upstream blocking check failed ({', '.join(rows)})")
         return
     model_run = replace(run.for_slice(run.partition_key, model), con=reader)
-    verdict = verdicts.get(model.name) if verdicts else None
-    if verdict is not None:
-        try:
-            first = run_checks(model, model_run, checks[model.name][0])
-            if any(not o.passed and o.severity == "error" for o in first):
-                stopped.add(model.name)
-        except BaseException:
-            stopped.add(model.name)
-            raise
-        finally:
-            verdict.set()
-        outcomes = outcomes + first
     metadata = _metadata(reader, model, rows, run, (declared or {}).get(model.name))
     names = checks[model.name][1]
     if names:
         outcomes = outcomes + run_checks(model, model_run, names)
-    if verdict is not None or names:
+    if outcomes and names:
         order = [name for name, _, _ in check_specs(model)]
         outcomes.sort(key=lambda outcome: order.index(outcome.name))
     # on the materialization only: as the result's metadata Dagster would copy it into the step's
@@ -313,6 +407,16 @@ def _events(
             severity=SEVERITY[outcome.severity],
             metadata=check_metadata,
         )
+
+
+def _own_connection(con, held: contextlib.ExitStack):
+    """Another connection to the run's database (closed with `held`), on the same database and
+    schema as `con`: each has its own transactions, and DuckDB runs their statements side by side."""
+    other = con.cursor()
+    held.callback(other.close)
+    (database,) = con.execute("select current_database()").fetchone()
+    other.execute('use "' + database.replace('"', '""') + '"')
+    return other
 
 
 def build_step(step: str, models: list[Model], declared: dict[str, TableSchema | None]):
@@ -357,16 +461,13 @@ def build_step(step: str, models: list[Model], declared: dict[str, TableSchema |
             results: dict = {}  # what a function building several models returned, by function
             stopped: set[str] = set()  # models whose blocking check failed, and what depends on them
             # the raw layer's models first, in this thread: reading the raw folder may fork a pool of
-            # processes, which a process running a second thread (the builder's) must not do
+            # processes, which a process running other threads (the builders') must not do
             threaded = next((i for i, model in enumerate(todo) if model.layer != "raw"), len(todo))
             # the step thread's own connection to the database, where it reads each model's metadata
-            # (its rows are committed before its item comes): 2 ms a model that the builder's thread,
-            # the step's longest path, no longer spends; the same database and schema as the builder's
-            reader = con.cursor()
-            held.callback(reader.close)
-            (database,) = con.execute("select current_database()").fetchone()
-            reader.execute('use "' + database.replace('"', '""') + '"')
-            # their events wait until the builder thread has started: written first, they held it
+            # (its rows are committed before its item comes): 2 ms a model that the builders, on the
+            # step's longest path, no longer spend; the same database and schema as theirs
+            reader = _own_connection(con, held)
+            # their events wait until the builders have started: written first, they held them
             # back by some 10 ms a model (40 ms of a re-run at 1,000 workbooks); the same events, in
             # the same order. What was built before a failure is still reported.
             raw_built: list[tuple] = []
@@ -383,34 +484,24 @@ def build_step(step: str, models: list[Model], declared: dict[str, TableSchema |
             if threaded == len(todo):
                 yield from raw_events()
                 return
-            # the others in a thread of their own, back to back, while this one writes Dagster's
-            # events of those already built; the connection is the builder's alone meanwhile
+            # the others in threads of their own (`_Builders`), while this one writes Dagster's events
+            # of those already built; the run's connection is the first builder's alone meanwhile
             built: queue.Queue = queue.Queue()
             stop = threading.Event()
-            # the blocking checks of a model others are built from: run by this thread as it takes the
-            # model's item, while the builder goes on with the models not built from it (9-43 ms a
-            # check off the builder's path in a re-run at 1,000 workbooks; a first run's are larger)
-            verdicts = {model.name: threading.Event() for model in todo[threaded:] if checks[model.name][0]}
-            builder = threading.Thread(
-                target=_hand_over,
-                args=(_builds(todo[threaded:], run, checks, results, stopped, stop, verdicts), built),
-                name=f"cchc-{step}-models",
-                daemon=True,
-            )
-            builder.start()
-            try:
+            count = max(1, min(BUILDERS, os.cpu_count() or 1, len(todo) - threaded))
+            connections = [con] + [_own_connection(con, held) for _ in range(count - 1)]
+            builders = _Builders(todo[threaded:], run, checks, results, stopped, stop, connections, built)
+            try:  # started inside: an interruption that lands as they start still stops them (`stop_all`)
+                builders.start()
                 yield from raw_events()
                 while (item := built.get()) is not None:
                     if isinstance(item[1], BaseException):
                         raise item[1]
-                    yield from _events(context, item, reader, run, checks, verdicts, stopped, declared)
+                    yield from _events(context, item, reader, run, checks, declared)
             finally:
                 # the step stops early (a failure here, an interrupt): so do the builds, at their next
                 # model or their running statement (a statement begun meanwhile is interrupted too)
-                stop.set()
-                while builder.is_alive():
-                    con.interrupt()
-                    builder.join(INTERRUPT_EVERY)
+                builders.stop_all()
 
     _step.__doc__ = f"The {step} models, in dependency order: {', '.join(sorted(names))}."
     return _step

@@ -97,15 +97,39 @@ def resolve_quarters(texts: list[str] | None) -> list[str]:
     return sorted(keys)
 
 
+INTERRUPTIONS = (DAGSTER_INTERRUPTION, "KeyboardInterrupt")
+
+
 def _interrupted(result) -> bool:
     """Whether a failed run failed because it was interrupted: Dagster turns a Ctrl-C (or a SIGTERM)
-    inside a step into a failure of that step (DAGSTER_INTERRUPTION)."""
+    inside a step into a failure of that step (DAGSTER_INTERRUPTION), which may be the cause or the
+    context of what the step raised (a DuckDB statement the interruption stopped raises "Query
+    interrupted")."""
     for event in result.all_events:
-        error = getattr(event.event_specific_data, "error", None)
-        while error is not None:
-            if error.cls_name in (DAGSTER_INTERRUPTION, "KeyboardInterrupt"):
+        errors = [getattr(event.event_specific_data, "error", None)]
+        while errors:
+            error = errors.pop()
+            if error is None:
+                continue
+            if error.cls_name in INTERRUPTIONS:
                 return True
-            error = error.cause
+            errors += [error.cause, error.context]
+    return False
+
+
+def _raised_by_interruption(exc: BaseException) -> bool:
+    """Whether an exception is an interruption (`_interrupted`), or was raised by one: the step's
+    error with --debug, whose cause or context is the interruption."""
+    seen: set[int] = set()
+    errors: list[BaseException | None] = [exc]
+    while errors:
+        error = errors.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if type(error).__name__ in INTERRUPTIONS:
+            return True
+        errors += [error.__cause__, error.__context__]
     return False
 
 
@@ -374,9 +398,13 @@ def _run_in(
                 asset_selection=command_selection(job_name, without or frozenset()),
             )
         except BaseException as exc:  # with --debug, Dagster raises what stopped a step
-            if type(exc).__name__ == DAGSTER_INTERRUPTION:
+            if _raised_by_interruption(exc):
                 raise KeyboardInterrupt from exc  # a Ctrl-C inside a step: stopped, not failed
             raise
+        finally:
+            from assets.factory import stop_builds
+
+            stop_builds()  # the builds of a step an interruption left suspended (none after a run that ended well)
         if not result.success:
             if _interrupted(result):  # a Ctrl-C (or SIGTERM) inside a step: stopped, not failed
                 raise KeyboardInterrupt

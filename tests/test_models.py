@@ -329,7 +329,7 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
     assert result.success
     assert seen["second started before the first's materialization was written"]
     assert seen["the builder started before the raw layer's events were written"] == {True}
-    assert seen["fct_first"] == seen["fct_second"] == "cchc-quarter-models"  # one thread builds, in order
+    assert {seen["fct_first"], seen["fct_second"]} <= {"cchc-models-1", "cchc-models-2"}  # the builders' threads
     # the raw layer (which may fork its parse processes) in the step's own thread, before the builder starts
     raw = [name for name in seen if name.startswith("raw_")]
     assert raw and {seen[name] for name in raw} == {threading.main_thread().name}
@@ -338,6 +338,126 @@ def test_the_next_model_is_built_while_the_step_records_the_last_one(tmp_path, m
     assert all(e.passed for e in result.get_asset_check_evaluations())
     with _resources(tmp_path, tmp_path / "raw")["warehouse"].warehouse().connect() as con:
         assert con.execute("select k from fct_second order by k").fetchall() == [(1,), (2,)]
+
+
+def test_models_that_do_not_depend_on_each_other_are_built_side_by_side(tmp_path, monkeypatch):
+    """Two builder threads, each on its own connection: fct_left and fct_right (neither built from
+    the other) are built at the same time, before fct_alone (which comes first in dependency order,
+    but nothing is built from it: the longest chains go first); fct_both, built from both, only once
+    both are built (and their blocking checks have passed), and it reads what both committed."""
+    import threading
+
+    import assets.factory as factory
+
+    root = _curated_models(
+        tmp_path,
+        fct_left=("One row per k.", "select * from (values (1), (2)) as t(k)"),
+        fct_right=("One row per k.", "select * from (values (2), (3)) as t(k)"),
+        fct_both=("One row per k of both.", "select k from fct_left union select k from fct_right"),
+        fct_after=("One row per k, after fct_both.", "select k from fct_both"),
+        fct_alone=("One row per k, from nothing else.", "select * from (values (9)) as t(k)"),
+    )
+    started = {name: threading.Event() for name in ("fct_left", "fct_right")}
+    seen: dict = {}
+    real_build = factory.build
+
+    def build(model, run, results=None):
+        seen.setdefault("order", []).append(model.name)
+        if model.name in started:
+            started[model.name].set()
+            other = "fct_right" if model.name == "fct_left" else "fct_left"
+            # each waits for the other to have started: one builder alone would wait out the timeout
+            seen[f"{model.name} saw {other} under way"] = started[other].wait(30)
+            seen[model.name] = (threading.current_thread().name, id(run.con))
+        return real_build(model, run, results)
+
+    monkeypatch.setattr(factory, "BUILDERS", 2)
+    monkeypatch.setattr(factory.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(factory, "build", build)
+    result = _quarter_run(root, tmp_path)
+    assert result.success
+    assert seen["fct_left saw fct_right under way"] and seen["fct_right saw fct_left under way"]
+    assert seen["fct_left"][0] != seen["fct_right"][0] and seen["fct_left"][1] != seen["fct_right"][1]
+    order = seen["order"]
+    assert set(order[:2]) == {"fct_left", "fct_right"} and order.index("fct_both") < order.index("fct_after")
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {
+        "fct_left", "fct_right", "fct_both", "fct_after", "fct_alone",
+    }  # fmt: skip
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    with _resources(tmp_path, tmp_path / "raw")["warehouse"].warehouse().connect() as con:
+        assert con.execute("select k from fct_after order by k").fetchall() == [(1,), (2,), (3,)]
+    assert not [t for t in threading.enumerate() if t.name.startswith("cchc-")]
+
+
+def test_stop_builds_interrupts_the_builds_a_suspended_step_left_running(tmp_path, monkeypatch):
+    """A step that an interruption left suspended (Dagster had it waiting to write an event) does not
+    stop its builders itself: `stop_builds`, which the command calls after each run, interrupts the
+    statement under way on each builder's connection, starts no further model, and waits for the
+    threads, so the database can be closed at once."""
+    import queue
+    import threading
+
+    import assets.factory as factory
+
+    root = _curated_models(
+        tmp_path,
+        fct_slow=("One row per k.", "select * from (values (1)) as t(k)"),
+        fct_after=("One row per k, after fct_slow.", "select k from fct_slow"),
+    )
+    models = [m for m in factory.steps(root)["quarter"] if m.layer == "curated"]
+    started, outcome = threading.Event(), []
+
+    def build(model, run, results=None):
+        started.set()
+        try:  # a statement that runs for minutes
+            run.con.execute("select count(*) from range(100000) as a, range(100000) as b where a.range * b.range = 7").fetchall()
+        except duckdb.InterruptException:
+            outcome.append(model.name)
+            raise
+
+    monkeypatch.setattr(factory, "build", build)
+    con = duckdb.connect(str(tmp_path / "work.duckdb"))
+    try:
+        connections = [con, con.cursor()]
+        built: queue.Queue = queue.Queue()
+        builders = factory._Builders(
+            models, ModelRun(con, partition_key="2024-Q1"), {m.name: (set(), set()) for m in models}, {}, set(),
+            threading.Event(), connections, built,
+        )  # fmt: skip
+        builders.start()
+        assert started.wait(30)
+        factory.stop_builds()
+        assert not builders.alive() and not factory._RUNNING
+        assert outcome == ["fct_slow"]  # interrupted; fct_after, built from it, never started
+        items = [built.get(timeout=5) for _ in range(2)]
+        assert isinstance(items[0][1], duckdb.InterruptException) and items[1] is None
+    finally:
+        con.close()
+
+
+def test_one_cpu_builds_one_model_at_a_time(tmp_path, monkeypatch):
+    """On a machine with one CPU there is one builder: the run's own connection, in order."""
+    import threading
+
+    import assets.factory as factory
+
+    root = _curated_models(
+        tmp_path,
+        fct_left=("One row per k.", "select * from (values (1), (2)) as t(k)"),
+        fct_right=("One row per k.", "select * from (values (2), (3)) as t(k)"),
+    )
+    threads: set[str] = set()
+    real_build = factory.build
+
+    def build(model, run, results=None):
+        if model.layer == "curated":
+            threads.add(threading.current_thread().name)
+        return real_build(model, run, results)
+
+    monkeypatch.setattr(factory.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(factory, "build", build)
+    assert _quarter_run(root, tmp_path).success
+    assert threads == {"cchc-models-1"}
 
 
 def test_a_failure_in_the_raw_layer_still_reports_what_was_built_before_it(tmp_path, monkeypatch):
@@ -368,12 +488,12 @@ def test_a_failure_in_the_raw_layer_still_reports_what_was_built_before_it(tmp_p
     assert not [t for t in threading.enumerate() if t.name.startswith("cchc-")]
 
 
-def test_checks_run_in_the_steps_own_thread_and_the_builder_waits_only_for_what_it_reads(tmp_path, monkeypatch):
-    """Every check of the builder's models runs in the step's own thread, on its own connection, as
-    it writes the model's events (off the builder's path). A blocking check of a model another model
-    of the step is built from runs first; the builder goes on meanwhile with the models not built
-    from it, and waits for it only before one that is. A blocking failure there still fails the
-    step, and the metadata is read there too."""
+def test_blocking_checks_run_by_the_builder_the_others_in_the_steps_thread(tmp_path, monkeypatch):
+    """A blocking check of a model another model of the step is built from runs in its builder's
+    thread right after the build, before that model is built; the other builder goes on meanwhile
+    with the models not built from it. Every other check runs in the step's own thread, on its own
+    connection, as it writes the model's events (off the builders' path). A blocking failure there
+    still fails the step, and the metadata is read there too."""
     import threading
 
     import assets.factory as factory
@@ -411,8 +531,8 @@ def test_checks_run_in_the_steps_own_thread_and_the_builder_waits_only_for_what_
     monkeypatch.setattr(factory, "build", build)
     result = _quarter_run(root, tmp_path)
     assert not result.success  # fct_twice's grain
+    assert ran.pop("fct_first").startswith("cchc-models-")
     assert ran == {
-        "fct_first": threading.main_thread().name,
         "fct_second": threading.main_thread().name,
         "fct_twice": threading.main_thread().name,
         "fct_twice built while fct_first was checked": True,
@@ -426,8 +546,8 @@ def test_checks_run_in_the_steps_own_thread_and_the_builder_waits_only_for_what_
     assert materialized["fct_twice"].materialization.metadata["dagster/row_count"].value == 2
 
 
-def test_a_blocking_failure_in_the_steps_thread_stops_what_is_built_from_it_and_from_those(tmp_path):
-    """fct_twice's grain fails in the step's thread: fct_after (built from it) and fct_last (built from
+def test_a_blocking_failure_stops_what_is_built_from_it_and_from_those(tmp_path):
+    """fct_twice's grain fails (in its builder's thread): fct_after (built from it) and fct_last (built from
     fct_after) are not built, the model built from neither is, and no thread is left waiting."""
     import threading
 

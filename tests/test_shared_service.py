@@ -323,8 +323,9 @@ INTERRUPTED_IN_A_STEP = textwrap.dedent(
     """
     import os, signal, sys, time
     from pipelines import cli, steps
-    def validate(run):  # the user presses Ctrl-C while a step works
+    def validate(run):  # the user presses Ctrl-C while a step works (a statement that runs for minutes)
         os.kill(os.getpid(), signal.SIGINT)
+        run.con.execute("select count(*) from range(100000) as a, range(100000) as b where a.range * b.range = 7").fetchall()
         time.sleep(60)
     steps.validate = validate
     sys.exit(cli.main(sys.argv[1:]))
