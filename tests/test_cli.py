@@ -339,3 +339,41 @@ def test_a_ctrl_c_dropped_in_a_library_callback_still_ends_the_command(debug):
         assert "Exception ignored in" in result.stderr and "KeyboardInterrupt" in result.stderr
     else:
         assert result.stderr == "Đã dừng / interrupted\n"
+
+
+def test_an_error_raised_by_an_interruption_counts_as_one():
+    """A DuckDB statement that a Ctrl-C stops raises "Query interrupted" with the interruption as its
+    context (or cause): the command says it was stopped (exit 130), with --debug too, where Dagster
+    raises what the step raised; an error that no interruption raised is a failure."""
+    from types import SimpleNamespace
+
+    from dagster._core.errors import DagsterExecutionInterruptedError
+    from dagster._utils.error import SerializableErrorInfo
+
+    from pipelines.cli import _interrupted, _raised_by_interruption
+
+    def raised(cause: bool) -> BaseException:
+        try:
+            try:
+                raise DagsterExecutionInterruptedError()
+            except DagsterExecutionInterruptedError as interruption:
+                if cause:
+                    raise RuntimeError("Query interrupted") from interruption
+                raise RuntimeError("Query interrupted")  # noqa: B904 (as DuckDB raises it: the context)
+        except RuntimeError as exc:
+            return exc
+
+    assert _raised_by_interruption(raised(cause=True)) and _raised_by_interruption(raised(cause=False))
+    assert _raised_by_interruption(KeyboardInterrupt())
+    assert not _raised_by_interruption(RuntimeError("Query interrupted"))
+
+    def info(name: str, cause=None, context=None) -> SerializableErrorInfo:
+        return SerializableErrorInfo(message=name, stack=[], cls_name=name, cause=cause, context=context)
+
+    def result(error) -> SimpleNamespace:
+        return SimpleNamespace(all_events=[SimpleNamespace(event_specific_data=SimpleNamespace(error=error))])
+
+    interruption = info("DagsterExecutionInterruptedError")
+    assert _interrupted(result(info("DagsterExecutionStepExecutionError", cause=info("RuntimeError", context=interruption))))
+    assert _interrupted(result(info("DagsterExecutionStepExecutionError", cause=info("RuntimeError", cause=interruption))))
+    assert not _interrupted(result(info("DagsterExecutionStepExecutionError", cause=info("RuntimeError"))))
