@@ -258,9 +258,15 @@ def _empty_series() -> pd.DataFrame:
 
 
 def _scoped(rows: pd.DataFrame, in_year: np.ndarray, aggregate_tks: np.ndarray, measures: list[str]) -> pd.DataFrame:
-    """Sums per (target, scope, unit, period) over rows in their input order: the aggregate over every
-    carrier in force (targets without unit_type, with the distinct agencies that reported) and one
-    per agency in force in the year. Units and periods as ids (uid, pid); the aggregate has uid -1."""
+    """Sums per (target, scope, unit, period): the aggregate over every carrier in force (targets
+    without unit_type, with the distinct agencies that reported) and one per agency in force in the
+    year. Units and periods as ids (uid, pid); the aggregate has uid -1.
+
+    The rows are summed in one order whatever order they were read in (`_in_one_order`): a sum of
+    floats depends on its order in the last bits, and the figures come from tables whose rows
+    DuckDB stores in the order its threads wrote them (a weighted mean's numerator was 91240.55 in
+    one run and 91240.54999999999 in the next, on the same figures)."""
+    rows = _in_one_order(rows[["tk", "pid", "uid", *measures]])
     agg = {m: (m, "sum") for m in measures}
     aggregate = rows[np.isin(rows["tk"].to_numpy(), aggregate_tks)]
     aggregate = aggregate.groupby(["tk", "pid"], sort=False).agg(**agg, reporting_units=("uid", "nunique")).reset_index()
@@ -274,6 +280,22 @@ def _scoped(rows: pd.DataFrame, in_year: np.ndarray, aggregate_tks: np.ndarray, 
 
 
 _UNIT_KEY = 1 << 32  # (target, unit) as one integer: tk * _UNIT_KEY + uid
+
+
+def _in_one_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows by target, period and unit (tk, pid, uid, each 0 or more). Rows alike on those are
+    one figure joined to the unit more than once (the same values), so their order changes no sum.
+    One integer key, sorted: some 25 ms for 400,000 rows of five columns, where sorting on the
+    columns themselves took ten times as long."""
+    if rows.empty:
+        return rows
+    tk, pid, uid = (rows[c].to_numpy(np.int64) for c in ("tk", "pid", "uid"))
+    pids, uids = int(pid.max()) + 1, int(uid.max()) + 1
+    if (int(tk.max()) + 1) * pids * uids < 1 << 62:
+        order = np.argsort((tk * pids + pid) * uids + uid, kind="stable")
+    else:  # too many to make one integer of (never at a country's size)
+        order = np.lexsort([uid, pid, tk])
+    return rows.take(order)
 
 
 def build_scorecard(
