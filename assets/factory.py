@@ -280,11 +280,15 @@ class _Builders:
 
     def stop_all(self) -> None:
         """Stop the builds: no model started from now on, the statements under way interrupted, and
-        the threads waited for (a model's Python code ends on its own)."""
+        the threads waited for (a model's Python code ends on its own). From a builder's own thread
+        (the garbage collector may finish an abandoned step there) the others are waited for, and
+        that one ends after the model it is building."""
         self.stop.set()
-        while self.alive():
+        others = [thread for thread in self.threads if thread is not threading.current_thread()]
+        while any(thread.is_alive() for thread in others):
             self.interrupt()
-            self.join(INTERRUPT_EVERY)
+            for thread in others:
+                thread.join(INTERRUPT_EVERY)
 
     def alive(self) -> bool:
         return any(thread.is_alive() for thread in self.threads)
@@ -293,10 +297,6 @@ class _Builders:
         """Interrupt the statements under way (the step stops early)."""
         for con in self.connections:
             con.interrupt()
-
-    def join(self, timeout: float) -> None:
-        for thread in self.threads:
-            thread.join(timeout)
 
     def _next(self) -> Model | None:
         with self.wake:

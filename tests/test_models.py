@@ -435,6 +435,56 @@ def test_stop_builds_interrupts_the_builds_a_suspended_step_left_running(tmp_pat
         con.close()
 
 
+def test_stop_builds_from_a_builders_own_thread_waits_for_the_others_only(tmp_path, monkeypatch):
+    """The garbage collector may finish an abandoned step (and so stop its builders) in one of the
+    builders' own threads: the other builder's statement is interrupted and waited for, the calling
+    one is not joined (a thread cannot join itself) and ends after its model."""
+    import queue
+    import threading
+
+    import assets.factory as factory
+
+    root = _curated_models(
+        tmp_path,
+        fct_slow=("One row per k.", "select * from (values (1)) as t(k)"),
+        fct_stopper=("One row per k.", "select * from (values (2)) as t(k)"),
+    )
+    models = [m for m in factory.steps(root)["quarter"] if m.layer == "curated"]
+    slow_started, seen = threading.Event(), {}
+
+    def build(model, run, results=None):
+        if model.name == "fct_slow":
+            slow_started.set()
+            try:
+                run.con.execute("select count(*) from range(100000) as a, range(100000) as b where a.range * b.range = 7")
+            except duckdb.InterruptException:
+                seen["fct_slow"] = "interrupted"
+                raise
+        else:
+            assert slow_started.wait(30)
+            factory.stop_builds()  # from this builder's own thread
+            seen["stopper"] = "returned"
+        return 0
+
+    monkeypatch.setattr(factory, "build", build)
+    con = duckdb.connect(str(tmp_path / "work.duckdb"))
+    try:
+        built: queue.Queue = queue.Queue()
+        builders = factory._Builders(
+            models, ModelRun(con, partition_key="2024-Q1"), {m.name: (set(), set()) for m in models}, {}, set(),
+            threading.Event(), [con, con.cursor()], built,
+        )  # fmt: skip
+        builders.start()
+        items = []
+        while (item := built.get(timeout=60)) is not None:
+            items.append(item)
+        assert seen == {"fct_slow": "interrupted", "stopper": "returned"}
+        assert not builders.alive() and not factory._RUNNING
+        assert sorted(type(i[1]).__name__ for i in items) == ["InterruptException", "int"]
+    finally:
+        con.close()
+
+
 def test_one_cpu_builds_one_model_at_a_time(tmp_path, monkeypatch):
     """On a machine with one CPU there is one builder: the run's own connection, in order."""
     import threading
