@@ -731,3 +731,91 @@ def test_the_parse_cache_of_another_reader_version_goes_once_unused_for_a_week(t
     ingest.index_folder(tmp_path / "raw", cache)
     assert not recent.exists() and current.exists()
     assert ingest.remove_old_caches(tmp_path / "absent", now) == []
+
+
+def test_one_ahead_works_out_the_next_item_while_the_caller_uses_the_one_before(monkeypatch):
+    """Results come in order; item k+1 is worked out in the helper thread while the caller holds
+    item k's result (the caller waits for it there, which would time out otherwise)."""
+    import threading
+
+    monkeypatch.setattr(ingest.os, "cpu_count", lambda: 2)
+    started = {i: threading.Event() for i in range(4)}
+    threads = {}
+
+    def work(item):
+        threads[item] = threading.current_thread().name
+        started[item].set()
+        return item * 10
+
+    got = []
+    for result in ingest.one_ahead(work, [0, 1, 2, 3]):
+        got.append(result)
+        k = result // 10
+        if k < 3:
+            assert started[k + 1].wait(10), f"item {k + 1} was not under way while the caller held item {k}"
+    assert got == [0, 10, 20, 30]
+    assert all(name.startswith("cchc-raw-batch") for name in threads.values())
+    assert not [t for t in threading.enumerate() if t.name.startswith("cchc-raw-batch")]  # the helper is gone
+
+
+def test_one_ahead_raises_an_item_s_error_where_the_caller_comes_to_it_and_stops_with_the_caller(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(ingest.os, "cpu_count", lambda: 2)
+    worked = []
+
+    def work(item):
+        worked.append(item)
+        if item == 2:
+            raise ValueError("bad batch")
+        return item
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for result in ingest.one_ahead(work, [0, 1, 2, 3, 4]):
+            got.append(result)
+    assert got == [0, 1] and 4 not in worked  # the items after the error are not worked out
+    # the caller stops early (its own error, an interruption): the item under way is dropped, no more
+    worked.clear()
+    items = ingest.one_ahead(work, [0, 1, 3, 4])
+    assert next(items) == 0
+    items.close()
+    assert 0 in worked and set(worked) <= {0, 1}  # item 1 was under way (or dropped before it began), no later one
+    assert not [t for t in threading.enumerate() if t.name.startswith("cchc-raw-batch")]
+    # one CPU, or one item: all in the caller's thread
+    monkeypatch.setattr(ingest.os, "cpu_count", lambda: 1)
+    names = []
+    assert list(ingest.one_ahead(lambda i: names.append(threading.current_thread().name) or i, [1, 2])) == [1, 2]
+    assert names == [threading.current_thread().name] * 2
+
+
+def test_the_raw_step_loads_its_batches_from_the_cache_in_a_helper_thread(tmp_path, catalog, monkeypatch):
+    """Batches of one workbook each (so several, loaded beside the writes, `one_ahead`): the records
+    the folder's index cached from this thread are loaded from the helper threads of two raw steps in
+    turn, nothing is parsed again, and the rows are those of a step without the cache."""
+    monkeypatch.setattr(ingest.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(ingest, "WRITE_BATCH", 1)
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    for i, agency in enumerate(("TD-XA-LIEUTU", "TD-XA-TAIVAN", "TD-XA-DAIAN2", "TD-PHONG-TUPHAP")):
+        make_form(raw / "2024-Q1" / f"{agency}_2024-Q1.xlsx", agency, "Quý I/2024", {"HSO.01": 10 + i, "HSO.02": i})
+    make_form(raw / "2024-Q3" / "TD-XA-LIEUTU_2024-Q3.xlsx", "TD-XA-LIEUTU", "Quý III/2024", {"HSO.01": 7})
+    make_form(raw / "2024-Q3" / "TD-XA-TAIVAN_2024-Q3.xlsx", "TD-XA-TAIVAN", "Quý III/2024", {"HSO.01": 8})
+    ingest.index_entries(raw, cache)  # parsed here, in this thread, and cached
+    now = dt.datetime(2024, 10, 20, 9, 0, tzinfo=LOCAL_TZ)
+
+    def refuse(*args):
+        raise AssertionError(f"parsed again: {args}")
+
+    monkeypatch.setattr(ingest, "read_workbook", refuse)
+    with Warehouse(tmp_path / "db.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        first = steps.ingest_partition(con, catalog, raw, "2024-Q1", now, None, cache)
+        second = steps.ingest_partition(con, catalog, raw, "2024-Q3", now, None, cache)
+        cached = _raw_state(con)
+    assert (first["raw_submission"], first["raw_value"], second["raw_submission"]) == (4, 8, 2)
+    monkeypatch.undo()
+    with Warehouse(tmp_path / "fresh.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+        for key in ("2024-Q1", "2024-Q3"):
+            steps.ingest_partition(con, catalog, raw, key, now, None, None)
+        assert _raw_state(con) == cached
