@@ -201,18 +201,6 @@ def _build_one(
     return model, rows, outcomes
 
 
-def _builds(
-    todo: list[Model],
-    run: ModelRun,
-    checks: dict[str, tuple[set[str], set[str]]],
-    results: dict,
-    stopped: set[str],
-) -> Iterator[tuple]:
-    """Each model in turn built in this thread (`_build_one`)."""
-    for model in todo:
-        yield _build_one(model, run, checks, results, stopped)
-
-
 BUILDERS = 2  # threads building a step's models at once, each on a connection of its own (at most the CPUs)
 _RUNNING: weakref.WeakSet = weakref.WeakSet()  # the builders whose threads have not all ended (`stop_builds`)
 
@@ -477,7 +465,7 @@ def build_step(step: str, models: list[Model], declared: dict[str, TableSchema |
                     yield from _events(context, item, reader, run, checks, declared=declared)
 
             try:
-                raw_built.extend(_builds(todo[:threaded], run, checks, results, stopped))
+                raw_built.extend(_build_one(model, run, checks, results, stopped) for model in todo[:threaded])
             except BaseException:
                 yield from raw_events()
                 raise

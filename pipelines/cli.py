@@ -19,6 +19,7 @@ import gc
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.errors import (
@@ -105,31 +106,31 @@ def _interrupted(result) -> bool:
     inside a step into a failure of that step (DAGSTER_INTERRUPTION), which may be the cause or the
     context of what the step raised (a DuckDB statement the interruption stopped raises "Query
     interrupted")."""
-    for event in result.all_events:
-        errors = [getattr(event.event_specific_data, "error", None)]
-        while errors:
-            error = errors.pop()
-            if error is None:
-                continue
-            if error.cls_name in INTERRUPTIONS:
-                return True
-            errors += [error.cause, error.context]
-    return False
+    return any(
+        _in_chain(getattr(event.event_specific_data, "error", None), lambda e: e.cls_name, lambda e: (e.cause, e.context))
+        for event in result.all_events
+    )
 
 
 def _raised_by_interruption(exc: BaseException) -> bool:
     """Whether an exception is an interruption (`_interrupted`), or was raised by one: the step's
     error with --debug, whose cause or context is the interruption."""
+    return _in_chain(exc, lambda e: type(e).__name__, lambda e: (e.__cause__, e.__context__))
+
+
+def _in_chain(first, name_of: Callable, links_of: Callable) -> bool:
+    """Whether an error, or one of those it links to (its cause and context, and theirs), is an
+    interruption (INTERRUPTIONS, by class name): a raised exception or Dagster's record of one."""
     seen: set[int] = set()
-    errors: list[BaseException | None] = [exc]
+    errors = [first]
     while errors:
         error = errors.pop()
         if error is None or id(error) in seen:
             continue
         seen.add(id(error))
-        if type(error).__name__ in INTERRUPTIONS:
+        if name_of(error) in INTERRUPTIONS:
             return True
-        errors += [error.__cause__, error.__context__]
+        errors += links_of(error)
     return False
 
 
