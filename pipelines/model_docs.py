@@ -330,6 +330,9 @@ def document(
     own_transaction: bool = True,
     views: bool = True,
     written: dict | None = None,
+    lacked: dict | None = None,
+    recorded: dict | None = None,
+    written_since: set[str] | None = None,
 ) -> set[str]:
     """Finish the attached published file `catalog_name`: build the publish-time tables from the
     current (working) catalog, create the convenience views and apply every COMMENT ON.
@@ -347,9 +350,14 @@ def document(
 
     Returns the publish-time tables of which only the quarters in `partitions` were replaced;
     `written` receives, for those rewritten group by group, {table: (the group column, the groups
-    written, or None when the quarters were written whole)}.
+    written, or None when the quarters were written whole)}. `lacked`: the file is not the last one
+    published but the one before (pipelines.publish, the spare), which also lacks what the last
+    publish rewrote, {table: its groups} where known; the groups of a table not named are compared.
+    `recorded` receives {table: the groups this publish rewrote because of the writes since the
+    last publish}, where known (what the file it replaces will lack). `written_since`: the quarters
+    written since the last publish, when `partitions` holds more (the spare's); default: `partitions`.
     """
-    from pipelines.warehouse import in_list, write_changed_groups
+    from pipelines.warehouse import in_list, union_of_groups, write_changed_groups
 
     model = model or load_model()
     previous = con.execute("select current_database()").fetchone()[0]
@@ -373,8 +381,9 @@ def document(
             group = _INCREMENTAL.search(select)
             if group and group.group(1) in columns:  # rewrite only the groups (workbooks) that changed
                 key = group.group(1)
-                known = _written_since_publish(con, select, key, partitions)
-                if known is not None:  # the groups this process wrote since the last publish: those only
+                since = _written_since_publish(con, select, key, partitions if written_since is None else written_since)
+                known = since if lacked is None else union_of_groups(since, lacked.get(table))
+                if known is not None:  # the groups this process wrote since the last publish (and the spare lacks): those only
                     if known:
                         _replace_rows(con, name, select, f"{where} and {in_list(key, tuple(known))}", keys)
                     changes: dict = {"groups": known}
@@ -387,6 +396,8 @@ def document(
                     )  # fmt: skip
                 if written is not None:
                     written[table] = (key, changes.get("groups"))
+                if recorded is not None and (since if since is not None else changes.get("groups")) is not None:
+                    recorded[table] = since if since is not None else changes["groups"]
             else:
                 _replace_rows(con, name, select, where, keys)
         else:

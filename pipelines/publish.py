@@ -12,6 +12,19 @@ closed, flushed to disk and renamed over it (`os.replace`, atomic on POSIX). So:
   temporary file is removed by the next publish);
 - personal data stays private: contacts and the columns listed in PRIVATE_COLUMNS are not
   copied.
+
+The new file is written from the last one, and only the quarters written since are replaced
+(`pending_publish`), so a publish costs about the same after ten years as after one. The file it
+is written from is, when it can be, the **spare** (`.<name>.spare` beside the published file):
+the file published the time before, kept under a hidden name by the last publish instead of being
+deleted. It is brought up to date in place (what the last two publishes changed), where the
+published file itself would have to be copied whole first (some 1 GB after ten years of a
+nation's quarters, copied and synced to disk on every run). It is used only when no other process
+has it open: an analyst who opened the published file before the last publish still reads it, and
+DuckDB's lock (a read-write attach is refused while another process holds the file) says so; the
+publish then copies the published file, as it always could. Otherwise the spare must be byte for
+byte the file this working database published (size and modification time) and end its log with
+that publish; anything else is not used, and is replaced by the file this publish retires.
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ from pipelines.warehouse import (
     merge_fragments,
     rows_digest_sql,
     transaction,
+    union_of_groups,
     write_changed_groups,
 )
 
@@ -50,6 +64,12 @@ PRIVATE_COLUMNS = {
 }
 PUBLISH_LOG = "publish_log"
 _TMP = re.compile(r"^\.(?P<name>.+)\.publishing-(?P<pid>\d+)$")
+SPARE_LACKS = "published_database:spare_lacks"  # incremental_state (slice: the spare's path): the quarters it lacks
+
+
+def spare_path(target: Path) -> Path:
+    """Where the file published before the current one is kept (module docstring: the spare)."""
+    return target.with_name(f".{target.name}.spare")
 
 
 def published_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -123,10 +143,14 @@ def mark_pending(con: duckdb.DuckDBPyConnection, partition_key: str) -> None:
     con.execute("insert or ignore into pending_publish values ($p)", {"p": partition_key})
 
 
-def _last_publish(con: duckdb.DuckDBPyConnection, catalog_name: str | None = None) -> tuple | None:
+def _last_publish(con: duckdb.DuckDBPyConnection, catalog_name: str | None = None, before: int = 0) -> tuple | None:
+    """The last publish_log row (published_at, run_id) of the working database or of the attached
+    `catalog_name`; `before=1`: the one before it."""
     source = f"{catalog_name}.main.{PUBLISH_LOG}" if catalog_name else PUBLISH_LOG
     try:
-        return con.execute(f"select published_at, run_id from {source} order by published_at desc limit 1").fetchone()
+        return con.execute(
+            f"select published_at, run_id from {source} order by published_at desc limit 1 offset {int(before)}"
+        ).fetchone()
     except duckdb.Error:
         return None
 
@@ -188,6 +212,40 @@ def _attach_copy(
     return {}
 
 
+def _attach_spare(con: duckdb.DuckDBPyConnection, spare: Path) -> tuple[dict[str, list[tuple[str, str]]], set[str], dict] | None:
+    """Attach the spare (module docstring) read-write as `publish_target` when it can be brought up to
+    date in place: no other process has it open (DuckDB refuses the attach then), it is byte for
+    byte the file this database retired at its last publish (`published_file`), it has no log of
+    unfinished writes beside it, its publish log ends with the publish before the last, and it is
+    not mostly free blocks. Returns (its tables' columns, the quarters it lacks besides those
+    written since the last publish, {table: the groups the last publish rewrote} where known), or
+    None: not attached, the caller copies the published file."""
+    import json
+
+    lacks = _published_print(con, SPARE_LACKS, spare)
+    if lacks is None or not spare.exists() or spare.with_name(spare.name + ".wal").exists():
+        return None
+    if not _untouched_since_publish(con, spare):
+        return None
+    try:
+        con.execute(f"attach {_literal(str(spare))} as publish_target")
+    except duckdb.Error as exc:  # held open by a reader (or unreadable): copied instead
+        log.info("the spare published file %s is not used: %s", spare, str(exc).splitlines()[0])
+        return None
+    try:
+        last, columns = _published_state(con, "publish_target")
+        expected = _last_publish(con, before=1)
+        usable = last is not None and last == expected and bool(columns) and not _mostly_free(con, "publish_target")
+    except BaseException:
+        con.execute("detach publish_target")
+        raise
+    if not usable:
+        con.execute("detach publish_target")
+        return None
+    lacked = json.loads(lacks)
+    return columns, set(lacked["quarters"]), lacked["groups"]
+
+
 # A published file with more free blocks than used ones, and more than this many (16 MiB), is
 # written anew rather than copied (`_mostly_free`).
 FREE_BLOCKS_KEPT = 64
@@ -226,10 +284,14 @@ def _row_counts(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, 
 
 
 def _untouched_since_publish(con: duckdb.DuckDBPyConnection, target: Path) -> bool:
-    """The published file is byte-for-byte the one last written (same size and modification time):
-    nobody opened it read-write and changed it since, so it can be the base of the next publish."""
+    """The published file (or the spare) is byte-for-byte the one last written (same size and
+    modification time): nobody opened it read-write and changed it since, so it can be the base of
+    the next publish."""
     row = con.execute("select size_bytes, mtime_ns from published_file where file = $f", {"f": str(target)}).fetchone()
-    stat = target.stat()
+    try:
+        stat = target.stat()
+    except FileNotFoundError:
+        return False
     return row is not None and row == (stat.st_size, stat.st_mtime_ns)
 
 
@@ -335,6 +397,14 @@ def publish(
     touched = pending | set(partitions) | {UNASSIGNED}
     years = {int(k[:4]) for k in touched if k[:4].isdigit()}
     base = incremental and target.exists() and _untouched_since_publish(con, target)
+    spare = spare_path(target)
+    own_touched = frozenset(touched)  # what this publish replaces: what the file it retires lacks next time
+    own_years = set(years)
+    # what the last publish of the current file recorded: the spare's, if that file is retired into it
+    retired_prints = {state: _published_print(con, state, target) for state in (GRAIN_STATE, VIEWS_STATE)} if base else {}
+    in_place = False  # the spare brought up to date (no copy of the published file)
+    lacked: dict | None = None  # in place: {table: the groups the last publish rewrote}, where known
+    recorded: dict = {}  # {table: the groups this publish rewrote for what was written since the last}, where known
     counts: dict[str, int] = {}  # {table: rows of the new file}, once written
     slices: dict[str, str] = {}  # table -> the rows this publish replaced, where it did not copy it whole
     keys = incremental_keys()
@@ -342,8 +412,15 @@ def publish(
     attached = in_transaction = False
     flushing: list[threading.Thread] = []  # the copy's flush to disk, started once it is made
     try:
-        previous_columns = _attach_copy(con, target, tmp, base, flushing)  # {}: a new file, every table copied
+        from_spare = _attach_spare(con, spare) if base else None
+        if from_spare is not None:
+            (previous_columns, lacks, lacked), in_place = from_spare, True
+            touched |= lacks  # what the last publish replaced, besides what was written since
+            years = {int(k[:4]) for k in touched if k[:4].isdigit()}
+        else:
+            previous_columns = _attach_copy(con, target, tmp, base, flushing)  # {}: a new file, every table copied
         attached = True
+        printed = spare if in_place else target  # the path the file's last publish recorded its prints under
         # the new file is written in one transaction: its log is synced to disk once, not at each of
         # some 30 statements (each sync 1-10 ms on a disk without a write cache); it is a temporary
         # file until the rename, so a crash in between loses nothing that was published
@@ -360,6 +437,7 @@ def publish(
                 # unchanged since the last publish (a dimension when the catalog is, a quarter's table
                 # a re-run did not change): the copy's rows, and its comments, stay as they are
                 slices[table] = "false"
+                recorded[table] = []
                 continue
             if (
                 key is None
@@ -370,7 +448,10 @@ def publish(
             ):
                 where = None  # every row of the copy is in the slices replaced: rebuilding it whole is cheaper
             if key is not None:  # the model rewrites only its changed groups (an agency's rows): so does its copy
-                changes: dict = {"groups": _groups_since_publish(con, table, names, touched, years)}
+                # the groups this process wrote since the last publish, and those the last publish
+                # rewrote when the file is the spare (which lacks both)
+                since = _groups_since_publish(con, table, names, own_touched, own_years)
+                changes: dict = {"groups": since if lacked is None else union_of_groups(since, lacked.get(table))}
                 if changes["groups"] is not None:  # this process wrote them, and knows which: only those are copied
                     if changes["groups"]:
                         _replace_rows(con, table, columns, f"({where}) and {in_list(key, changes['groups'])}")
@@ -380,6 +461,8 @@ def publish(
                         con, table, source, {}, where, {}, key, table, "publish_target", materialize=False, changes=changes,
                         columns=names,  # the copy's, which are the working table's (`copied`)
                     )  # fmt: skip
+                if (since if since is not None else changes.get("groups")) is not None:
+                    recorded[table] = since if since is not None else changes["groups"]
                 narrowed = _written_groups_only(where, key, changes.get("groups"))
                 if narrowed is not None:
                     where, group_of[table] = narrowed, key
@@ -401,7 +484,7 @@ def publish(
             "file": str(target),
         }
         row = "select $at::timestamptz, $run, $parts, $tables::integer, $rows::bigint, $file"
-        if previous_columns.get(PUBLISH_LOG) == columns_of.get(PUBLISH_LOG):  # the copy's log is this database's
+        if not in_place and previous_columns.get(PUBLISH_LOG) == columns_of.get(PUBLISH_LOG):  # the copy's log is this database's
             con.execute(f"insert into publish_target.{PUBLISH_LOG} {row}", entry)
         else:
             con.execute(
@@ -414,10 +497,14 @@ def publish(
         # the copy's are not those of the current view files), COMMENT ON what lacks its comment
         model = load_model()
         prints = {GRAIN_STATE: _keys_print(model), VIEWS_STATE: views_print(model)}
-        views = not previous_columns or _published_print(con, VIEWS_STATE, target) != prints[VIEWS_STATE]
+        views = not previous_columns or _published_print(con, VIEWS_STATE, printed) != prints[VIEWS_STATE]
         partial = touched if previous_columns else None
         written: dict = {}
-        for table in document(con, "publish_target", partial, model, own_transaction=False, views=views, written=written):
+        documented = document(
+            con, "publish_target", partial, model, own_transaction=False, views=views, written=written, lacked=lacked,
+            recorded=recorded, written_since=set(own_touched),
+        )  # fmt: skip
+        for table in documented:
             slices[table] = _slice(["partition_key"], touched, years)
             key, groups = written.get(table, (None, None))
             narrowed = _written_groups_only(slices[table], key, groups)
@@ -427,7 +514,7 @@ def publish(
         appended = {table for table, where in slices.items() if where.strip() != "false"} | {PUBLISH_LOG}
         # the rows not replaced passed this check when the last file was published, under the same
         # keys: only the replaced ones are looked at (with what could duplicate them)
-        if _published_print(con, GRAIN_STATE, target) != prints[GRAIN_STATE]:
+        if _published_print(con, GRAIN_STATE, printed) != prints[GRAIN_STATE]:
             slices = {}
         report = check_grain(con, "publish_target", model, slices, group_of)
         if grain_report is not None:
@@ -453,7 +540,11 @@ def publish(
             con.execute("checkpoint publish_target")
         con.execute("detach publish_target")
         attached = False
-        _fsync(tmp)
+        _fsync(spare if in_place else tmp)
+        if in_place:
+            os.replace(spare, tmp)  # the file brought up to date, under the temporary name until the switch
+        # the file replaced is kept as the spare when it is this database's last publish
+        retired = _retire(target, spare, keep=bool(base and previous_columns))
         os.replace(tmp, target)
         _fsync(target.parent)
         stat = target.stat()
@@ -471,6 +562,7 @@ def publish(
                 {"t": list(prints), "f": str(target), "p": list(prints.values())},
             )
             _incremental.published(con)  # the tables' tokens as this file holds them (`_groups_since_publish`)
+            _record_spare(con, spare, retired, retired_prints, {"quarters": sorted(own_touched), "groups": recorded})
             if pending:
                 con.execute("delete from pending_publish where list_contains($keys, partition_key)", {"keys": sorted(pending)})
     except BaseException:
@@ -483,8 +575,52 @@ def publish(
             with contextlib.suppress(duckdb.Error):
                 con.execute("detach publish_target")
         tmp.unlink(missing_ok=True)
+        if in_place:  # part written, or rolled back: not the file its record says; the next publish copies
+            for leftover in (spare, spare.with_name(spare.name + ".wal")):
+                leftover.unlink(missing_ok=True)
         raise
     return counts
+
+
+def _retire(target: Path, spare: Path, keep: bool) -> os.stat_result | None:
+    """The spare before the switch: the published file about to be replaced kept under the spare's
+    name (`keep`: a second name for it, so the rename over the published name does not delete it),
+    or no spare (a spare left from before is removed). Returns the kept file's size and time, for
+    its record; None when none is kept (`keep` false, or a file system without hard links)."""
+    for leftover in (spare, spare.with_name(spare.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    if not keep:
+        return None
+    try:
+        os.link(target, spare)
+        return spare.stat()
+    except OSError:  # no hard links here (some network and FAT file systems): every publish copies
+        log.info("no spare published file kept beside %s (no hard link)", target, exc_info=True)
+        spare.unlink(missing_ok=True)
+        return None
+
+
+def _record_spare(con, spare: Path, retired: os.stat_result | None, prints: dict, lacks: dict) -> None:
+    """What the working database keeps of the spare, inside the publish's last transaction: its size
+    and time, what its last publish recorded (keys checked, views) and what it lacks (`lacks`: the
+    quarters this publish replaced, and the groups it rewrote per table where known); or, no spare
+    kept, no record (a spare file left from before is never used without one)."""
+    import json
+
+    if retired is None:
+        con.execute("delete from published_file where file = $f", {"f": str(spare)})
+        con.execute("delete from incremental_state where slice = $f", {"f": str(spare)})
+        return
+    con.execute(
+        "insert or replace into published_file values ($f, $size, $mtime)",
+        {"f": str(spare), "size": retired.st_size, "mtime": retired.st_mtime_ns},
+    )
+    states = {**prints, SPARE_LACKS: json.dumps(lacks, ensure_ascii=False, default=str)}
+    con.execute(
+        "insert into incremental_state (table_name, slice, fingerprint) select unnest($t), $f, unnest($p) "
+        "on conflict do update set fingerprint = excluded.fingerprint",
+        {"t": list(states), "f": str(spare), "p": list(states.values())},
+    )
 
 
 class GrainError(RuntimeError):

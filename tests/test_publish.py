@@ -489,3 +489,114 @@ def test_the_working_file_and_the_files_it_writes_store_strings_without_fsst(tmp
         assert "FSST" not in _compressions(con, "names")
     with duckdb.connect(str(tmp_path / "work" / "w.duckdb"), read_only=True) as con:
         assert con.execute("select count(distinct name) from names").fetchone() == (20000,)
+
+
+READER = """
+import sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+def values():
+    return con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
+print(repr(values()), flush=True)
+for line in sys.stdin:
+    print(repr(values()), flush=True)
+"""
+
+
+@pytest.mark.parametrize("spare", ["held by a reader", "changed since", "free"])
+def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkeypatch, spare):
+    """The spare (the file published the time before) is brought up to date in place only when no
+    other process has it open and it is as it was retired. An analyst who opened the published file
+    before the last publish holds the spare: the publish copies the published file instead, and the
+    analyst reads on what they opened, unchanged. A spare someone changed is not used either. Each
+    publish's file has every quarter written so far."""
+    import shutil
+    import subprocess
+    import sys
+
+    from pipelines import publish as publishing
+    from pipelines.publish import mark_pending
+
+    target = tmp_path / "pub" / "cchc.duckdb"
+    spare_file = publishing.spare_path(target)
+    _indicator_rows(work, [("x", "A", "2024-Q1", 2024, 1.0)])
+    publish(work, target, run_id="first", partitions=("2024-Q1",))
+    reader = None
+    if spare == "held by a reader":  # opened before the second publish: it will hold the spare
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        opened = reader.stdout.readline()
+        assert "2024-Q1" in opened
+    try:
+        mark_pending(work, "2024-Q2")
+        _indicator_rows(work, [("x", "A", "2024-Q2", 2024, 2.0)])
+        publish(work, target, run_id="second", partitions=("2024-Q2",))
+        retired = spare_file.stat().st_ino
+        if spare == "changed since":  # an analyst opened the hidden file read-write and changed it
+            changing = duckdb.connect(str(spare_file))
+            changing.execute("delete from fct_indicator_value")
+            changing.close()
+        copies: list[str] = []
+        copyfile = shutil.copyfile
+
+        def counting(source, destination, **kwargs):
+            copies.append(str(source))
+            return copyfile(source, destination, **kwargs)
+
+        monkeypatch.setattr(publishing.shutil, "copyfile", counting)
+        mark_pending(work, "2024-Q3")
+        _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0)])
+        publish(work, target, run_id="third", partitions=("2024-Q3",))
+        if spare == "free":
+            assert copies == [] and target.stat().st_ino == retired  # brought up to date in place
+        else:
+            assert copies == [str(target.resolve())] and target.stat().st_ino != retired  # copied instead
+        if reader is not None:
+            reader.stdin.write("\n")
+            reader.stdin.flush()
+            assert reader.stdout.readline() == opened  # the file the analyst opened: not written
+        con = duckdb.connect(str(target), read_only=True)
+        try:
+            found = con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
+        finally:
+            con.close()
+        assert found == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)]
+    finally:
+        if reader is not None:
+            reader.stdin.close()
+            reader.wait(timeout=30)
+
+
+def test_a_refused_publish_onto_the_spare_leaves_the_published_file_and_drops_the_spare(work, tmp_path):
+    """A publish that brings the spare up to date and is then refused (a key broken) leaves the
+    published file as it was; the spare, part written, is removed, and the next publish copies the
+    published file and carries everything."""
+    from pipelines import publish as publishing
+    from pipelines.publish import mark_pending
+
+    target = tmp_path / "pub" / "cchc.duckdb"
+    spare_file = publishing.spare_path(target)
+    for run, quarter in enumerate(("2024-Q1", "2024-Q2"), start=1):
+        mark_pending(work, quarter)
+        _indicator_rows(work, [("x", "A", quarter, 2024, float(run))])
+        publish(work, target, run_id=f"run {run}", partitions=(quarter,))
+    assert spare_file.exists()
+    before = target.read_bytes()
+    mark_pending(work, "2024-Q3")
+    _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0), ("x", "A", "2024-Q3", 2024, 3.0)])  # one key twice
+    with pytest.raises(GrainError, match="fct_indicator_value"):
+        publish(work, target, run_id="refused", partitions=("2024-Q3",))
+    assert target.read_bytes() == before and not spare_file.exists()
+    assert not [p for p in target.parent.iterdir() if ".publishing-" in p.name or p.name.endswith(".wal")]
+    work.execute("delete from fct_indicator_value where period_code = '2024-Q3'")
+    _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0)])
+    publish(work, target, run_id="fixed", partitions=("2024-Q3",))
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        found = con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
+        runs = [r for (r,) in con.execute("select run_id from publish_log order by published_at").fetchall()]
+    finally:
+        con.close()
+    assert found == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)] and runs == ["run 1", "run 2", "fixed"]
+    assert spare_file.exists()  # the file the fixed publish replaced, kept for the next

@@ -189,3 +189,76 @@ def test_the_state_rows_of_the_last_publish_do_not_mix_with_the_slices(work):
     rows = work.execute("select slice, token from incremental_state where table_name = 't' order by slice").fetchall()
     assert [s for s, _ in rows] == ["period_year=2024", "published|period_year=2024"]
     assert rows[0][1] == rows[1][1] and re.fullmatch(r"[0-9a-f]{32}", rows[0][1])
+
+
+def _value(path, agency: str) -> float:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(
+            "select value from fct_data_element_value where agency_code = $a and period_code = '2024-Q1' and element_code = 'HSO.01'",
+            {"a": agency},
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["written here", "written by another process"])
+def test_the_spare_is_brought_up_to_date_in_place_with_what_both_publishes_since_changed(
+    work, catalog, tmp_path, monkeypatch, known
+):
+    """From the third publish on, the file published the time before (kept as the spare) is brought
+    up to date in place and becomes the published file: nothing is copied. It lacks what the last
+    publish rewrote (recorded with the spare) as well as what was written since: both agencies'
+    rows are rewritten, and no other's. When the writes since were made by another process, the
+    groups are compared instead. Three changes, one agency at a time: each publish carries every
+    change so far, and the last file equals a full publish."""
+    import shutil
+
+    from pipelines import publish as publishing
+
+    raw = _quarter(tmp_path, catalog)
+    target, spare = tmp_path / "pub" / "cchc.duckdb", tmp_path / "pub" / ".cchc.duckdb.spare"
+    _build(work, catalog, raw, tmp_path)
+    publishing.publish(work, target, run_id="first", partitions=("2024-Q1",))
+    assert not spare.exists()  # nothing retired yet
+    inodes = [target.stat().st_ino]
+    copies: list[str] = []
+    copyfile = shutil.copyfile
+
+    def counting(source, destination, **kwargs):
+        copies.append(str(source))
+        return copyfile(source, destination, **kwargs)
+
+    monkeypatch.setattr(publishing.shutil, "copyfile", counting)
+    for run, changed in enumerate(COMMUNES[1:4], start=2):
+        make_form(raw / "2024-Q1" / f"{changed}_2024-Q1.xlsx", changed, "Quý I/2024", _figures(1, 7 + run))
+        _build(work, catalog, raw, tmp_path)
+        if not known:
+            incremental.forget()
+        statements: list[str] = []
+        publishing.publish(Tracing(work, statements), target, run_id=f"run {run}", partitions=("2024-Q1",))
+        # the file replaced is kept as the spare (a second name for it)
+        assert spare.stat().st_ino == inodes[-1] and spare.stat().st_nlink == 1
+        inodes.append(target.stat().st_ino)
+        if run == 2:  # the second publish copies the first file: there is no spare yet
+            assert copies == [str(target)] and inodes[-1] not in inodes[:-1]
+        else:  # the file of two publishes ago, brought up to date: no copy
+            assert copies == [str(target)] and inodes[-1] == inodes[-3]
+            if known:
+                assert [t for t in (*KEYED, "fct_submission_value") if _compared(statements, t)] == []
+                deletes = [s for s in statements if s.startswith('delete from publish_target."fct_data_element_value"')]
+                assert len(deletes) == 1, deletes
+                assert [c for c in COMMUNES[:4] if c in deletes[0]] == sorted(COMMUNES[run - 2 : run], key=COMMUNES.index)
+            else:
+                assert all(_compared(statements, t) for t in ("fct_data_element_value", "fct_submission_value"))
+        for done, agency in enumerate(COMMUNES[1:run], start=2):  # every change so far, the one before too
+            assert _value(target, agency) == _figures(1, 7 + done)["HSO.01"]
+        con = duckdb.connect(str(target), read_only=True)
+        try:
+            runs = [r for (r,) in con.execute("select run_id from publish_log order by published_at").fetchall()]
+        finally:
+            con.close()
+        assert runs == ["first", *[f"run {r}" for r in range(2, run + 1)]]  # the whole log, the last publish's row too
+    full = tmp_path / "full" / "cchc.duckdb"
+    publishing.publish(work, full, run_id="full", incremental=False)
+    assert _published(target) == _published(full)
