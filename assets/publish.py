@@ -37,7 +37,10 @@ def published_database(context: AssetExecutionContext, warehouse: WarehouseResou
     with warehouse.warehouse().connect() as con:
         partitions = tuple(p for p in context.run.tags.get("cchc/partitions", "").split(",") if p)
         grain: dict = {}
-        counts = publish(con, warehouse.published_path, run_id=context.run_id, partitions=partitions, grain_report=grain)
+        counts = publish(
+            con, warehouse.published_path, run_id=context.run_id, partitions=partitions, grain_report=grain,
+            spare_from_mb=warehouse.spare_from_mb,
+        )  # fmt: skip
         lake_meta = {}
         if warehouse.lake:
             from pipelines.lake import publish_to_lake, reporting_jurisdictions

@@ -14,17 +14,18 @@ closed, flushed to disk and renamed over it (`os.replace`, atomic on POSIX). So:
   copied.
 
 The new file is written from the last one, and only the quarters written since are replaced
-(`pending_publish`), so a publish costs about the same after ten years as after one. The file it
-is written from is, when it can be, the **spare** (`.<name>.spare` beside the published file):
-the file published the time before, kept under a hidden name by the last publish instead of being
-deleted. It is brought up to date in place (what the last two publishes changed), where the
-published file itself would have to be copied whole first (some 1 GB after ten years of a
-nation's quarters, copied and synced to disk on every run). It is used only when no other process
-has it open: an analyst who opened the published file before the last publish still reads it, and
-DuckDB's lock (a read-write attach is refused while another process holds the file) says so; the
-publish then copies the published file, as it always could. Otherwise the spare must be byte for
-byte the file this working database published (size and modification time) and end its log with
-that publish; anything else is not used, and is replaced by the file this publish retires.
+(`pending_publish`), so a publish costs about the same after ten years as after one. The file it is
+written from is, when it can be, the **spare** (`.<name>.spare` beside the published file): the file
+published the time before, kept under a hidden name by the last publish instead of being deleted
+(from SPARE_FROM_MB on: a smaller file costs less to copy). It is brought up to date in place (what
+the last two publishes changed), where the published file itself would have to be copied whole first
+(some 1 GB after ten years of a nation's quarters, copied and synced to disk on every run). It is
+used only when no other process has it open: an analyst who opened the published file before the
+last publish still reads it, and DuckDB's lock (a read-write attach is refused while another process
+holds the file) says so; the publish then copies the published file, as it always could. Otherwise
+the spare must be byte for byte the file this working database published (size and modification
+time) and end its log with that publish; anything else is not used, and is replaced by the file this
+publish retires.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ PRIVATE_COLUMNS = {
 PUBLISH_LOG = "publish_log"
 _TMP = re.compile(r"^\.(?P<name>.+)\.publishing-(?P<pid>\d+)$")
 SPARE_LACKS = "published_database:spare_lacks"  # incremental_state (slice: the spare's path): the quarters it lacks
+# A published file at least this large (MiB) is kept as the spare when it is replaced: below it,
+# copying it costs less than bringing the spare up to date (two publishes' changes instead of one;
+# docs/performance.md, thirty-sixth round). CCHC_SPARE_FROM_MB (pipelines.resources).
+SPARE_FROM_MB = 128
 
 
 def spare_path(target: Path) -> Path:
@@ -225,7 +230,7 @@ def _attach_spare(con: duckdb.DuckDBPyConnection, spare: Path) -> tuple[dict[str
     lacks = _published_print(con, SPARE_LACKS, spare)
     if lacks is None or not spare.exists() or spare.with_name(spare.name + ".wal").exists():
         return None
-    if not _untouched_since_publish(con, spare):
+    if not _untouched_since_publish(con, spare) or _open_here(spare):
         return None
     try:
         con.execute(f"attach {_literal(str(spare))} as publish_target")
@@ -244,6 +249,25 @@ def _attach_spare(con: duckdb.DuckDBPyConnection, spare: Path) -> tuple[dict[str
         return None
     lacked = json.loads(lacks)
     return columns, set(lacked["quarters"]), lacked["groups"]
+
+
+def _open_here(path: Path) -> bool:
+    """Whether this process holds the file open (under any of its names): DuckDB's lock only keeps
+    out other processes, and a connection of this process to the published file opened before the
+    last publish reads the spare's blocks. From /proc/self/fd (Linux); elsewhere, False."""
+    try:
+        wanted = path.stat()
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for fd in descriptors:
+        try:
+            found = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile (the listing's own descriptor among them)
+            continue
+        if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+            return True
+    return False
 
 
 # A published file with more free blocks than used ones, and more than this many (16 MiB), is
@@ -371,6 +395,7 @@ def publish(
     now: dt.datetime | None = None,
     grain_report: dict | None = None,
     incremental: bool = True,
+    spare_from_mb: float = SPARE_FROM_MB,
 ) -> dict[str, int]:
     """Copy the curated tables of the working database (`con`) into `target`, atomically.
 
@@ -382,6 +407,7 @@ def publish(
 
     Returns {table: rows}. The publish itself is recorded in `publish_log` (working database),
     and the whole log is published too, so analysts can see when their figures were published.
+    `spare_from_mb`: the size from which the file replaced is kept as the spare (module docstring).
     """
     from pipelines.ingest import UNASSIGNED
 
@@ -544,7 +570,8 @@ def publish(
         if in_place:
             os.replace(spare, tmp)  # the file brought up to date, under the temporary name until the switch
         # the file replaced is kept as the spare when it is this database's last publish
-        retired = _retire(target, spare, keep=bool(base and previous_columns))
+        keep = bool(base and previous_columns) and target.stat().st_size >= spare_from_mb * 2**20
+        retired = _retire(target, spare, keep)
         os.replace(tmp, target)
         _fsync(target.parent)
         stat = target.stat()

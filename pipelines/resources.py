@@ -26,6 +26,7 @@ from pipelines.locking import RunLock
 from pipelines.notify import MailSettings
 from pipelines.paths import DEFAULT_DATABASE, catalog_dir_of, work_folder
 from pipelines.periods import LOCAL_TZ
+from pipelines.publish import SPARE_FROM_MB
 from pipelines.runs import tag_run_worker
 from pipelines.warehouse import Warehouse, close_after_writes
 
@@ -64,6 +65,7 @@ class WarehouseResource(ConfigurableResource):
     lake: str = ""  # CCHC_LAKE: a DuckLake catalog (postgres:... or a .ducklake file); empty = no lake
     lake_data: str = ""  # CCHC_LAKE_DATA: the lake's data folder or object-store URL
     lake_jurisdictions: str = ""  # CCHC_LAKE_JURISDICTIONS: "CT,TD"; empty = every reporting jurisdiction
+    spare_from_mb: float = SPARE_FROM_MB  # CCHC_SPARE_FROM_MB: from this size the file replaced is kept (pipelines/publish.py)
 
     _lock: RunLock | None = PrivateAttr(default=None)
     _con: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
@@ -255,6 +257,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
             work_dir=env.get("CCHC_WORK_DIR", ""),
             lock_timeout_seconds=env_number(env, "CCHC_LOCK_TIMEOUT", "1800"),
             memory_limit=_memory(env.get("CCHC_DUCKDB_MEMORY", "512MB")),
+            spare_from_mb=env_number(env, "CCHC_SPARE_FROM_MB", str(SPARE_FROM_MB)),
             **_lake(env),
         ),
         "raw": RawFolderResource(

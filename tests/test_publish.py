@@ -503,13 +503,14 @@ for line in sys.stdin:
 """
 
 
-@pytest.mark.parametrize("spare", ["held by a reader", "changed since", "free"])
+@pytest.mark.parametrize("spare", ["held by a reader", "held in this process", "changed since", "free"])
 def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkeypatch, spare):
-    """The spare (the file published the time before) is brought up to date in place only when no
-    other process has it open and it is as it was retired. An analyst who opened the published file
-    before the last publish holds the spare: the publish copies the published file instead, and the
-    analyst reads on what they opened, unchanged. A spare someone changed is not used either. Each
-    publish's file has every quarter written so far."""
+    """The spare (the file published the time before) is brought up to date in place only when
+    nobody has it open and it is as it was retired. An analyst who opened the published file before
+    the last publish holds the spare: the publish copies the published file instead, and the analyst
+    reads on what they opened, unchanged. So with a connection of the publishing process itself
+    (DuckDB's lock only keeps other processes out). A spare someone changed is not used either.
+    Each publish's file has every quarter written so far."""
     import shutil
     import subprocess
     import sys
@@ -520,7 +521,7 @@ def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkey
     target = tmp_path / "pub" / "cchc.duckdb"
     spare_file = publishing.spare_path(target)
     _indicator_rows(work, [("x", "A", "2024-Q1", 2024, 1.0)])
-    publish(work, target, run_id="first", partitions=("2024-Q1",))
+    publish(work, target, run_id="first", partitions=("2024-Q1",), spare_from_mb=0)
     reader = None
     if spare == "held by a reader":  # opened before the second publish: it will hold the spare
         reader = subprocess.Popen(
@@ -528,10 +529,13 @@ def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkey
         )
         opened = reader.stdout.readline()
         assert "2024-Q1" in opened
+    held = duckdb.connect(str(target), read_only=True) if spare == "held in this process" else None
+    query = "select period_code, value from fct_indicator_value order by all"
+    before = held.execute(query).fetchall() if held is not None else None
     try:
         mark_pending(work, "2024-Q2")
         _indicator_rows(work, [("x", "A", "2024-Q2", 2024, 2.0)])
-        publish(work, target, run_id="second", partitions=("2024-Q2",))
+        publish(work, target, run_id="second", partitions=("2024-Q2",), spare_from_mb=0)
         retired = spare_file.stat().st_ino
         if spare == "changed since":  # an analyst opened the hidden file read-write and changed it
             changing = duckdb.connect(str(spare_file))
@@ -547,7 +551,7 @@ def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkey
         monkeypatch.setattr(publishing.shutil, "copyfile", counting)
         mark_pending(work, "2024-Q3")
         _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0)])
-        publish(work, target, run_id="third", partitions=("2024-Q3",))
+        publish(work, target, run_id="third", partitions=("2024-Q3",), spare_from_mb=0)
         if spare == "free":
             assert copies == [] and target.stat().st_ino == retired  # brought up to date in place
         else:
@@ -556,6 +560,10 @@ def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkey
             reader.stdin.write("\n")
             reader.stdin.flush()
             assert reader.stdout.readline() == opened  # the file the analyst opened: not written
+        if held is not None:
+            assert held.execute(query).fetchall() == before == [("2024-Q1", 1.0)]
+            held.close()  # DuckDB gives this process's next connection to the path the database it has open
+            held = None
         con = duckdb.connect(str(target), read_only=True)
         try:
             found = con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
@@ -563,6 +571,8 @@ def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkey
             con.close()
         assert found == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)]
     finally:
+        if held is not None:
+            held.close()
         if reader is not None:
             reader.stdin.close()
             reader.wait(timeout=30)
@@ -580,18 +590,18 @@ def test_a_refused_publish_onto_the_spare_leaves_the_published_file_and_drops_th
     for run, quarter in enumerate(("2024-Q1", "2024-Q2"), start=1):
         mark_pending(work, quarter)
         _indicator_rows(work, [("x", "A", quarter, 2024, float(run))])
-        publish(work, target, run_id=f"run {run}", partitions=(quarter,))
+        publish(work, target, run_id=f"run {run}", partitions=(quarter,), spare_from_mb=0)
     assert spare_file.exists()
     before = target.read_bytes()
     mark_pending(work, "2024-Q3")
     _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0), ("x", "A", "2024-Q3", 2024, 3.0)])  # one key twice
     with pytest.raises(GrainError, match="fct_indicator_value"):
-        publish(work, target, run_id="refused", partitions=("2024-Q3",))
+        publish(work, target, run_id="refused", partitions=("2024-Q3",), spare_from_mb=0)
     assert target.read_bytes() == before and not spare_file.exists()
     assert not [p for p in target.parent.iterdir() if ".publishing-" in p.name or p.name.endswith(".wal")]
     work.execute("delete from fct_indicator_value where period_code = '2024-Q3'")
     _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0)])
-    publish(work, target, run_id="fixed", partitions=("2024-Q3",))
+    publish(work, target, run_id="fixed", partitions=("2024-Q3",), spare_from_mb=0)
     con = duckdb.connect(str(target), read_only=True)
     try:
         found = con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
@@ -600,3 +610,37 @@ def test_a_refused_publish_onto_the_spare_leaves_the_published_file_and_drops_th
         con.close()
     assert found == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)] and runs == ["run 1", "run 2", "fixed"]
     assert spare_file.exists()  # the file the fixed publish replaced, kept for the next
+
+
+@pytest.mark.parametrize("why", ["no hard links", "a small file"])
+def test_without_hard_links_or_below_the_size_no_spare_is_kept_and_every_publish_copies(work, tmp_path, monkeypatch, why):
+    """On a file system without hard links (some network and FAT drives) the file replaced cannot be
+    kept as the spare: the publish goes on without it, and each publish copies the published file.
+    Nor is a file smaller than CCHC_SPARE_FROM_MB (128 MiB by default) kept: copying it costs less."""
+    import errno
+    import os
+
+    from pipelines import publish as publishing
+    from pipelines.publish import mark_pending
+
+    def no_link(source, destination, *args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted", str(destination))
+
+    if why == "no hard links":
+        monkeypatch.setattr(publishing.os, "link", no_link)
+    target = tmp_path / "pub" / "cchc.duckdb"
+    for run, quarter in enumerate(("2024-Q1", "2024-Q2", "2024-Q3"), start=1):
+        mark_pending(work, quarter)
+        _indicator_rows(work, [("x", "A", quarter, 2024, float(run))])
+        publish(
+            work, target, run_id=f"run {run}", partitions=(quarter,), **({"spare_from_mb": 0} if why == "no hard links" else {})
+        )
+        assert not publishing.spare_path(target).exists()
+    assert os.listdir(target.parent) == [target.name]
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        found = con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
+    finally:
+        con.close()
+    assert found == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)]
+    assert work.execute("select count(*) from published_file").fetchone() == (1,)  # the published file's record only

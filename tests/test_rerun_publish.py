@@ -219,7 +219,7 @@ def test_the_spare_is_brought_up_to_date_in_place_with_what_both_publishes_since
     raw = _quarter(tmp_path, catalog)
     target, spare = tmp_path / "pub" / "cchc.duckdb", tmp_path / "pub" / ".cchc.duckdb.spare"
     _build(work, catalog, raw, tmp_path)
-    publishing.publish(work, target, run_id="first", partitions=("2024-Q1",))
+    publishing.publish(work, target, run_id="first", partitions=("2024-Q1",), spare_from_mb=0)
     assert not spare.exists()  # nothing retired yet
     inodes = [target.stat().st_ino]
     copies: list[str] = []
@@ -236,7 +236,7 @@ def test_the_spare_is_brought_up_to_date_in_place_with_what_both_publishes_since
         if not known:
             incremental.forget()
         statements: list[str] = []
-        publishing.publish(Tracing(work, statements), target, run_id=f"run {run}", partitions=("2024-Q1",))
+        publishing.publish(Tracing(work, statements), target, run_id=f"run {run}", partitions=("2024-Q1",), spare_from_mb=0)
         # the file replaced is kept as the spare (a second name for it)
         assert spare.stat().st_ino == inodes[-1] and spare.stat().st_nlink == 1
         inodes.append(target.stat().st_ino)

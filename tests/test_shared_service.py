@@ -88,6 +88,7 @@ def service(tmp_path):
         "CCHC_AS_OF": "2024-06-20T08:00:00",
         "CCHC_LOCK_TIMEOUT": "120",
         "CCHC_MAIL_ENABLED": "false",  # receipts and summaries are tested in test_pipeline and test_notify
+        "CCHC_SPARE_FROM_MB": "0",  # these small files kept as the spare too: every case here goes through it
     }
     return {"tmp": tmp_path, "raw": raw, "db": tmp_path / "published" / "cchc.duckdb", "home": home, "env": env}
 
