@@ -396,8 +396,10 @@ def document(
                     )  # fmt: skip
                 if written is not None:
                     written[table] = (key, changes.get("groups"))
-                if recorded is not None and (since if since is not None else changes.get("groups")) is not None:
-                    recorded[table] = since if since is not None else changes["groups"]
+                if recorded is not None:
+                    from pipelines.publish import _record_groups
+
+                    _record_groups(recorded, table, since if since is not None else changes.get("groups"))
             else:
                 _replace_rows(con, name, select, where, keys)
         else:

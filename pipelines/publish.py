@@ -440,6 +440,7 @@ def publish(
     try:
         from_spare = _attach_spare(con, spare) if base else None
         if from_spare is not None:
+            log.info("publishing onto the spare %s (no copy of %s)", spare, target)
             (previous_columns, lacks, lacked), in_place = from_spare, True
             touched |= lacks  # what the last publish replaced, besides what was written since
             years = {int(k[:4]) for k in touched if k[:4].isdigit()}
@@ -487,8 +488,7 @@ def publish(
                         con, table, source, {}, where, {}, key, table, "publish_target", materialize=False, changes=changes,
                         columns=names,  # the copy's, which are the working table's (`copied`)
                     )  # fmt: skip
-                if (since if since is not None else changes.get("groups")) is not None:
-                    recorded[table] = since if since is not None else changes["groups"]
+                _record_groups(recorded, table, since if since is not None else changes.get("groups"))
                 narrowed = _written_groups_only(where, key, changes.get("groups"))
                 if narrowed is not None:
                     where, group_of[table] = narrowed, key
@@ -609,21 +609,30 @@ def publish(
     return counts
 
 
+def _record_groups(recorded: dict, table: str, groups: list | None) -> None:
+    """`recorded[table] = groups` when they are known and can be kept as they are (text keys, or the
+    null group): what the spare will lack of the table."""
+    if groups is not None and all(g is None or isinstance(g, str) for g in groups):
+        recorded[table] = list(groups)
+
+
 def _retire(target: Path, spare: Path, keep: bool) -> os.stat_result | None:
     """The spare before the switch: the published file about to be replaced kept under the spare's
     name (`keep`: a second name for it, so the rename over the published name does not delete it),
     or no spare (a spare left from before is removed). Returns the kept file's size and time, for
     its record; None when none is kept (`keep` false, or a file system without hard links)."""
-    for leftover in (spare, spare.with_name(spare.name + ".wal")):
-        leftover.unlink(missing_ok=True)
-    if not keep:
-        return None
     try:
+        for leftover in (spare, spare.with_name(spare.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        if not keep:
+            return None
         os.link(target, spare)
         return spare.stat()
-    except OSError:  # no hard links here (some network and FAT file systems): every publish copies
-        log.info("no spare published file kept beside %s (no hard link)", target, exc_info=True)
-        spare.unlink(missing_ok=True)
+    except OSError:  # no hard links here (some network and FAT file systems), or a spare that is not a
+        # file: no spare (the publish itself goes on; a later one copies the published file)
+        log.info("no spare published file kept beside %s", target, exc_info=True)
+        with contextlib.suppress(OSError):
+            spare.unlink(missing_ok=True)
         return None
 
 
@@ -642,7 +651,7 @@ def _record_spare(con, spare: Path, retired: os.stat_result | None, prints: dict
         "insert or replace into published_file values ($f, $size, $mtime)",
         {"f": str(spare), "size": retired.st_size, "mtime": retired.st_mtime_ns},
     )
-    states = {**prints, SPARE_LACKS: json.dumps(lacks, ensure_ascii=False, default=str)}
+    states = {**prints, SPARE_LACKS: json.dumps(lacks, ensure_ascii=False)}
     con.execute(
         "insert into incremental_state (table_name, slice, fingerprint) select unnest($t), $f, unnest($p) "
         "on conflict do update set fingerprint = excluded.fingerprint",

@@ -95,3 +95,20 @@ class Tracing:
 
     def __getattr__(self, name):
         return getattr(self._con, name)
+
+
+def counted_copies(monkeypatch) -> list[str]:
+    """The files pipelines.publish copies from (shutil.copyfile), recorded as it copies them."""
+    import shutil
+
+    from pipelines import publish as publishing
+
+    copies: list[str] = []
+    copyfile = shutil.copyfile
+
+    def counting(source, destination, **kwargs):
+        copies.append(str(source))
+        return copyfile(source, destination, **kwargs)
+
+    monkeypatch.setattr(publishing.shutil, "copyfile", counting)
+    return copies

@@ -8,7 +8,7 @@ import pytest
 from pipelines import steps
 from pipelines.publish import GrainError, publish, remove_stale_temporaries
 from pipelines.warehouse import Warehouse
-from tests.conftest import Tracing
+from tests.conftest import Tracing, counted_copies
 
 
 @pytest.fixture
@@ -491,6 +491,15 @@ def test_the_working_file_and_the_files_it_writes_store_strings_without_fsst(tmp
         assert con.execute("select count(distinct name) from names").fetchone() == (20000,)
 
 
+def _indicator_values(path) -> list[tuple]:
+    """(period, value) of the published file's fct_indicator_value rows, in order."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
+    finally:
+        con.close()
+
+
 READER = """
 import sys
 import duckdb
@@ -511,7 +520,6 @@ def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkey
     reads on what they opened, unchanged. So with a connection of the publishing process itself
     (DuckDB's lock only keeps other processes out). A spare someone changed is not used either.
     Each publish's file has every quarter written so far."""
-    import shutil
     import subprocess
     import sys
 
@@ -541,14 +549,7 @@ def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkey
             changing = duckdb.connect(str(spare_file))
             changing.execute("delete from fct_indicator_value")
             changing.close()
-        copies: list[str] = []
-        copyfile = shutil.copyfile
-
-        def counting(source, destination, **kwargs):
-            copies.append(str(source))
-            return copyfile(source, destination, **kwargs)
-
-        monkeypatch.setattr(publishing.shutil, "copyfile", counting)
+        copies = counted_copies(monkeypatch)
         mark_pending(work, "2024-Q3")
         _indicator_rows(work, [("x", "A", "2024-Q3", 2024, 3.0)])
         publish(work, target, run_id="third", partitions=("2024-Q3",), spare_from_mb=0)
@@ -564,12 +565,7 @@ def test_a_spare_that_is_open_or_changed_is_never_written(work, tmp_path, monkey
             assert held.execute(query).fetchall() == before == [("2024-Q1", 1.0)]
             held.close()  # DuckDB gives this process's next connection to the path the database it has open
             held = None
-        con = duckdb.connect(str(target), read_only=True)
-        try:
-            found = con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
-        finally:
-            con.close()
-        assert found == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)]
+        assert _indicator_values(target) == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)]
     finally:
         if held is not None:
             held.close()
@@ -612,11 +608,12 @@ def test_a_refused_publish_onto_the_spare_leaves_the_published_file_and_drops_th
     assert spare_file.exists()  # the file the fixed publish replaced, kept for the next
 
 
-@pytest.mark.parametrize("why", ["no hard links", "a small file"])
+@pytest.mark.parametrize("why", ["no hard links", "a small file", "a folder in the way"])
 def test_without_hard_links_or_below_the_size_no_spare_is_kept_and_every_publish_copies(work, tmp_path, monkeypatch, why):
     """On a file system without hard links (some network and FAT drives) the file replaced cannot be
     kept as the spare: the publish goes on without it, and each publish copies the published file.
-    Nor is a file smaller than CCHC_SPARE_FROM_MB (128 MiB by default) kept: copying it costs less."""
+    Nor is a file smaller than CCHC_SPARE_FROM_MB (128 MiB by default) kept: copying it costs less.
+    A folder where the spare would go is left alone, and the publishes go on."""
     import errno
     import os
 
@@ -629,18 +626,15 @@ def test_without_hard_links_or_below_the_size_no_spare_is_kept_and_every_publish
     if why == "no hard links":
         monkeypatch.setattr(publishing.os, "link", no_link)
     target = tmp_path / "pub" / "cchc.duckdb"
+    spare = publishing.spare_path(target)
+    if why == "a folder in the way":
+        spare.mkdir(parents=True)
     for run, quarter in enumerate(("2024-Q1", "2024-Q2", "2024-Q3"), start=1):
         mark_pending(work, quarter)
         _indicator_rows(work, [("x", "A", quarter, 2024, float(run))])
-        publish(
-            work, target, run_id=f"run {run}", partitions=(quarter,), **({"spare_from_mb": 0} if why == "no hard links" else {})
-        )
-        assert not publishing.spare_path(target).exists()
-    assert os.listdir(target.parent) == [target.name]
-    con = duckdb.connect(str(target), read_only=True)
-    try:
-        found = con.execute("select period_code, value from fct_indicator_value order by all").fetchall()
-    finally:
-        con.close()
-    assert found == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)]
+        setting = {} if why == "a small file" else {"spare_from_mb": 0}
+        publish(work, target, run_id=f"run {run}", partitions=(quarter,), **setting)
+        assert spare.is_dir() if why == "a folder in the way" else not spare.exists()
+    assert sorted(os.listdir(target.parent)) == sorted([target.name, *([spare.name] if spare.exists() else [])])
+    assert _indicator_values(target) == [("2024-Q1", 1.0), ("2024-Q2", 2.0), ("2024-Q3", 3.0)]
     assert work.execute("select count(*) from published_file").fetchone() == (1,)  # the published file's record only

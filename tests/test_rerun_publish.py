@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from pipelines import incremental
-from tests.conftest import Tracing, make_form
+from tests.conftest import Tracing, counted_copies, make_form
 from tests.test_incremental import COMMUNES, _figures
 
 NOW = dt.datetime(2024, 5, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=7)))
@@ -212,7 +212,6 @@ def test_the_spare_is_brought_up_to_date_in_place_with_what_both_publishes_since
     rows are rewritten, and no other's. When the writes since were made by another process, the
     groups are compared instead. Three changes, one agency at a time: each publish carries every
     change so far, and the last file equals a full publish."""
-    import shutil
 
     from pipelines import publish as publishing
 
@@ -222,14 +221,7 @@ def test_the_spare_is_brought_up_to_date_in_place_with_what_both_publishes_since
     publishing.publish(work, target, run_id="first", partitions=("2024-Q1",), spare_from_mb=0)
     assert not spare.exists()  # nothing retired yet
     inodes = [target.stat().st_ino]
-    copies: list[str] = []
-    copyfile = shutil.copyfile
-
-    def counting(source, destination, **kwargs):
-        copies.append(str(source))
-        return copyfile(source, destination, **kwargs)
-
-    monkeypatch.setattr(publishing.shutil, "copyfile", counting)
+    copies = counted_copies(monkeypatch)
     for run, changed in enumerate(COMMUNES[1:4], start=2):
         make_form(raw / "2024-Q1" / f"{changed}_2024-Q1.xlsx", changed, "Quý I/2024", _figures(1, 7 + run))
         _build(work, catalog, raw, tmp_path)
