@@ -150,7 +150,9 @@ def validate(run: ModelRun) -> int:
         agencies = [] if every else sorted(set(chosen["declared_agency_code"].dropna()))
         history = run.read("history", **span, every=every, agencies=agencies) if span else pd.DataFrame()
         values = run.read("values", every=every, sids=[] if every else sorted(chosen["submission_id"]))
-        data = ValidationInput(chosen, values, history, collecting.code if collecting else None)
+        data = ValidationInput(
+            chosen, values, history, collecting.code if collecting else None, lambda rows: run.read("places", rows=rows.tolist())
+        )
         findings = engine.validate(data, known=known)
     incremental.LAST_SCOPE[("int_finding", incremental.slice_id({"partition_key": run.partition_key}))] = (
         None if again.all() else tuple(sorted(set(cohorts[again])))

@@ -497,3 +497,40 @@ def test_a_catalogs_rule_engine_is_made_once_per_expectation_engine(catalog, mon
     monkeypatch.delenv(ENGINE_VARIABLE)
     copy = replace(catalog)  # another object (a catalog loaded again after its files changed)
     assert rule_engine(copy) is not first and rule_engine(copy) is rule_engine(copy)
+
+
+def test_values_read_without_their_places_give_the_same_findings(engine, catalog):
+    """The pipeline reads the values without their sheet, cell and text as typed, and looks those up
+    (by value_row) only for the rows a finding names: every kind of rule (a value, a duplicate, a
+    comparison, an outlier, a stock jump) gives the same findings as with the columns at hand, and
+    only the named rows are looked up."""
+    history = pd.DataFrame(
+        [
+            {"agency_code": AGENCY, "period_code": p, "code": "HSO.06", "value": v, "kind": "flow"}
+            for p, v in [("2023-Q1", 90.0), ("2023-H1", 190.0), ("2023-Q3", 100.0), ("2023-Y", 400.0), ("2022-Y", 380.0)]
+        ]
+        + [{"agency_code": AGENCY, "period_code": "2023-Y", "code": "KQS.01", "value": 200.0, "kind": "stock"}]
+    )
+    figures = valid_figures(catalog) | {"HSO.01": 10.0, "HSO.02": 12.0, "HSO.06": 3000.0, "KQS.01": 320.0, "HSO.08": -4.0}
+    full = pd.DataFrame(values("s", figures, raw={"HSO.08": "-4"}))
+    twice = full[full["code"] == "HSO.09"].assign(value=77.0, raw_text="77", cell="E99")  # HSO.09 again, another value
+    full = pd.concat([full, twice], ignore_index=True)
+    lean = full.drop(columns=["sheet", "cell", "raw_text"]).assign(value_row=range(1000, 1000 + len(full)))
+    looked: list[int] = []
+
+    def places(rows):
+        looked.extend(int(r) for r in rows)
+        at = lean.set_index("value_row").index.get_indexer(rows)
+        return full.iloc[at][["sheet", "cell", "raw_text"]].assign(value_row=list(rows)).reset_index(drop=True)
+
+    subs = pd.DataFrame([submission("s")])
+    with_columns = engine.validate(ValidationInput(subs, full, history, "2024-Q1"))
+    looked_up = engine.validate(ValidationInput(subs, lean, history, "2024-Q1", places))
+    assert {"V_NON_NEGATIVE", "V_DUPLICATE", "V_OFWHICH_HSO02", "V_OUTLIER_OWN", "V_STOCK_JUMP"} <= set(
+        with_columns["rule_id"]
+    ), sorted(set(with_columns["rule_id"]))
+    ordered = ["rule_id", "code", "cell", "message_en"]
+    pd.testing.assert_frame_equal(
+        looked_up.sort_values(ordered).reset_index(drop=True), with_columns.sort_values(ordered).reset_index(drop=True)
+    )
+    assert 0 < len(set(looked)) < len(full) / 2  # the named rows only

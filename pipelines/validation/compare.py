@@ -12,7 +12,7 @@ import pandas as pd
 from pipelines.catalog import Catalog, ValidationRule
 from pipelines.expectations import Expect
 from pipelines.numbers import format_vn
-from pipelines.validation.common import column_of, finding
+from pipelines.validation.common import Places, column_of, finding, with_places
 
 if TYPE_CHECKING:
     from pipelines.validation.engine import RuleEngine
@@ -63,11 +63,11 @@ def ratio_rules(catalog: Catalog) -> list[ValidationRule]:
     return rules
 
 
-def _places(cells: pd.DataFrame, failures: dict[str, list], rules: dict[str, ValidationRule]) -> dict:
+def _places(cells: pd.DataFrame, failures: dict[str, list], rules: dict[str, ValidationRule], places: Places | None) -> dict:
     """(submission_id, code) -> (sheet, cell), only for the submissions and codes of broken rules."""
     codes = {t for rule_id in failures for t in _terms(rules[rule_id].left) + _terms(rules[rule_id].right)}
     failing = {sid for sids in failures.values() for sid in sids}
-    cells = cells[cells["code"].isin(codes) & cells["submission_id"].isin(failing)]
+    cells = with_places(cells[cells["code"].isin(codes) & cells["submission_id"].isin(failing)], places)
     return dict(
         zip(
             zip(cells["submission_id"], cells["code"], strict=True),
@@ -93,7 +93,9 @@ def _side(wide: pd.DataFrame, expression: str) -> np.ndarray:
     return total
 
 
-def compare_findings(engine: RuleEngine, wide: pd.DataFrame, cells: pd.DataFrame, severity: str | None = None) -> list[dict]:
+def compare_findings(
+    engine: RuleEngine, wide: pd.DataFrame, cells: pd.DataFrame, severity: str | None = None, places: Places | None = None
+) -> list[dict]:
     """Findings of the compare rules (of one severity, or all) on the wide frame of submissions."""
     rules = {r.rule_id: r for r in engine.rules_of("compare") if severity is None or r.severity == severity}
     columns = {"submission_id": wide["submission_id"], "row_id": wide["submission_id"]}
@@ -115,7 +117,7 @@ def compare_findings(engine: RuleEngine, wide: pd.DataFrame, cells: pd.DataFrame
     failures = engine.run(frame, specs)
     out = []
     position = pd.Index(frame["submission_id"])
-    places = _places(cells, failures, rules)
+    places = _places(cells, failures, rules, places)
     for rule_id, rule in rules.items():
         sids = failures.get(rule_id)
         if not sids:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipelines.catalog import Catalog, ValidationRule
 from pipelines.expectations import DEFAULT_ENGINE, ENGINE_VARIABLE, Expect, ExpectationEngine, engine_from_env, engine_named
-from pipelines.validation.common import FINDING_COLUMNS, column_of
+from pipelines.validation.common import FINDING_COLUMNS, Places, column_of
 from pipelines.validation.compare import compare_findings, ratio_rules, violations_sql
 from pipelines.validation.outliers import outlier_findings
 from pipelines.validation.submission import submission_findings
@@ -27,7 +27,8 @@ class ValidationInput:
     """What one validation pass looks at.
 
     submissions: raw_submission rows of the partition.
-    values: raw_value rows of those submissions.
+    values: raw_value rows of those submissions: with their sheet, cell and raw_text, or with a
+    value_row that `places` looks them up by (pipelines.validation.common.with_places).
     history: earlier in-force values (agency_code, period_code, code, value), for outliers.
     """
 
@@ -35,6 +36,7 @@ class ValidationInput:
     values: pd.DataFrame
     history: pd.DataFrame
     collecting_period: str | None = None
+    places: Places | None = None
 
 
 class RuleEngine:
@@ -121,11 +123,11 @@ class RuleEngine:
                 fresh = long[~long["submission_id"].isin(known)]
                 fresh = fresh.reset_index(drop=True).assign(row_id=np.arange(len(fresh)))
             if not fresh.empty:
-                findings += value_findings(self, fresh)
-                findings += duplicate_findings(self, fresh)
+                findings += value_findings(self, fresh, data.places)
+                findings += duplicate_findings(self, fresh, data.places)
                 wide, cells = self._wide_frame(fresh)
-                findings += compare_findings(self, wide, cells)
-            findings += outlier_findings(self, long, data.history)
+                findings += compare_findings(self, wide, cells, places=data.places)
+            findings += outlier_findings(self, long, data.history, data.places)
         return pd.DataFrame(findings, columns=FINDING_COLUMNS)
 
     def check_compare_rules(self, values: pd.DataFrame, severity: str = "error") -> pd.DataFrame:
@@ -169,7 +171,8 @@ class RuleEngine:
         """One row per submission, one column per code (both in order, as a pivot gives them); and
         where each used value sits (sheet, cell). A code given twice: its first value."""
         # only the columns used: copying every column of a national quarter's values cost more than the pivot
-        usable = long.loc[long["known"] & (long["parse_status"] == "ok"), ["submission_id", "code", "value", "sheet", "cell"]]
+        where = ["sheet", "cell"] if "sheet" in long.columns else ["value_row"]  # or looked up (`with_places`)
+        usable = long.loc[long["known"] & (long["parse_status"] == "ok"), ["submission_id", "code", "value", *where]]
         # the grid filled from the factorised keys: a pivot (and a drop_duplicates) of the text
         # columns cost half as much again at a national quarter's 300,000 values
         sids, submission_ids = pd.factorize(usable["submission_id"], sort=True)
@@ -180,7 +183,7 @@ class RuleEngine:
         grid[sids[first], codes[first]] = usable["value"].to_numpy(dtype=float)
         wide = pd.DataFrame(grid, columns=[column_of(c) for c in known_codes])
         wide.insert(0, "submission_id", np.asarray(submission_ids, dtype=object))
-        return wide, usable[["submission_id", "code", "sheet", "cell"]]
+        return wide, usable[["submission_id", "code", *where]]
 
 
 _ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # catalog -> {expectation engine's name: RuleEngine}

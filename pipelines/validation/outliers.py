@@ -12,13 +12,13 @@ import pandas as pd
 from pipelines.expectations import Expect
 from pipelines.numbers import format_vn
 from pipelines.periods import period_from_code
-from pipelines.validation.common import applies, finding
+from pipelines.validation.common import Places, applies, finding, place_arrays
 
 if TYPE_CHECKING:
     from pipelines.validation.engine import RuleEngine
 
 
-def outlier_findings(engine: RuleEngine, long: pd.DataFrame, history: pd.DataFrame) -> list[dict]:
+def outlier_findings(engine: RuleEngine, long: pd.DataFrame, history: pd.DataFrame, places: Places | None = None) -> list[dict]:
     """Findings of the outlier rules (warnings): peers, own history, stock jumps, each with its score."""
     rules = {r.rule_id: r for r in engine.rules_of("outlier")}
     frame = long[["row_id"]].copy()
@@ -55,7 +55,8 @@ def outlier_findings(engine: RuleEngine, long: pd.DataFrame, history: pd.DataFra
     failures = engine.run(frame, specs)
     out = []
     # row_id is the position in `long`
-    sids, codes, sheets, cells, values = (long[c].to_numpy() for c in ("submission_id", "code", "sheet", "cell", "value"))
+    sids, codes, values = (long[c].to_numpy() for c in ("submission_id", "code", "value"))
+    sheets, cells, _ = place_arrays(long, (i for found in failures.values() for i in found), places)
     for rule_id, rule in rules.items():
         _, scores = extra[rule_id]
         scores = scores.to_numpy()

@@ -10,13 +10,13 @@ import pandas as pd
 
 from pipelines.expectations import Expect
 from pipelines.numbers import format_vn
-from pipelines.validation.common import applies, finding
+from pipelines.validation.common import Places, applies, finding, place_arrays, with_places
 
 if TYPE_CHECKING:
     from pipelines.validation.engine import RuleEngine
 
 
-def value_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
+def value_findings(engine: RuleEngine, long: pd.DataFrame, places: Places | None = None) -> list[dict]:
     """Findings of the value_check rules: each offending value at its cell."""
     frame = long[["row_id"]].copy()
     specs = []
@@ -46,9 +46,8 @@ def value_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
     failures = engine.run(frame, specs)
     out = []
     # row_id is the position in `long`: look rows up by position, column by column
-    sids, codes, sheets, cells, raws, values = (
-        long[c].to_numpy() for c in ("submission_id", "code", "sheet", "cell", "raw_text", "value")
-    )
+    sids, codes, values = (long[c].to_numpy() for c in ("submission_id", "code", "value"))
+    sheets, cells, raws = place_arrays(long, (i for found in failures.values() for i in found), places)
     for rule_id, rule in rules.items():
         for i in failures.get(rule_id, ()):
             where = f"{sheets[i]}!{cells[i]}"
@@ -77,13 +76,13 @@ def _shown(raw: str | None, value: float) -> str:
     return raw
 
 
-def duplicate_findings(engine: RuleEngine, long: pd.DataFrame) -> list[dict]:
+def duplicate_findings(engine: RuleEngine, long: pd.DataFrame, places: Places | None = None) -> list[dict]:
     """Findings of the duplicate rules: one per code repeated in a submission, naming every place."""
     out = []
     for rule in engine.rules_of("duplicate"):
         spec = Expect.compound_unique(rule.rule_id, ["submission_id", "code"])
         failures = engine.run(long[["row_id", "submission_id", "code"]], [spec])
-        rows = long[long["row_id"].isin(failures.get(rule.rule_id, []))]
+        rows = with_places(long[long["row_id"].isin(failures.get(rule.rule_id, []))], places)
         for (sid, code), group in rows.groupby(["submission_id", "code"]):
             places = ", ".join(
                 f"{s}!{c} = '{_shown(v, x) if v is not None else ''}'"
