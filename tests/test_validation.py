@@ -534,3 +534,25 @@ def test_values_read_without_their_places_give_the_same_findings(engine, catalog
         looked_up.sort_values(ordered).reset_index(drop=True), with_columns.sort_values(ordered).reset_index(drop=True)
     )
     assert 0 < len(set(looked)) < len(full) / 2  # the named rows only
+
+
+def test_every_duplicate_rule_names_its_places_when_they_are_looked_up(engine, monkeypatch):
+    """Two duplicate rules, the values read without their places: each rule's finding names every
+    place of the repeated code (the second rule looks its places up as the first did)."""
+    (rule,) = engine.rules_of("duplicate")
+    second = rule.model_copy(update={"rule_id": rule.rule_id + "_AGAIN"})
+    original = engine.rules_of
+    monkeypatch.setattr(engine, "rules_of", lambda kind: [rule, second] if kind == "duplicate" else original(kind))
+    full = pd.DataFrame(values("s", {"HSO.01": 10.0}))
+    full = pd.concat([full, full.assign(value=11.0, raw_text="11.0", cell="E9")], ignore_index=True)
+    lean = full.drop(columns=["sheet", "cell", "raw_text"]).assign(value_row=[7, 8])
+
+    def places(rows):
+        return full.iloc[[int(r) - 7 for r in rows]][["sheet", "cell", "raw_text"]].assign(value_row=list(rows))
+
+    found = engine.validate(
+        ValidationInput(pd.DataFrame([submission("s")]), lean, pd.DataFrame(columns=HISTORY_COLUMNS), "2024-Q1", places)
+    )
+    named = found[found["rule_id"].isin([rule.rule_id, second.rule_id])]
+    assert sorted(named["rule_id"]) == sorted([rule.rule_id, second.rule_id])
+    assert all("Số liệu!E6 = '10'" in v and "Số liệu!E9 = '11'" in v for v in named["value"]), list(named["value"])

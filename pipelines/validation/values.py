@@ -84,7 +84,7 @@ def duplicate_findings(engine: RuleEngine, long: pd.DataFrame, places: Places | 
         failures = engine.run(long[["row_id", "submission_id", "code"]], [spec])
         rows = with_places(long[long["row_id"].isin(failures.get(rule.rule_id, []))], places)
         for (sid, code), group in rows.groupby(["submission_id", "code"]):
-            places = ", ".join(
+            named = ", ".join(
                 f"{s}!{c} = '{_shown(v, x) if v is not None else ''}'"
                 for s, c, v, x in zip(group["sheet"], group["cell"], group["raw_text"], group["value"], strict=True)
             )
@@ -93,12 +93,12 @@ def duplicate_findings(engine: RuleEngine, long: pd.DataFrame, places: Places | 
                 finding(
                     rule,
                     sid,
-                    f"Mã {code} xuất hiện nhiều lần với giá trị khác nhau: {places}.",
-                    f"Code {code} appears more than once with different values: {places}.",
+                    f"Mã {code} xuất hiện nhiều lần với giá trị khác nhau: {named}.",
+                    f"Code {code} appears more than once with different values: {named}.",
                     first["sheet"],
                     first["cell"],
                     code,
-                    places,
+                    named,
                 )
             )
     return out
