@@ -305,7 +305,7 @@ def _written_since_publish(con: duckdb.DuckDBPyConnection, select: str, key: str
     quarters, some 15 ms at 1,000 workbooks)."""
     from pipelines.models import all_models, tables_read
     from pipelines.publish import _groups_since_publish
-    from pipelines.warehouse import NAMED_GROUPS
+    from pipelines.warehouse import named_groups
 
     models = all_models()
     found: set = set()
@@ -319,7 +319,7 @@ def _written_since_publish(con: duckdb.DuckDBPyConnection, select: str, key: str
         if groups is None:
             return None
         found.update(groups)
-    return None if len(found) > NAMED_GROUPS else sorted(found, key=lambda g: (g is None, str(g)))
+    return named_groups(found)
 
 
 def document(

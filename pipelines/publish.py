@@ -49,6 +49,7 @@ from pipelines.warehouse import (
     compact,
     in_list,
     merge_fragments,
+    named_groups,
     rows_digest_sql,
     transaction,
     union_of_groups,
@@ -211,8 +212,7 @@ def _attach_copy(
             if last is not None and last == _last_publish(con) and not _mostly_free(con, "publish_target"):
                 return columns
             con.execute("detach publish_target")
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+        _remove_with_wal(tmp)
     con.execute(f"attach {_literal(str(tmp))} as publish_target")
     return {}
 
@@ -228,7 +228,7 @@ def _attach_spare(con: duckdb.DuckDBPyConnection, spare: Path) -> tuple[dict[str
     import json
 
     lacks = _published_print(con, SPARE_LACKS, spare)
-    if lacks is None or not spare.exists() or spare.with_name(spare.name + ".wal").exists():
+    if lacks is None or not spare.exists() or _wal_of(spare).exists():
         return None
     if not _untouched_since_publish(con, spare) or _open_here(spare):
         return None
@@ -364,10 +364,7 @@ def _groups_since_publish(con: duckdb.DuckDBPyConnection, table: str, columns: l
         slices = [_incremental.slice_id({"period_year": y}) for y in sorted(years)]
     else:
         return None
-    groups = _incremental.since_publish(con, table, slices)
-    if groups is None or len(groups) > NAMED_GROUPS:
-        return None
-    return sorted(groups, key=lambda g: (g is None, str(g)))
+    return named_groups(_incremental.since_publish(con, table, slices))
 
 
 def _replace_rows(con: duckdb.DuckDBPyConnection, table: str, columns: str, where: str) -> None:
@@ -415,13 +412,12 @@ def publish(
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     tmp = target.with_name(f".{target.name}.publishing-{os.getpid()}")
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-        leftover.unlink(missing_ok=True)
+    _remove_with_wal(tmp)
     now = now or dt.datetime.now(dt.UTC)
     tables = published_tables(con)
     pending = pending_partitions(con)
     touched = pending | set(partitions) | {UNASSIGNED}
-    years = {int(k[:4]) for k in touched if k[:4].isdigit()}
+    years = _years_of(touched)
     base = incremental and target.exists() and _untouched_since_publish(con, target)
     spare = spare_path(target)
     own_touched = frozenset(touched)  # what this publish replaces: what the file it retires lacks next time
@@ -443,7 +439,7 @@ def publish(
             log.info("publishing onto the spare %s (no copy of %s)", spare, target)
             (previous_columns, lacks, lacked), in_place = from_spare, True
             touched |= lacks  # what the last publish replaced, besides what was written since
-            years = {int(k[:4]) for k in touched if k[:4].isdigit()}
+            years = _years_of(touched)
         else:
             previous_columns = _attach_copy(con, target, tmp, base, flushing)  # {}: a new file, every table copied
         attached = True
@@ -464,7 +460,6 @@ def publish(
                 # unchanged since the last publish (a dimension when the catalog is, a quarter's table
                 # a re-run did not change): the copy's rows, and its comments, stay as they are
                 slices[table] = "false"
-                recorded[table] = []
                 continue
             if (
                 key is None
@@ -579,15 +574,7 @@ def publish(
         # publish then writes its file anew), and one sync of the log instead of five
         with transaction(con):
             con.execute(f"insert into {PUBLISH_LOG} {row}", entry)
-            con.execute(
-                "insert or replace into published_file values ($f, $size, $mtime)",
-                {"f": str(target), "size": stat.st_size, "mtime": stat.st_mtime_ns},
-            )
-            con.execute(
-                "insert into incremental_state (table_name, slice, fingerprint) select unnest($t), $f, unnest($p) "
-                "on conflict do update set fingerprint = excluded.fingerprint",
-                {"t": list(prints), "f": str(target), "p": list(prints.values())},
-            )
+            _record_file(con, target, stat, prints)
             _incremental.published(con)  # the tables' tokens as this file holds them (`_groups_since_publish`)
             _record_spare(con, spare, retired, retired_prints, {"quarters": sorted(own_touched), "groups": recorded})
             if pending:
@@ -603,8 +590,7 @@ def publish(
                 con.execute("detach publish_target")
         tmp.unlink(missing_ok=True)
         if in_place:  # part written, or rolled back: not the file its record says; the next publish copies
-            for leftover in (spare, spare.with_name(spare.name + ".wal")):
-                leftover.unlink(missing_ok=True)
+            _remove_with_wal(spare)
         raise
     return counts
 
@@ -622,8 +608,7 @@ def _retire(target: Path, spare: Path, keep: bool) -> os.stat_result | None:
     or no spare (a spare left from before is removed). Returns the kept file's size and time, for
     its record; None when none is kept (`keep` false, or a file system without hard links)."""
     try:
-        for leftover in (spare, spare.with_name(spare.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+        _remove_with_wal(spare)
         if not keep:
             return None
         os.link(target, spare)
@@ -647,16 +632,36 @@ def _record_spare(con, spare: Path, retired: os.stat_result | None, prints: dict
         con.execute("delete from published_file where file = $f", {"f": str(spare)})
         con.execute("delete from incremental_state where slice = $f", {"f": str(spare)})
         return
+    _record_file(con, spare, retired, {**prints, SPARE_LACKS: json.dumps(lacks, ensure_ascii=False)})
+
+
+def _record_file(con, path: Path, stat: os.stat_result, states: dict) -> None:
+    """A written file's size and time (`published_file`) and what its publish recorded under `path`
+    (`incremental_state` rows {name: value}: the keys checked, the views, what a spare lacks)."""
     con.execute(
         "insert or replace into published_file values ($f, $size, $mtime)",
-        {"f": str(spare), "size": retired.st_size, "mtime": retired.st_mtime_ns},
+        {"f": str(path), "size": stat.st_size, "mtime": stat.st_mtime_ns},
     )
-    states = {**prints, SPARE_LACKS: json.dumps(lacks, ensure_ascii=False)}
     con.execute(
         "insert into incremental_state (table_name, slice, fingerprint) select unnest($t), $f, unnest($p) "
         "on conflict do update set fingerprint = excluded.fingerprint",
-        {"t": list(states), "f": str(spare), "p": list(states.values())},
+        {"t": list(states), "f": str(path), "p": list(states.values())},
     )
+
+
+def _years_of(partition_keys) -> set[int]:
+    """The years of quarter keys (the unassigned slice has none)."""
+    return {int(k[:4]) for k in partition_keys if k[:4].isdigit()}
+
+
+def _wal_of(path: Path) -> Path:
+    """DuckDB's write-ahead log beside a database file."""
+    return path.with_name(path.name + ".wal")
+
+
+def _remove_with_wal(path: Path) -> None:
+    for leftover in (path, _wal_of(path)):
+        leftover.unlink(missing_ok=True)
 
 
 class GrainError(RuntimeError):

@@ -329,12 +329,16 @@ def changed_groups_sql(new: str, old: str, columns: list[str], key: str, where_n
         where n.c is distinct from o.c or n.s is distinct from o.s"""
 
 
+def named_groups(groups) -> list | None:
+    """Groups in order, the null group last (None: not known, or too many to name in SQL)."""
+    if groups is None or len(groups) > NAMED_GROUPS:
+        return None
+    return sorted(groups, key=lambda g: (g is None, str(g)))
+
+
 def union_of_groups(first: list | None, second: list | None) -> list | None:
     """The groups of both lists, in order (None: either is not known, or too many to name)."""
-    if first is None or second is None:
-        return None
-    found = set(first) | set(second)
-    return None if len(found) > NAMED_GROUPS else sorted(found, key=lambda g: (g is None, str(g)))
+    return None if first is None or second is None else named_groups(set(first) | set(second))
 
 
 def write_changed_groups(
