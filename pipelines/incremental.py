@@ -250,15 +250,16 @@ def groups_by_fingerprint(
     return changed_groups(con, model, slice_key, prints, key, where, where_params), prints
 
 
-def changed_groups(con, model: str, slice_key: str, prints: dict, key: str, where: str, where_params: dict):
-    """The groups (values of `key` in the slice `where` of `model`) to compute again, given each
+def changed_groups(con, model: str, slice_key: str, prints: dict, key: str | tuple[str, ...], where: str, where_params: dict):
+    """The groups (values of `key` in the slice `where` of `model`: a column, or a tuple of columns
+    whose values `pipelines.warehouse.group_sql` joins) to compute again, given each
     group's fingerprint now (`prints`), or None for all of them. A group needs computing when its
     fingerprint differs from the one kept with its rows (`keep_fingerprints`), or its rows on the
     table are not the count kept then; a group that is no longer in `prints` too, so that its rows
     leave. Content, not tokens: it holds across processes and failed runs. Without kept
     fingerprints (a first build, a state written by an older version), or when every group
     changed, None."""
-    from pipelines.warehouse import table_exists
+    from pipelines.warehouse import group_sql, table_exists
 
     kept = {
         group: (print_, rows)
@@ -269,7 +270,9 @@ def changed_groups(con, model: str, slice_key: str, prints: dict, key: str, wher
     }
     if not kept or not table_exists(con, model):
         return None
-    on_table = dict(con.execute(f'select "{key}", count(*) from "{model}" where {where} group by all', where_params).fetchall())
+    on_table = dict(
+        con.execute(f'select {group_sql(key)}, count(*) from "{model}" where {where} group by all', where_params).fetchall()
+    )
     changed = {group for group, print_ in prints.items() if kept.get(group) != (print_, on_table.get(group, 0))}
     changed |= (set(kept) | set(on_table)) - set(prints)  # no longer computed from anything: their rows leave
     if prints and set(prints) <= changed:
@@ -277,11 +280,17 @@ def changed_groups(con, model: str, slice_key: str, prints: dict, key: str, wher
     return tuple(sorted(changed, key=lambda g: (g is None, g)))
 
 
-def keep_fingerprints(con, model: str, slice_key: str, prints: dict, key: str, where: str, where_params: dict) -> None:
+def keep_fingerprints(
+    con, model: str, slice_key: str, prints: dict, key: str | tuple[str, ...], where: str, where_params: dict
+) -> None:
     """The groups' fingerprints and row counts, kept with the rows just written (inside the write's
     transaction). Only the groups whose entry changed are deleted and inserted: rewriting a national
     slice's thousands of entries at every re-run made most of the working file's checkpoint."""
-    counts = dict(con.execute(f'select "{key}", count(*) from "{model}" where {where} group by all', where_params).fetchall())
+    from pipelines.warehouse import group_sql
+
+    counts = dict(
+        con.execute(f'select {group_sql(key)}, count(*) from "{model}" where {where} group by all', where_params).fetchall()
+    )
     state = {"t": model, "s": slice_key}
     new = {_text(group): (prints[group], int(counts.get(group, 0))) for group in prints}  # as group_value keeps them
     old: dict = {}

@@ -307,8 +307,10 @@ def build_scorecard(
     external: pd.DataFrame | None = None,
     plans: Collection[str] | None = None,
     baselines_read: bool = False,
+    groups: Collection[tuple[str, str]] | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Scorecard rows for the periods of `year` (of the plans given; default: every plan).
+    """Scorecard rows for the periods of `year` (of the plans given, and of the (plan_id,
+    indicator_code) groups given; default: every target).
 
     agency_parts: per agency numerator/denominator (indicator_code, agency_code, period_code,
     numerator, denominator) for all years (history feeds baselines and trends).
@@ -322,7 +324,8 @@ def build_scorecard(
     and assessed column-wise (targets.assess_many). Rows come in catalog target order, the
     aggregate first, then agencies by code, periods by code. A plan's rows depend only on its own
     targets and the data of their carriers (`plan_units`), so the rows of some plans are those of
-    every plan restricted to them, computed from their carriers' data alone.
+    every plan restricted to them, computed from their carriers' data alone; and within a plan, the
+    rows of the targets on some indicators are computed from those indicators' figures alone.
 
     baselines_read: the figures are only those of the years `years_needed` gives; also returns the
     (on, key, agency_code) of the figures whose other years a row's trend baseline may need
@@ -332,8 +335,9 @@ def build_scorecard(
     prep = _prepared(catalog)
     n_targets = len(prep.targets)
     active = np.array([t.start_year <= year <= t.deadline_year for t in prep.targets], dtype=bool)
-    if plans is not None:
-        active &= np.isin(np.array([t.plan_id for t in prep.targets], dtype=object), list(plans))
+    if plans is not None or groups is not None:
+        plans, groups = (set(chosen) if chosen is not None else None for chosen in (plans, groups))
+        active &= np.array([_picked(t, plans, groups) for t in prep.targets], dtype=bool)
     has_units = np.array([bool(codes) for codes in prep.units_of], dtype=bool)
     methods = np.array([ind.method for ind in prep.indicators], dtype=object)
     unit_type = np.array([bool(t.unit_type) for t in prep.targets], dtype=bool)
@@ -440,16 +444,23 @@ def build_scorecard(
 FigureReader = Callable[[str, dict[str, set[int]], "pd.DataFrame | None"], pd.DataFrame]
 
 
-def years_needed(catalog: Catalog, year: int, plans: Collection[str] | None = None) -> dict[str, dict[str, set[int]]]:
+def _picked(target: PlanTarget, plans: Collection[str] | None, groups: Collection[tuple[str, str]] | None) -> bool:
+    """Whether a target is of the plans and the (plan_id, indicator_code) groups given (None: all)."""
+    return (plans is None or target.plan_id in plans) and (groups is None or (target.plan_id, target.indicator) in groups)
+
+
+def years_needed(
+    catalog: Catalog, year: int, plans: Collection[str] | None = None, groups: Collection[tuple[str, str]] | None = None
+) -> dict[str, dict[str, set[int]]]:
     """{"parts": {indicator: years}, "values": {element code: years}}: the years of figures the
     scorecard of `year` reads on each key, besides a series' first value after its target's start
-    (`scorecard_reading`). Targets in force in `year` (of the plans given): a share or a weighted
+    (`scorecard_reading`). Targets in force in `year` (of the plans and groups given): a share or a weighted
     mean reads its indicator's figures of `year` and of the year before its start (its trend
     baseline: the last value at or before the start); a reduction its numerator element's, of those
     years and of its baseline years (default: the year before `year`). No target reads another key."""
     needed: dict[str, dict[str, set[int]]] = {"parts": {}, "values": {}}
     for t in catalog.records.targets:
-        if not t.start_year <= year <= t.deadline_year or (plans is not None and t.plan_id not in plans):
+        if not t.start_year <= year <= t.deadline_year or not _picked(t, plans, groups):
             continue
         indicator = catalog.indicators_by_code[t.indicator]
         years = {year, t.start_year - 1}
@@ -468,6 +479,7 @@ def scorecard_reading(
     first_year: int,
     external: pd.DataFrame | None = None,
     plans: Collection[str] | None = None,
+    groups: Collection[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """`build_scorecard` from figures read as needed: the rows are those the figures of every year of
     the span give, from the years each key is read in (`years_needed`), so that a quarter's cost
@@ -484,12 +496,15 @@ def scorecard_reading(
     at all in a year it needs before `year` (a site whose figures begin with the plan's phase) is
     read for every year of the span (from `first_year`) at once, as none of its series could have
     its baseline there."""
-    needed = years_needed(catalog, year, plans)
+    groups = set(groups) if groups is not None else None
+    needed = years_needed(catalog, year, plans, groups)
     figures, read_years = {}, {}
     for name in needed:
         figures[name], read_years[name] = _read_whole_keys(read, name, needed[name], KEY_COLUMN[name], first_year, year)
     parts, values = figures["parts"], figures["values"]
-    frame, missing = build_scorecard(catalog, year, parts, values, external=external, plans=plans, baselines_read=True)
+    frame, missing = build_scorecard(
+        catalog, year, parts, values, external=external, plans=plans, baselines_read=True, groups=groups
+    )
     more = {}
     span = set(range(first_year, year + 1))
     for name in ("parts", "values"):
@@ -503,7 +518,7 @@ def scorecard_reading(
         pd.concat([frame_, more[name]], ignore_index=True) if name in more and not more[name].empty else frame_
         for name, frame_ in (("parts", parts), ("values", values))
     )
-    return build_scorecard(catalog, year, parts, values, external=external, plans=plans)
+    return build_scorecard(catalog, year, parts, values, external=external, plans=plans, groups=groups)
 
 
 KEY_COLUMN = {"parts": "indicator_code", "values": "code"}  # the key of each kind of figures

@@ -386,16 +386,23 @@ def _numbers_in(value) -> list[float]:
     return []
 
 
-def scorecard(run: ModelRun) -> int:
-    """fct_target_scorecard for the quarter's year (external indicators from fct_external_value), by plan.
+SCORECARD_GROUP = ("plan_id", "indicator_code")  # what the scorecard scores again or keeps: a plan's targets on one indicator
 
-    A plan's rows depend only on its targets, the figures of their carriers (`plan_units`) and the
-    recorded external values. So each plan gets a fingerprint of what they are computed from
-    (`_plan_fingerprints`), kept with its rows as a SQL model's groups are (`group_state`,
-    `pipelines.incremental.changed_groups`): a plan with the fingerprint it was last scored from,
-    and the rows it wrote then, keeps them, and only the other plans are scored, from their
-    carriers' figures alone. The first build of a year, or one after a write that kept no state,
-    scores every plan. Writes the rows and the fingerprints together; returns the year's rows."""
+
+def scorecard(run: ModelRun) -> int:
+    """fct_target_scorecard for the quarter's year (external indicators from fct_external_value), by
+    plan and indicator.
+
+    The rows of a plan's targets on one indicator depend only on those targets, the figures of
+    that indicator (a share's or weighted mean's parts, a reduction's numerator element) at the
+    plan's carriers (`plan_units`) and the recorded external values. So each (plan, indicator)
+    group gets a fingerprint of what its rows are computed from (`_group_fingerprints`), kept with
+    its rows as a SQL model's groups are (`group_state`, `pipelines.incremental.changed_groups`): a
+    group with the fingerprint it was last scored from, and the rows it wrote then, keeps them, and
+    only the other groups are scored, from their figures alone (one corrected figure re-scores the
+    targets on the indicators it enters, not its plan's fifty). The first build of a year, or one
+    after a write that kept no state, scores every group. Writes the rows and the fingerprints
+    together; returns the year's rows."""
     from pipelines import incremental
     from pipelines.scorecard import plan_units, scorecard_reading
     from pipelines.warehouse import _where, transaction
@@ -404,20 +411,21 @@ def scorecard(run: ModelRun) -> int:
     span = {"first_year": first_scorecard_year(catalog, year), "year": year}
     external = run.read("external") if table_exists(con, "fct_external_value") else None
     units = plan_units(catalog)
-    prints = _plan_fingerprints(run, span, units, external)
+    prints, pairs_of = _group_fingerprints(run, span, units, external)
     slice_ = {"period_year": year}
     slice_key = incremental.slice_id(slice_)
     where, where_params = _where(slice_)
-    scope = incremental.changed_groups(con, "fct_target_scorecard", slice_key, prints, "plan_id", where, where_params)
-    changed = sorted(set(prints) & set(scope or ()))  # the plans to score again (the others of scope leave)
-    if scope is None:  # nothing to keep (a first build, no state, every plan changed): the whole year
+    scope = incremental.changed_groups(con, "fct_target_scorecard", slice_key, prints, SCORECARD_GROUP, where, where_params)
+    changed = sorted(set(prints) & set(scope or ()))  # the groups to score again (the others of scope leave)
+    if scope is None:  # nothing to keep (a first build, no state, every group changed): the whole year
         frame = scorecard_reading(catalog, year, _figure_reader(run, span), span["first_year"], external=external)
     else:
         frame = pd.DataFrame(columns=["plan_id"])
         if changed:
-            chosen = sorted(set().union(*(units[plan] for plan in changed)))
+            pairs = {pairs_of[group] for group in changed}
+            chosen = sorted(set().union(*(units[plan] for plan, _ in pairs)))
             frame = scorecard_reading(
-                catalog, year, _figure_reader(run, span, chosen), span["first_year"], external=external, plans=changed
+                catalog, year, _figure_reader(run, span, chosen), span["first_year"], external=external, groups=pairs
             )
     incremental.LAST_SCOPE[("fct_target_scorecard", slice_key)] = None if scope is None else tuple(changed)
     key = run.model.incremental if run.model else None  # within the rows replaced, only the org units that changed are written
@@ -425,15 +433,21 @@ def scorecard(run: ModelRun) -> int:
     with transaction(con):
         if scope is None:
             replace_frame(con, "fct_target_scorecard", frame, slice_, atomic=False, key=key, changes=changes)
-        elif scope:  # the plans scored again, and those no longer in the catalog, are replaced
+        elif scope:  # the groups scored again, and those no longer in the catalog, are replaced
             replace_frame(
-                con, "fct_target_scorecard", frame, slice_ | {"plan_id": list(scope)}, atomic=False, key=key, changes=changes
+                con,
+                "fct_target_scorecard",
+                frame,
+                slice_ | {SCORECARD_GROUP: list(scope)},
+                atomic=False,
+                key=key,
+                changes=changes,
             )
-        else:  # no plan changed: `changed_groups` found every plan's kept fingerprint and row count as they
+        else:  # no group changed: `changed_groups` found every group's kept fingerprint and row count as they
             # are, so there is nothing to write or to keep again (a re-run's usual case: 20-30 ms)
             changes["groups"] = []
         if scope != ():
-            incremental.keep_fingerprints(con, "fct_target_scorecard", slice_key, prints, "plan_id", where, where_params)
+            incremental.keep_fingerprints(con, "fct_target_scorecard", slice_key, prints, SCORECARD_GROUP, where, where_params)
         # the org units whose rows were rewritten (None: unknown), for the grain check (models._grain_scope)
         incremental.wrote(con, "fct_target_scorecard", slice_key, changes.get("groups"))
     return int(con.execute("select count(*) from fct_target_scorecard where period_year = $year", {"year": year}).fetchone()[0])
@@ -465,24 +479,45 @@ def _figure_reader(run: ModelRun, span: dict, units: list[str] | None = None):
     return read
 
 
-def _plan_fingerprints(run: ModelRun, span: dict, units: dict[str, set[str]], external: pd.DataFrame | None) -> dict[str, str]:
-    """{plan_id: the fingerprint of what its scorecard rows are computed from}: its carriers' figures
-    (row count and hash sum per agency of the `parts` and `values` inputs, from DuckDB), the
-    recorded external values, the year and its span, the catalog files and the scorecard's code."""
+def _group_fingerprints(
+    run: ModelRun, span: dict, units: dict[str, set[str]], external: pd.DataFrame | None
+) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """({group: the fingerprint of what its scorecard rows are computed from}, {group: (plan_id,
+    indicator_code)}), a group being a plan's targets on one indicator (SCORECARD_GROUP, as
+    `pipelines.warehouse.group_text` writes it): the figures of its indicator at the plan's
+    carriers (row count and hash sum of the `parts` input's rows of the indicator, or of the
+    `values` input's rows of a reduction's numerator element, from DuckDB), the recorded external
+    values, the year and its span, the catalog files and the scorecard's code."""
     from pipelines.catalog.loading import fingerprint as catalog_files
+    from pipelines.scorecard import KEY_COLUMN
+    from pipelines.warehouse import group_text
 
+    catalog = run.catalog
+    members = [(plan, agency) for plan, codes in sorted(units.items()) for agency in sorted(codes)]
+    params = span | {"plans": [p for p, _ in members] or [""], "agencies": [a for _, a in members] or [""]}
     sums = {}
     for name in ("parts", "values"):
-        sql = f"select agency_code, count(*), sum(hash(t)::hugeint) from ({run.input_sql(name)}\n) as t group by all"
-        sums[name] = {agency: (int(n), int(h)) for agency, n, h in run.execute(sql, **span).fetchall()}
+        sql = (
+            f"select u.plan_id, t.{KEY_COLUMN[name]}, count(*), sum(hash(t)::hugeint) from ({run.input_sql(name)}\n) as t"
+            " join (select unnest($plans) as plan_id, unnest($agencies) as agency_code) as u on t.agency_code = u.agency_code"
+            " group by all"
+        )
+        sums[name] = {(plan, key): (int(n), int(h)) for plan, key, n, h in run.execute(sql, **params).fetchall()}
     outside = int(pd.util.hash_pandas_object(external, index=False).sum()) if external is not None and len(external) else 0
-    common = repr((_scorecard_version(run), catalog_files(Path(run.catalog.root)), span, outside))
-    return {
-        plan: hashlib.sha256(
-            repr((common, plan, [(a, sums["parts"].get(a), sums["values"].get(a)) for a in sorted(codes)])).encode()
-        ).hexdigest()[:32]
-        for plan, codes in units.items()
-    }
+    common = repr((_scorecard_version(run), catalog_files(Path(catalog.root)), span, outside))
+    prints, pairs = {}, {}
+    for plan, indicator_code in sorted({(t.plan_id, t.indicator) for t in catalog.records.targets}):
+        indicator = catalog.indicators_by_code[indicator_code]
+        if indicator.method == "baseline_reduction":
+            figures = sums["values"].get((plan, indicator.numerator))
+        elif indicator.method in ("ratio", "weighted_mean"):
+            figures = sums["parts"].get((plan, indicator_code))
+        else:  # an external indicator: its recorded values, in `common`
+            figures = None
+        group = group_text((plan, indicator_code))
+        prints[group] = hashlib.sha256(repr((common, plan, indicator_code, figures)).encode()).hexdigest()[:32]
+        pairs[group] = (plan, indicator_code)
+    return prints, pairs
 
 
 def _scorecard_version(run: ModelRun) -> str:

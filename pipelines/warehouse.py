@@ -39,14 +39,34 @@ def _ident(name: str) -> str:
     return name
 
 
-def _where(slice_: Mapping[str, object]) -> tuple[str, dict]:
-    """The filter of a slice: column = value, or column in values for a list or tuple."""
+GROUP_SEPARATOR = "\t"  # between the columns of a group made of several (`group_sql`)
+
+
+def group_sql(key: str | tuple[str, ...]) -> str:
+    """A group's value in SQL: a column, or for a tuple of columns their values joined by
+    GROUP_SEPARATOR (text: what `group_text` gives in Python)."""
+    if isinstance(key, tuple):
+        return f"concat_ws(chr({ord(GROUP_SEPARATOR)}), {', '.join(_ident(c) for c in key)})"
+    return f'"{key}"'
+
+
+def group_text(values: tuple) -> str:
+    """A group of several columns as `group_sql` gives it: the values joined by GROUP_SEPARATOR."""
+    return GROUP_SEPARATOR.join(str(v) for v in values)
+
+
+def _where(slice_: Mapping[str | tuple[str, ...], object]) -> tuple[str, dict]:
+    """The filter of a slice: column = value, or column in values for a list or tuple; a tuple of
+    columns is one group of several (`group_sql`), its values as `group_text` makes them."""
     if not slice_:
         return "true", {}
     parts, params = [], {}
     for i, (column, value) in enumerate(slice_.items()):
         key = f"slice_{i}"
-        if isinstance(value, list | tuple):
+        if isinstance(column, tuple):
+            parts.append(f"list_contains(${key}, {group_sql(column)})")
+            value = list(value) if isinstance(value, list | tuple) else [value]
+        elif isinstance(value, list | tuple):
             parts.append(f"list_contains(${key}, {_ident(column)})")
             value = list(value)
         else:

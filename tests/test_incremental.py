@@ -731,11 +731,13 @@ def _with_documents(i: int, extra: int = 0) -> dict:
 
 
 @pytest.mark.slow  # several builds of two quarters and fresh ones: the full tier
-def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_path, catalog):
-    """The scorecard by plan: a re-run with nothing changed scores no plan; a changed commune of Trần
-    Đề scores its plan again and keeps Ngã Năm's rows (their DuckDB row ids too); a plan whose rows
-    were lost is scored again; the next quarter of the year scores every plan with new figures; and
-    the year's rows always equal a fresh build's."""
+def test_the_scorecard_scores_again_only_the_groups_whose_figures_changed(tmp_path, catalog):
+    """The scorecard by plan and indicator: a re-run with nothing changed scores no group; a changed
+    commune of Trần Đề scores again its plan's targets on the indicator whose figures changed and
+    keeps the plan's other targets' rows and Ngã Năm's (their DuckDB row ids too); a changed agency
+    of Ngã Năm scores again the targets on the indicators its changed figures enter, not the plan's
+    others; a group whose rows were lost is scored again; the next quarter of the year scores every
+    group with new figures; and the year's rows always equal a fresh build's."""
     from pipelines import incremental, steps
     from pipelines.periods import LOCAL_TZ
     from pipelines.warehouse import Warehouse
@@ -779,10 +781,14 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
         report_date=dt.date(2024, 4, 5),
     )
     changed = rebuild("2024-Q1")
-    assert incremental.LAST_SCOPE[scope] == ("tran-de-2024",)
+    # Trần Đề's plan has targets on the documents checked and on those handled: only the first's
+    # figures changed (TCH.01), so only its targets were scored again
+    assert {r[0]: r[2] for r in first if r[0] == "tran-de-2024"} and len({r[2] for r in first if r[0] == "tran-de-2024"}) == 2
+    assert incremental.LAST_SCOPE[scope] == ("tran-de-2024\tvbqppl_correct",)
     assert [r for r in changed if r[0] == "ngan-nam-2021-2030"] == [r for r in first if r[0] == "ngan-nam-2021-2030"]
+    assert [r for r in changed if r[2] == "vbqppl_handled"] == [r for r in first if r[2] == "vbqppl_handled"]
     assert without_ids(changed) != without_ids(first)
-    # inside the plan scored again, only the org units whose rows changed were written again
+    # inside the group scored again, only the org units whose rows changed were written again
     # (Tài Văn and the aggregates over it); the others keep their rows and row ids
     with Warehouse(work).connect() as con:
         org_unit = [c[0] for c in con.execute(select).description].index("org_unit_code")
@@ -800,10 +806,34 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
     assert all(new_units[u] == old_units[u] for u in same)
     assert set(incremental._WRITES[scope][2]) == set(new_units) - set(same)  # the org units rewritten, said
 
-    with Warehouse(work).connect() as con:  # rows lost (not through the scorecard): that plan is scored again
-        con.execute("delete from fct_target_scorecard where plan_id = 'ngan-nam-2021-2030' and org_unit_code = 'NN-PHUONG-2'")
+    # a ward of Ngã Năm with more dossiers received (HSO.01, HSO.02) and documents checked: the
+    # plan's targets on the indicators those enter are scored again, its many others keep their rows
+    make_form(
+        raw / "2024-Q1" / "NN-PHUONG-1_2024-Q1.xlsx",
+        "NN-PHUONG-1",
+        "Quý I/2024",
+        _with_documents(len(COMMUNES), 11),
+        report_date=dt.date(2024, 4, 5),
+    )
+    before = changed
+    changed = rebuild("2024-Q1")
+    groups = incremental.LAST_SCOPE[scope]
+    nn_groups = {r[2] for r in before if r[0] == "ngan-nam-2021-2030"}
+    assert groups and {g.split("\t")[0] for g in groups} == {"ngan-nam-2021-2030"}
+    assert "ngan-nam-2021-2030\tonline_dossier_rate" in groups and len(groups) < len(nn_groups) / 2
+    again = {g.split("\t")[1] for g in groups}
+    assert [r for r in changed if r[2] not in again] == [r for r in before if r[2] not in again]
+    assert without_ids(r for r in changed if r[2] in again) != without_ids(r for r in before if r[2] in again)
+
+    with Warehouse(work).connect() as con:  # rows lost (not through the scorecard): their groups are scored again
+        ward = "plan_id = 'ngan-nam-2021-2030' and org_unit_code = 'NN-PHUONG-2'"
+        lost = {
+            f"ngan-nam-2021-2030\t{indicator}"
+            for (indicator,) in con.execute(f"select distinct indicator_code from fct_target_scorecard where {ward}").fetchall()
+        }
+        con.execute(f"delete from fct_target_scorecard where {ward}")
     assert without_ids(rebuild("2024-Q1")) == without_ids(changed)
-    assert incremental.LAST_SCOPE[scope] == ("ngan-nam-2021-2030",)
+    assert lost and set(incremental.LAST_SCOPE[scope]) == lost
 
     for i, code in enumerate(agencies):  # the second quarter: every plan's carriers have new figures
         make_form(
@@ -814,7 +844,8 @@ def test_the_scorecard_scores_again_only_the_plans_whose_carriers_changed(tmp_pa
             report_date=dt.date(2024, 7, 5),
         )
     ours = rebuild("2024-Q2")
-    assert set(incremental.LAST_SCOPE[scope] or plans) >= {"tran-de-2024", "ngan-nam-2021-2030"}
+    rescored = incremental.LAST_SCOPE[scope]
+    assert rescored is None or {g.split("\t")[0] for g in rescored} >= {"tran-de-2024", "ngan-nam-2021-2030"}
 
     fresh = tmp_path / "fresh.duckdb"  # the same rows as scoring every plan from scratch
     with Warehouse(fresh).connect() as con:

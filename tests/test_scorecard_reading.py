@@ -79,6 +79,9 @@ class Reader:
 def _same(theirs: pd.DataFrame, ours: pd.DataFrame) -> None:
     assert len(theirs) > 0
     theirs, ours = (f.sort_values(GRAIN, na_position="first").reset_index(drop=True) for f in (theirs, ours))
+    for column in theirs.columns:  # no value at all: None (objects) or NaN, as the rows had them (both NULL in DuckDB)
+        if theirs[column].isna().all() and column in ours and ours[column].isna().all():
+            theirs[column] = ours[column] = np.nan
     pd.testing.assert_frame_equal(theirs, ours, check_exact=False, rtol=1e-12, check_dtype=False)
 
 
@@ -130,6 +133,42 @@ def test_some_plans_read_as_needed(catalog):
     theirs = build_scorecard(catalog, year, figures["parts"], figures["values"], plans=plans)
     _same(theirs, scorecard_reading(catalog, year, Reader(figures), first_scorecard_year(catalog, year), plans=plans))
     assert set(theirs["plan_id"]) == set(plans)
+
+
+@pytest.mark.parametrize("year", [2022, 2027])  # the years with baseline reductions in force
+def test_a_plan_s_targets_on_some_indicators_are_those_every_target_gives(catalog, year):
+    """`groups`: the rows of a plan's targets on some indicators (a share and a reduction, when the
+    plan has both), computed from those indicators' figures at the plan's carriers alone, are the
+    rows a build of every plan on every figure gives them; only their keys are read."""
+    figures = _figures(catalog, year, seed=year + 11)
+    indicators = catalog.indicators_by_code
+    in_force = [t for t in catalog.records.targets if t.start_year <= year <= t.deadline_year]
+    reduces = {t.plan_id for t in in_force if indicators[t.indicator].method == "baseline_reduction"}
+    plan = max(
+        sorted({t.plan_id for t in in_force}),
+        key=lambda p: (p in reduces, len({t.indicator for t in in_force if t.plan_id == p})),
+    )
+    mine = sorted({t.indicator for t in in_force if t.plan_id == plan})
+    by_method: dict[str, list[str]] = {}
+    for code in mine:
+        by_method.setdefault(indicators[code].method, []).append(code)
+    chosen = [codes[len(codes) // 2] for method, codes in sorted(by_method.items()) if method != "external"]
+    assert "baseline_reduction" in by_method and len(chosen) < len(mine)
+    groups = {(plan, code) for code in chosen}
+    units = plan_units(catalog)[plan]
+    keys = {indicators[c].numerator if indicators[c].method == "baseline_reduction" else c for c in chosen}
+    theirs = {
+        name: frame[frame["agency_code"].isin(units) & frame[KEY_COLUMN[name]].isin(keys)].reset_index(drop=True)
+        for name, frame in figures.items()
+    }
+    every = build_scorecard(catalog, year, figures["parts"], figures["values"])
+    expected = every[[(p, i) in groups for p, i in zip(every["plan_id"], every["indicator_code"], strict=True)]]
+    _same(expected, build_scorecard(catalog, year, theirs["parts"], theirs["values"], groups=groups))
+    reader = Reader(figures)
+    _same(expected, scorecard_reading(catalog, year, reader, first_scorecard_year(catalog, year), groups=groups))
+    read = {key for name, frame in reader.returned for key in frame[KEY_COLUMN[name]]}
+    assert read and read <= keys
+    assert set(zip(expected["plan_id"], expected["indicator_code"], strict=True)) == groups
 
 
 def test_the_pipeline_s_reader_reads_in_duckdb_what_the_scorecard_asks_for(catalog, tmp_path):
