@@ -505,20 +505,31 @@ def scorecard_reading(
     frame, missing = build_scorecard(
         catalog, year, parts, values, external=external, plans=plans, baselines_read=True, groups=groups
     )
-    more = {}
+    more, found = {}, set()
     span = set(range(first_year, year + 1))
     for name in ("parts", "values"):
-        pairs = missing.loc[missing["on"] == name, ["key", "agency_code"]]
+        pairs = missing.loc[missing["on"] == name, ["key", "agency_code"]].drop_duplicates()
         pairs = pairs[[not span <= read_years[name].get(key, set()) for key in pairs["key"]]]  # not read whole already
         if not pairs.empty:
             more[name] = read(name, read_years[name], pairs)
-    if all(extra.empty for extra in more.values()):  # none of them has figures in the other years
+            found |= {(name, key) for key in more[name][KEY_COLUMN[name]].unique()}
+    if not found:  # none of them has figures in the other years
         return frame
     parts, values = (
         pd.concat([frame_, more[name]], ignore_index=True) if name in more and not more[name].empty else frame_
         for name, frame_ in (("parts", parts), ("values", values))
     )
-    return build_scorecard(catalog, year, parts, values, external=external, plans=plans, groups=groups)
+    # only the targets whose series lacked their baseline, and found figures of other years, are
+    # scored again (with their plan's other targets on the same indicator: a group's rows are computed
+    # together); the other rows depend only on the years read (`years_needed`), which are the same
+    lacking = missing[[(on, key) in found for on, key in zip(missing["on"], missing["key"], strict=True)]]
+    again = set(zip(lacking["plan_id"], lacking["indicator_code"], strict=True))
+    rescored = build_scorecard(catalog, year, parts, values, external=external, plans=plans, groups=again)
+    kept = frame[[pair not in again for pair in zip(frame["plan_id"], frame["indicator_code"], strict=True)]]
+    rows = pd.concat([part for part in (kept, rescored) if not part.empty] or [frame], ignore_index=True)
+    order = {(t.plan_id, t.target_id): k for k, t in enumerate(_prepared(catalog).targets)}  # catalog target order
+    position = np.array([order[pair] for pair in zip(rows["plan_id"], rows["target_id"], strict=True)], dtype=np.int64)
+    return rows.take(np.argsort(position, kind="stable")).reset_index(drop=True)
 
 
 KEY_COLUMN = {"parts": "indicator_code", "values": "code"}  # the key of each kind of figures
@@ -547,7 +558,7 @@ def _read_whole_keys(
     return (frame if more.empty else pd.concat([frame, more], ignore_index=True)), read_years
 
 
-_NO_PAIRS = pd.DataFrame({"on": pd.Series(dtype=object), "key": pd.Series(dtype=object), "agency_code": pd.Series(dtype=object)})
+_NO_PAIRS = pd.DataFrame({c: pd.Series(dtype=object) for c in ("on", "key", "agency_code", "plan_id", "indicator_code")})
 
 
 def _with_missing(frame: pd.DataFrame, missing: pd.DataFrame | None):
@@ -557,9 +568,10 @@ def _with_missing(frame: pd.DataFrame, missing: pd.DataFrame | None):
 def _baselines_missing(
     rows: pd.DataFrame, prep: _Prepared, start_year: np.ndarray, year: int, methods, indicator, numerator_code
 ) -> pd.DataFrame:
-    """(on, key, agency_code) of the figures the rows' trend baselines may need from years not read
-    (`build_scorecard`, baselines_read): rows of targets started before `year` whose series has no
-    value in the year before the start (its baseline after the start, or none)."""
+    """(on, key, agency_code, plan_id, indicator_code) of the figures the rows' trend baselines may
+    need from years not read, and the target group they are read for (`build_scorecard`,
+    baselines_read): rows of targets started before `year` whose series has no value in the year
+    before the start (its baseline after the start, or none)."""
     if rows.empty:
         return _NO_PAIRS
     tks = rows["tk"].to_numpy(int)
@@ -584,8 +596,9 @@ def _baselines_missing(
             agencies = [unit]
         else:  # an aggregate: every carrier of the target
             agencies = prep.carriers.loc[prep.carriers["tk"].to_numpy() == tk, "agency_code"].tolist()
-        out += [(on, key, agency) for agency in agencies]
-    return pd.DataFrame(out, columns=["on", "key", "agency_code"]).drop_duplicates() if out else _NO_PAIRS
+        group = (prep.targets[tk].plan_id, prep.targets[tk].indicator)
+        out += [(on, key, agency, *group) for agency in agencies]
+    return pd.DataFrame(out, columns=list(_NO_PAIRS.columns)).drop_duplicates() if out else _NO_PAIRS
 
 
 def _external_rows(external: pd.DataFrame | None, tks: np.ndarray, prep: _Prepared) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines import scorecard
 from pipelines.scorecard import KEY_COLUMN, build_scorecard, plan_units, scorecard_reading, years_needed
 from pipelines.steps import first_scorecard_year
 
@@ -100,7 +101,7 @@ def test_read_as_needed_the_scorecard_is_the_one_every_year_gives(catalog, year)
 
 
 @pytest.mark.parametrize("year", [2024, 2025])  # the years a plan of the catalog, started before, has figures
-def test_a_series_without_figures_the_year_before_its_start_takes_its_first_later_value(catalog, year):
+def test_a_series_without_figures_the_year_before_its_start_takes_its_first_later_value(catalog, year, monkeypatch):
     """The carriers of a plan started before `year` did not report the year before its targets
     started (nor the years before that); two of them reported nothing before `year`. The series'
     baselines are then their first values after the start, from a year the scorecard reads only for
@@ -117,8 +118,20 @@ def test_a_series_without_figures_the_year_before_its_start_takes_its_first_late
     }
     reader = Reader(figures)
     every_year = build_scorecard(catalog, year, figures["parts"], figures["values"])
-    _same(every_year, scorecard_reading(catalog, year, reader, first_scorecard_year(catalog, year)))
+    builds = []
+
+    def recorded(*args, **kwargs):
+        builds.append(kwargs.get("groups"))
+        return build_scorecard(*args, **kwargs)
+
+    monkeypatch.setattr(scorecard, "build_scorecard", recorded)
+    read = scorecard_reading(catalog, year, reader, first_scorecard_year(catalog, year))
+    every_group = set(zip(every_year["plan_id"], every_year["indicator_code"], strict=True))
+    assert len(builds) == 2 and builds[0] is None and 0 < len(builds[1]) < len(every_group)
+    _same(every_year, read)
     assert ("parts", True) in reader.asked  # the other years of those series were read
+    # only the targets whose series lacked a baseline were scored again; the rows come in one order
+    assert (read[GRAIN].to_numpy() == every_year[GRAIN].to_numpy()).all()
     assert reader.disjoint()
     plan_rows = every_year[every_year["plan_id"] == started[0]]
     assert plan_rows["baseline_period"].dropna().str.startswith(str(intermediate)).any()
