@@ -479,6 +479,12 @@ class ModelRun:
         """A Python model's named input query, as a DataFrame."""
         return self.execute(self.input_sql(name), **params).df()
 
+    def bound(self, name: str, **params) -> tuple[str, dict]:
+        """A Python model's named input query and the parameters it names (the run's and these),
+        for a caller that queries it where it is (`pipelines.validation.outliers.History`)."""
+        sql = self.input_sql(name)
+        return sql, _bind(sql, self.params(params))
+
     def for_slice(self, partition_key: str, model: Model) -> ModelRun:
         return replace(self, partition_key=partition_key, model=model)
 

@@ -25,7 +25,7 @@ from pipelines.dims import DIMENSIONS
 from pipelines.models import EXTERNAL_VALUES, UNASSIGNED, ModelRun, all_models, build_all
 from pipelines.periods import Period, parse_date, partition_report
 from pipelines.tasks import assess_task, parse_due, parse_status
-from pipelines.validation import FINDING_COLUMNS, ValidationInput, rule_engine
+from pipelines.validation import FINDING_COLUMNS, History, ValidationInput, rule_engine
 from pipelines.warehouse import SQL_DIR, replace_frame, sql_text, statement_body, table_exists
 
 
@@ -148,7 +148,8 @@ def validate(run: ModelRun) -> int:
         every = bool(again.all())
         chosen = submissions[again]
         agencies = [] if every else sorted(set(chosen["declared_agency_code"].dropna()))
-        history = run.read("history", **span, every=every, agencies=agencies) if span else pd.DataFrame()
+        # the history stays in DuckDB: the outlier rules ask it for summaries per agency and code
+        history = History(run.con, *run.bound("history", **span, every=every, agencies=agencies)) if span else pd.DataFrame()
         values = run.read("values", every=every, sids=[] if every else sorted(chosen["submission_id"]))
         data = ValidationInput(
             chosen, values, history, collecting.code if collecting else None, lambda rows: run.read("places", rows=rows.tolist())

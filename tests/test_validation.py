@@ -348,6 +348,19 @@ def test_history_scores_match_their_row_by_row_definition():
     assert change.iloc[7] == pytest.approx(60.0) and change.iloc[10] == pytest.approx(50.0)
     assert change.iloc[[8, 9, 11]].isna().all()  # nothing earlier; the latest was 0; no value
 
+    # the pipeline's history stays in DuckDB (a query with its parameters): the same scores
+    import duckdb
+
+    from pipelines.validation import History
+
+    con = duckdb.connect()
+    con.execute("create table h as select * from history")
+    con.execute("insert into h values ('A', '2021-Y', 'F.01', 1e9, 'flow')")  # left out by the query
+    kept = History(con, "select * from h where period_code > $since", {"since": "2022"})
+    assert not kept.empty and History(con, "select * from h where false").empty
+    pd.testing.assert_series_equal(own_history_z(long, kept), z, check_exact=True)
+    pd.testing.assert_series_equal(stock_change_pct(long, kept), change, check_exact=True)
+
 
 def test_modified_z_by_group_is_modified_z_group_by_group():
     """The grouped computation gives modified_z's numbers within each group, missing keys a group of their own."""

@@ -21,10 +21,11 @@ from pipelines.expectations import run_suite
 from pipelines.validation.common import FINDING_COLUMNS
 from pipelines.validation.compare import ratio_rules
 from pipelines.validation.engine import RuleEngine, ValidationInput, rule_engine
-from pipelines.validation.outliers import modified_z, modified_z_by_group, own_history_z, stock_change_pct
+from pipelines.validation.outliers import History, modified_z, modified_z_by_group, own_history_z, stock_change_pct
 
 __all__ = [
     "FINDING_COLUMNS",
+    "History",
     "RuleEngine",
     "ValidationInput",
     "modified_z",

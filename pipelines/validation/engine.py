@@ -17,7 +17,7 @@ from pipelines.catalog import Catalog, ValidationRule
 from pipelines.expectations import DEFAULT_ENGINE, ENGINE_VARIABLE, Expect, ExpectationEngine, engine_from_env, engine_named
 from pipelines.validation.common import FINDING_COLUMNS, Places, column_of
 from pipelines.validation.compare import compare_findings, ratio_rules, violations_sql
-from pipelines.validation.outliers import outlier_findings
+from pipelines.validation.outliers import History, outlier_findings
 from pipelines.validation.submission import submission_findings
 from pipelines.validation.values import duplicate_findings, value_findings
 
@@ -29,12 +29,13 @@ class ValidationInput:
     submissions: raw_submission rows of the partition.
     values: raw_value rows of those submissions: with their sheet, cell and raw_text, or with a
     value_row that `places` looks them up by (pipelines.validation.common.with_places).
-    history: earlier in-force values (agency_code, period_code, code, value), for outliers.
+    history: earlier in-force values (agency_code, period_code, code, value, kind), for outliers:
+    a frame, or a `pipelines.validation.outliers.History` (the pipeline's: a query left in DuckDB).
     """
 
     submissions: pd.DataFrame
     values: pd.DataFrame
-    history: pd.DataFrame
+    history: pd.DataFrame | History
     collecting_period: str | None = None
     places: Places | None = None
 

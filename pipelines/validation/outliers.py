@@ -4,23 +4,106 @@ the agency's previous report. Scores are modified z-scores (Iglewicz-Hoaglin) or
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from pipelines.expectations import Expect
 from pipelines.numbers import format_vn
-from pipelines.periods import period_from_code
+from pipelines.periods import ALL_KINDS, Period, period_from_code
 from pipelines.validation.common import Places, applies, finding, place_arrays
 
 if TYPE_CHECKING:
     from pipelines.validation.engine import RuleEngine
 
 
-def outlier_findings(engine: RuleEngine, long: pd.DataFrame, history: pd.DataFrame, places: Places | None = None) -> list[dict]:
+class History:
+    """The earlier figures the own-history rules compare with (agency_code, period_code, code,
+    value, kind), where they lie: a query on a DuckDB connection (the pipeline's `history` input,
+    `sql` with its `params`), or a frame (`History.of`). The rules ask it for summaries per agency
+    and code (`own_history_z`: count, median and MAD of the rates; `stock_change_pct`: the latest
+    earlier value), computed in DuckDB, so that three years of figures never reach pandas: the rows
+    read grew with the history kept (up to three years), the summaries do not."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None):
+        self.con, self.sql, self.params = con, sql, dict(params or {})
+
+    @classmethod
+    def of(cls, history: History | pd.DataFrame) -> History:
+        """A History as it is, or one over a frame of those columns (on a connection of its own)."""
+        if isinstance(history, History):
+            return history
+        con = duckdb.connect()
+        con.register("history_frame", history[_FRAME_COLUMNS])
+        return cls(con, "select * from history_frame")
+
+    @cached_property
+    def empty(self) -> bool:
+        """No row at all (a first run): the rules then skip the values' copy they would compare."""
+        return not self.con.execute(f"select exists (select 1 from ({self.sql}\n))", self.params).fetchone()[0]
+
+    def summary(self, sql: str, **params) -> pd.DataFrame:
+        """`sql` with `{history}` standing for the history's rows, as a frame."""
+        return self.con.execute(sql.replace("{history}", f"({self.sql}\n)"), self.params | params).df()
+
+
+_FRAME_COLUMNS = ["agency_code", "period_code", "code", "value", "kind"]
+
+
+def _period_case(attribute) -> str:
+    """SQL: attribute(Period) of a history row's period code, from its kind (NULL: another kind)."""
+    whens = " ".join(f"when '{kind}' then {attribute(Period(2000, kind))}" for kind in ALL_KINDS)
+    return f"(case split_part(period_code, '-', 2) {whens} end)"
+
+
+def _middle(values: str) -> str:
+    """SQL: the median of a sorted list, as pandas computes it (the mean of the two middle values)."""
+    n = f"len({values})"
+    return f"(case when {n} % 2 = 1 then {values}[{n} // 2 + 1] else ({values}[{n} // 2] + {values}[{n} // 2 + 1]) / 2 end)"
+
+
+# Per agency and code with at least $min_history rates: the rates' median and MAD (flows per month
+# of window), as own_history_z computed them from the rows.
+_OWN_STATS = f"""
+with rates as (
+    select agency_code, code, value::double / (case when kind = 'flow' then {_period_case(lambda p: p.months)} else 1 end) as rate
+    from {{history}}
+    where agency_code is not null and code is not null and value is not null
+),
+sorted as (
+    select agency_code, code, list_sort(list(rate)) as rates
+    from rates where rate is not null and not isnan(rate)
+    group by all having count(*) >= $min_history
+),
+centred as (select agency_code, code, rates, {_middle("rates")} as median from sorted)
+select agency_code, code, median, {_middle("list_sort(list_transform(rates, lambda r: abs(r - median)))")} as mad
+from centred
+"""
+
+# Per value's closing month ($closes) and agency and code: the latest earlier value, as
+# stock_change_pct took it from the rows.
+_LATEST = f"""
+select c.closes, h.agency_code, h.code, last(h.value order by h.closes_at, h.period_code) as previous
+from (
+    select agency_code, code, period_code, value::double as value,
+        cast(left(period_code, 4) as integer) * 100 + {_period_case(lambda p: p.last_month)} as closes_at
+    from {{history}}
+    where agency_code is not null and code is not null and value is not null and not isnan(value::double)
+) as h
+join (select unnest($closes::bigint[]) as closes) as c on h.closes_at < c.closes
+group by all
+"""
+
+
+def outlier_findings(
+    engine: RuleEngine, long: pd.DataFrame, history: History | pd.DataFrame, places: Places | None = None
+) -> list[dict]:
     """Findings of the outlier rules (warnings): peers, own history, stock jumps, each with its score."""
     rules = {r.rule_id: r for r in engine.rules_of("outlier")}
+    history = History.of(history) if not (isinstance(history, pd.DataFrame) and history.empty) else history
     frame = long[["row_id"]].copy()
     usable = long["known"] & (long["parse_status"] == "ok") & long["value"].notna()
     months = _months(long["period_code"])
@@ -186,36 +269,21 @@ def group_ids(keys: list[pd.Series]) -> np.ndarray:
     return group
 
 
-def _history_rates(history: pd.DataFrame) -> pd.DataFrame:
-    if history.empty:
-        return history.assign(rate=pd.Series(dtype=float))
-    flows = history["kind"] == "flow"
-    return history.assign(rate=history["value"] / _months(history["period_code"]).where(flows, 1.0))
-
-
-def own_history_z(long: pd.DataFrame, history: pd.DataFrame, min_history: int = 4) -> pd.Series:
+def own_history_z(long: pd.DataFrame, history: History | pd.DataFrame, min_history: int = 4) -> pd.Series:
     """Modified z of each value against the same agency's earlier report windows for the code.
 
-    Needs at least `min_history` earlier rates; NaN where there are fewer, or their MAD is 0.
-    """
+    Needs at least `min_history` earlier rates; NaN where there are fewer, or their MAD is 0. The
+    rates' median and MAD per agency and code come from DuckDB (`History`)."""
     out = pd.Series(np.nan, index=long.index)
     if history.empty:
         return out
     keys = ["agency_code", "code"]
-    rates = _history_rates(history).dropna(subset=["rate"])
-    by_key = rates.groupby(keys)["rate"]
-    deviation = (rates["rate"] - by_key.transform("median")).abs()
-    stats = pd.DataFrame(
-        {
-            "n": by_key.size(),
-            "median": by_key.median(),
-            "mad": deviation.groupby([rates[k] for k in keys]).median(),
-        }
-    )
-    stats = stats[stats["n"] >= min_history].reset_index()
+    stats = History.of(history).summary(_OWN_STATS, min_history=min_history)
+    if stats.empty:
+        return out
     # a left merge keeps long's order; object keys, so an all-missing column still merges
     found = long[keys].astype(object).merge(stats.astype({k: object for k in keys}), how="left", on=keys)
-    median, mad = found["median"].to_numpy(), found["mad"].to_numpy()
+    median, mad = found["median"].to_numpy(float), found["mad"].to_numpy(float)
     months = _months(long["period_code"])  # NaN where the period is not a code
     rate = long["value"].to_numpy() / months.where(long["element_kind"] == "flow", 1.0).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -224,26 +292,28 @@ def own_history_z(long: pd.DataFrame, history: pd.DataFrame, min_history: int = 
     return pd.Series(np.where(keep, z, np.nan), index=long.index)
 
 
-def stock_change_pct(long: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
+def stock_change_pct(long: pd.DataFrame, history: History | pd.DataFrame) -> pd.Series:
     """% change of each stock value against the agency's latest earlier report of that code.
 
-    "Latest" is the report whose window closes last before the value's own; of two closing
-    in the same month, the later history row. NaN without an earlier report, or when it was 0.
-    """
+    "Latest" is the report whose window closes last before the value's own (of two closing in the
+    same month, the later period code), from DuckDB (`History`). NaN without an earlier report, or
+    when it was 0."""
     out = pd.Series(np.nan, index=long.index)
     if history.empty:
         return out
     keys = ["agency_code", "code"]
-    hist = history.assign(order=_order(history["period_code"])).dropna(subset=["value"])
     current = _order(long["period_code"])
     valid = long["value"].notna() & current.notna()
-    for closes in current[valid].unique():
-        rows = (valid & (current == closes)).to_numpy()
-        past = hist[hist["order"] < closes].sort_values("order", kind="stable")
-        latest = past.groupby(keys)["value"].last().rename("previous").reset_index().astype({k: object for k in keys})
-        at = long.loc[rows, keys].astype(object)
-        previous = at.merge(latest, how="left", on=keys)["previous"].to_numpy(dtype=float)
-        previous[previous == 0] = np.nan
-        value = long.loc[rows, "value"].to_numpy(dtype=float)
-        out[rows] = (value - previous) / previous * 100
+    if not valid.any():
+        return out
+    closes = sorted(int(c) for c in current[valid].unique())
+    latest = History.of(history).summary(_LATEST, closes=closes)
+    if latest.empty:
+        return out
+    at = long.loc[valid, keys].astype(object).assign(closes=current[valid].to_numpy(np.int64))
+    latest = latest.astype({k: object for k in keys}).astype({"closes": np.int64})
+    previous = at.merge(latest, how="left", on=[*keys, "closes"])["previous"].to_numpy(dtype=float)
+    previous[previous == 0] = np.nan
+    value = long.loc[valid, "value"].to_numpy(dtype=float)
+    out[valid.to_numpy()] = (value - previous) / previous * 100
     return out
