@@ -108,6 +108,13 @@ def test_a_bad_csv_value_names_file_row_and_column(tmp_path, file, old, new, col
             "unknown field 'sectoin'",
         ),
         ("end_year: 2024}", "end_year: hai nghìn}", "plan.phases[0].end_year", "phải là số nguyên", "whole number"),
+        (
+            "  - id: TD-01\n",
+            '  - id: "TD\\t01"\n',
+            "targets[0] (id TD\t01).id",
+            "mã 'TD\\t01' có ký tự điều khiển hoặc ký tự ẩn",
+            "holds a control or invisible character",
+        ),
     ],
 )
 def test_a_bad_yaml_value_names_its_path_and_field(tmp_path, old, new, path, vi, en):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import unicodedata
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -52,10 +53,19 @@ def _text(value: object) -> str:
 
 
 def _key(value: object) -> str:
-    """An identifying code: text that may not be empty."""
+    """An identifying code: text that may not be empty, nor hold a control or invisible character
+    (a tab, a line break, a zero-width space: the scorecard joins two codes with a tab into one key,
+    `pipelines.warehouse.group_text`, and such a character makes two codes that look alike)."""
     text = _text(value).strip()
     if not text:
         raise _error("không được để trống", "must not be empty", value)
+    if any(unicodedata.category(ch)[0] == "C" for ch in text):
+        shown = text.encode("unicode_escape").decode("ascii")
+        raise _error(
+            "mã '{value}' có ký tự điều khiển hoặc ký tự ẩn (tab, xuống dòng, khoảng trắng không độ rộng): hãy xoá ký tự đó",
+            "the code '{value}' holds a control or invisible character (tab, line break, zero-width space): remove it",
+            shown,
+        )
     return text
 
 
