@@ -234,6 +234,35 @@ def test_kept_fingerprints_change_only_the_entries_of_groups_that_changed():
     assert state("table_name = 'other'") and len(state()) == 5
 
 
+def test_a_group_of_two_columns_is_found_kept_and_replaced_as_one_key():
+    """A key of several columns (`warehouse.group_sql`): `changed_groups` and `keep_fingerprints`
+    count its groups as `group_text` names them, and a slice on it (`_where`) deletes and keeps
+    exactly the rows of the groups given, none of the same values in other pairs."""
+    from pipelines.incremental import changed_groups, keep_fingerprints
+    from pipelines.warehouse import SQL_DIR, _where, group_text, replace_frame
+
+    con = duckdb.connect()
+    con.execute((SQL_DIR / "ddl" / "008_group_state.sql").read_text(encoding="utf-8"))
+    con.execute("create table s (y integer, plan varchar, ind varchar, v integer)")
+    con.execute(
+        "insert into s values (1, 'p1', 'a', 1), (1, 'p1', 'b', 2), (1, 'p2', 'a', 3), (1, 'p2', 'a', 4), (2, 'p1', 'a', 5)"
+    )
+    key, (where, params) = ("plan", "ind"), _where({"y": 1})
+    prints = {group_text(pair): f"f{i}" for i, pair in enumerate([("p1", "a"), ("p1", "b"), ("p2", "a")])}
+    assert changed_groups(con, "s", "y=1", prints, key, where, params) is None  # nothing kept yet
+    keep_fingerprints(con, "s", "y=1", prints, key, where, params)
+    assert con.execute("select group_value, rows_written from group_state order by 1").fetchall() == [
+        ("p1\ta", 1), ("p1\tb", 1), ("p2\ta", 2)
+    ]  # fmt: skip
+    assert changed_groups(con, "s", "y=1", prints, key, where, params) == ()
+    assert changed_groups(con, "s", "y=1", prints | {"p1\tb": "new"}, key, where, params) == ("p1\tb",)
+    frame = pd.DataFrame({"y": [1], "plan": ["p1"], "ind": ["b"], "v": [20]})
+    replace_frame(con, "s", frame, {"y": 1, key: ["p1\tb", "p2\tb"]})  # p2/b: no rows, none of p2/a's
+    assert con.execute("select * from s order by all").fetchall() == [
+        (1, "p1", "a", 1), (1, "p1", "b", 20), (1, "p2", "a", 3), (1, "p2", "a", 4), (2, "p1", "a", 5)
+    ]  # fmt: skip
+
+
 def test_the_header_names_a_grain_column(tmp_path):
     folder = tmp_path / "intermediate"
     folder.mkdir()
