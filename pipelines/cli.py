@@ -467,7 +467,23 @@ def _run_in(
                 closing.close()
 
             after_answer(close)
+    _say_register_problems(resources["raw"].register_path)
     return partitions
+
+
+def _say_register_problems(register) -> None:
+    """The rows of the receipts register the runs skipped (a time that is not one), on stderr."""
+    from pipelines.ingest import receipt_register_problems
+
+    problems = receipt_register_problems(register)
+    if problems:
+        print(
+            f"  Sổ nhận báo cáo có {len(problems)} dòng không đọc được thời điểm nhận / the receipts register has"
+            f" {len(problems)} row(s) whose received time could not be read:",
+            file=sys.stderr,
+        )
+        for problem in problems:
+            print(f"    - {problem}", file=sys.stderr)
 
 
 # The working database's connection of the run that just published, while it stays open for the

@@ -175,11 +175,25 @@ def load_receipt_register(path: Path | None) -> dict[str, Receipt]:
     return _once_per_command(lambda: ("receipts", register_print(path)), lambda: _read_receipt_register(path))
 
 
+# The rows of a register this process read whose time it could not read, by the register's path:
+# skipped (their files take their first-seen time), said by `python -m pipelines run` after its
+# runs (`receipt_register_problems`) and in the step's log.
+_REGISTER_PROBLEMS: dict[str, list[str]] = {}
+
+
+def receipt_register_problems(path: Path | str | None) -> list[str]:
+    """What the last reading of the register in this process skipped: one message per row, naming
+    the file, the row, the column and the text (Vietnamese, then English)."""
+    return list(_REGISTER_PROBLEMS.get(str(path), ())) if path else []
+
+
 def _read_receipt_register(path: Path | None) -> dict[str, Receipt]:
-    """load_receipt_register's reading of the file."""
+    """load_receipt_register's reading of the file. A row whose received_at is not an ISO time is
+    skipped and said (`receipt_register_problems`): one mistyped row never stops a quarter."""
     if not path or not Path(path).exists():
         return {}
     register: dict[str, Receipt] = {}
+    problems: list[str] = []
     with open(path, encoding="utf-8-sig", newline="") as handle:
         # csv.reader with the columns found by name, as csv.DictReader finds them (the last column
         # of a name; a short row has no value there): a national register's 4,000 rows in a third
@@ -197,10 +211,23 @@ def _read_receipt_register(path: Path | None) -> dict[str, Receipt]:
             stamp = clean(cell(row, at))
             if not key or not stamp:
                 continue
-            when = dt.datetime.fromisoformat(stamp)
+            try:
+                when = dt.datetime.fromisoformat(stamp)
+            except ValueError:
+                problems.append(
+                    f"{path}, dòng/row {rows.line_num}, cột/column received_at: '{stamp}' không phải thời điểm dạng"
+                    f" YYYY-MM-DDTHH:MM; dòng bị bỏ qua: {key} lấy thời điểm ở dòng hợp lệ khác của sổ nếu có, nếu"
+                    f" không thì lúc hệ thống thấy tệp lần đầu / is not a time written YYYY-MM-DDTHH:MM; the row is"
+                    f" skipped: {key} takes the time of another valid row of the register if there is one, else"
+                    " when the pipeline first saw the file"
+                )
+                continue
             if when.tzinfo is None:
                 when = when.replace(tzinfo=LOCAL_TZ)
             register[key] = Receipt(when, "register")
+    _REGISTER_PROBLEMS[str(path)] = problems
+    for problem in problems:
+        log.warning("%s", problem)
     return register
 
 

@@ -176,6 +176,20 @@ def test_a_receipts_register_named_but_missing_is_said_and_the_run_goes_on(tmp_p
     )
 
 
+def test_a_receipts_register_row_with_a_bad_time_is_said_and_the_run_goes_on(tmp_path):
+    from tests.conftest import make_form
+
+    make_form(tmp_path / "raw" / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    register = tmp_path / "raw" / "receipts.csv"
+    register.write_text("file_name,received_at\nTD-XA-LIEUTU_2024-Q1.xlsx,ngày 8/4\n", encoding="utf-8")
+    result = run_cli("run", env=_env(tmp_path, CCHC_MAIL_ENABLED="false"))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Stack Trace" not in result.stderr
+    assert "Sổ nhận báo cáo có 1 dòng" in result.stderr
+    assert f"{register}, dòng/row 2, cột/column received_at: 'ngày 8/4'" in result.stderr
+    assert "the row is skipped: TD-XA-LIEUTU_2024-Q1.xlsx takes" in result.stderr
+
+
 def _catalog_with(tmp_path, edit):
     folder = tmp_path / "catalog"
     shutil.copytree(REPO / "catalog", folder)

@@ -108,6 +108,25 @@ def test_register_times_are_local_unless_zoned(tmp_path):
     assert ingest.load_receipt_register(tmp_path / "missing.csv") == {}
 
 
+def test_a_register_row_whose_time_is_not_one_is_skipped_and_said(tmp_path):
+    """A mistyped time never stops a quarter: its row is skipped (an earlier valid row of the same
+    file stands), and the problem names the register, the row, the column and the text."""
+    register = tmp_path / "receipts.csv"
+    register.write_text(
+        "file_name,received_at\na.xlsx,2024-04-01T08:00\nb.xlsx,ngày 8 tháng 4\na.xlsx,8/4/2024 8:00\nc.xlsx,2024-04-03T08:00\n",
+        encoding="utf-8",
+    )
+    got = {key: receipt.received_at.day for key, receipt in ingest._read_receipt_register(register).items()}
+    assert got == {"a.xlsx": 1, "c.xlsx": 3}
+    problems = ingest.receipt_register_problems(register)
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{register}, dòng/row 3, cột/column received_at: 'ngày 8 tháng 4' không phải")
+    assert "dòng/row 4" in problems[1] and "'8/4/2024 8:00'" in problems[1] and "the row is skipped" in problems[1]
+    register.write_text("file_name,received_at\na.xlsx,2024-04-01T08:00\n", encoding="utf-8")
+    ingest._read_receipt_register(register)
+    assert ingest.receipt_register_problems(register) == []  # the file as read last
+
+
 def test_a_register_is_read_by_column_name_as_people_keep_it(tmp_path):
     """The register's columns are found by name, in any order, with a byte-order mark, blank lines,
     short rows and spaces around values; a content hash goes before the file name; a row without a
