@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import functools
 import hashlib
+import io
 import json
 import logging
 import operator
@@ -187,6 +188,25 @@ def receipt_register_problems(path: Path | str | None) -> list[str]:
     return list(_REGISTER_PROBLEMS.get(str(path), ())) if path else []
 
 
+def _register_text(path: Path) -> str:
+    """A register's text as people save it: UTF-8 (with or without a byte-order mark), UTF-16 with
+    its mark (Excel's "Unicode Text"), else Windows' Vietnamese code page (Excel's plain "CSV" on a
+    Vietnamese Windows)."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1258", errors="replace")
+
+
+def _delimiter(text: str) -> str:
+    """The header line's separator: a comma, or the semicolon or tab some Excel versions write."""
+    header = text.split("\n", 1)[0]
+    return max((",", ";", "\t"), key=header.count) if any(c in header for c in ";\t") else ","
+
+
 def _read_receipt_register(path: Path | None) -> dict[str, Receipt]:
     """load_receipt_register's reading of the file. A row whose received_at is not an ISO time is
     skipped and said (`receipt_register_problems`): one mistyped row never stops a quarter."""
@@ -194,14 +214,22 @@ def _read_receipt_register(path: Path | None) -> dict[str, Receipt]:
         return {}
     register: dict[str, Receipt] = {}
     problems: list[str] = []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    text = _register_text(Path(path))
+    with io.StringIO(text, newline="") as handle:
         # csv.reader with the columns found by name, as csv.DictReader finds them (the last column
         # of a name; a short row has no value there): a national register's 4,000 rows in a third
         # of the time, read whole whenever one receipt is looked up
-        rows = csv.reader(handle)
-        header = next(rows, [])
+        rows = csv.reader(handle, delimiter=_delimiter(text))
+        header = [clean(name) for name in next(rows, [])]
         place = {name: i for i, name in enumerate(header)}
         by_hash, by_name, at = (place.get(name) for name in ("content_hash", "file_name", "received_at"))
+        if at is None or (by_hash is None and by_name is None):
+            problems.append(
+                f"{path}, dòng/row 1: sổ cần cột received_at và cột file_name (hoặc content_hash), có: {', '.join(header)};"
+                f" không dùng được sổ, thời điểm nhận là lúc hệ thống thấy tệp lần đầu / the register needs a received_at"
+                f" column and a file_name (or content_hash) column, it has: {', '.join(header)}; it is not used, received"
+                " times are when the pipeline first saw each file"
+            )
 
         def cell(row: list[str], i: int | None) -> str | None:
             return row[i] if i is not None and i < len(row) else None

@@ -127,6 +127,52 @@ def test_a_register_row_whose_time_is_not_one_is_skipped_and_said(tmp_path):
     assert ingest.receipt_register_problems(register) == []  # the file as read last
 
 
+_TONES = "\u0300\u0301\u0303\u0309\u0323"  # the tone marks code page 1258 writes apart from their letter
+
+
+def _windows_vietnamese(text: str) -> bytes:
+    """Text as Windows writes it in code page 1258: a letter with a tone mark as its base letter (â,
+    ơ, ... precomposed where the code page has them) followed by the combining tone mark."""
+    import unicodedata
+
+    out = []
+    for ch in unicodedata.normalize("NFC", text):
+        try:
+            out.append(ch.encode("cp1258"))
+        except UnicodeEncodeError:
+            parts = unicodedata.normalize("NFD", ch)
+            tone = next(c for c in parts if c in _TONES)
+            base = unicodedata.normalize("NFC", parts.replace(tone, ""))
+            out.append(base.encode("cp1258") + tone.encode("cp1258"))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "separator"),
+    [("utf-8-sig", ","), ("cp1258", ","), ("cp1258", ";"), ("utf-16", "\t")],
+    ids=["utf-8", "Vietnamese Windows", "semicolons", "Excel Unicode text"],
+)
+def test_a_register_is_read_as_excel_saves_it(tmp_path, encoding, separator):
+    """Excel's CSV on a Vietnamese Windows (code page 1258, commas or semicolons) and its "Unicode
+    text" (UTF-16, tabs), with a Vietnamese column beside the two the register needs."""
+    register = tmp_path / "receipts.csv"
+    rows = [["file_name", "Người nhận", "received_at"], ["a.xlsx", "Nguyễn Thị Hà", "2024-04-02T08:00"]]
+    text = "\r\n".join(separator.join(row) for row in rows) + "\r\n"
+    register.write_bytes(_windows_vietnamese(text) if encoding == "cp1258" else text.encode(encoding))
+    got = ingest._read_receipt_register(register)
+    assert {key: r.received_at.day for key, r in got.items()} == {"a.xlsx": 2}
+    assert ingest.receipt_register_problems(register) == []
+
+
+def test_a_register_without_its_columns_is_said_and_not_used(tmp_path):
+    register = tmp_path / "receipts.csv"
+    register.write_text("Tên tệp,Thời gian nhận\na.xlsx,2024-04-02T08:00\n", encoding="utf-8")
+    assert ingest._read_receipt_register(register) == {}
+    (problem,) = ingest.receipt_register_problems(register)
+    assert problem.startswith(f"{register}, dòng/row 1: sổ cần cột received_at") and "Tên tệp, Thời gian nhận" in problem
+    assert "the register needs a received_at column" in problem
+
+
 def test_a_register_is_read_by_column_name_as_people_keep_it(tmp_path):
     """The register's columns are found by name, in any order, with a byte-order mark, blank lines,
     short rows and spaces around values; a content hash goes before the file name; a row without a
