@@ -176,9 +176,9 @@ def load_receipt_register(path: Path | None) -> dict[str, Receipt]:
     return _once_per_command(lambda: ("receipts", register_print(path)), lambda: _read_receipt_register(path))
 
 
-# The rows of a register this process read whose time it could not read, by the register's path:
-# skipped (their files take their first-seen time), said by `python -m pipelines run` after its
-# runs (`receipt_register_problems`) and in the step's log.
+# What the last reading of a register in this process could not use, by the register's path: rows
+# whose time is not one (skipped), or a header without the columns needed (the register unused).
+# Said by `python -m pipelines run` after its runs (`receipt_register_problems`) and in the step's log.
 _REGISTER_PROBLEMS: dict[str, list[str]] = {}
 
 

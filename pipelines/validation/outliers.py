@@ -78,9 +78,12 @@ sorted as (
     from rates where rate is not null and not isnan(rate)
     group by all having count(*) >= $min_history
 ),
-centred as (select agency_code, code, rates, {_middle("rates")} as median from sorted)
-select agency_code, code, median, {_middle("list_sort(list_transform(rates, lambda r: abs(r - median)))")} as mad
-from centred
+centred as (select agency_code, code, rates, {_middle("rates")} as median from sorted),
+spread as (
+    select agency_code, code, median, list_sort(list_transform(rates, lambda r: abs(r - median))) as deviations
+    from centred
+)
+select agency_code, code, median, {_middle("deviations")} as mad from spread
 """
 
 # Per value's closing month ($closes) and agency and code: the latest earlier value, as
@@ -103,7 +106,8 @@ def outlier_findings(
 ) -> list[dict]:
     """Findings of the outlier rules (warnings): peers, own history, stock jumps, each with its score."""
     rules = {r.rule_id: r for r in engine.rules_of("outlier")}
-    history = History.of(history) if not (isinstance(history, pd.DataFrame) and history.empty) else history
+    if not history.empty:  # one History (one connection, for a frame) for both rules that ask it
+        history = History.of(history)
     frame = long[["row_id"]].copy()
     usable = long["known"] & (long["parse_status"] == "ok") & long["value"].notna()
     months = _months(long["period_code"])
