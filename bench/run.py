@@ -728,6 +728,7 @@ def run_benchmark(root: Path, n: int, m: int, new_quarter: bool, do_query: bool,
             shutil.rmtree(folder, ignore_errors=True)
         figures["write_s"] = round(write_all(reports + extra, "synthetic"), 1)
         manifest_path.write_text(json.dumps(manifest))
+    (raw / "receipts.csv").unlink(missing_ok=True)  # the history's receipts; a new quarter's are added to them later
     synth.write_receipts(raw, reports)
     invalid = [r for r in reports if r.invalid]
     figures["workbooks_total"] = len(reports)

@@ -423,16 +423,23 @@ def write_report(report: Report) -> Path:
 
 
 def write_receipts(raw: Path, reports: list[Report]) -> None:
-    """<raw>/receipts.csv: the official receipt times (so timeliness is not 'received when first seen')."""
+    """<raw>/receipts.csv: the official receipt times (so timeliness is not 'received when first seen').
+    A register grows as a clerk keeps it: the rows already there stay as they are (a receipt given
+    again is changed in its place), the new receipts are added at the end (by file name)."""
     path = raw / "receipts.csv"
     known: dict[str, str] = {}
     if path.exists():
         with open(path, encoding="utf-8") as handle:
             known = {row["file_name"]: row["received_at"] for row in csv.DictReader(handle)}
-    for r in reports:
-        known[r.path.name] = r.received_at.isoformat(timespec="minutes")
+    added = {r.path.name: r.received_at.isoformat(timespec="minutes") for r in reports}
+    rows = [(name, added.get(name, at)) for name, at in known.items()]
+    rows += sorted((name, at) for name, at in added.items() if name not in known)
+    if path.exists() and rows[: len(known)] == list(known.items()):  # nothing changed in place: only appended
+        with open(path, "a", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerows(rows[len(known) :])
+        return
     raw.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file_name", "received_at"])
-        writer.writerows(sorted(known.items()))
+        writer.writerows(rows)

@@ -24,7 +24,7 @@ from pipelines.errors import ConfigError, env_flag, env_number, env_time
 from pipelines.limits import ReadLimits
 from pipelines.locking import RunLock
 from pipelines.notify import MailSettings
-from pipelines.paths import DEFAULT_DATABASE, catalog_dir_of, work_folder
+from pipelines.paths import DEFAULT_DATABASE, DEFAULT_RAW, catalog_dir_of, register_file, work_folder
 from pipelines.periods import LOCAL_TZ
 from pipelines.publish import SPARE_FROM_MB
 from pipelines.runs import tag_run_worker
@@ -163,7 +163,7 @@ class WarehouseResource(ConfigurableResource):
 class RawFolderResource(ConfigurableResource):
     """Where agencies' workbooks land, and the optional official receipt register."""
 
-    raw_dir: str = "data/raw"
+    raw_dir: str = DEFAULT_RAW
     receipts_register: str = ""  # default: <raw_dir>/receipts.csv when it exists
     read_limits: dict[str, float] = Field(default_factory=dict)  # ReadLimits fields that differ from the defaults (CCHC_MAX_*)
 
@@ -176,7 +176,7 @@ class RawFolderResource(ConfigurableResource):
 
     @property
     def register_path(self) -> Path | None:
-        path = Path(self.receipts_register) if self.receipts_register else self.path / "receipts.csv"
+        path = register_file(self.raw_dir, self.receipts_register)
         return path if path.exists() else None
 
 
@@ -261,7 +261,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict:
             **_lake(env),
         ),
         "raw": RawFolderResource(
-            raw_dir=env.get("CCHC_RAW_DIR", "data/raw"),
+            raw_dir=env.get("CCHC_RAW_DIR", DEFAULT_RAW),
             receipts_register=env.get("CCHC_RECEIPTS_REGISTER", ""),
             read_limits=_read_limits(env),
         ),

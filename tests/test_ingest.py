@@ -127,6 +127,48 @@ def test_a_register_row_whose_time_is_not_one_is_skipped_and_said(tmp_path):
     assert ingest.receipt_register_problems(register) == []  # the file as read last
 
 
+def test_a_grown_register_is_read_from_where_it_was_read_last(tmp_path, monkeypatch):
+    """Rows added at the end of a register are read on top of what the earlier rows gave: the same
+    receipts and problems (with the rows' line numbers) as reading it whole, without reading it
+    whole. A register changed anywhere else, saved in another encoding or holding quoted values is
+    read whole."""
+    register = tmp_path / "receipts.csv"
+    first = "\ufefffile_name,received_at\r\na.xlsx,2024-04-01T08:00\r\nb.xlsx,ngày 2/4\r\n"
+    register.write_text(first, encoding="utf-8")
+    wholes = []
+    whole = ingest._read_register_whole
+    monkeypatch.setattr(ingest, "_read_register_whole", lambda path, data: wholes.append(data) or whole(path, data))
+
+    def days(path=register):
+        return {key: receipt.received_at.day for key, receipt in ingest._read_receipt_register(path).items()}
+
+    assert days() == {"a.xlsx": 1} and len(wholes) == 1
+    assert days() == {"a.xlsx": 1} and len(wholes) == 1  # the same bytes: as read
+    with open(register, "a", encoding="utf-8", newline="") as handle:
+        handle.write("c.xlsx,2024-04-03T08:00\r\na.xlsx,2024-04-04T08:00\r\nd.xlsx,4/4/2024\r\ne.xlsx,2024-04-05T08:00+07:00\r\n")
+    assert days() == {"a.xlsx": 4, "c.xlsx": 3, "e.xlsx": 5} and len(wholes) == 1  # only the rows added were read
+    grown = ingest.receipt_register_problems(register)
+    ingest._REGISTER_READS.clear()
+    assert days() == {"a.xlsx": 4, "c.xlsx": 3, "e.xlsx": 5} and len(wholes) == 2  # read whole: the same
+    assert grown == ingest.receipt_register_problems(register)
+    assert [p.split(",")[1] for p in grown] == [" dòng/row 3", " dòng/row 6"]
+
+    register.write_text(first.replace("2024-04-01", "2024-04-09"), encoding="utf-8")  # an earlier row changed
+    assert days() == {"a.xlsx": 9} and len(wholes) == 3
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('file_name,received_at\n"a, b.xlsx",2024-04-01T08:00\n', encoding="utf-8")
+    assert days(quoted) == {"a, b.xlsx": 1}
+    with open(quoted, "a", encoding="utf-8") as handle:
+        handle.write("c.xlsx,2024-04-03T08:00\n")
+    assert days(quoted) == {"a, b.xlsx": 1, "c.xlsx": 3} and len(wholes) == 5  # quoted: read whole each time
+    with open(register, "a", encoding="utf-8") as handle:
+        handle.write("f.xlsx,2024-04-06T08:00")  # a last line still being written
+    assert days()["f.xlsx"] == 6 and len(wholes) == 4 + 1 + 1
+    with open(register, "ab") as handle:
+        handle.write("\ng.xlsx,2024-04-07T08:00,Hà\n".encode("cp1258"))  # another encoding now
+    assert days()["g.xlsx"] == 7 and len(wholes) == 7
+
+
 _TONES = "\u0300\u0301\u0303\u0309\u0323"  # the tone marks code page 1258 writes apart from their letter
 
 

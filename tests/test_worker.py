@@ -404,7 +404,17 @@ def rules_warm():  # the catalog's rule engine, its version worked out (pipeline
     engines = sys.modules["pipelines.validation.engine"]._ENGINES.get(Catalog.load(Path(env["CCHC_CATALOG_DIR"])))
     return bool(engines) and all("version" in vars(engine) for engine in engines.values())
 
+def register_ahead():  # the receipts register as the worker read it ahead, in the code a command keeps
+    read = sys.modules["pipelines.ingest"]._REGISTER_READS.get(os.path.abspath(register))
+    return sorted(read.register)[-1] if read is not None else None
+
+register = Path(env["CCHC_RAW_DIR"]) / "receipts.csv"
 out["same"] = kept(env)
+out["register ahead"] = register_ahead()
+with open(register, "a", encoding="utf-8") as handle:
+    handle.write("ZZ-LAST_2025-Q1.xlsx,2025-04-10T08:00\n")
+server.warm_register()  # idle: the rows added since
+out["register grown"] = register_ahead()
 out["scorecard warm"] = scorecard_warm()
 out["rules warm"] = rules_warm()
 out["other settings"] = kept(env | {"CCHC_AS_OF": "2020-01-01T00:00:00+07:00"})
@@ -415,6 +425,8 @@ catalog.write_text(catalog.read_text(encoding="utf-8") + "\n", encoding="utf-8")
 out["catalog edited"] = kept(env)
 server.warm_project()  # idle: loaded again under the new catalog
 out["loaded again"] = kept(env) and "pipelines.definitions" in sys.modules
+server.warm_register()
+out["register ahead again"] = register_ahead()  # into the code loaded again
 out["scorecard warm again"] = scorecard_warm()
 out["rules warm again"] = rules_warm()
 model = next(w.MODELS_DIR.rglob("*.sql"))
@@ -429,7 +441,8 @@ def test_the_project_code_is_kept_by_commands_with_the_worker_s_settings(tmp_pat
     """The worker loads the Dagster definitions and the steps' code under its settings; a command
     keeps them only when the settings they read on import are the same (variables, catalog and model
     files, the date), else it imports them itself. An edited catalog or model file is loaded again
-    when the worker is idle; it is not an edit of the worker's code."""
+    when the worker is idle; it is not an edit of the worker's code. The receipts register is read
+    ahead into that code, again as it grows and when the code is loaded again."""
     catalog, models = tmp_path / "catalog", tmp_path / "sql"
     shutil.copytree(REPO / "catalog", catalog)
     shutil.copytree(REPO / "sql", models)
@@ -440,15 +453,19 @@ def test_the_project_code_is_kept_by_commands_with_the_worker_s_settings(tmp_pat
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "project code loaded in" in result.stderr
+    last_receipt = max(row.split(",")[0] for row in (tmp_path / "site" / "raw" / "receipts.csv").read_text().splitlines()[1:-1])
     assert json.loads(result.stdout) == {
         "threads": 1,  # nothing runs beside the worker's loop: forking stays safe
         "same": True,
+        "register ahead": last_receipt,
+        "register grown": "ZZ-LAST_2025-Q1.xlsx",
         "scorecard warm": True,
         "rules warm": True,
         "other settings": False,
         "worker's variables": True,
         "catalog edited": False,
         "loaded again": True,
+        "register ahead again": "ZZ-LAST_2025-Q1.xlsx",
         "scorecard warm again": True,
         "rules warm again": True,
         "model edited": False,
