@@ -490,20 +490,13 @@ def _group_fingerprints(
     `values` input's rows of a reduction's numerator element, from DuckDB), the recorded external
     values, the year and its span, the catalog files and the scorecard's code."""
     from pipelines.catalog.loading import fingerprint as catalog_files
-    from pipelines.scorecard import KEY_COLUMN
     from pipelines.warehouse import group_text
 
     catalog = run.catalog
     members = [(plan, agency) for plan, codes in sorted(units.items()) for agency in sorted(codes)]
     params = span | {"plans": [p for p, _ in members] or [""], "agencies": [a for _, a in members] or [""]}
-    sums = {}
-    for name in ("parts", "values"):
-        sql = (
-            f"select u.plan_id, t.{KEY_COLUMN[name]}, count(*), sum(hash(t)::hugeint) from ({run.input_sql(name)}\n) as t"
-            " join (select unnest($plans) as plan_id, unnest($agencies) as agency_code) as u on t.agency_code = u.agency_code"
-            " group by all"
-        )
-        sums[name] = {(plan, key): (int(n), int(h)) for plan, key, n, h in run.execute(sql, **params).fetchall()}
+    context = repr((_scorecard_version(run), catalog_files(Path(catalog.root))))
+    sums = {name: _year_sums(run, name, span, params, context) for name in ("parts", "values")}
     outside = int(pd.util.hash_pandas_object(external, index=False).sum()) if external is not None and len(external) else 0
     common = repr((_scorecard_version(run), catalog_files(Path(catalog.root)), span, outside))
     prints, pairs = {}, {}
@@ -519,6 +512,64 @@ def _group_fingerprints(
         prints[group] = hashlib.sha256(repr((common, plan, indicator_code, figures)).encode()).hexdigest()[:32]
         pairs[group] = (plan, indicator_code)
     return prints, pairs
+
+
+SUMS_SOURCE = {"parts": "fct_indicator_value", "values": "int_element_value"}  # the table each input reads, by year
+
+
+def _year_sums(run: ModelRun, name: str, span: dict, params: dict, context: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """{(plan_id, key): (rows, hash sum)} of the input `name`'s rows over the span at the plans'
+    carriers (`params`: plans and agencies, side by side), as the sums of its years kept in
+    `scorecard_sums`: a year is summed again only when the write token of the input table's slice
+    of that year (`pipelines.incremental`; every write that changes a slice's rows gives it a new
+    one), the `context` (the scorecard's code, the catalog's files) or the input's SQL is not what
+    its sums were kept under. The same totals as summing the span at once (a hash sum is a sum), in
+    a cost that follows the years changed (a new quarter: its own) rather than the history's."""
+    from pipelines import incremental
+    from pipelines.scorecard import KEY_COLUMN
+    from pipelines.warehouse import transaction
+
+    con, key = run.con, KEY_COLUMN[name]
+    years = list(range(span["first_year"], span["year"] + 1))
+    if not years:
+        return {}
+    slices = {y: incremental.slice_id({"period_year": y}) for y in years}
+    written = incremental.state(con, (SUMS_SOURCE[name],), tuple(slices.values()))
+    sql = run.input_sql(name)
+    tokens = {
+        y: hashlib.sha256(repr((context, sql, (written.get((SUMS_SOURCE[name], s)) or (None,))[0])).encode()).hexdigest()[:32]
+        for y, s in slices.items()
+    }
+    state = {"i": name, "y": years}
+    kept = dict(
+        con.execute("select year, token from scorecard_sums_state where input = $i and list_contains($y, year)", state).fetchall()
+    )
+    stale = [y for y in years if kept.get(y) != tokens[y]]
+    if stale:
+        sums = run.execute(
+            f"select u.plan_id, t.{key}, cast(substr(t.period_code, 1, 4) as integer) as y, count(*), sum(hash(t)::hugeint)"
+            f" from ({sql}\n) as t"
+            " join (select unnest($plans) as plan_id, unnest($agencies) as agency_code) as u on t.agency_code = u.agency_code"
+            " where cast(substr(t.period_code, 1, 4) as integer) in (select unnest($stale)) group by all",
+            **(params | {"first_year": stale[0], "year": stale[-1], "stale": stale}),
+        ).fetchall()
+        with transaction(con):
+            again = {"i": name, "y": stale}
+            con.execute("delete from scorecard_sums where input = $i and list_contains($y, year)", again)
+            con.execute("delete from scorecard_sums_state where input = $i and list_contains($y, year)", again)
+            con.execute(
+                "insert into scorecard_sums_state select $i, unnest($y), unnest($t)", again | {"t": [tokens[y] for y in stale]}
+            )
+            if sums:
+                con.execute(
+                    "insert into scorecard_sums select $i, unnest($y), unnest($p), unnest($k), unnest($n), unnest(cast($h as hugeint[]))",
+                    {"i": name, "y": [r[2] for r in sums], "p": [r[0] for r in sums], "k": [r[1] for r in sums],
+                     "n": [r[3] for r in sums], "h": [str(r[4]) for r in sums]},
+                )  # fmt: skip
+    totals = con.execute(
+        "select plan_id, key, sum(n), sum(h) from scorecard_sums where input = $i and list_contains($y, year) group by all", state
+    ).fetchall()
+    return {(plan, k): (int(n), int(h)) for plan, k, n, h in totals}
 
 
 def _scorecard_version(run: ModelRun) -> str:

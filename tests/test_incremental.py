@@ -1143,3 +1143,64 @@ def test_a_national_years_indicator_sums_run_within_a_small_memory_limit(tmp_pat
         f"select count(*), count(*) filter (where scope <> 'agency') from ({model.body}\n)", _bind(model.body, params)
     ).fetchone()
     assert (rows, sums) == (960_000 + 33_600, 33_600)
+
+
+def test_the_scorecard_sums_again_only_the_years_whose_figures_changed(tmp_path, catalog, monkeypatch):
+    """The scorecard's fingerprints sum each year of its span once (`scorecard_sums`): a quarter of
+    a later year sums that year and reads the earlier years' sums as kept; a changed workbook sums
+    its year again; the totals are always those of summing the whole span at once; a year's sums
+    are kept under its figures' write token, and summed again when the catalog changes."""
+    from pipelines import steps
+    from pipelines.models import ModelRun
+    from pipelines.periods import LOCAL_TZ
+    from pipelines.warehouse import Warehouse
+
+    raw = tmp_path / "raw"
+    for year in (2024, 2025):
+        for i, code in enumerate(NGAN_NAM[:3]):
+            make_form(raw / f"{year}-Q1" / f"{code}_{year}-Q1.xlsx", code, f"Quý I/{year}", _figures(i, year - 2024))
+    now = dt.datetime(2025, 8, 1, 9, tzinfo=LOCAL_TZ)
+    summed: list[list[int]] = []  # the years each build summed, per input
+    execute = ModelRun.execute
+
+    def noted(self, sql, **params):
+        if "stale" in params:
+            summed.append(list(params["stale"]))
+        return execute(self, sql, **params)
+
+    monkeypatch.setattr(ModelRun, "execute", noted)
+    totals: list[dict] = []
+    year_sums = steps._year_sums
+
+    def compared(run, name, span, params, context):
+        got = year_sums(run, name, span, params, context)
+        whole = run.execute(
+            f"select u.plan_id, t.{'indicator_code' if name == 'parts' else 'code'}, count(*), sum(hash(t)::hugeint)"
+            f" from ({run.input_sql(name)}\n) as t join (select unnest($plans) as plan_id, unnest($agencies) as agency_code)"
+            " as u on t.agency_code = u.agency_code group by all",
+            **params,
+        ).fetchall()
+        assert got == {(plan, key): (int(n), int(h)) for plan, key, n, h in whole}
+        totals.append(got)
+        return got
+
+    monkeypatch.setattr(steps, "_year_sums", compared)
+
+    def build(key: str) -> list[list[int]]:
+        summed.clear()
+        with Warehouse(tmp_path / "work.duckdb").connect() as con:
+            steps.build_quarter(con, catalog, key, now, raw_dir=raw, cache_dir=tmp_path / "parsed")
+        return list(summed)
+
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        steps.publish_dimensions(con, catalog)
+    first = build("2024-Q1")
+    assert first and all(2024 in years for years in first)  # every year of the span, the first time
+    assert build("2025-Q1") == [[2025], [2025]]  # parts and values: the new year only
+    assert any(total for total in totals)  # figures were summed (the plan's carriers reported)
+    assert build("2025-Q1") == []  # nothing changed: every year as kept
+    make_form(raw / "2024-Q1" / f"{NGAN_NAM[0]}_2024-Q1.xlsx", NGAN_NAM[0], "Quý I/2024", _figures(0, 50))
+    assert build("2024-Q1") == [[2024], [2024]]
+    assert build("2025-Q1") == []  # 2024 summed by the build that changed it
+    monkeypatch.setattr(steps, "_scorecard_version", lambda run: "another version")  # the code changed
+    assert all({2024, 2025} <= set(years) for years in build("2025-Q1"))
