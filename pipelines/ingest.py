@@ -55,48 +55,54 @@ def scan_raw_folder(raw_dir: Path) -> list[Path]:
     return [Path(name) for name in _scan_names(Path(raw_dir))]
 
 
-def _path_order(name: str) -> list[str]:
-    """The order of `sorted()` on the paths (by their parts), for their names: comparing Path
-    objects took 40 of the 60 ms of a scan of 6,000 files (ten years of a province's workbooks)."""
-    return name.split(os.sep)
-
-
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")  # in lower case, each five characters long (`_scan_names`)
+_BY_NAME = operator.attrgetter("name")
 
 
 def _scan_names(raw_dir: Path) -> list[str]:
-    """scan_raw_folder's files as path names (os.fspath), in the same order."""
+    """scan_raw_folder's files as path names (os.fspath), in the same order: that of `sorted()` on
+    the paths (by their parts), which is a walk taking each folder's entries by name, files and
+    folders alike (everything in a folder comes where the folder's name does). So each folder's
+    entries are sorted as they are listed, not every path's parts at the end (comparing Path
+    objects took 40 of the 60 ms of a scan of 6,000 files; splitting the names and sorting them
+    0.4 of the 0.8 s of a national folder after ten years, 160,000 files)."""
     if not raw_dir.exists():
         return []
     files: list[str] = []
     root = raw_dir.resolve()
-    folders = [(os.fspath(raw_dir), True)]
-    while folders:
-        folder, top = folders.pop()
+    walking: list[tuple[Iterator, bool]] = []
+
+    def enter(folder: str, top: bool) -> None:
         try:
-            entries = list(os.scandir(folder))
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=_BY_NAME)
         except OSError:
+            return
+        walking.append((iter(entries), top))
+
+    enter(os.fspath(raw_dir), True)
+    while walking:
+        entries, top = walking[-1]
+        entry = next(entries, None)
+        if entry is None:
+            walking.pop()
             continue
-        for entry in entries:
-            name = entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if not name.startswith(".") and name != "quarantine" and not (top and name == "external"):
-                    folders.append((entry.path, False))
-                continue
+        name = entry.name
+        if entry.is_file(follow_symlinks=False):  # most entries: a plain file, known without a system call
             # the suffix as os.path.splitext gives it (a name starting with a dot is skipped anyway)
-            if name[-5:].lower() not in WORKBOOK_SUFFIXES or name.startswith(("~$", ".")):
+            if name[-5:].lower() in WORKBOOK_SUFFIXES and not name.startswith(("~$", ".")):
+                files.append(entry.path)
+        elif entry.is_dir(follow_symlinks=False):
+            if not name.startswith(".") and name != "quarantine" and not (top and name == "external"):
+                enter(entry.path, False)
+        elif entry.is_symlink() and name[-5:].lower() in WORKBOOK_SUFFIXES and not name.startswith(("~$", ".")):
+            path = Path(entry.path)
+            if not path.resolve().is_relative_to(root):
+                log.warning("skipped %s: a link to a file outside the raw folder", path)
                 continue
-            if entry.is_symlink():
-                path = Path(entry.path)
-                if not path.resolve().is_relative_to(root):
-                    log.warning("skipped %s: a link to a file outside the raw folder", path)
-                    continue
-                if not path.is_file():  # a link to a folder, or to nothing
-                    continue
-            elif not entry.is_file(follow_symlinks=False):
-                continue
-            files.append(entry.path)
-    return sorted(files, key=_path_order)
+            if path.is_file():  # not a link to a folder, or to nothing
+                files.append(entry.path)
+    return files
 
 
 def folder_period(path: Path, raw_dir: Path) -> Period | None:
