@@ -462,14 +462,26 @@ def years_needed(
     for t in catalog.records.targets:
         if not t.start_year <= year <= t.deadline_year or not _picked(t, plans, groups):
             continue
-        indicator = catalog.indicators_by_code[t.indicator]
+        on = figures_of(catalog.indicators_by_code[t.indicator])
+        if on is None:
+            continue
         years = {year, t.start_year - 1}
-        if indicator.method == "baseline_reduction":
+        if on[0] == "values":
             first, last = (t.baseline.start_year, t.baseline.end_year) if t.baseline else (year - 1, year - 1)
-            needed["values"].setdefault(indicator.numerator, set()).update(years | set(range(first, last + 1)))
-        elif indicator.method in ("ratio", "weighted_mean"):
-            needed["parts"].setdefault(indicator.code, set()).update(years)
+            years |= set(range(first, last + 1))
+        needed[on[0]].setdefault(on[1], set()).update(years)
     return needed
+
+
+def figures_of(indicator: Indicator) -> tuple[str, str] | None:
+    """The figures an indicator's targets are scored from, as (kind, key): a share's or weighted
+    mean's parts ("parts", its code), a reduction's numerator element ("values", the element's
+    code); None for an external indicator (its recorded values)."""
+    if indicator.method == "baseline_reduction":
+        return "values", indicator.numerator
+    if indicator.method in ("ratio", "weighted_mean"):
+        return "parts", indicator.code
+    return None
 
 
 def scorecard_reading(
@@ -582,11 +594,9 @@ def _pairs_lacking(
     for t in catalog.records.targets:
         if not t.start_year <= year <= t.deadline_year or not _picked(t, plans, groups):
             continue
-        indicator = catalog.indicators_by_code[t.indicator]
-        on = {"baseline_reduction": "values", "ratio": "parts", "weighted_mean": "parts"}.get(indicator.method)
-        key = indicator.numerator if indicator.method == "baseline_reduction" else indicator.code
-        if on == name and key in wanted and not span <= read_years.get(key, set()):
-            carriers.setdefault(key, set()).update(units.get(t.plan_id, ()))
+        on = figures_of(catalog.indicators_by_code[t.indicator])
+        if on is not None and on[0] == name and on[1] in wanted and not span <= read_years.get(on[1], set()):
+            carriers.setdefault(on[1], set()).update(units.get(t.plan_id, ()))
     before = {key: [y for y in sorted(wanted[key]) if y < year] for key in carriers}
     if not any(before.values()):
         return pd.DataFrame({"key": pd.Series(dtype=object), "agency_code": pd.Series(dtype=object)})

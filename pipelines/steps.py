@@ -490,24 +490,21 @@ def _group_fingerprints(
     `values` input's rows of a reduction's numerator element, from DuckDB), the recorded external
     values, the year and its span, the catalog files and the scorecard's code."""
     from pipelines.catalog.loading import fingerprint as catalog_files
+    from pipelines.scorecard import figures_of
     from pipelines.warehouse import group_text
 
     catalog = run.catalog
     members = [(plan, agency) for plan, codes in sorted(units.items()) for agency in sorted(codes)]
     params = span | {"plans": [p for p, _ in members] or [""], "agencies": [a for _, a in members] or [""]}
-    context = repr((_scorecard_version(run), catalog_files(Path(catalog.root))))
-    sums = {name: _year_sums(run, name, span, params, context) for name in ("parts", "values")}
+    version, files = _scorecard_version(run), catalog_files(Path(catalog.root))
+    sums = {name: _year_sums(run, name, span, params, repr((version, files))) for name in ("parts", "values")}
     outside = int(pd.util.hash_pandas_object(external, index=False).sum()) if external is not None and len(external) else 0
-    common = repr((_scorecard_version(run), catalog_files(Path(catalog.root)), span, outside))
+    common = repr((version, files, span, outside))
     prints, pairs = {}, {}
     for plan, indicator_code in sorted({(t.plan_id, t.indicator) for t in catalog.records.targets}):
-        indicator = catalog.indicators_by_code[indicator_code]
-        if indicator.method == "baseline_reduction":
-            figures = sums["values"].get((plan, indicator.numerator))
-        elif indicator.method in ("ratio", "weighted_mean"):
-            figures = sums["parts"].get((plan, indicator_code))
-        else:  # an external indicator: its recorded values, in `common`
-            figures = None
+        on = figures_of(catalog.indicators_by_code[indicator_code])
+        # an external indicator (None): its recorded values, in `common`
+        figures = None if on is None else sums[on[0]].get((plan, on[1]))
         group = group_text((plan, indicator_code))
         prints[group] = hashlib.sha256(repr((common, plan, indicator_code, figures)).encode()).hexdigest()[:32]
         pairs[group] = (plan, indicator_code)
