@@ -73,7 +73,7 @@ def partitions_with_files(raw_dir: Path, cache_dir: Path | None = None, limits=N
     if cache_dir is None:
         keys = set(index_folder(raw_dir, None, limits)[0].values())
     else:
-        keys = {entry.partition for entry in index_entries(raw_dir, cache_dir, limits).values()}
+        keys = index_entries(raw_dir, cache_dir, limits).partitions()
     return sorted(keys - {UNASSIGNED})
 
 

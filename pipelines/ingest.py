@@ -24,7 +24,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -61,16 +61,30 @@ _BY_NAME = operator.attrgetter("name")
 
 def _scan_names(raw_dir: Path) -> list[str]:
     """scan_raw_folder's files as path names (os.fspath), in the same order: that of `sorted()` on
-    the paths (by their parts), which is a walk taking each folder's entries by name, files and
-    folders alike (everything in a folder comes where the folder's name does). So each folder's
-    entries are sorted as they are listed, not every path's parts at the end (comparing Path
-    objects took 40 of the 60 ms of a scan of 6,000 files; splitting the names and sorting them
-    0.4 of the 0.8 s of a national folder after ten years, 160,000 files)."""
+    the paths (by their parts). See `_scan_runs`."""
+    return [prefix + name for folder, names in _scan_runs(raw_dir) for prefix in (_prefix(folder),) for name in names]
+
+
+def _prefix(folder: str) -> str:
+    """What a folder's files' paths start with: `os.path.join(folder, name)` is `_prefix(folder) + name`
+    (joined per file, the join took a third of the look at 160,000 files)."""
+    return folder if folder.endswith(os.sep) else folder + os.sep
+
+
+def _scan_runs(raw_dir: Path) -> list[tuple[str, list[str]]]:
+    """scan_raw_folder's files as runs of one folder's files: [(folder, [file name, ...]), ...] in
+    the order of `sorted()` on the paths (by their parts), which is a walk taking each folder's
+    entries by name, files and folders alike (everything in a folder comes where the folder's name
+    does: a folder's files after one of its subfolders make a second run of that folder). So each
+    folder's entries are sorted as they are listed, not every path's parts at the end (comparing
+    Path objects took 40 of the 60 ms of a scan of 6,000 files; splitting the names and sorting them
+    0.4 of the 0.8 s of a national folder after ten years, 160,000 files). A folder is named as
+    os.scandir names it: its files' paths are `os.path.join(folder, name)`."""
     if not raw_dir.exists():
         return []
-    files: list[str] = []
+    runs: list[tuple[str, list[str]]] = []
     root = raw_dir.resolve()
-    walking: list[tuple[Iterator, bool]] = []
+    walking: list[tuple[str, Iterator, bool]] = []
 
     def enter(folder: str, top: bool) -> None:
         try:
@@ -78,11 +92,12 @@ def _scan_names(raw_dir: Path) -> list[str]:
                 entries = sorted(listing, key=_BY_NAME)
         except OSError:
             return
-        walking.append((iter(entries), top))
+        walking.append((folder, iter(entries), top))
 
     enter(os.fspath(raw_dir), True)
+    run_folder, run = None, None
     while walking:
-        entries, top = walking[-1]
+        folder, entries, top = walking[-1]
         entry = next(entries, None)
         if entry is None:
             walking.pop()
@@ -90,19 +105,26 @@ def _scan_names(raw_dir: Path) -> list[str]:
         name = entry.name
         if entry.is_file(follow_symlinks=False):  # most entries: a plain file, known without a system call
             # the suffix as os.path.splitext gives it (a name starting with a dot is skipped anyway)
-            if name[-5:].lower() in WORKBOOK_SUFFIXES and not name.startswith(("~$", ".")):
-                files.append(entry.path)
+            if not (name[-5:].lower() in WORKBOOK_SUFFIXES and not name.startswith(("~$", "."))):
+                continue
         elif entry.is_dir(follow_symlinks=False):
             if not name.startswith(".") and name != "quarantine" and not (top and name == "external"):
                 enter(entry.path, False)
+            continue
         elif entry.is_symlink() and name[-5:].lower() in WORKBOOK_SUFFIXES and not name.startswith(("~$", ".")):
             path = Path(entry.path)
             if not path.resolve().is_relative_to(root):
                 log.warning("skipped %s: a link to a file outside the raw folder", path)
                 continue
-            if path.is_file():  # not a link to a folder, or to nothing
-                files.append(entry.path)
-    return files
+            if not path.is_file():  # a link to a folder, or to nothing
+                continue
+        else:
+            continue
+        if run_folder is not folder:
+            run_folder, run = folder, []
+            runs.append((folder, run))
+        run.append(name)
+    return runs
 
 
 def folder_period(path: Path, raw_dir: Path) -> Period | None:
@@ -643,6 +665,84 @@ class IndexEntry(NamedTuple):
     partition: str
 
 
+class _Folder(NamedTuple):
+    """One folder's workbooks in the folder index, column by column, in the folder's order (its
+    names as os.scandir gives them: the files' paths are `os.path.join(folder, name)`)."""
+
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    mtimes: tuple[int, ...]
+    hashes: tuple[str, ...]
+    partitions: tuple[str, ...]
+
+
+class FolderIndex(Mapping):
+    """{file name (as `str(Path)` gives it): IndexEntry} for every workbook of the raw folder, in the
+    folder's order: `index_entries`' answer.
+
+    Kept column by column per folder (`_Folder`), in runs of a folder's files in the folder's order:
+    a look that finds a folder as the index left it takes its columns as they are, with no object
+    per file. An IndexEntry is made only for a file asked for: `items(partitions)` skips the folders
+    holding none of the quarters asked for, and `partitions()` is worked out per folder. (A national
+    folder after ten years holds 160,000 files; a run builds one quarter's 4,000.)"""
+
+    def __init__(self, folders: dict[str, _Folder], runs: list[tuple[str, int, int]]):
+        self._folders = folders
+        self._runs = runs  # (folder, first, end): its files [first, end) in the folder's order
+        self._places: dict[str, dict[str, int]] = {}
+        self._partition_sets: dict[str, frozenset[str]] = {}
+
+    def __len__(self) -> int:
+        return sum(end - first for _, first, end in self._runs)
+
+    def __iter__(self) -> Iterator[str]:
+        for folder, first, end in self._runs:
+            prefix = _prefix(folder)
+            for name in self._folders[folder].names[first:end]:
+                yield prefix + name
+
+    def __getitem__(self, path: str) -> IndexEntry:
+        folder, name = os.path.split(path)
+        known = self._folders.get(folder)
+        if known is None:
+            raise KeyError(path)
+        places = self._places.get(folder)
+        if places is None:
+            places = self._places[folder] = {n: i for i, n in enumerate(known.names)}
+        i = places.get(name)
+        if i is None:
+            raise KeyError(path)
+        return IndexEntry(known.sizes[i], known.mtimes[i], known.hashes[i], known.partitions[i])
+
+    def _partitions_of(self, folder: str) -> frozenset[str]:
+        found = self._partition_sets.get(folder)
+        if found is None:
+            found = self._partition_sets[folder] = frozenset(self._folders[folder].partitions)
+        return found
+
+    def partitions(self) -> set[str]:
+        """The partition keys of the folder's workbooks."""
+        return set().union(*(self._partitions_of(folder) for folder in self._folders))
+
+    def items(self, partitions: Collection[str] | None = None) -> Iterator[tuple[str, IndexEntry]]:  # type: ignore[override]
+        """(file name, IndexEntry) in the folder's order; only those of the partitions given, if given."""
+        wanted = None if partitions is None else frozenset(partitions)
+        for folder, first, end in self._runs:
+            known = self._folders[folder]
+            if wanted is not None and wanted.isdisjoint(self._partitions_of(folder)):
+                continue
+            prefix = _prefix(folder)
+            for i in range(first, end):
+                if wanted is None or known.partitions[i] in wanted:
+                    yield (
+                        prefix + known.names[i],
+                        IndexEntry(known.sizes[i], known.mtimes[i], known.hashes[i], known.partitions[i]),
+                    )
+
+    def values(self) -> Iterator[IndexEntry]:  # type: ignore[override]
+        return (entry for _, entry in self.items())
+
+
 # Within `one_look_per_command`: this command's looks (`_once_per_command`): the folder index by
 # (raw folder, cache folder, limits), the receipts register by its file's print. None: every call looks.
 _LOOKED: dict | None = None
@@ -682,7 +782,7 @@ def _once_per_command(key_of: Callable[[], tuple], compute: Callable):
     return looked[key]
 
 
-def index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> dict[str, IndexEntry]:
+def index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> FolderIndex:
     """{file name (as `str(Path)` gives it): IndexEntry} for every workbook of the raw folder, in
     the folder's order (`scan_raw_folder`), through the folder index kept in `cache_dir`
     (`index_folder`). Names, not Path objects: making 4,000 of them twice a run (the command's
@@ -695,51 +795,96 @@ def index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> dict[str, Inde
     )
 
 
-def _index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> dict[str, IndexEntry]:
-    """index_entries' look at the folder."""
-    names = _scan_names(raw_dir)
+def _index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> FolderIndex:
+    """index_entries' look at the folder: every workbook statted, folder by folder; a folder whose
+    names, sizes and modification times are those the index holds (compared as whole columns) is
+    taken as it is; in another, each file the index does not know as it is now is read (through
+    the parse cache), all of them at once."""
+    runs = _scan_runs(raw_dir)
     remove_old_caches(Path(cache_dir))
     index_file = _index_file(Path(cache_dir), limits)
+    index = _load_folder_index(index_file)
+    looked: dict[str, tuple[list[str], list[int], list[int]]] = {}  # folder: names, sizes, mtimes
+    places: list[tuple[str, int, int]] = []
+    for folder, names in runs:
+        seen = looked.setdefault(folder, ([], [], []))
+        first = len(seen[0])
+        prefix = _prefix(folder)
+        for name in names:
+            try:
+                stat = os.stat(prefix + name)
+            except OSError:
+                continue  # gone since it was listed
+            seen[0].append(name)
+            seen[1].append(stat.st_size)
+            seen[2].append(stat.st_mtime_ns)
+        places.append((folder, first, len(seen[0])))
+    folders: dict[str, _Folder] = {}
+    unknown: list[tuple[str, int]] = []  # (folder, place) of each file to read
+    partial: dict[str, tuple[list[str], list[str]]] = {}  # folder: its hashes and partitions, being filled
+    for folder, (names, sizes, mtimes) in looked.items():
+        known = index.get(folder)
+        if known is not None and known.names == tuple(names) and known.sizes == tuple(sizes) and known.mtimes == tuple(mtimes):
+            folders[folder] = known
+            continue
+        hashes, partitions = [""] * len(names), [""] * len(names)
+        places_known = {n: i for i, n in enumerate(known.names)} if known is not None else {}
+        for i, name in enumerate(names):
+            j = places_known.get(name)
+            if j is not None and known.sizes[j] == sizes[i] and known.mtimes[j] == mtimes[i]:
+                hashes[i], partitions[i] = known.hashes[j], known.partitions[j]
+            else:
+                unknown.append((folder, i))
+        partial[folder] = (hashes, partitions)
+    if unknown:
+        paths = [Path(_prefix(folder) + looked[folder][0][i]) for folder, i in unknown]
+        for (folder, i), path, (content_hash, period) in zip(unknown, paths, index_reads(paths, cache_dir, limits), strict=True):
+            partial[folder][0][i] = content_hash
+            partial[folder][1][i] = partition_of(period, folder_period(path, raw_dir))
+    for folder, (hashes, partitions) in partial.items():
+        names, sizes, mtimes = looked[folder]
+        folders[folder] = _Folder(tuple(names), tuple(sizes), tuple(mtimes), tuple(hashes), tuple(partitions))
+    if partial or set(index) != set(folders):
+        _write_folder_index(index_file, folders)
+    return FolderIndex(folders, places)
+
+
+_INDEX_FORMAT = "folders-1"  # the folder index's shape (`_Folder` per folder), checked when read
+
+
+def _load_folder_index(index_file: Path) -> dict[str, _Folder]:
+    """The folder index as the last look left it; empty if missing, unreadable or of another shape."""
     try:
         with open(index_file, "rb") as handle:
-            index = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
-        index = {}
-    found: dict[str, IndexEntry | None] = {}
-    unknown: list[tuple[str, os.stat_result]] = []
-    for name in names:
-        try:
-            stat = os.stat(name)
-        except OSError:
-            continue
-        entry = index.get(name)
-        if entry and len(entry) == len(IndexEntry._fields) and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
-            found[name] = IndexEntry(*entry)
-        else:
-            found[name] = None  # its place in the folder's order, filled below
-            unknown.append((name, stat))
-    if unknown:
-        for (name, stat), (content_hash, period) in zip(
-            unknown, index_reads([Path(n) for n, _ in unknown], cache_dir, limits), strict=True
-        ):
-            entry = IndexEntry(stat.st_size, stat.st_mtime_ns, content_hash, partition_of(period, folder_period(name, raw_dir)))
-            found[name] = index[name] = entry
-    entries: dict[str, IndexEntry] = found  # type: ignore[assignment]  (every None was filled)
-    if unknown or set(index) != set(entries):
-        index = {k: tuple(v) for k, v in index.items() if k in entries}
-        index_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = index_file.with_name(f".{index_file.name}.{os.getpid()}")
-        with open(tmp, "wb") as handle:
-            pickle.dump(index, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, index_file)
-    return entries
+            kept = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError):
+        return {}
+    if not (isinstance(kept, tuple) and len(kept) == 2 and kept[0] == _INDEX_FORMAT and isinstance(kept[1], dict)):
+        return {}
+    index = {}
+    for folder, columns in kept[1].items():
+        if isinstance(columns, tuple) and len(columns) == len(_Folder._fields) and len({len(c) for c in columns}) == 1:
+            index[folder] = _Folder(*columns)
+    return index
+
+
+def _write_folder_index(index_file: Path, folders: dict[str, _Folder]) -> None:
+    """Kept as plain tuples (no class to look up when read), written whole and renamed in place."""
+    index_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index_file.with_name(f".{index_file.name}.{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        kept = {folder: tuple(columns) for folder, columns in folders.items()}
+        pickle.dump((_INDEX_FORMAT, kept), handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, index_file)
+    with contextlib.suppress(OSError):  # the shape kept before `_INDEX_FORMAT`, under the name without it
+        index_file.with_name(index_file.name.replace(f".{_INDEX_FORMAT}.", ".")).unlink()
 
 
 def _index_file(cache_dir: Path, limits) -> Path:
     from pipelines.partitions import QUARTER_KEYS
 
     tag = hashlib.sha256(repr((sorted(QUARTER_KEYS), limits)).encode()).hexdigest()[:12]
-    return cache_dir / reader_version() / f"folder-index.{tag}.pickle"
+    return cache_dir / reader_version() / f"folder-index.{tag}.{_INDEX_FORMAT}.pickle"
 
 
 # ----------------------------------------------------------------------------- parse cache
@@ -1148,9 +1293,9 @@ def sync_raw_tables(
         entries = index_entries(raw_dir, cache_dir, limits)
         tag = parse_tag(limits)
         wanted: dict[str, tuple[str, str, str]] = {}  # submission id: (content hash, file name, slice)
-        for name, entry in entries.items():  # in the folder's order
+        for name, entry in entries.items(slices):  # in the folder's order
             sid = entry.content_hash[:16]
-            if entry.partition in slices and sid not in wanted:  # the same file copied twice: one submission
+            if sid not in wanted:  # the same file copied twice: one submission
                 wanted[sid] = (entry.content_hash, name, entry.partition)
         # received_at compared as naive UTC, as the query gives it (`_utc`)
         at = _KEPT_FIELDS.index("received_at")

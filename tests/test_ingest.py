@@ -658,19 +658,34 @@ def test_a_broken_or_cleared_parse_cache_means_parsing_again(tmp_path, monkeypat
     assert ingest.content_records(paths, cache) == first and len(parsed) == 6
 
 
-def test_a_folder_index_entry_of_another_shape_is_not_trusted(tmp_path):
-    """An index entry this code did not write (another shape, e.g. from another version) is read
-    again from the workbook, not used and not a crash."""
+def test_a_folder_index_of_another_shape_is_not_trusted(tmp_path):
+    """An index this code did not write (another shape, e.g. from another version, or a folder's
+    columns of different lengths) is read again from the workbooks, not used and not a crash; the
+    index kept before the folders' shape, under its old name, is removed when the new one is written."""
     import pickle
 
     raw, cache = tmp_path / "raw", tmp_path / "parsed"
     paths = _forms(raw / "2024-Q1", 2)
     first = ingest.index_folder(raw, cache)
     (index,) = cache.rglob("folder-index.*.pickle")
-    entries = pickle.loads(index.read_bytes())
+    shape, folders = pickle.loads(index.read_bytes())
+    assert shape == ingest._INDEX_FORMAT and set(folders) == {str(raw / "2024-Q1")}
+    names, sizes, mtimes, hashes, partitions = folders[str(raw / "2024-Q1")]
+    assert names == tuple(p.name for p in paths) and len(set(hashes)) == 2 and partitions == ("2024-Q1",) * 2
     stat = paths[0].stat()
-    entries[str(paths[0])] = (stat.st_size, stat.st_mtime_ns, "not-its-hash")  # three fields, not four
-    index.write_bytes(pickle.dumps(entries))
+    old = index.with_name(index.name.replace(f".{ingest._INDEX_FORMAT}.", "."))
+    wrong = {str(raw / "2024-Q1"): (names, sizes, mtimes, ("not-its-hash",), partitions)}  # a short column
+    for kept in (
+        ("folders-0", folders),  # another shape's name
+        {str(paths[0]): (stat.st_size, stat.st_mtime_ns, "not-its-hash", "2023-Q4")},  # the shape kept before
+        (ingest._INDEX_FORMAT, wrong),
+        (ingest._INDEX_FORMAT, {str(raw / "2024-Q1"): "not columns"}),
+    ):
+        index.write_bytes(pickle.dumps(kept))
+        old.write_bytes(pickle.dumps({str(paths[0]): (stat.st_size, stat.st_mtime_ns, "not-its-hash", "2023-Q4")}))
+        assert ingest.index_folder(raw, cache) == first
+        assert not old.exists()
+    index.write_bytes(b"not a pickle")
     assert ingest.index_folder(raw, cache) == first
 
 
@@ -682,8 +697,8 @@ def test_within_one_command_the_raw_folder_is_looked_at_once(tmp_path, monkeypat
     raw, cache = tmp_path / "raw", tmp_path / "parsed"
     paths = _forms(raw / "2024-Q1", 2)
     looks: list = []
-    real_scan = ingest._scan_names
-    monkeypatch.setattr(ingest, "_scan_names", lambda folder: looks.append(folder) or real_scan(folder))
+    real_scan = ingest._scan_runs
+    monkeypatch.setattr(ingest, "_scan_runs", lambda folder: looks.append(folder) or real_scan(folder))
     with ingest.one_look_per_command():
         first = ingest.index_entries(raw, cache)
         make_form(paths[0], "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 987654, "HSO.02": 0})  # changed during the command
@@ -743,6 +758,64 @@ def test_the_folder_index_is_written_only_when_the_folder_changed(tmp_path):
     partitions, hashes = ingest.index_folder(raw, cache)
     assert list(partitions) == [paths[1]] and index.stat().st_ino != before[0]
     assert ingest.index_folder(raw, cache) == (partitions, hashes)
+
+
+def test_the_folder_index_answers_as_every_file_looked_at_one_by_one(tmp_path, monkeypatch):
+    """The index kept per folder gives every workbook in the folder's order (a folder's files after
+    one of its subfolders come after that subfolder's), each with its own size, time, hash and
+    quarter, as statting and reading each file gives them; only the files the index does not know
+    as they are now are read; a folder's quarters are found without a walk over every file."""
+    import os
+
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    specs = {  # path under raw: (declared period, HSO.01)
+        "0.xlsx": ("Quý IV/2023", 1),
+        "2024-Q1/a.xlsx": ("Quý I/2024", 2),
+        "2024-Q1/m/b.xlsx": ("Quý I/2024", 3),
+        "2024-Q1/m/n/c.xlsx": ("6 tháng đầu năm 2024", 4),
+        "2024-Q1/z.xlsx": ("Quý I/2024", 5),
+        "2024-Q3/x.xlsx": ("Quý III/2024", 6),
+        "a.xlsx": ("Quý I/2024", 7),
+    }
+    for name, (period, figure) in specs.items():
+        make_form(raw / name, "TD-XA-LIEUTU", period, {"HSO.01": figure, "HSO.02": 0})
+
+    def one_by_one() -> dict:
+        expected = {}
+        for path in ingest.scan_raw_folder(raw):
+            stat = path.stat()
+            ((content_hash, period),) = ingest.index_reads([path], cache)
+            partition = ingest.partition_of(period, ingest.folder_period(path, raw))
+            expected[str(path)] = ingest.IndexEntry(stat.st_size, stat.st_mtime_ns, content_hash, partition)
+        return expected
+
+    expected = one_by_one()
+    assert [os.path.relpath(n, raw) for n in expected] == list(specs)
+    for _ in range(2):  # read, then from the index
+        index = ingest.index_entries(raw, cache)
+        assert list(index.items()) == list(expected.items()) and list(index) == list(expected)
+        assert len(index) == len(expected) and dict(index) == expected and index == expected
+        assert all(index[name] == entry for name, entry in expected.items())
+        assert index.partitions() == {"unassigned", "2024-Q1", "2024-Q2", "2024-Q3"}  # 2023 comes before the quarters
+        assert [n for n, _ in index.items(["2024-Q1", "unassigned"])] == [
+            n for n, e in expected.items() if e.partition in ("2024-Q1", "unassigned")
+        ]
+        assert list(index.items(["2024-Q4"])) == []
+        with pytest.raises(KeyError):
+            index[str(raw / "2024-Q1" / "missing.xlsx")]
+        with pytest.raises(KeyError):
+            index[str(raw / "missing" / "a.xlsx")]
+    make_form(raw / "2024-Q1/m/b.xlsx", "TD-XA-LIEUTU", "Quý II/2024", {"HSO.01": 30, "HSO.02": 0})  # changed in place
+    make_form(raw / "2024-Q1/m/d.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 8, "HSO.02": 0})  # new
+    (raw / "2024-Q1/z.xlsx").unlink()
+    read: list = []
+    real_reads = ingest.index_reads
+    monkeypatch.setattr(ingest, "index_reads", lambda paths, *a, **k: read.extend(paths) or real_reads(paths, *a, **k))
+    index = ingest.index_entries(raw, cache)
+    assert sorted(os.path.relpath(p, raw) for p in read) == ["2024-Q1/m/b.xlsx", "2024-Q1/m/d.xlsx"]
+    monkeypatch.setattr(ingest, "index_reads", real_reads)
+    assert list(index.items()) == list(one_by_one().items())
+    assert index[str(raw / "2024-Q1/m/b.xlsx")].content_hash != expected[str(raw / "2024-Q1/m/b.xlsx")].content_hash
 
 
 def test_content_rows_go_into_their_table_each_value_in_its_row_and_in_order():

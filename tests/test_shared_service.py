@@ -241,11 +241,11 @@ COUNTING_LOOKS = textwrap.dedent(
     import sys
     from pipelines import cli, ingest
     looks = []
-    real_scan = ingest._scan_names
+    real_scan = ingest._scan_runs
     def scan(folder):
         looks.append(str(folder))
         return real_scan(folder)
-    ingest._scan_names = scan
+    ingest._scan_runs = scan
     code = cli.main(sys.argv[1:])
     print(f"looks at the raw folder: {len(looks)}", file=sys.stderr)
     sys.exit(code)
