@@ -714,6 +714,16 @@ class FolderIndex(Mapping):
             raise KeyError(path)
         return IndexEntry(known.sizes[i], known.mtimes[i], known.hashes[i], known.partitions[i])
 
+    def folders(self) -> dict[str, _Folder]:
+        """Each folder's workbooks, column by column (not to be changed): a file's path is
+        `FolderIndex.path(folder, name)`."""
+        return self._folders
+
+    @staticmethod
+    def path(folder: str, name: str) -> str:
+        """The path of a folder's file, as the index names it."""
+        return _prefix(folder) + name
+
     def _partitions_of(self, folder: str) -> frozenset[str]:
         found = self._partition_sets.get(folder)
         if found is None:
@@ -782,20 +792,21 @@ def _once_per_command(key_of: Callable[[], tuple], compute: Callable):
     return looked[key]
 
 
-def index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> FolderIndex:
+def index_entries(raw_dir: Path, cache_dir: Path, limits=None, workers: int | None = None) -> FolderIndex:
     """{file name (as `str(Path)` gives it): IndexEntry} for every workbook of the raw folder, in
     the folder's order (`scan_raw_folder`), through the folder index kept in `cache_dir`
     (`index_folder`). Names, not Path objects: making 4,000 of them twice a run (the command's
     list of quarters, then the raw step) cost more than statting the files. Within
     `one_look_per_command`, the command's first look answers (the mapping is shared: not to be
-    changed)."""
+    changed). `workers`: the parse processes for the files to read (`index_reads`); 1 reads them in
+    this process (one that runs other threads must not fork)."""
     return _once_per_command(
         lambda: ("folder", os.path.abspath(raw_dir), os.path.abspath(cache_dir), limits),
-        lambda: _index_entries(Path(raw_dir), Path(cache_dir), limits),
+        lambda: _index_entries(Path(raw_dir), Path(cache_dir), limits, workers),
     )
 
 
-def _index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> FolderIndex:
+def _index_entries(raw_dir: Path, cache_dir: Path, limits=None, workers: int | None = None) -> FolderIndex:
     """index_entries' look at the folder: every workbook statted, folder by folder; a folder whose
     names, sizes and modification times are those the index holds (compared as whole columns) is
     taken as it is; in another, each file the index does not know as it is now is read (through
@@ -838,7 +849,9 @@ def _index_entries(raw_dir: Path, cache_dir: Path, limits=None) -> FolderIndex:
         partial[folder] = (hashes, partitions)
     if unknown:
         paths = [Path(_prefix(folder) + looked[folder][0][i]) for folder, i in unknown]
-        for (folder, i), path, (content_hash, period) in zip(unknown, paths, index_reads(paths, cache_dir, limits), strict=True):
+        for (folder, i), path, (content_hash, period) in zip(
+            unknown, paths, index_reads(paths, cache_dir, limits, workers), strict=True
+        ):
             partial[folder][0][i] = content_hash
             partial[folder][1][i] = partition_of(period, folder_period(path, raw_dir))
     for folder, (hashes, partitions) in partial.items():

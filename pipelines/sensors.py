@@ -1,7 +1,11 @@
 """Sensors: a workbook lands in the raw folder -> validate it and send the receipt; the catalog changes -> republish dimensions."""
 
+import contextlib
 import hashlib
 import json
+import logging
+import os
+import pickle
 from pathlib import Path
 
 from dagster import (
@@ -14,35 +18,108 @@ from dagster import (
     sensor,
 )
 
-from pipelines.ingest import UNASSIGNED, file_partition, folder_period, scan_raw_folder
+from pipelines.ingest import UNASSIGNED, FolderIndex, IndexEntry, index_entries
 from pipelines.jobs import catalog_job, publish_job, quarterly_job
 from pipelines.partitions import current_quarter_key
 from pipelines.periods import LOCAL_TZ
-from pipelines.resources import CatalogResource, ClockResource, RawFolderResource
+from pipelines.resources import CatalogResource, ClockResource, RawFolderResource, WarehouseResource
 from pipelines.runs import reap_dead_runs
-from pipelines.workbook import read_workbook
+
+log = logging.getLogger(__name__)
 
 
-def _signature(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_mtime_ns}:{stat.st_size}"
+# What the file sensor has seen: {folder: (file names, sizes, modification times)}, in the folder
+# index's shape (pipelines/ingest.py), kept in the work folder under the sensor's cursor.
+Seen = dict[str, tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]]
+_SEEN_FORMAT = "seen-1"
 
 
-def new_files(raw_dir: Path, cursor: dict[str, str]) -> dict[str, str]:
-    """Files that are new or changed since the cursor: {path: signature}."""
-    found = {}
-    for path in scan_raw_folder(raw_dir):
-        signature = _signature(path)
-        if cursor.get(str(path)) != signature:
-            found[str(path)] = signature
+def landed_files(entries: FolderIndex, seen: Seen) -> dict[str, IndexEntry]:
+    """The workbooks of the raw folder (its folder index, `ingest.index_entries`) that are new or
+    changed (size or modification time) since `seen`, folder by folder: {path: entry}. A folder
+    whose columns are as seen is passed over whole."""
+    found: dict[str, IndexEntry] = {}
+    for folder, known in entries.folders().items():
+        before = seen.get(folder)
+        if before == (known.names, known.sizes, known.mtimes):
+            continue
+        places = dict(zip(before[0], zip(before[1], before[2], strict=True), strict=True)) if before else {}
+        for i, name in enumerate(known.names):
+            if places.get(name) != (known.sizes[i], known.mtimes[i]):
+                path = entries.path(folder, name)
+                found[path] = entries[path]
     return found
 
 
-def partition_for(path: Path, raw_dir: Path, current_partition: str) -> str:
-    """The quarter a landed file belongs to; a file with no readable period goes to the current quarter."""
-    read = read_workbook(path)
-    key = file_partition(read, folder_period(path, raw_dir))
-    return current_partition if key == UNASSIGNED else key
+def seen_of(entries: FolderIndex) -> Seen:
+    """What the sensor has seen once it has looked at `entries`: every workbook now in the folder
+    (a file that left it is forgotten: brought back, it lands again)."""
+    return {folder: (known.names, known.sizes, known.mtimes) for folder, known in entries.folders().items()}
+
+
+def _seen_file(state_dir: Path, cursor: str) -> Path:
+    return state_dir / f"raw-folder-sensor.{cursor}.pickle"
+
+
+def load_seen(state_dir: Path, cursor: str | None) -> Seen:
+    """What the sensor had seen at the tick that left `cursor`: the file kept under it in the work
+    folder. The cursor itself is only the name of that state (Dagster keeps every tick's cursor with
+    the tick, for good: a cursor holding every file's path, as it once did, made a province's ticks
+    half a megabyte each after ten years, a nation's 12 MB). A cursor of that earlier kind (JSON,
+    {path: "mtime_ns:size"}) is read as it is; no cursor, or a state that is gone (the work folder
+    wiped): nothing seen, so every workbook lands again (as after a reset of the sensor)."""
+    if not cursor:
+        return {}
+    if cursor.startswith("{"):
+        try:
+            files = json.loads(cursor)
+        except ValueError:
+            return {}
+        seen: dict[str, tuple[list, list, list]] = {}
+        for path, signature in files.items() if isinstance(files, dict) else ():
+            mtime, _, size = str(signature).partition(":")
+            if mtime.isdigit() and size.isdigit():
+                folder, name = os.path.split(path)
+                columns = seen.setdefault(folder, ([], [], []))
+                for column, value in zip(columns, (name, int(size), int(mtime)), strict=True):
+                    column.append(value)
+        return {folder: (tuple(n), tuple(z), tuple(m)) for folder, (n, z, m) in seen.items()}
+    try:
+        with open(_seen_file(state_dir, cursor), "rb") as handle:
+            kept = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError):
+        log.warning("file sensor: no state under cursor %s in %s: every workbook is taken as new", cursor, state_dir)
+        return {}
+    if not (isinstance(kept, tuple) and len(kept) == 2 and kept[0] == _SEEN_FORMAT and isinstance(kept[1], dict)):
+        return {}
+    return {
+        folder: columns
+        for folder, columns in kept[1].items()
+        if isinstance(columns, tuple)
+        and len(columns) == 3
+        and all(isinstance(c, tuple) for c in columns)
+        and len({len(c) for c in columns}) == 1
+    }
+
+
+def keep_seen(state_dir: Path, seen: Seen, previous: str | None) -> str:
+    """Keep `seen` in the work folder and return its cursor (a hash of it). The state under the
+    previous cursor stays, in case this tick is not recorded (its cursor then stays the previous
+    one); older ones are removed."""
+    data = pickle.dumps((_SEEN_FORMAT, seen), protocol=pickle.HIGHEST_PROTOCOL)
+    cursor = hashlib.sha256(data).hexdigest()[:24]
+    state_dir.mkdir(parents=True, exist_ok=True)
+    target = _seen_file(state_dir, cursor)
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    keep = {target.name, _seen_file(state_dir, previous).name if previous and not previous.startswith("{") else ""}
+    for old in state_dir.glob("raw-folder-sensor.*.pickle"):
+        if old.name not in keep:
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return cursor
 
 
 @sensor(
@@ -50,19 +127,22 @@ def partition_for(path: Path, raw_dir: Path, current_partition: str) -> str:
     minimum_interval_seconds=60,
     description="Validate each workbook as soon as it lands in the raw folder.",
 )
-def raw_folder_sensor(context: SensorEvaluationContext, raw: RawFolderResource, clock: ClockResource):
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    found = new_files(raw.path, cursor)
+def raw_folder_sensor(
+    context: SensorEvaluationContext, raw: RawFolderResource, clock: ClockResource, warehouse: WarehouseResource
+):
+    # the folder index and the parse cache the runs use: a workbook the sensor reads to learn its
+    # quarter is not parsed again by the run; read in this process (a sensor runs beside other threads)
+    entries = index_entries(raw.path, warehouse.parse_cache_dir, raw.limits(), workers=1)
+    state_dir = warehouse.work_path.parent / "sensors"
+    found = landed_files(entries, load_seen(state_dir, context.cursor))
     if not found:
         return SkipReason("no new workbook in the raw folder")
-    now = clock.now().astimezone(LOCAL_TZ)
-    current = current_quarter_key(now)
+    current = current_quarter_key(clock.now().astimezone(LOCAL_TZ))
     by_partition: dict[str, list[str]] = {}
-    for path in found:
-        by_partition.setdefault(partition_for(Path(path), raw.path, current), []).append(f"{path}@{found[path]}")
-    # the cursor keeps only files still in the folder, so it stays as small as the folder
-    present = {str(p) for p in scan_raw_folder(raw.path)}
-    context.update_cursor(json.dumps({p: sig for p, sig in (cursor | found).items() if p in present}))
+    for path, entry in found.items():  # a workbook with no readable quarter goes to the current one
+        key = current if entry.partition == UNASSIGNED else entry.partition
+        by_partition.setdefault(key, []).append(f"{path}@{entry.mtime_ns}:{entry.size}")
+    context.update_cursor(keep_seen(state_dir, seen_of(entries), context.cursor))
     requests = []
     for key, items in sorted(by_partition.items()):
         digest = hashlib.sha1("|".join(sorted(items)).encode()).hexdigest()[:12]

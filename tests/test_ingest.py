@@ -366,17 +366,21 @@ def test_a_re_run_works_out_the_file_fields_of_the_changed_workbooks_only(tmp_pa
 
 
 def test_sensor_sees_new_and_changed_files_once(tmp_path):
-    from pipelines.sensors import new_files
-
-    path = make_form(tmp_path / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
-    found = new_files(tmp_path, {})
-    assert list(found) == [str(path)]
-    assert new_files(tmp_path, found) == {}  # nothing new on the next tick
-    make_form(path, "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 12})  # the agency overwrites its file
     import os
 
+    from pipelines.sensors import landed_files, seen_of
+
+    raw, cache = tmp_path / "raw", tmp_path / "parsed"
+    path = make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    entries = ingest.index_entries(raw, cache)
+    found = landed_files(entries, {})
+    assert list(found) == [str(path)] and found[str(path)] == entries[str(path)]
+    seen = seen_of(entries)
+    assert landed_files(ingest.index_entries(raw, cache), seen) == {}  # nothing new on the next tick
+    other = make_form(raw / "2024-Q1" / "TD-XA-TAIVAN_2024-Q1.xlsx", "TD-XA-TAIVAN", "Quý I/2024", {"HSO.01": 5})
+    make_form(path, "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 12})  # the agency overwrites its file
     os.utime(path, ns=(1, 10**18))
-    assert list(new_files(tmp_path, found)) == [str(path)]
+    assert list(landed_files(ingest.index_entries(raw, cache), seen)) == [str(path), str(other)]
 
 
 def test_a_link_to_a_file_outside_the_raw_folder_is_never_read(tmp_path):
@@ -392,9 +396,11 @@ def test_a_link_to_a_file_outside_the_raw_folder_is_never_read(tmp_path):
     assert [p.name for p in scan_raw_folder(raw)] == ["inner-link.xlsx", "inside.xlsx"]
 
 
-def test_the_sensor_cursor_forgets_files_that_left_the_folder(tmp_path):
-    import json
-
+def test_the_sensor_keeps_what_it_saw_in_the_work_folder_and_forgets_files_that_left(tmp_path):
+    """The cursor names the sensor's state, kept in the work folder (Dagster keeps each tick's
+    cursor for good: it must not grow with the folder). A file moved away is forgotten (brought back,
+    it lands again); the state of the tick before is kept in case this tick is not recorded; the
+    workbooks the sensor read are in the runs' parse cache."""
     from dagster import DagsterInstance, build_sensor_context
 
     from pipelines.definitions import build_definitions
@@ -403,14 +409,55 @@ def test_the_sensor_cursor_forgets_files_that_left_the_folder(tmp_path):
     raw = tmp_path / "raw"
     first = make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
     defs = build_definitions({"CCHC_RAW_DIR": str(raw), "CCHC_DATABASE": str(tmp_path / "x.duckdb")})
+    states = defs.resources["warehouse"].work_path.parent / "sensors"
     instance = DagsterInstance.ephemeral()
     with build_sensor_context(instance=instance, resources=defs.resources, definitions=defs) as context:
-        assert [r.partition_key for r in raw_folder_sensor(context)] == ["2024-Q1"]
-        assert list(json.loads(context.cursor)) == [str(first)]
+        (request,) = raw_folder_sensor(context)
+        assert request.partition_key == "2024-Q1" and request.tags["cchc/files"] == "1"
+        one = context.cursor
+        assert len(one) == 24 and [p.name for p in states.iterdir()] == [f"raw-folder-sensor.{one}.pickle"]
+        assert list(defs.resources["warehouse"].parse_cache_dir.rglob("folder-index.*.pickle"))
+        assert str(raw_folder_sensor(context).skip_message) == "no new workbook in the raw folder"
         first.rename(raw / "archived.bak")  # moved away by the clerk
         second = make_form(raw / "2024-H1" / "TD-XA-LIEUTU_2024-H1.xlsx", "TD-XA-LIEUTU", "6 tháng đầu năm 2024", {"HSO.01": 20})
         assert [r.partition_key for r in raw_folder_sensor(context)] == ["2024-Q2"]
-        assert list(json.loads(context.cursor)) == [str(second)]
+        two = context.cursor
+        assert sorted(p.name for p in states.iterdir()) == sorted(f"raw-folder-sensor.{c}.pickle" for c in (one, two))
+        (raw / "archived.bak").rename(first)  # brought back: it lands again
+        assert [r.partition_key for r in raw_folder_sensor(context)] == ["2024-Q1"]
+        assert sorted(p.name for p in states.iterdir()) == sorted(f"raw-folder-sensor.{c}.pickle" for c in (two, context.cursor))
+        assert str(raw_folder_sensor(context).skip_message) == "no new workbook in the raw folder"
+        assert len(context.cursor) == 24 and second.exists()
+
+
+def test_the_sensor_reads_the_cursor_that_held_every_file_and_starts_again_without_its_state(tmp_path):
+    """A cursor of the earlier kind ({path: "mtime_ns:size"}) is read as it is: only what changed since
+    lands. A cursor whose state is gone (the work folder wiped), or a broken one: every workbook lands
+    again, as after a reset."""
+    import json
+    import shutil
+
+    from dagster import DagsterInstance, build_sensor_context
+
+    from pipelines.definitions import build_definitions
+    from pipelines.sensors import raw_folder_sensor
+
+    raw = tmp_path / "raw"
+    first = make_form(raw / "2024-Q1" / "TD-XA-LIEUTU_2024-Q1.xlsx", "TD-XA-LIEUTU", "Quý I/2024", {"HSO.01": 10})
+    second = make_form(raw / "2024-H1" / "TD-XA-LIEUTU_2024-H1.xlsx", "TD-XA-LIEUTU", "6 tháng đầu năm 2024", {"HSO.01": 20})
+    earlier = {str(p): f"{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in (first, second)}
+    earlier[str(second)] = "1:2"  # changed since
+    defs = build_definitions({"CCHC_RAW_DIR": str(raw), "CCHC_DATABASE": str(tmp_path / "x.duckdb")})
+    instance = DagsterInstance.ephemeral()
+    with build_sensor_context(
+        instance=instance, resources=defs.resources, definitions=defs, cursor=json.dumps(earlier)
+    ) as context:
+        assert [r.partition_key for r in raw_folder_sensor(context)] == ["2024-Q2"]
+        assert len(context.cursor) == 24
+    shutil.rmtree(defs.resources["warehouse"].work_path.parent / "sensors")
+    for cursor in (context.cursor, "{not json", json.dumps(["a list"])):
+        with build_sensor_context(instance=instance, resources=defs.resources, definitions=defs, cursor=cursor) as again:
+            assert [r.partition_key for r in raw_folder_sensor(again)] == ["2024-Q1", "2024-Q2"]
 
 
 def _raw_state(con) -> dict[str, list]:
