@@ -416,7 +416,7 @@ def test_the_sensor_keeps_what_it_saw_in_the_work_folder_and_forgets_files_that_
         assert request.partition_key == "2024-Q1" and request.tags["cchc/files"] == "1"
         one = context.cursor
         assert len(one) == 24 and [p.name for p in states.iterdir()] == [f"raw-folder-sensor.{one}.pickle"]
-        assert list(defs.resources["warehouse"].parse_cache_dir.rglob("folder-index.*.pickle"))
+        assert list(defs.resources["warehouse"].parse_cache_dir.glob("*/folder-index.*/*.pickle"))
         assert str(raw_folder_sensor(context).skip_message) == "no new workbook in the raw folder"
         first.rename(raw / "archived.bak")  # moved away by the clerk
         second = make_form(raw / "2024-H1" / "TD-XA-LIEUTU_2024-H1.xlsx", "TD-XA-LIEUTU", "6 tháng đầu năm 2024", {"HSO.01": 20})
@@ -706,32 +706,32 @@ def test_a_broken_or_cleared_parse_cache_means_parsing_again(tmp_path, monkeypat
 
 
 def test_a_folder_index_of_another_shape_is_not_trusted(tmp_path):
-    """An index this code did not write (another shape, e.g. from another version, or a folder's
-    columns of different lengths) is read again from the workbooks, not used and not a crash; the
-    index kept before the folders' shape, under its old name, is removed when the new one is written."""
+    """A folder's index file this code did not write (another shape, e.g. from another version,
+    columns of different lengths, another folder's) is read again from the workbooks, not used and
+    not a crash; the single index file kept before, under its old name, is removed."""
     import pickle
 
     raw, cache = tmp_path / "raw", tmp_path / "parsed"
     paths = _forms(raw / "2024-Q1", 2)
     first = ingest.index_folder(raw, cache)
-    (index,) = cache.rglob("folder-index.*.pickle")
-    shape, folders = pickle.loads(index.read_bytes())
-    assert shape == ingest._INDEX_FORMAT and set(folders) == {str(raw / "2024-Q1")}
-    names, sizes, mtimes, hashes, partitions = folders[str(raw / "2024-Q1")]
+    (index,) = cache.glob("*/folder-index.*/*.pickle")
+    shape, folder, columns = pickle.loads(index.read_bytes())
+    assert shape == ingest._INDEX_FORMAT and folder == str(raw / "2024-Q1")
+    names, sizes, mtimes, hashes, partitions = columns
     assert names == tuple(p.name for p in paths) and len(set(hashes)) == 2 and partitions == ("2024-Q1",) * 2
     stat = paths[0].stat()
-    old = index.with_name(index.name.replace(f".{ingest._INDEX_FORMAT}.", "."))
-    wrong = {str(raw / "2024-Q1"): (names, sizes, mtimes, ("not-its-hash",), partitions)}  # a short column
+    earlier = index.parent.with_name(index.parent.name.rsplit(".", 1)[0] + ".pickle")
     for kept in (
-        ("folders-0", folders),  # another shape's name
+        ("folders-0", folder, columns),  # another shape's name
         {str(paths[0]): (stat.st_size, stat.st_mtime_ns, "not-its-hash", "2023-Q4")},  # the shape kept before
-        (ingest._INDEX_FORMAT, wrong),
-        (ingest._INDEX_FORMAT, {str(raw / "2024-Q1"): "not columns"}),
+        (ingest._INDEX_FORMAT, folder, (names, sizes, mtimes, ("not-its-hash",), partitions)),  # a short column
+        (ingest._INDEX_FORMAT, folder, "not columns"),
+        (ingest._INDEX_FORMAT, str(raw / "2024-Q2"), (names, sizes, mtimes, ("x", "y"), ("2024-Q2",) * 2)),  # another's
     ):
         index.write_bytes(pickle.dumps(kept))
-        old.write_bytes(pickle.dumps({str(paths[0]): (stat.st_size, stat.st_mtime_ns, "not-its-hash", "2023-Q4")}))
+        earlier.write_bytes(pickle.dumps({str(paths[0]): (stat.st_size, stat.st_mtime_ns, "not-its-hash", "2023-Q4")}))
         assert ingest.index_folder(raw, cache) == first
-        assert not old.exists()
+        assert not earlier.exists()
     index.write_bytes(b"not a pickle")
     assert ingest.index_folder(raw, cache) == first
 
@@ -793,18 +793,26 @@ def test_a_command_that_fails_leaves_no_look_behind(tmp_path):
 
 def test_the_folder_index_is_written_only_when_the_folder_changed(tmp_path):
     """A look at an unchanged folder reads the index and writes nothing; a new, a changed or a
-    removed workbook is in the next index."""
+    removed workbook is in the next index, whose file is written for its folder only; a folder gone
+    takes its file with it."""
     raw, cache = tmp_path / "raw", tmp_path / "parsed"
     paths = _forms(raw / "2024-Q1", 2)
+    other = _forms(raw / "2024-Q2", 1)
     first = ingest.index_folder(raw, cache)
-    (index,) = cache.rglob("folder-index.*.pickle")
-    before = index.stat().st_ino, index.stat().st_mtime_ns
+    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.glob("*/folder-index.*/*.pickle")}
+    assert len(kept) == 2
     assert ingest.index_folder(raw, cache) == first
-    assert (index.stat().st_ino, index.stat().st_mtime_ns) == before
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.glob("*/folder-index.*/*.pickle")} == kept
     paths[0].unlink()
     partitions, hashes = ingest.index_folder(raw, cache)
-    assert list(partitions) == [paths[1]] and index.stat().st_ino != before[0]
+    assert list(partitions) == [paths[1], other[0]]
+    now = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.glob("*/folder-index.*/*.pickle")}
+    assert set(now) == set(kept) and len([p for p in now if now[p] != kept[p]]) == 1  # the first folder's file only
     assert ingest.index_folder(raw, cache) == (partitions, hashes)
+    other[0].unlink()
+    other[0].parent.rmdir()
+    assert list(ingest.index_folder(raw, cache)[0]) == [paths[1]]
+    assert len(list(cache.glob("*/folder-index.*/*.pickle"))) == 1
 
 
 def test_the_folder_index_answers_as_every_file_looked_at_one_by_one(tmp_path, monkeypatch):
