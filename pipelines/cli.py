@@ -1,7 +1,7 @@
 """Command line: run the pipeline in-process on a raw folder and print where the results are.
 
 python -m pipelines demo                 # the shipped demo data, then a summary
-python -m pipelines run [--quarter 2024-Q2 ...]      # or "Quý II/2024"; default: every quarter with files
+python -m pipelines run [--quarter 2024-Q2 ...] [--all]   # or "Quý II/2024"; default: the quarters whose run could differ from their last
 python -m pipelines summary
 python -m pipelines report --period 2024-Q4 --out reports/ [--jurisdiction TD]
 python -m pipelines describe [--json]                 # the published tables, columns, types and comments
@@ -171,12 +171,11 @@ def _failure_paragraph(result, what: str) -> str:
     return "\n".join(lines)
 
 
-def _catalog_changed(warehouse, catalog_dir: Path) -> bool:
-    """Whether the dimensions must be republished: the catalog files differ from the last publish
-    of the dimensions (or the working database is new). Inside `warehouse.kept_open()`."""
+def _catalog_changed(warehouse, catalog_dir: Path, fingerprint: str) -> bool:
+    """Whether the dimensions must be republished: the catalog files (their `catalog_fingerprint`)
+    differ from the last publish of the dimensions (or the working database is new). Inside
+    `warehouse.kept_open()`."""
     import duckdb
-
-    from pipelines.sensors import catalog_fingerprint
 
     if not warehouse.work_path.exists():
         return True
@@ -188,17 +187,45 @@ def _catalog_changed(warehouse, catalog_dir: Path) -> bool:
         has_dims = con.execute("select count(*) from duckdb_tables() where table_name = 'dim_agency'").fetchone()[0]
     except duckdb.Error:
         return True
-    return not has_dims or row is None or row[0] != catalog_fingerprint(catalog_dir)
+    return not has_dims or row is None or row[0] != fingerprint
 
 
-def _remember_catalog(warehouse, catalog_dir: Path) -> None:
-    from pipelines.sensors import catalog_fingerprint
-
+def _remember_catalog(warehouse, catalog_dir: Path, fingerprint: str) -> None:
     with warehouse.warehouse().connect() as con:
         con.execute(
-            "insert or replace into catalog_state values ($d, $f, now())",
-            {"d": str(catalog_dir.resolve()), "f": catalog_fingerprint(catalog_dir)},
+            "insert or replace into catalog_state values ($d, $f, now())", {"d": str(catalog_dir.resolve()), "f": fingerprint}
         )
+
+
+def _quarters_due(warehouse, resources, with_files: list[str], catalog_print: str, external_print: str):
+    """(each quarter's inputs print, the quarters of `with_files` a plain run runs: pipelines/quarters_due.py).
+    Inside `warehouse.kept_open()`; a working database without the state (new, or older): every quarter."""
+    import duckdb
+
+    from pipelines import quarters_due
+    from pipelines.ingest import index_entries, register_print
+    from pipelines.partitions import QUARTER_KEYS
+    from pipelines.periods import LOCAL_TZ
+
+    raw = resources["raw"]
+    common = "\n".join(
+        (
+            catalog_print,
+            quarters_due.code_print(),
+            quarters_due.settings_print(),
+            register_print(raw.register_path),
+            external_print,
+            repr(raw.limits()),
+            ",".join(sorted(QUARTER_KEYS)),
+        )
+    )
+    prints = quarters_due.quarter_prints(index_entries(raw.path, warehouse.parse_cache_dir, raw.limits()), with_files, common)
+    now = resources["clock"].now()
+    try:
+        due = quarters_due.quarters_to_run(warehouse.kept_connection(), prints, now, now.astimezone(LOCAL_TZ).date())
+    except duckdb.Error:
+        due = list(with_files)
+    return prints, due
 
 
 def _external_tokens(con, names: set[str]) -> str | None:
@@ -276,9 +303,11 @@ def finish() -> None:
         _AFTER_ANSWER.pop(0)()
 
 
-def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = False) -> list[str]:
+def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = False, run_all: bool = False) -> list[str]:
     """Refresh the dimensions, run the quarterly job for each partition in order (into the working
-    database), then publish the analysts' database once, atomically."""
+    database), then publish the analysts' database once, atomically. Without partitions: the
+    quarters with workbooks whose run could differ from their last one (pipelines/quarters_due.py),
+    or every quarter with workbooks (`run_all`). Returns the quarters with workbooks (or those given)."""
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
@@ -298,7 +327,7 @@ def run(partitions: list[str] | None = None, quiet: bool = False, debug: bool = 
         # file checkpoints its write-ahead log), after the answer when the command answers first
         instance = held.enter_context(DagsterInstance.get())
         with one_look_per_command():  # the raw folder looked at once, for the list of quarters and their runs
-            partitions = _run_in(instance, defs, partitions, quiet, debug, dimension_models, external_models, opening)
+            partitions = _run_in(instance, defs, partitions, quiet, debug, dimension_models, external_models, opening, run_all)
         if _answer_first:
             after_answer(held.pop_all().close)
         return partitions
@@ -342,6 +371,7 @@ def _run_in(
     dimension_models: set[str],
     external: set[str],
     opening=None,
+    run_all: bool = False,
 ) -> list[str]:
     """run() on an open Dagster instance (`opening`: the thread opening the working database, if
     `_open_working_database_early` started one)."""
@@ -349,6 +379,7 @@ def _run_in(
     from pipelines.partitions import QUARTER_KEYS
     from pipelines.periods import partition_label
     from pipelines.runs import reap_dead_runs, worker_tags
+    from pipelines.sensors import catalog_fingerprint
 
     reaped = reap_dead_runs(instance)
     if reaped and not quiet:
@@ -368,6 +399,7 @@ def _run_in(
             file=sys.stderr,
         )
     warehouse = resources["warehouse"]
+    plain = not partitions and not run_all  # which quarters: those whose run could differ from their last (quarters_due)
     partitions = partitions or [
         k for k in partitions_with_files(raw_dir, warehouse.parse_cache_dir, resources["raw"].limits()) if k in QUARTER_KEYS
     ]
@@ -421,15 +453,40 @@ def _run_in(
         if opening is not None:
             opening.join()  # the kept connection is the thread's from here on (or opened below, if it failed)
         catalog_dir = Path(resources["catalog"].catalog_dir)
-        catalog_changed = _catalog_changed(warehouse, catalog_dir)
+        catalog_print = catalog_fingerprint(catalog_dir)
+        catalog_changed = _catalog_changed(warehouse, catalog_dir, catalog_print)
         # the external-values tables are built in a quarter's run, from the forms under
         # <raw>/external: left out while those forms, the catalog and the tables are unchanged (3
         # assets, 5 checks: 0.1-0.2 s of a re-run; docs/performance.md)
         external_print = folder_fingerprint(raw_dir, resources["raw"].limits())
         external_kept = not catalog_changed and _external_kept(warehouse, raw_dir, external_print, external)
         kept = (set() if catalog_changed else dimension_models) | (external if external_kept else set())
+        with_files, prints = partitions, {}
+        if plain:
+            prints, partitions = _quarters_due(warehouse, resources, partitions, catalog_print, external_print)
+            left = len(with_files) - len(partitions)
+            if left and not quiet:
+                print(
+                    f"  {left} quý không thay đổi từ lần chạy trước, để nguyên (chạy lại tất cả: --all) / {left} quarter(s)"
+                    " unchanged since their last run, left as they are (to run every quarter: --all)"
+                )
+        now = resources["clock"].now()
+
+        def remember(key: str) -> None:  # a plain run's quarter ran well: from what, as of when
+            if key in prints:
+                from pipelines import quarters_due
+
+                with warehouse.warehouse().connect() as con:
+                    quarters_due.remember(con, key, prints[key], now)
+
         published = {"cchc/partitions": ",".join(partitions)}
-        if len(partitions) == 1:  # one quarter: dimensions (if the catalog changed), quarter and publish in one run
+        if not partitions:  # every quarter as its last run left it: publish what is pending, if anything
+            seconds = execute("cchc_publish", "công bố cơ sở dữ liệu / publishing the database", extra_tags=published)
+            if catalog_changed:
+                _remember_catalog(warehouse, catalog_dir, catalog_print)
+            if not quiet:
+                print(f"  công bố / published ({seconds:.1f} s)")
+        elif len(partitions) == 1:  # one quarter: dimensions (if the catalog changed), quarter and publish in one run
             (key,) = partitions
             seconds = execute(
                 "cchc_quarter_and_publish",
@@ -439,18 +496,20 @@ def _run_in(
                 without=kept or None,
             )
             if catalog_changed:
-                _remember_catalog(warehouse, catalog_dir)
+                _remember_catalog(warehouse, catalog_dir, catalog_print)
             if not external_kept:
                 _remember_external(warehouse, raw_dir, external_print, external)
+            remember(key)
             if not quiet:
                 print(f"  {partition_label(key)}: ok, đã công bố / published ({seconds:.1f} s)")
         else:  # several runs: the catalog (if changed), each quarter, the publish
             if catalog_changed:
                 execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
-                _remember_catalog(warehouse, catalog_dir)
+                _remember_catalog(warehouse, catalog_dir, catalog_print)
             for i, key in enumerate(partitions):  # the external-values tables in the first quarter's run, if at all
                 without = external if external_kept or i else None
                 seconds = execute("cchc_quarterly", f"quý / quarter {partition_label(key)}", key, without=without)
+                remember(key)
                 if not quiet:
                     print(f"  {partition_label(key)}: ok ({seconds:.1f} s)")
             if not external_kept:
@@ -468,7 +527,7 @@ def _run_in(
 
             after_answer(close)
     _say_register_problems(resources["raw"].register_path)
-    return partitions
+    return with_files
 
 
 def _say_register_problems(register) -> None:
@@ -755,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="run on the shipped demo data (data/raw) and print a summary")
     run_p = sub.add_parser(
         "run",
-        help="run the quarterly job for quarters (default: every quarter with files), then publish",
+        help="run the quarterly job for quarters (default: those with workbooks whose run could differ from their last), then publish",
     )
     run_p.add_argument(
         "--partition",
@@ -763,6 +822,13 @@ def main(argv: list[str] | None = None) -> int:
         dest="partition",
         action="append",
         help='a quarter: 2024-Q2, "Quý II/2024" or "6 tháng đầu năm 2024" (repeatable)',
+    )
+    run_p.add_argument(
+        "--all",
+        dest="run_all",
+        action="store_true",
+        help="run every quarter with workbooks (default: those whose workbooks, catalog, code or settings changed since"
+        " their last run, and the quarters still open)",
     )
     sub.add_parser("summary", help="print the summary of the latest quarter")
     desc = sub.add_parser("describe", help="list the curated tables and their columns (JSON with --json)")
@@ -859,7 +925,7 @@ def _dispatch(args, debug: bool) -> int:
     if args.command in ("demo", "run"):
         quarters = resolve_quarters(getattr(args, "partition", None))
         print("Đang chạy pipeline / running the pipeline ...")
-        done = run(quarters, debug=debug)
+        done = run(quarters, debug=debug, run_all=getattr(args, "run_all", False))
         if not done:
             return 1
         try:

@@ -508,3 +508,38 @@ def test_with_a_lake_configured_the_run_also_publishes_into_it(service):
 def test_half_a_lake_configuration_is_refused_clearly(service):
     result = cli(service, "run", env=service["env"] | {"CCHC_LAKE": "/tmp/only-the-catalog.ducklake"})
     assert result.returncode == 2 and "CCHC_LAKE_DATA" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_plain_run_leaves_out_the_quarters_whose_run_would_not_change(service):
+    """A plain `run` runs the quarters never run, those whose workbooks (of their year or an earlier
+    one) changed and those still open at the run's time; the others are left as their last run left
+    them (said on the console). `--all` runs every quarter with workbooks."""
+    make_form(service["raw"] / "2023-Q4" / "TD-XA-LIEUTU_2023-Y.xlsx", "TD-XA-LIEUTU", "Năm 2023", figures(400, 150, 380, 350))
+
+    def ran(result) -> list[str]:
+        assert result.returncode == 0, result.stderr
+        return [line.split()[0] for line in result.stdout.splitlines() if ": ok" in line and line.startswith("  20")]
+
+    def value(period: str) -> float:
+        con = duckdb.connect(str(service["db"]), read_only=True)
+        try:
+            return con.execute(
+                "select value from fct_data_element_value where agency_code = 'TD-XA-LIEUTU' and period_code = $p"
+                " and element_code = 'HSO.01'",
+                {"p": period},
+            ).fetchone()[0]
+        finally:
+            con.close()
+
+    assert ran(cli(service, "run")) == ["2023-Q4", "2024-Q1"]  # never run
+    again = cli(service, "run")
+    assert ran(again) == ["2024-Q1"]  # still open on 2024-06-20 (it ended on 31/3)
+    assert "1 quarter(s) unchanged since their last run" in again.stdout
+    make_form(service["raw"] / "2023-Q4" / "TD-XA-LIEUTU_2023-Y.xlsx", "TD-XA-LIEUTU", "Năm 2023", figures(410, 150, 380, 350))
+    assert ran(cli(service, "run")) == ["2023-Q4", "2024-Q1"]  # 2023 changed: it and every later year
+    assert value("2023-Y") == 410
+    later = cli(service, "run", env=service["env"] | {"CCHC_AS_OF": "2024-10-20T08:00:00"})
+    assert ran(later) == [] and "2 quarter(s) unchanged" in later.stdout and "published" in later.stdout
+    assert ran(cli(service, "run", "--all")) == ["2023-Q4", "2024-Q1"]
+    earlier = cli(service, "run", env=service["env"] | {"CCHC_AS_OF": "2024-05-20T08:00:00"})
+    assert ran(earlier) == ["2023-Q4", "2024-Q1"]  # a day before their last run's: as of that day
