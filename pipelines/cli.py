@@ -197,9 +197,10 @@ def _remember_catalog(warehouse, catalog_dir: Path, fingerprint: str) -> None:
         )
 
 
-def _quarters_due(warehouse, resources, with_files: list[str], catalog_print: str, external_print: str):
-    """(each quarter's inputs print, the quarters of `with_files` a plain run runs: pipelines/quarters_due.py).
-    Inside `warehouse.kept_open()`; a working database without the state (new, or older): every quarter."""
+def _quarters_due(warehouse, resources, with_files: list[str], catalog_print: str, external_print: str, now):
+    """(each quarter's inputs print, the quarters of `with_files` a plain run as of `now` runs:
+    pipelines/quarters_due.py). Inside `warehouse.kept_open()`; a working database without the state
+    (new, or older): every quarter."""
     import duckdb
 
     from pipelines import quarters_due
@@ -220,7 +221,6 @@ def _quarters_due(warehouse, resources, with_files: list[str], catalog_print: st
         )
     )
     prints = quarters_due.quarter_prints(index_entries(raw.path, warehouse.parse_cache_dir, raw.limits()), with_files, common)
-    now = resources["clock"].now()
     try:
         due = quarters_due.quarters_to_run(warehouse.kept_connection(), prints, now, now.astimezone(LOCAL_TZ).date())
     except duckdb.Error:
@@ -462,15 +462,15 @@ def _run_in(
         external_kept = not catalog_changed and _external_kept(warehouse, raw_dir, external_print, external)
         kept = (set() if catalog_changed else dimension_models) | (external if external_kept else set())
         with_files, prints = partitions, {}
+        now = resources["clock"].now()
         if plain:
-            prints, partitions = _quarters_due(warehouse, resources, partitions, catalog_print, external_print)
+            prints, partitions = _quarters_due(warehouse, resources, partitions, catalog_print, external_print, now)
             left = len(with_files) - len(partitions)
             if left and not quiet:
                 print(
                     f"  {left} quý không thay đổi từ lần chạy trước, để nguyên (chạy lại tất cả: --all) / {left} quarter(s)"
                     " unchanged since their last run, left as they are (to run every quarter: --all)"
                 )
-        now = resources["clock"].now()
 
         def remember(key: str) -> None:  # a plain run's quarter ran well: from what, as of when
             if key in prints:
@@ -481,9 +481,10 @@ def _run_in(
 
         published = {"cchc/partitions": ",".join(partitions)}
         if not partitions:  # every quarter as its last run left it: publish what is pending, if anything
-            seconds = execute("cchc_publish", "công bố cơ sở dữ liệu / publishing the database", extra_tags=published)
-            if catalog_changed:
+            if catalog_changed:  # (the catalog is in every quarter's print: only when the dimensions are missing)
+                execute("cchc_catalog", "làm mới danh mục / refreshing the catalog dimensions")
                 _remember_catalog(warehouse, catalog_dir, catalog_print)
+            seconds = execute("cchc_publish", "công bố cơ sở dữ liệu / publishing the database", extra_tags=published)
             if not quiet:
                 print(f"  công bố / published ({seconds:.1f} s)")
         elif len(partitions) == 1:  # one quarter: dimensions (if the catalog changed), quarter and publish in one run

@@ -58,12 +58,20 @@ def quarter_prints(entries: FolderIndex, quarters: list[str], common: str) -> di
     forms, limits, settings), and the workbooks (file name and content hash) of every quarter of its
     year and of the years before; the last quarter's also covers the workbooks with no quarter
     (`unassigned`: every run takes them, one run is enough)."""
+    wanted = {*quarters, UNASSIGNED}
     slices: dict[str, hashlib._Hash] = {}
-    for name, entry in entries.items([*quarters, UNASSIGNED]):
-        digest = slices.get(entry.partition)
-        if digest is None:
-            digest = slices[entry.partition] = hashlib.sha256()
-        digest.update(f"{name}\0{entry.content_hash}\n".encode("utf-8", "surrogateescape"))
+    for folder, known in sorted(entries.folders().items()):  # a folder's files of one quarter at once
+        present = set(known.partitions) & wanted
+        for key in sorted(present):
+            if len(present) == 1 and len(set(known.partitions)) == 1:
+                names, hashes = known.names, known.hashes
+            else:
+                names = tuple(n for n, k in zip(known.names, known.partitions, strict=True) if k == key)
+                hashes = tuple(h for h, k in zip(known.hashes, known.partitions, strict=True) if k == key)
+            digest = slices.get(key)
+            if digest is None:
+                digest = slices[key] = hashlib.sha256()
+            digest.update("\0".join((folder, *names, "", *hashes, "\n")).encode("utf-8", "surrogateescape"))
     ordered = sorted(quarters)
     years = sorted({key[:4] for key in ordered})
     by_year: dict[str, str] = {}

@@ -33,6 +33,7 @@ FILES = {
     "/raw/2024-Q1/a.xlsx": ("h3", "2024-Q1"),
     "/raw/2024-Q1/b.xlsx": ("h4", "2024-Q1"),
     "/raw/2024-H1/a.xlsx": ("h5", "2024-Q2"),
+    "/raw/2024-Q1/h1.xlsx": ("h9", "2024-Q2"),  # a folder holding two quarters' workbooks
     "/raw/2025-Q1/a.xlsx": ("h6", "2025-Q1"),
     "/raw/x.xlsx": ("h7", "unassigned"),
     "/raw/2019-Q1/old.xlsx": ("h8", "2019-Q1"),  # a quarter not asked for: in no print
@@ -51,6 +52,7 @@ def test_a_quarters_print_covers_its_year_and_the_years_before():
         ("/raw/2024-Q1/b.xlsx", ["2024-Q1", "2024-Q2", "2025-Q1"]),  # its year, and later
         ("/raw/2024-H1/a.xlsx", ["2024-Q1", "2024-Q2", "2025-Q1"]),  # a later quarter changes its year's earlier ones
         ("/raw/2023-Q3/a.xlsx", QUARTERS),
+        ("/raw/2024-Q1/h1.xlsx", ["2024-Q1", "2024-Q2", "2025-Q1"]),
         ("/raw/x.xlsx", ["2025-Q1"]),  # no quarter: the last run takes it
         ("/raw/2019-Q1/old.xlsx", []),
     ):
@@ -60,6 +62,10 @@ def test_a_quarters_print_covers_its_year_and_the_years_before():
     assert changed(first, quarters_due.quarter_prints(index(renamed), QUARTERS, "common")) == QUARTERS[2:]
     gone = {p: v for p, v in FILES.items() if p != "/raw/2023-Q4/a.xlsx"}
     assert changed(first, quarters_due.quarter_prints(index(gone), QUARTERS, "common")) == QUARTERS
+    moved = {("/raw/2024-H1/h1.xlsx" if p == "/raw/2024-Q1/h1.xlsx" else p): v for p, v in FILES.items()}
+    assert changed(first, quarters_due.quarter_prints(index(moved), QUARTERS, "common")) == QUARTERS[2:]
+    requartered = FILES | {"/raw/2024-Q1/h1.xlsx": ("h9", "2025-Q1")}  # the same file, now of another quarter
+    assert changed(first, quarters_due.quarter_prints(index(requartered), QUARTERS, "common")) == QUARTERS[2:]
     assert changed(first, quarters_due.quarter_prints(index(FILES), QUARTERS, "another catalog")) == QUARTERS
 
 
