@@ -204,7 +204,7 @@ def _quarters_due(warehouse, resources, with_files: list[str], catalog_print: st
     import duckdb
 
     from pipelines import quarters_due
-    from pipelines.ingest import index_entries, register_print
+    from pipelines.ingest import index_entries, load_receipt_register
     from pipelines.partitions import QUARTER_KEYS
     from pipelines.periods import LOCAL_TZ
 
@@ -214,13 +214,14 @@ def _quarters_due(warehouse, resources, with_files: list[str], catalog_print: st
             catalog_print,
             quarters_due.code_print(),
             quarters_due.settings_print(),
-            register_print(raw.register_path),
             external_print,
             repr(raw.limits()),
             ",".join(sorted(QUARTER_KEYS)),
         )
     )
-    prints = quarters_due.quarter_prints(index_entries(raw.path, warehouse.parse_cache_dir, raw.limits()), with_files, common)
+    entries = index_entries(raw.path, warehouse.parse_cache_dir, raw.limits())
+    # the register read as the quarters' runs read it (once per command, and ahead by a warm worker)
+    prints = quarters_due.quarter_prints(entries, with_files, common, load_receipt_register(raw.register_path))
     try:
         due = quarters_due.quarters_to_run(warehouse.kept_connection(), prints, now, now.astimezone(LOCAL_TZ).date())
     except duckdb.Error:

@@ -5,7 +5,7 @@ A plain run used to run every quarter with workbooks: after ten years of history
 runs of 0.5 s each whose inputs had not changed (25 s at a province, against 4 s after one year;
 docs/performance.md). A quarter's run reads its own workbooks, the rest of its year's (derived
 quarters, the year's report) and the years before it (each agency's own history, the targets'
-baselines), plus what every run reads: the catalog, the code, the receipts register, the
+baselines), their receipts in the register, plus what every run reads: the catalog, the code, the
 external-values forms, the read limits and the settings. So a quarter's inputs print covers all of
 those, its year's and the earlier years' workbooks included: a workbook changed in 2020 makes every
 quarter from 2020 on run again, whichever command ran 2020 since.
@@ -24,9 +24,10 @@ import datetime as dt
 import functools
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from pipelines.ingest import UNASSIGNED, FolderIndex
+from pipelines.ingest import UNASSIGNED, FolderIndex, Receipt
 
 LIVE_FOR = dt.timedelta(days=92)  # as pipelines.notify.REPORT_ATTACHMENT_WINDOW: the report attached to the summary
 STATE_TABLE = "quarter_run_state"
@@ -53,11 +54,15 @@ def settings_print(environ=None) -> str:
     return hashlib.sha256(repr(items).encode()).hexdigest()
 
 
-def quarter_prints(entries: FolderIndex, quarters: list[str], common: str) -> dict[str, str]:
-    """{quarter: the print of what its run reads}: `common` (catalog, code, register, external
-    forms, limits, settings), and the workbooks (file name and content hash) of every quarter of its
-    year and of the years before; the last quarter's also covers the workbooks with no quarter
-    (`unassigned`: every run takes them, one run is enough)."""
+def quarter_prints(
+    entries: FolderIndex, quarters: list[str], common: str, receipts: Mapping[str, Receipt] | None = None
+) -> dict[str, str]:
+    """{quarter: the print of what its run reads}: `common` (catalog, code, external forms, limits,
+    settings), and the workbooks of every quarter of its year and of the years before: each one's
+    file name, content hash and receipt in the receipts register (by content hash, else by file
+    name, as `ingest.file_fields` takes it; a register grows with every arrival, and only the
+    quarters whose workbooks' receipts changed run again). The last quarter's print also covers the
+    workbooks with no quarter (`unassigned`: every run takes them, one run is enough)."""
     wanted = {*quarters, UNASSIGNED}
     slices: dict[str, hashlib._Hash] = {}
     for folder, known in sorted(entries.folders().items()):  # a folder's files of one quarter at once
@@ -68,10 +73,11 @@ def quarter_prints(entries: FolderIndex, quarters: list[str], common: str) -> di
             else:
                 names = tuple(n for n, k in zip(known.names, known.partitions, strict=True) if k == key)
                 hashes = tuple(h for h, k in zip(known.hashes, known.partitions, strict=True) if k == key)
+            received = _receipts_of(names, hashes, receipts) if receipts else ()
             digest = slices.get(key)
             if digest is None:
                 digest = slices[key] = hashlib.sha256()
-            digest.update("\0".join((folder, *names, "", *hashes, "\n")).encode("utf-8", "surrogateescape"))
+            digest.update("\0".join((folder, *names, "", *hashes, "", *received, "\n")).encode("utf-8", "surrogateescape"))
     ordered = sorted(quarters)
     years = sorted({key[:4] for key in ordered})
     by_year: dict[str, str] = {}
@@ -87,6 +93,15 @@ def quarter_prints(entries: FolderIndex, quarters: list[str], common: str) -> di
         unassigned = slices[UNASSIGNED].hexdigest() if UNASSIGNED in slices else "-"
         prints[last] = hashlib.sha256(f"{prints[last]}:{unassigned}".encode()).hexdigest()
     return prints
+
+
+def _receipts_of(names: tuple[str, ...], hashes: tuple[str, ...], receipts: Mapping[str, Receipt]) -> list[str]:
+    """Each workbook's receipt as a run takes it ("" when the register has none)."""
+    found = []
+    for name, content_hash in zip(names, hashes, strict=True):
+        receipt = receipts.get(content_hash) or receipts.get(name)
+        found.append(f"{receipt.received_at.isoformat()}|{receipt.source}" if receipt else "")
+    return found
 
 
 def quarter_end(key: str) -> dt.date:

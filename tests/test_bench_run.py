@@ -101,12 +101,15 @@ def test_a_count_below_one_is_a_usage_error(monkeypatch, capsys, option):
 def test_the_new_quarter_targets_compare_the_medians_of_the_alternated_tries():
     new = bench._median_of([{"wall_s": w, "cpu_s": w + 1, "returncode": 0} for w in (3.1, 2.6, 2.8)], quarter="2027-Q1")
     year = bench._median_of([{"wall_s": w, "cpu_s": w + 1, "returncode": 0} for w in (3.8, 2.5, 2.7)], quarter="2027-Q1")
-    row = _row(
-        bench.markdown_table(_figures(cli_new_quarter=new, cli_year_new_quarter=year)),
-        "new quarter after the history (2027-Q1) vs after one year (2027-Q1)",
+    table = bench.markdown_table(
+        _figures(cli_new_quarter=new, cli_year_new_quarter=year, cli_new_quarter_plain=year, cli_year_new_quarter_plain=new)
     )
+    row = _row(table, "new quarter after the history (2027-Q1) vs after one year (2027-Q1), `run --quarter`")
     assert row[2] == "2.8 s vs 2.7 s (CPU 3.8 vs 3.7 s); medians of 3, alternated: 3.1 / 2.6 / 2.8 vs 3.8 / 2.5 / 2.7 s"
     assert row[3] == "not met: +0.1 s"
+    row = _row(table, "new quarter after the history (2027-Q1) vs after one year (2027-Q1), plain `run`")
+    assert row[2] == "2.7 s vs 2.8 s (CPU 3.7 vs 3.8 s); medians of 3, alternated: 3.8 / 2.5 / 2.7 vs 3.1 / 2.6 / 2.8 s"
+    assert row[3] == "met"
 
 
 def test_a_failed_try_is_not_hidden_behind_the_median():

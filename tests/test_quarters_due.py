@@ -69,6 +69,24 @@ def test_a_quarters_print_covers_its_year_and_the_years_before():
     assert changed(first, quarters_due.quarter_prints(index(FILES), QUARTERS, "another catalog")) == QUARTERS
 
 
+def test_a_receipt_changes_the_print_of_its_workbooks_quarter_only():
+    """The receipts register grows with every arrival: a receipt for a new workbook (of the last
+    quarter) leaves the earlier quarters' prints as they were; an earlier workbook's receipt,
+    by content hash or by file name, changes its year's and the later ones."""
+    from pipelines.ingest import Receipt
+
+    at = dt.datetime(2024, 4, 10, 8, tzinfo=dt.UTC)
+    register = {"h1": Receipt(at, "register")}  # /raw/2023-Q3/a.xlsx
+    first = quarters_due.quarter_prints(index(FILES), QUARTERS, "common", register)
+    assert first != quarters_due.quarter_prints(index(FILES), QUARTERS, "common")  # the register counts
+    grown = register | {"h6": Receipt(at, "register")}  # /raw/2025-Q1/a.xlsx: its content hash
+    assert changed(first, quarters_due.quarter_prints(index(FILES), QUARTERS, "common", grown)) == ["2025-Q1"]
+    later = register | {"h3": Receipt(at + dt.timedelta(days=1), "register")}  # a 2024-Q1 workbook's
+    assert changed(first, quarters_due.quarter_prints(index(FILES), QUARTERS, "common", later)) == QUARTERS[2:]
+    by_name = register | {"b.xlsx": Receipt(at, "register")}  # /raw/2024-Q1/b.xlsx, by its name
+    assert changed(first, quarters_due.quarter_prints(index(FILES), QUARTERS, "common", by_name)) == QUARTERS[2:]
+
+
 def test_the_settings_print_leaves_out_the_time_only():
     base = {"CCHC_RAW_DIR": "/raw", "CCHC_AS_OF": "2024-06-20", "HOME": "/root"}
     assert quarters_due.settings_print(base) == quarters_due.settings_print(base | {"CCHC_AS_OF": "2025-01-01", "HOME": "/"})

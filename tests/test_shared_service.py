@@ -541,6 +541,12 @@ def test_a_plain_run_leaves_out_the_quarters_whose_run_would_not_change(service)
     later_day = service["env"] | {"CCHC_AS_OF": "2024-10-20T08:00:00"}
     later = cli(service, "run", env=later_day)
     assert ran(later) == [] and "2 quarter(s) unchanged" in later.stdout and "published" in later.stdout
+    register = service["raw"] / "receipts.csv"  # the clerk's receipts register: a workbook's receipt counts
+    register.write_text("file_name,received_at\nTD-XA-LIEUTU_2023-Y.xlsx,2024-01-10T08:00:00\n", encoding="utf-8")
+    assert ran(cli(service, "run", env=later_day)) == ["2023-Q4", "2024-Q1"]
+    with register.open("a", encoding="utf-8") as rows:  # a receipt of a workbook not yet in the folder
+        rows.write("TD-XA-TAIVAN_2024-Q3.xlsx,2024-10-10T08:00:00\n")
+    assert ran(cli(service, "run", env=later_day)) == []
     service["db"].unlink()  # the published file deleted: published again from the working database
     assert ran(cli(service, "run", env=later_day)) == [] and value("2023-Y") == 410
     assert ran(cli(service, "run", "--all")) == ["2023-Q4", "2024-Q1"]
