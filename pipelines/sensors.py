@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import pickle
+import re
 from pathlib import Path
 
 from dagster import (
@@ -57,6 +58,9 @@ def seen_of(entries: FolderIndex) -> Seen:
     return {folder: (known.names, known.sizes, known.mtimes) for folder, known in entries.folders().items()}
 
 
+_CURSOR = re.compile(r"[0-9a-f]{24}")  # what `keep_seen` returns
+
+
 def _seen_file(state_dir: Path, cursor: str) -> Path:
     return state_dir / f"raw-folder-sensor.{cursor}.pickle"
 
@@ -84,6 +88,9 @@ def load_seen(state_dir: Path, cursor: str | None) -> Seen:
                 for column, value in zip(columns, (name, int(size), int(mtime)), strict=True):
                     column.append(value)
         return {folder: (tuple(n), tuple(z), tuple(m)) for folder, (n, z, m) in seen.items()}
+    if not _CURSOR.fullmatch(cursor):  # a cursor set by hand (the UI can): never a path to another file
+        log.warning("file sensor: cursor %r is not one this sensor left: every workbook is taken as new", cursor[:40])
+        return {}
     try:
         with open(_seen_file(state_dir, cursor), "rb") as handle:
             kept = pickle.load(handle)
@@ -114,7 +121,7 @@ def keep_seen(state_dir: Path, seen: Seen, previous: str | None) -> str:
         tmp = target.with_name(f".{target.name}.{os.getpid()}")
         tmp.write_bytes(data)
         os.replace(tmp, target)
-    keep = {target.name, _seen_file(state_dir, previous).name if previous and not previous.startswith("{") else ""}
+    keep = {target.name, _seen_file(state_dir, previous).name if previous and _CURSOR.fullmatch(previous) else ""}
     for old in state_dir.glob("raw-folder-sensor.*.pickle"):
         if old.name not in keep:
             with contextlib.suppress(OSError):

@@ -455,7 +455,9 @@ def test_the_sensor_reads_the_cursor_that_held_every_file_and_starts_again_witho
         assert [r.partition_key for r in raw_folder_sensor(context)] == ["2024-Q2"]
         assert len(context.cursor) == 24
     shutil.rmtree(defs.resources["warehouse"].work_path.parent / "sensors")
-    for cursor in (context.cursor, "{not json", json.dumps(["a list"])):
+    outside = tmp_path / "elsewhere.pickle"  # a cursor set by hand never names another file
+    outside.write_bytes(b"not the sensor's")
+    for cursor in (context.cursor, "{not json", json.dumps(["a list"]), "../../elsewhere", "0" * 23 + "/"):
         with build_sensor_context(instance=instance, resources=defs.resources, definitions=defs, cursor=cursor) as again:
             assert [r.partition_key for r in raw_folder_sensor(again)] == ["2024-Q1", "2024-Q2"]
 
