@@ -615,12 +615,17 @@ class FileFields(NamedTuple):
     received_source: str
 
 
+def receipt_of(register: Mapping[str, Receipt], content_hash: str, file_name: str) -> Receipt | None:
+    """A workbook's row of the receipts register: by its content hash, else by its file name."""
+    return register.get(content_hash) or register.get(file_name)
+
+
 def file_fields(
     path: Path | str, content_hash: str, raw_dir: Path, codes, register: dict[str, Receipt], first_seen: dict, now: dt.datetime
 ) -> FileFields:
     """The folder's period, the agency the file name names, and when the file was received (the
     operator's register, by content or name, else when it was first seen)."""
-    receipt = register.get(content_hash) or register.get(os.path.basename(os.fspath(path)))
+    receipt = receipt_of(register, content_hash, os.path.basename(os.fspath(path)))
     fperiod = folder_period(path, raw_dir)
     return FileFields(
         fperiod.code if fperiod else None,
@@ -675,6 +680,10 @@ class _Folder(NamedTuple):
     hashes: tuple[str, ...]
     partitions: tuple[str, ...]
 
+    def entry(self, i: int) -> IndexEntry:
+        """The folder's i-th workbook as an IndexEntry."""
+        return IndexEntry(self.sizes[i], self.mtimes[i], self.hashes[i], self.partitions[i])
+
 
 class FolderIndex(Mapping):
     """{file name (as `str(Path)` gives it): IndexEntry} for every workbook of the raw folder, in the
@@ -712,7 +721,7 @@ class FolderIndex(Mapping):
         i = places.get(name)
         if i is None:
             raise KeyError(path)
-        return IndexEntry(known.sizes[i], known.mtimes[i], known.hashes[i], known.partitions[i])
+        return known.entry(i)
 
     def folders(self) -> dict[str, _Folder]:
         """Each folder's workbooks, column by column (not to be changed): a file's path is
@@ -744,10 +753,7 @@ class FolderIndex(Mapping):
             prefix = _prefix(folder)
             for i in range(first, end):
                 if wanted is None or known.partitions[i] in wanted:
-                    yield (
-                        prefix + known.names[i],
-                        IndexEntry(known.sizes[i], known.mtimes[i], known.hashes[i], known.partitions[i]),
-                    )
+                    yield prefix + known.names[i], known.entry(i)
 
     def values(self) -> Iterator[IndexEntry]:  # type: ignore[override]
         return (entry for _, entry in self.items())
@@ -879,23 +885,43 @@ def _load_folder_index(index_dir: Path) -> dict[str, _Folder]:
     for kept_file in kept_files:
         if not kept_file.name.endswith(".pickle"):
             continue
-        try:
-            with open(kept_file.path, "rb") as handle:
-                kept = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError):
+        kept = read_kept(Path(kept_file.path), _INDEX_FORMAT)
+        if kept is None or len(kept) != 2 or not isinstance(kept[0], str):
             continue
-        if not (isinstance(kept, tuple) and len(kept) == 3 and kept[0] == _INDEX_FORMAT and isinstance(kept[1], str)):
-            continue
-        folder, columns = kept[1], kept[2]
-        if (
-            kept_file.name == _folder_file(folder)
-            and isinstance(columns, tuple)
-            and len(columns) == len(_Folder._fields)
-            and all(isinstance(c, tuple) for c in columns)
-            and len({len(c) for c in columns}) == 1
-        ):
+        folder, columns = kept
+        if kept_file.name == _folder_file(folder) and are_columns(columns, len(_Folder._fields)):
             index[folder] = _Folder(*columns)
     return index
+
+
+def read_kept(path: Path, shape: str) -> tuple | None:
+    """What `write_kept` wrote to `path` under `shape` (the tuple after the shape's name); None when the
+    file is missing, unreadable or of another shape (another version's)."""
+    try:
+        with open(path, "rb") as handle:
+            kept = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError):
+        return None
+    return kept[1:] if isinstance(kept, tuple) and kept and kept[0] == shape else None
+
+
+def write_kept(path: Path, shape: str, *parts) -> None:
+    """Pickle (shape, *parts) to `path`, written whole under a temporary name and renamed in place
+    (a reader finds the old file or the new one); plain tuples and dicts, no class to look up when read."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    with open(tmp, "wb") as handle:
+        pickle.dump((shape, *parts), handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def are_columns(columns, width: int) -> bool:
+    """Whether `columns` is `width` tuples of one length (a folder's columns as kept)."""
+    return (
+        isinstance(columns, tuple)
+        and len(columns) == width
+        and all(isinstance(c, tuple) for c in columns)
+        and len({len(c) for c in columns}) == 1
+    )
 
 
 def _folder_file(folder: str) -> str:
@@ -908,11 +934,7 @@ def _write_folder_index(index_dir: Path, changed: dict[str, _Folder], gone: set[
     (`folder-index.<tag>[.<shape>].pickle`) is removed."""
     index_dir.mkdir(parents=True, exist_ok=True)
     for folder, columns in changed.items():
-        target = index_dir / _folder_file(folder)
-        tmp = index_dir / f".{target.name}.{os.getpid()}.{threading.get_ident()}"
-        with open(tmp, "wb") as handle:
-            pickle.dump((_INDEX_FORMAT, folder, tuple(columns)), handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, target)
+        write_kept(index_dir / _folder_file(folder), _INDEX_FORMAT, folder, tuple(columns))
     for folder in gone:
         with contextlib.suppress(OSError):
             (index_dir / _folder_file(folder)).unlink()

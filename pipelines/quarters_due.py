@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipelines.ingest import UNASSIGNED, FolderIndex, Receipt
+from pipelines.ingest import UNASSIGNED, FolderIndex, Receipt, receipt_of
 
 LIVE_FOR = dt.timedelta(days=92)  # as pipelines.notify.REPORT_ATTACHMENT_WINDOW: the report attached to the summary
 STATE_TABLE = "quarter_run_state"
@@ -59,8 +59,8 @@ def quarter_prints(
 ) -> dict[str, str]:
     """{quarter: the print of what its run reads}: `common` (catalog, code, external forms, limits,
     settings), and the workbooks of every quarter of its year and of the years before: each one's
-    file name, content hash and receipt in the receipts register (by content hash, else by file
-    name, as `ingest.file_fields` takes it; a register grows with every arrival, and only the
+    file name, content hash and receipt in the receipts register (`ingest.receipt_of`, as the runs
+    take it; a register grows with every arrival, and only the
     quarters whose workbooks' receipts changed run again). The last quarter's print also covers the
     workbooks with no quarter (`unassigned`: every run takes them, one run is enough)."""
     wanted = {*quarters, UNASSIGNED}
@@ -99,7 +99,7 @@ def _receipts_of(names: tuple[str, ...], hashes: tuple[str, ...], receipts: Mapp
     """Each workbook's receipt as a run takes it ("" when the register has none)."""
     found = []
     for name, content_hash in zip(names, hashes, strict=True):
-        receipt = receipts.get(content_hash) or receipts.get(name)
+        receipt = receipt_of(receipts, content_hash, name)
         found.append(f"{receipt.received_at.isoformat()}|{receipt.source}" if receipt else "")
     return found
 

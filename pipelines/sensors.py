@@ -19,7 +19,7 @@ from dagster import (
     sensor,
 )
 
-from pipelines.ingest import UNASSIGNED, FolderIndex, IndexEntry, index_entries
+from pipelines.ingest import UNASSIGNED, FolderIndex, IndexEntry, are_columns, index_entries, read_kept, write_kept
 from pipelines.jobs import catalog_job, publish_job, quarterly_job
 from pipelines.partitions import current_quarter_key
 from pipelines.periods import LOCAL_TZ
@@ -47,8 +47,7 @@ def landed_files(entries: FolderIndex, seen: Seen) -> dict[str, IndexEntry]:
         places = dict(zip(before[0], zip(before[1], before[2], strict=True), strict=True)) if before else {}
         for i, name in enumerate(known.names):
             if places.get(name) != (known.sizes[i], known.mtimes[i]):
-                path = entries.path(folder, name)
-                found[path] = entries[path]
+                found[entries.path(folder, name)] = known.entry(i)
     return found
 
 
@@ -91,39 +90,25 @@ def load_seen(state_dir: Path, cursor: str | None) -> Seen:
     if not _CURSOR.fullmatch(cursor):  # a cursor set by hand (the UI can): never a path to another file
         log.warning("file sensor: cursor %r is not one this sensor left: every workbook is taken as new", cursor[:40])
         return {}
-    try:
-        with open(_seen_file(state_dir, cursor), "rb") as handle:
-            kept = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError):
+    kept = read_kept(_seen_file(state_dir, cursor), _SEEN_FORMAT)
+    if kept is None or len(kept) != 1 or not isinstance(kept[0], dict):
         log.warning("file sensor: no state under cursor %s in %s: every workbook is taken as new", cursor, state_dir)
         return {}
-    if not (isinstance(kept, tuple) and len(kept) == 2 and kept[0] == _SEEN_FORMAT and isinstance(kept[1], dict)):
-        return {}
-    return {
-        folder: columns
-        for folder, columns in kept[1].items()
-        if isinstance(columns, tuple)
-        and len(columns) == 3
-        and all(isinstance(c, tuple) for c in columns)
-        and len({len(c) for c in columns}) == 1
-    }
+    return {folder: columns for folder, columns in kept[0].items() if are_columns(columns, 3)}
 
 
 def keep_seen(state_dir: Path, seen: Seen, previous: str | None) -> str:
     """Keep `seen` in the work folder and return its cursor (a hash of it). The state under the
     previous cursor stays, in case this tick is not recorded (its cursor then stays the previous
     one); older ones are removed."""
-    data = pickle.dumps((_SEEN_FORMAT, seen), protocol=pickle.HIGHEST_PROTOCOL)
-    cursor = hashlib.sha256(data).hexdigest()[:24]
+    cursor = hashlib.sha256(pickle.dumps((_SEEN_FORMAT, seen), protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()[:24]
     state_dir.mkdir(parents=True, exist_ok=True)
     target = _seen_file(state_dir, cursor)
     if not target.exists():
-        tmp = target.with_name(f".{target.name}.{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    keep = {target.name, _seen_file(state_dir, previous).name if previous and _CURSOR.fullmatch(previous) else ""}
+        write_kept(target, _SEEN_FORMAT, seen)
+    kept_names = {target.name, _seen_file(state_dir, previous).name if previous and _CURSOR.fullmatch(previous) else ""}
     for old in state_dir.glob("raw-folder-sensor.*.pickle"):
-        if old.name not in keep:
+        if old.name not in kept_names:
             with contextlib.suppress(OSError):
                 old.unlink()
     return cursor
