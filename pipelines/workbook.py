@@ -539,7 +539,10 @@ def _read_into(result: WorkbookRead, data: bytes, limits: ReadLimits, budget: Bu
         raise LimitExceeded(_unreadable()) from None
     by_fold = {fold(name): name for name in sheets}
 
-    figures_sheet, header = _find_table_sheet(sheets, by_fold.get(FIGURES_SHEET), FIGURE_COLUMNS, ("code", "value"))
+    guessed: dict[str, list[int]] = {}  # fields that several header cells named, none exactly (detect_header)
+    figures_sheet, header = _find_table_sheet(
+        sheets, by_fold.get(FIGURES_SHEET), FIGURE_COLUMNS, ("code", "value"), guessed=guessed
+    )
     if figures_sheet is None:
         result.findings.append(
             Finding.make(
@@ -551,6 +554,8 @@ def _read_into(result: WorkbookRead, data: bytes, limits: ReadLimits, budget: Bu
             )
         )
     else:
+        if "value" in guessed:
+            _value_column_guessed(result, figures_sheet, header, guessed["value"])
         _read_figures(result, figures_sheet, sheets[figures_sheet], header, uncached[figures_sheet], budget)
 
     info_sheet = by_fold.get(INFO_SHEET)
@@ -580,36 +585,65 @@ def _read_into(result: WorkbookRead, data: bytes, limits: ReadLimits, budget: Bu
             )
 
 
+# Words that make a header name another period's (or a plan's) figures: "Số liệu kỳ trước" (the
+# previous period's), "Số liệu cùng kỳ năm trước", "Số liệu kế hoạch". Such a column is never the one
+# a field is read from, wherever it stands: the form's own "Số liệu" may come after it.
+OTHER_PERIOD_WORDS = ("ky truoc", "quy truoc", "nam truoc", "cung ky", "ke hoach", "chi tieu", "muc tieu")
+
+
+def _header_match(key: str, columns: dict[str, str]) -> tuple[str, int] | None:
+    """(field, how well) a folded header cell names a column: 2 exactly, 1 as its first words
+    ("Số liệu báo cáo" -> value); None when it names none, or names another period's figures
+    (OTHER_PERIOD_WORDS)."""
+    name = columns.get(key)
+    if name is not None:
+        return name, 2
+    name = next((f for k, f in columns.items() if key.startswith(k + " ")), None)
+    if name is None or any(f" {word}" in f" {key} " for word in OTHER_PERIOD_WORDS):
+        return None
+    return name, 1
+
+
 def detect_header(
-    rows: list[list[object]], columns: dict[str, str], required: tuple[str, ...]
+    rows: list[list[object]], columns: dict[str, str], required: tuple[str, ...], found: dict | None = None
 ) -> tuple[int, dict[str, int]] | None:
     """Find the header row among the first rows: (row index, {field: column index}).
 
     A header cell matches a column name exactly after folding, or starts with it
-    ("Số liệu báo cáo" -> value). The first row holding every required field wins.
+    ("Số liệu báo cáo" -> value). The first row holding every required field wins. Where
+    several cells of that row name one field, an exact name wins over the first words, then the
+    leftmost; a header naming another period ("Số liệu kỳ trước", OTHER_PERIOD_WORDS) names no
+    field. `found`, when given, receives {field: [column index, ...]} of the fields named by more
+    than one cell and never exactly (the choice was a guess: `_read_figures` says so).
     """
     for r, row in enumerate(rows[:HEADER_SCAN_ROWS]):
         mapping: dict[str, int] = {}
+        quality: dict[str, int] = {}
+        named: dict[str, list[int]] = {}
         for c, raw in enumerate(row):
             key = fold(raw)
             if not key:
                 continue
-            name = columns.get(key)
-            if name is None:
-                name = next((f for k, f in columns.items() if key.startswith(k + " ")), None)
-            if name and name not in mapping:
-                mapping[name] = c
+            match = _header_match(key, columns)
+            if match is None:
+                continue
+            name, how = match
+            named.setdefault(name, []).append(c)
+            if how > quality.get(name, 0):
+                mapping[name], quality[name] = c, how
         if all(req in mapping for req in required):
+            if found is not None:
+                found.update({name: cols for name, cols in named.items() if len(cols) > 1 and quality[name] < 2})
             return r, mapping
     return None
 
 
-def _find_table_sheet(sheets, preferred, columns, required, only_named=False):
+def _find_table_sheet(sheets, preferred, columns, required, only_named=False, guessed: dict | None = None):
     order = [preferred] if preferred else []
     if not only_named:
         order += [name for name in sheets if name != preferred]
     for name in order:
-        found = detect_header(sheets[name], columns, required)
+        found = detect_header(sheets[name], columns, required, guessed)
         if found:
             return name, found
     return None, None
@@ -655,6 +689,26 @@ def _row_texts(raw_code: object, label: object, unit: object, note: object) -> t
     if len(_ROW_TEXTS) < MEMO_SIZE and _plain(raw_code) and _plain(label) and _plain(unit) and _plain(note):
         _ROW_TEXTS[key] = texts
     return texts
+
+
+def _value_column_guessed(result: WorkbookRead, sheet: str, header, columns: list[int]) -> None:
+    """A warning: several header cells start with 'Số liệu' and none is exactly it; the figures
+    were read from the one detect_header chose (the leftmost)."""
+    header_row, cols = header
+    letters = ", ".join(column_letter(c) for c in columns)
+    chosen = column_letter(cols["value"])
+    result.findings.append(
+        Finding.make(
+            "WB_VALUE_COLUMNS",
+            "warning",
+            sheet=sheet,
+            cell=cell_ref(header_row, cols["value"]),
+            message_vi=f"Bảng số liệu có nhiều cột tên bắt đầu bằng 'Số liệu' (cột {letters}); đã đọc cột {chosen}."
+            " Hãy đặt tên cột số liệu của kỳ báo cáo đúng là 'Số liệu'.",
+            message_en=f"The figures table has several columns named 'Số liệu …' (columns {letters}); column {chosen} was"
+            " read. Name this period's column exactly 'Số liệu'.",
+        )
+    )
 
 
 def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[str], budget: Budget | None = None) -> None:
@@ -721,6 +775,22 @@ def _read_figures(result: WorkbookRead, sheet: str, rows, header, uncached: set[
                 continue
         seen[code] = figure
         figures.append(figure)
+    if not any(figure.parse_status != "empty" for figure in figures):
+        # a blank form, or the figures typed in another column: in force, it would replace an
+        # earlier report of the period with nothing, without a word
+        ref = cell_ref(header_row, value_col)
+        result.findings.append(
+            Finding.make(
+                "WB_FIGURES_EMPTY",
+                "warning",
+                sheet=sheet,
+                cell=ref,
+                message_vi=f"Cột 'Số liệu' (ô tiêu đề {sheet}!{ref}) không có số liệu nào: cả báo cáo coi như chưa báo cáo."
+                " Hãy kiểm tra số liệu đã được điền đúng cột chưa.",
+                message_en=f"The 'Số liệu' column (header cell {sheet}!{ref}) holds no figure: the whole report counts as not"
+                " reported. Check that the figures were typed in the right column.",
+            )
+        )
 
 
 def _read_info(result: WorkbookRead, sheet: str, rows) -> None:
