@@ -26,6 +26,13 @@ holds the file) says so; the publish then copies the published file, as it alway
 the spare must be byte for byte the file this working database published (size and modification
 time) and end its log with that publish; anything else is not used, and is replaced by the file this
 publish retires.
+
+The spare is one publish behind: besides what this run wrote, it lacks what the last publish
+rewrote. When that is much (a new year's first quarter after the year's report rewrote every
+agency's rows of the year before: 8% of a national file after ten years, 7 s to rewrite against
+1.5 s to copy and sync 1 GB), the published file is copied instead: the spare is used only while
+what it lacks beyond this run's own slices is under SPARE_MAX_LACK_SHARE of its rows
+(`_spare_lag_rows`).
 """
 
 from __future__ import annotations
@@ -71,6 +78,11 @@ SPARE_LACKS = "published_database:spare_lacks"  # incremental_state (slice: the 
 # copying it costs less than bringing the spare up to date (two publishes' changes instead of one;
 # docs/performance.md, thirty-sixth round). CCHC_SPARE_FROM_MB (pipelines.resources).
 SPARE_FROM_MB = 128
+# The share of the spare's rows it may have to rewrite for the last publish (beyond this run's own
+# slices) and still be brought up to date in place: rewriting a row costs some 35 times copying it
+# with the file (national, ten years: 3.6 million of 44 million rows, the year before a new quarter,
+# rewritten in 7 s, against 1.5 s to copy and sync the 1 GB file; docs/performance.md, fortieth round).
+SPARE_MAX_LACK_SHARE = 0.02
 
 
 def spare_path(target: Path) -> Path:
@@ -251,6 +263,42 @@ def _attach_spare(con: duckdb.DuckDBPyConnection, spare: Path) -> tuple[dict[str
     return columns, set(lacked["quarters"]), lacked["groups"]
 
 
+def _spare_lag_rows(
+    con: duckdb.DuckDBPyConnection, tables: list[str], lacks: set[str], own: set[str], lacked: dict, keys: dict[str, str]
+) -> tuple[int, int]:
+    """(the rows the attached spare lacks besides this run's own slices, its rows): the working
+    tables' rows in the quarters the last publish replaced (`lacks`) and in their years, less this
+    run's (`own`), narrowed to the groups the last publish rewrote where it recorded them (a table
+    rewritten group by group); and the spare's rows (DuckDB's estimate: no table is read)."""
+    (rows,) = con.execute(
+        "select coalesce(sum(estimated_size), 0) from duckdb_tables() where database_name = 'publish_target'"
+    ).fetchone()
+    quarters = sorted(lacks)
+    years = sorted(_years_of(lacks) - _years_of(own))
+    if not quarters and not years:
+        return 0, int(rows)
+    columns = published_columns(con)
+    counts = []
+    for table in tables:
+        names = columns.get(table, [])
+        if "partition_key" in names and quarters:
+            where = "partition_key in (" + ", ".join(_literal(k) for k in quarters) + ")"
+        elif "period_year" in names and years:
+            where = "period_year in (" + ", ".join(str(y) for y in years) + ")"
+        else:
+            continue
+        key, groups = keys.get(table), lacked.get(table) if lacked else None
+        if key in names and groups is not None:
+            if not groups:
+                continue
+            where = f"({where}) and {in_list(key, tuple(groups))}"
+        counts.append(f"select count(*) as n from main.{_quote(table)} where {where}")
+    if not counts:
+        return 0, int(rows)
+    (lag,) = con.execute("select coalesce(sum(n), 0) from (" + " union all ".join(counts) + ")").fetchone()
+    return int(lag), int(rows)
+
+
 def _open_here(path: Path) -> bool:
     """Whether this process holds the file open (under any of its names): DuckDB's lock only keeps
     out other processes, and a connection of this process to the published file opened before the
@@ -348,6 +396,16 @@ def _slice(columns: list[str], touched: set[str], years: set[int]) -> str | None
     return None
 
 
+def _lag_slice(columns: list[str], quarters: set[str], years: set[int]) -> str | None:
+    """`_slice` of what the spare lacks only for the last publish (its quarters and years less this
+    run's); None when that is nothing, or the table has neither column."""
+    if "partition_key" in columns:
+        return _slice(columns, quarters, years) if quarters else None
+    if "period_year" in columns:
+        return _slice(columns, quarters, years) if years else None
+    return None
+
+
 def _groups_since_publish(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], touched: set[str], years: set[int]):
     """The groups of a model's table written since the last publish in the slices this publish
     replaces (`_slice`), when this process wrote each of those slices and said which groups
@@ -426,15 +484,25 @@ def publish(
     retired_prints = {state: _published_print(con, state, target) for state in (GRAIN_STATE, VIEWS_STATE)} if base else {}
     in_place = False  # the spare brought up to date (no copy of the published file)
     lacked: dict | None = None  # in place: {table: the groups the last publish rewrote}, where known
+    lacks: set[str] = set()  # in place: the quarters the last publish replaced
     recorded: dict = {}  # {table: the groups this publish rewrote for what was written since the last}, where known
     counts: dict[str, int] = {}  # {table: rows of the new file}, once written
     slices: dict[str, str] = {}  # table -> the rows this publish replaced, where it did not copy it whole
     keys = incremental_keys()
     group_of: dict[str, str] = {}  # table -> the grain column its replaced rows were chosen by (check_grain)
+    checked: dict[str, str] = {}  # table -> the rows of `slices` the grain check looks at, where fewer
     attached = in_transaction = False
     flushing: list[threading.Thread] = []  # the copy's flush to disk, started once it is made
     try:
         from_spare = _attach_spare(con, spare) if base else None
+        if from_spare is not None:
+            lag, rows = _spare_lag_rows(con, tables, from_spare[1] - own_touched, own_touched, from_spare[2], keys)
+            if lag > SPARE_MAX_LACK_SHARE * rows:
+                log.info(
+                    "the spare %s lacks %d of its %d rows besides this run's: %s is copied instead", spare, lag, rows, target
+                )
+                con.execute("detach publish_target")
+                from_spare = None
         if from_spare is not None:
             log.info("publishing onto the spare %s (no copy of %s)", spare, target)
             (previous_columns, lacks, lacked), in_place = from_spare, True
@@ -473,8 +541,30 @@ def publish(
                 # the groups this process wrote since the last publish, and those the last publish
                 # rewrote when the file is the spare (which lacks both)
                 since = _groups_since_publish(con, table, names, own_touched, own_years)
-                changes: dict = {"groups": since if lacked is None else union_of_groups(since, lacked.get(table))}
-                if changes["groups"] is not None:  # this process wrote them, and knows which: only those are copied
+                behind = lacked.get(table) if lacked is not None else None
+                lag = _lag_slice(names, lacks - own_touched, years - own_years) if lacked is not None else None
+                changes: dict = {"groups": since if lacked is None else union_of_groups(since, behind)}
+                if changes["groups"] is None and since is None and behind is not None and lag is not None:
+                    # the spare: this run's groups not known by name (a new quarter: every agency's), the
+                    # last publish's known; the slices it lacks only for the last publish get those
+                    # groups, not every row (the year before a new year's first quarter: 1.8 million
+                    # rows of a national fct_data_element_value rewritten for none changed)
+                    own = _slice(names, own_touched, own_years)
+                    parts = [f"({lag}) and {in_list(key, tuple(behind))}"] if behind else []
+                    if parts:
+                        _replace_rows(con, table, columns, parts[0])
+                    source = f"select {columns} from main.{_quote(table)} where {own}"
+                    write_changed_groups(
+                        con, table, source, {}, own, {}, key, table, "publish_target", materialize=False, changes=changes,
+                        columns=names,
+                    )  # fmt: skip
+                    _record_groups(recorded, table, changes.get("groups"))
+                    # the grain is looked at in this run's rows only: the rows of the slices the spare
+                    # lacked for the last publish are now those that publish checked in its file
+                    checked[table] = _written_groups_only(own, key, changes.get("groups")) or own
+                    parts.append(checked[table])
+                    where, group_of[table] = " or ".join(f"({part})" for part in parts), key
+                elif changes["groups"] is not None:  # this process wrote them, and knows which: only those are copied
                     if changes["groups"]:
                         _replace_rows(con, table, columns, f"({where}) and {in_list(key, changes['groups'])}")
                 else:  # compared with the copy, group by group
@@ -483,10 +573,11 @@ def publish(
                         con, table, source, {}, where, {}, key, table, "publish_target", materialize=False, changes=changes,
                         columns=names,  # the copy's, which are the working table's (`copied`)
                     )  # fmt: skip
-                _record_groups(recorded, table, since if since is not None else changes.get("groups"))
-                narrowed = _written_groups_only(where, key, changes.get("groups"))
-                if narrowed is not None:
-                    where, group_of[table] = narrowed, key
+                if group_of.get(table) is None:
+                    _record_groups(recorded, table, since if since is not None else changes.get("groups"))
+                    narrowed = _written_groups_only(where, key, changes.get("groups"))
+                    if narrowed is not None:
+                        where, group_of[table] = narrowed, key
             elif where is None:
                 con.execute(
                     f"create or replace table publish_target.{_quote(table)} as select {columns} from main.{_quote(table)}"
@@ -536,8 +627,8 @@ def publish(
         # the rows not replaced passed this check when the last file was published, under the same
         # keys: only the replaced ones are looked at (with what could duplicate them)
         if _published_print(con, GRAIN_STATE, printed) != prints[GRAIN_STATE]:
-            slices = {}
-        report = check_grain(con, "publish_target", model, slices, group_of)
+            slices = checked = {}
+        report = check_grain(con, "publish_target", model, slices | checked, group_of)
         if grain_report is not None:
             grain_report.update(report)
         broken = {t: v for t, v in report.items() if any(v.values())}

@@ -254,3 +254,56 @@ def test_the_spare_is_brought_up_to_date_in_place_with_what_both_publishes_since
     full = tmp_path / "full" / "cchc.duckdb"
     publishing.publish(work, full, run_id="full", incremental=False)
     assert _published(target) == _published(full)
+
+
+@pytest.mark.parametrize("share", [None, 0.0], ids=["spare in place", "spare lags too much: copied"])
+def test_the_spare_rewrites_only_the_groups_the_last_publish_rewrote_in_the_slices_it_alone_lacks(
+    work, catalog, tmp_path, monkeypatch, share
+):
+    """A new quarter whose groups this process cannot name (written by another process, or more
+    than can be named) onto the spare, which also lacks the last publish's rewrite of one agency in
+    the quarter before: only that agency's rows of the quarter before are rewritten (the national
+    ten-year history rewrote the whole year before, 1.8 million rows, for the one agency); the new
+    quarter is written as it comes. When what the spare lacks besides this run's slices is over
+    SPARE_MAX_LACK_SHARE of its rows, the published file is copied instead. Either way the file
+    equals a full publish."""
+    from pipelines import publish as publishing
+    from pipelines import steps
+
+    if share is not None:
+        monkeypatch.setattr(publishing, "SPARE_MAX_LACK_SHARE", share)
+    raw = _quarter(tmp_path, catalog)
+    target, spare = tmp_path / "pub" / "cchc.duckdb", tmp_path / "pub" / ".cchc.duckdb.spare"
+    _build(work, catalog, raw, tmp_path)
+    publishing.publish(work, target, run_id="first", partitions=("2024-Q1",), spare_from_mb=0)
+    make_form(raw / "2024-Q1" / f"{COMMUNES[1]}_2024-Q1.xlsx", COMMUNES[1], "Quý I/2024", _figures(1, 9))
+    _build(work, catalog, raw, tmp_path)
+    publishing.publish(work, target, run_id="re-run", partitions=("2024-Q1",), spare_from_mb=0)
+    first_file = spare.stat().st_ino
+    for i, code in enumerate(COMMUNES[:4]):
+        make_form(
+            raw / "2024-Q2" / f"{code}_2024-H1.xlsx", code, "6 tháng đầu năm 2024", _figures(i, 200),
+            report_date=dt.date(2024, 7, 5),
+        )  # fmt: skip
+    later = dt.datetime(2024, 8, 1, 9, tzinfo=NOW.tzinfo)
+    steps.build_quarter(work, catalog, "2024-Q2", later, raw_dir=raw, cache_dir=tmp_path / "parsed")
+    incremental.forget()  # this run's groups not known by name; the spare's record of the last publish stays
+    copies = counted_copies(monkeypatch)
+    statements: list[str] = []
+    publishing.publish(Tracing(work, statements), target, run_id="new quarter", partitions=("2024-Q2",), spare_from_mb=0)
+    (changed,) = work.execute(
+        "select submission_id from fct_submission where agency_code = $a and partition_key = '2024-Q1' and is_in_force",
+        {"a": COMMUNES[1]},
+    ).fetchone()
+    deletes = [s for s in statements if s.startswith('delete from publish_target."fct_submission"')]
+    if share is None:  # in place: the spare's file became the published one, nothing copied
+        assert copies == [] and target.stat().st_ino == first_file
+        (before,) = [s for s in deletes if "'2024-Q1'" in s]
+        assert changed in before and not [c for c in COMMUNES[:4] if c in before]
+        assert not _compared(statements, "fct_submission")
+    else:  # copied: the slices of this run only
+        assert copies == [str(target)] and target.stat().st_ino != first_file
+        assert not [s for s in deletes if "'2024-Q1'" in s]
+    full = tmp_path / "full" / "cchc.duckdb"
+    publishing.publish(work, full, run_id="full", incremental=False)
+    assert _published(target) == _published(full)
