@@ -150,3 +150,19 @@ def test_a_site_brought_back_to_its_snapshot_runs_a_new_quarter_as_new(tmp_path)
         "published/cchc.duckdb": b"published before",
     }
     assert not (work / "parsed" / "v2").exists()
+
+
+def test_the_generated_contents_no_stage_needs_again_are_dropped(tmp_path):
+    """After writing, only the first workbook's and the last quarter's contents stay (the re-runs
+    rewrite those); a CLI child's peak RSS starts from the benchmark process's size."""
+    import synth  # bench/synth.py, on the path bench/run.py puts it
+
+    agencies = synth.agencies_for(60)
+    catalog = synth.write_catalog(Path(__file__).resolve().parents[1] / "catalog", tmp_path / "catalog", agencies)
+    reports = synth.make_reports(agencies, catalog, tmp_path / "raw", range(3), 4, 8)
+    bench._lighten(reports, 3)
+    kept = [r for r in reports if r.content is not None]
+    assert kept[0] is reports[0] and {r.index for r in kept[1:]} == {2}
+    assert all(r.content is None and r.meta == {} for r in reports[1:] if r.index != 2)
+    changed = bench.touched(next(r for r in kept if r.index == 2 and not r.invalid))  # a re-run can still change one
+    assert changed.content.figures["HSO.01"] == changed.meta["true"]["HSO.01"] + 1
