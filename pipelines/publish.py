@@ -622,6 +622,11 @@ def publish(
             narrowed = _written_groups_only(slices[table], key, groups)
             if narrowed is not None:
                 slices[table], group_of[table] = narrowed, key
+            elif in_place and touched != own_touched:
+                # the quarters the spare lacked for the last publish hold the rows that publish checked
+                # in its file: this run's are looked at (a national new quarter after ten years: 0.78 s
+                # for the four quarters before, 1.2 million rows of fct_submission_value)
+                checked[table] = _slice(["partition_key"], set(own_touched), own_years)
         # the tables some rows were appended to (each gets a new row group: `merge_fragments`)
         appended = {table for table, where in slices.items() if where.strip() != "false"} | {PUBLISH_LOG}
         # the rows not replaced passed this check when the last file was published, under the same

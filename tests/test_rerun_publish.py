@@ -301,6 +301,12 @@ def test_the_spare_rewrites_only_the_groups_the_last_publish_rewrote_in_the_slic
         (before,) = [s for s in deletes if "'2024-Q1'" in s]
         assert changed in before and not [c for c in COMMUNES[:4] if c in before]
         assert not _compared(statements, "fct_submission")
+        # the grain is looked at in this run's quarter only: the quarter before holds the rows the
+        # last publish checked in its file
+        (grain,) = [s for s in statements if s.startswith("select 'dim_") or " as t, * from (" in s][-1:]
+        for table in ("fct_submission", "fct_submission_value"):
+            (part,) = [p for p in grain.split(" union all ") if p.startswith(f"select '{table}' as t")]
+            assert "'2024-Q2'" in part and "'2024-Q1'" not in part, part
     else:  # copied: the slices of this run only
         assert copies == [str(target)] and target.stat().st_ino != first_file
         assert not [s for s in deletes if "'2024-Q1'" in s]
