@@ -166,3 +166,13 @@ def test_the_generated_contents_no_stage_needs_again_are_dropped(tmp_path):
     assert all(r.content is None and r.meta == {} for r in reports[1:] if r.index != 2)
     changed = bench.touched(next(r for r in kept if r.index == 2 and not r.invalid))  # a re-run can still change one
     assert changed.content.figures["HSO.01"] == changed.meta["true"]["HSO.01"] + 1
+
+
+def test_the_scorecard_query_row_gives_the_other_fetches_when_measured():
+    query = {"period": "2026-Y", "rows": 84918, "connect_ms": 22.0, "first_ms": 952.0, "median_ms": 716.8, "repeat": 11}
+    older = _figures(scorecard_query=dict(query))  # saved before the other fetches were measured
+    newer = _figures(scorecard_query=query | {"dataframe_median_ms": 250.0, "counted_median_ms": 6.3})
+    row = _row(bench.markdown_table(newer), "scorecard query for one period (2026-Y, 84918 rows)")
+    assert "716.8 ms as Python rows" in row[2] and "into a DataFrame 250 ms, counted in DuckDB 6.3 ms" in row[2]
+    assert row[3].startswith("not met")
+    assert "DataFrame" not in _row(bench.markdown_table(older), "scorecard query for one period (2026-Y, 84918 rows)")[2]
