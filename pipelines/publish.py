@@ -273,19 +273,15 @@ def _spare_lag_rows(
     (rows,) = con.execute(
         "select coalesce(sum(estimated_size), 0) from duckdb_tables() where database_name = 'publish_target'"
     ).fetchone()
-    quarters = sorted(lacks)
-    years = sorted(_years_of(lacks) - _years_of(own))
-    if not quarters and not years:
+    years = _years_of(lacks) - _years_of(own)
+    if not lacks and not years:
         return 0, int(rows)
     columns = published_columns(con)
     counts = []
     for table in tables:
         names = columns.get(table, [])
-        if "partition_key" in names and quarters:
-            where = "partition_key in (" + ", ".join(_literal(k) for k in quarters) + ")"
-        elif "period_year" in names and years:
-            where = "period_year in (" + ", ".join(str(y) for y in years) + ")"
-        else:
+        where = _lag_slice(names, lacks, years)
+        if where is None:
             continue
         key, groups = keys.get(table), lacked.get(table) if lacked else None
         if key in names and groups is not None:
@@ -544,7 +540,8 @@ def publish(
                 behind = lacked.get(table) if lacked is not None else None
                 lag = _lag_slice(names, lacks - own_touched, years - own_years) if lacked is not None else None
                 changes: dict = {"groups": since if lacked is None else union_of_groups(since, behind)}
-                if changes["groups"] is None and since is None and behind is not None and lag is not None:
+                split = changes["groups"] is None and since is None and behind is not None and lag is not None
+                if split:
                     # the spare: this run's groups not known by name (a new quarter: every agency's), the
                     # last publish's known; the slices it lacks only for the last publish get those
                     # groups, not every row (the year before a new year's first quarter: 1.8 million
@@ -573,7 +570,7 @@ def publish(
                         con, table, source, {}, where, {}, key, table, "publish_target", materialize=False, changes=changes,
                         columns=names,  # the copy's, which are the working table's (`copied`)
                     )  # fmt: skip
-                if group_of.get(table) is None:
+                if not split:
                     _record_groups(recorded, table, since if since is not None else changes.get("groups"))
                     narrowed = _written_groups_only(where, key, changes.get("groups"))
                     if narrowed is not None:
