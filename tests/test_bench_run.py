@@ -176,3 +176,34 @@ def test_the_scorecard_query_row_gives_the_other_fetches_when_measured():
     assert "716.8 ms as Python rows" in row[2] and "into a DataFrame 250 ms, counted in DuckDB 6.3 ms" in row[2]
     assert row[3].startswith("not met")
     assert "DataFrame" not in _row(bench.markdown_table(older), "scorecard query for one period (2026-Y, 84918 rows)")[2]
+
+
+def test_the_scorecard_query_is_compared_with_the_same_period_after_one_year_of_history():
+    query = {"period": "2026-Y", "rows": 84918, "connect_ms": 22.0, "first_ms": 952.0, "median_ms": 716.8, "repeat": 11}
+    query |= {"dataframe_median_ms": 250.0, "counted_median_ms": 6.3, "read_in_duckdb_median_ms": 41.5}
+    year = query | {"rows": 84918, "median_ms": 702.0, "read_in_duckdb_median_ms": 40.2}
+    table = bench.markdown_table(_figures(scorecard_query=query, scorecard_query_one_year=year))
+    assert "every column read in DuckDB 41.5 ms" in _row(table, "scorecard query for one period (2026-Y, 84918 rows)")[2]
+    row = _row(table, "scorecard query for one period, after the history vs after one year (2026-Y)")
+    assert row[1] == "no slower than after one year"
+    assert "716.8 ms (84918 rows) vs 702.0 ms (84918 rows)" in row[2] and "41.5 vs 40.2 ms" in row[2]
+    assert row[3] == "not met: +14.8 ms"
+    faster = bench.markdown_table(_figures(scorecard_query=query, scorecard_query_one_year=year | {"median_ms": 720.0}))
+    assert _row(faster, "scorecard query for one period, after the history vs after one year (2026-Y)")[3] == "met"
+    # without the one-year site (a scale with no new quarter), no comparison row
+    assert "after the history vs after one year" not in bench.markdown_table(_figures(scorecard_query=query))
+
+
+def test_the_scorecard_query_figures_come_from_a_real_published_file(tmp_path):
+    import duckdb
+
+    database = tmp_path / "cchc.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute(
+            "create table fct_target_scorecard as select 'p' as plan_id, i as org_unit_code,"
+            " case when i % 2 = 0 then '2026-Y' else '2026-Q3' end as period_code from range(1000) as t(i)"
+        )
+    q = bench.scorecard_query(database, "2026-Y", repeat=3)
+    assert q["rows"] == 500 and q["period"] == "2026-Y" and q["repeat"] == 3
+    for key in ("connect_ms", "first_ms", "median_ms", "dataframe_median_ms", "counted_median_ms", "read_in_duckdb_median_ms"):
+        assert q[key] >= 0
