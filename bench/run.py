@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py --scale province            # 150 workbooks, 1 quarter
     .venv/bin/python bench/run.py --scale nation              # 4,000 workbooks, 1 quarter
     .venv/bin/python bench/run.py --scale history             # 150 workbooks x 40 quarters (clamped, see below)
+    .venv/bin/python bench/run.py --scale nation-year         # 4,000 workbooks x 4 quarters: re-runs of a year's report
     .venv/bin/python bench/run.py --scale nation-history      # 4,000 workbooks x 40 quarters (about an hour)
     .venv/bin/python bench/run.py --workbooks 1000 --quarters 1 [--keep /tmp/b1000] [--json out.json]
 
@@ -77,6 +78,10 @@ SCALES = {
         "memory_run": False,
         "new_quarter_repeat": 3,
     },
+    # one year of a whole country: the re-runs change workbooks of its fourth quarter (the year's report,
+    # `YYYY-Y`), whose models' slices hold the whole year (four times a first quarter's rows); the
+    # scorecard query on the year's report. Some 5 minutes to write, 10 in all
+    "nation-year": {"workbooks": 4000, "quarters": 4, "query": True, "memory_run": False},
     # ten years of a whole country (the issue's "ten years of national history stay usable"): 160,000
     # workbooks, some 25 minutes to write on 2 CPUs and 1.6 GB of raw folder; about an hour in all
     "nation-history": {
@@ -607,7 +612,7 @@ def main() -> None:
         "--memory-run",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="a separate first run, sampled, for the process tree's peak memory (default: on, off for --scale history)",
+        help="a separate first run, sampled, for the process tree's peak memory (default: on; off for --scale history, nation-year and nation-history)",
     )
     parser.add_argument(
         "--reruns",
