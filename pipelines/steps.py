@@ -449,7 +449,7 @@ def scorecard(run: ModelRun) -> int:
             changes["groups"] = []
         if scope != ():
             incremental.keep_fingerprints(con, "fct_target_scorecard", slice_key, prints, SCORECARD_GROUP, where, where_params)
-        # the org units whose rows were rewritten (None: unknown), for the grain check (models._grain_scope)
+        # the org units whose rows were rewritten (None: unknown), for the grain and reference checks (models._check_scope)
         incremental.wrote(con, "fct_target_scorecard", slice_key, changes.get("groups"))
     return int(con.execute("select count(*) from fct_target_scorecard where period_year = $year", {"year": year}).fetchone()[0])
 

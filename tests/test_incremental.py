@@ -1025,6 +1025,60 @@ def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_pat
     assert rerun_looked(agencies[0], 9) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[0]}'))"]
 
 
+@pytest.mark.slow  # several builds of a quarter: the full tier
+def test_a_reference_check_looks_at_the_rewritten_groups_after_a_pass_against_the_same_dimension(tmp_path, catalog, monkeypatch):
+    """A reference check of a model kept by year (every agency_code of fct_data_element_value is an
+    agency of dim_agency) looks only at the groups the run rewrote, when it last passed on the table
+    as it was before that write and against dim_agency as it is now; an unknown agency put in by
+    hand is found once the write is not known (another process); after a failed check, or once
+    dim_agency is rewritten, every row is looked at again."""
+    from pipelines import incremental, models
+    from pipelines.warehouse import Warehouse
+
+    check_name = "agency_code_in_dim_agency"
+    agencies, rerun, checked = _quarter_checked(tmp_path, catalog, "fct_data_element_value", check_name)
+    looked: list[str] = []
+    reference_rows = models.reference_rows
+    monkeypatch.setattr(
+        models,
+        "reference_rows",
+        lambda con, table, ref, where, params: looked.append(where) or reference_rows(con, table, ref, where, params),
+    )
+
+    def check(con) -> bool:
+        looked.clear()
+        return checked(con)
+
+    def rerun_looked(changed: str | None = None, extra: int = 0) -> bool:
+        looked.clear()
+        return rerun(changed, extra)
+
+    whole = "period_year = $slice_0"
+    assert rerun_looked() and looked == [whole]  # a first build: the whole year
+    assert rerun_looked(agencies[1], 3) and looked == [f"({whole}) and (\"agency_code\" in ('{agencies[1]}'))"]
+    assert rerun_looked() and looked == []  # nothing rewritten: nothing to look at
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:  # an agency no dimension knows, in a group no write touched
+        con.execute(
+            "insert into fct_data_element_value select * replace ('XX-UNKNOWN' as agency_code)"
+            " from fct_data_element_value where agency_code = $a limit 1",
+            {"a": agencies[2]},
+        )
+        assert check(con) and looked == []  # this process wrote nothing since the pass: the row is not looked at
+        incremental._WRITES.clear()  # as in a new process: the write is not known
+        assert not check(con) and looked == [whole]
+    # after a failure, every row (the run's write of another group does not hide it)
+    assert not rerun_looked(agencies[3], 5) and looked == [whole]
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        con.execute("delete from fct_data_element_value where agency_code = 'XX-UNKNOWN'")
+        assert check(con) and looked == [whole]
+    assert rerun_looked(agencies[0], 9) and looked == [f"({whole}) and (\"agency_code\" in ('{agencies[0]}'))"]
+    # dim_agency rewritten (a new token): the groups held against the old one, so every row again
+    with Warehouse(tmp_path / "work.duckdb").connect() as con:
+        incremental.wrote(con, "dim_agency", "table", None)
+        assert check(con) and looked == [whole]
+    assert rerun_looked(agencies[2], 4) and looked == [f"({whole}) and (\"agency_code\" in ('{agencies[2]}'))"]
+
+
 def _sample_setting(con) -> int:
     return int(con.execute("select current_setting('pandas_analyze_sample')").fetchone()[0])
 
