@@ -78,6 +78,12 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _REFERENCE = re.compile(r"^([a-z_][a-z0-9_]*)\s*->\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)$")
 
 
+# The pipeline's own state a model's SQL may read (sql/ddl): a `fingerprint` input may read the
+# fingerprints its source keeps with its rows (`group_state`, written in the same transaction as
+# those rows). Not a table the model is built from: not a dependency, nor an asset upstream of it.
+STATE_READS = frozenset({"group_state"})
+
+
 class ModelError(ConfigError):
     """A model file breaks the header contract (names the file and the line). Whoever adds a table
     causes and fixes it: the CLI prints it as a message (exit code 2), not as a defect."""
@@ -145,7 +151,7 @@ class Model:
         for item in self.inputs:
             if not item.lagged:
                 current |= tables_read(item.sql)
-        return frozenset(current - {self.name})
+        return frozenset(current - {self.name} - STATE_READS)
 
     @property
     def fingerprint_sql(self) -> str | None:
