@@ -976,23 +976,20 @@ def test_the_error_rule_check_finds_a_broken_figure_that_reached_the_table(tmp_p
     assert "V_OFWHICH_HSO02" in set(outcome.rows["rule_id"])
 
 
-@pytest.mark.slow  # four builds of a quarter: the full tier
-def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_path, catalog, monkeypatch):
-    """A published model's grain check (its key is unique and not null) looks only at the groups
-    the run rewrote, when the check last passed on the table as it was before that write; a
-    duplicate put in another group by hand is found once the write is not known (another
-    process), and after a failed check every row is looked at again until it passes."""
-    from pipelines import incremental, models
-    from pipelines.models import GRAIN_CHECK
-    from pipelines.warehouse import Warehouse
+def _check_looked(tmp_path, catalog, monkeypatch, check_name: str, rows_function: str):
+    """(agencies, looked, rerun_looked, check) for fct_data_element_value's check `check_name` on
+    `_quarter_checked`'s working file: `looked` holds the `where` of each call of
+    `pipelines.models.<rows_function>` (the check's look at the table) since the last
+    `rerun_looked(changed, extra)` or `check(con)`."""
+    from pipelines import models
 
-    agencies, rerun, checked = _quarter_checked(tmp_path, catalog, "fct_data_element_value", GRAIN_CHECK)
+    agencies, rerun, checked = _quarter_checked(tmp_path, catalog, "fct_data_element_value", check_name)
     looked: list[str] = []
-    grain_rows = models.grain_rows
+    rows = getattr(models, rows_function)
     monkeypatch.setattr(
         models,
-        "grain_rows",
-        lambda con, table, grain, where, params: looked.append(where) or grain_rows(con, table, grain, where, params),
+        rows_function,
+        lambda con, table, what, where, params: looked.append(where) or rows(con, table, what, where, params),
     )
 
     def check(con) -> bool:
@@ -1003,6 +1000,20 @@ def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_pat
         looked.clear()
         return rerun(changed, extra)
 
+    return agencies, looked, rerun_looked, check
+
+
+@pytest.mark.slow  # four builds of a quarter: the full tier
+def test_the_grain_check_looks_at_the_rewritten_groups_after_a_pass_only(tmp_path, catalog, monkeypatch):
+    """A published model's grain check (its key is unique and not null) looks only at the groups
+    the run rewrote, when the check last passed on the table as it was before that write; a
+    duplicate put in another group by hand is found once the write is not known (another
+    process), and after a failed check every row is looked at again until it passes."""
+    from pipelines import incremental
+    from pipelines.models import GRAIN_CHECK
+    from pipelines.warehouse import Warehouse
+
+    agencies, looked, rerun_looked, check = _check_looked(tmp_path, catalog, monkeypatch, GRAIN_CHECK, "grain_rows")
     assert rerun_looked() and looked == ["period_year = $slice_0"]  # a first build: the whole year
     assert rerun_looked(agencies[1], 3) and looked == [f"(period_year = $slice_0) and (\"agency_code\" in ('{agencies[1]}'))"]
     assert rerun_looked() and looked == []  # nothing rewritten: nothing to look at
@@ -1032,27 +1043,11 @@ def test_a_reference_check_looks_at_the_rewritten_groups_after_a_pass_against_th
     as it was before that write and against dim_agency as it is now; an unknown agency put in by
     hand is found once the write is not known (another process); after a failed check, or once
     dim_agency is rewritten, every row is looked at again."""
-    from pipelines import incremental, models
+    from pipelines import incremental
     from pipelines.warehouse import Warehouse
 
     check_name = "agency_code_in_dim_agency"
-    agencies, rerun, checked = _quarter_checked(tmp_path, catalog, "fct_data_element_value", check_name)
-    looked: list[str] = []
-    reference_rows = models.reference_rows
-    monkeypatch.setattr(
-        models,
-        "reference_rows",
-        lambda con, table, ref, where, params: looked.append(where) or reference_rows(con, table, ref, where, params),
-    )
-
-    def check(con) -> bool:
-        looked.clear()
-        return checked(con)
-
-    def rerun_looked(changed: str | None = None, extra: int = 0) -> bool:
-        looked.clear()
-        return rerun(changed, extra)
-
+    agencies, looked, rerun_looked, check = _check_looked(tmp_path, catalog, monkeypatch, check_name, "reference_rows")
     whole = "period_year = $slice_0"
     assert rerun_looked() and looked == [whole]  # a first build: the whole year
     assert rerun_looked(agencies[1], 3) and looked == [f"({whole}) and (\"agency_code\" in ('{agencies[1]}'))"]
